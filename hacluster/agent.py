@@ -1,0 +1,204 @@
+"""The agent loop, on every host: make this host's hypervisor match the replicated state.
+
+Each cycle reads the local replica, lists libvirt's domains, carries out host_plan's actions
+on this host only, and sends a heartbeat (metrics and observed VM states) to the leader. It
+acts only once the replica has caught up, so a restarted member never mistakes an empty
+replica for "delete everything"; and it adopts running VMs the cluster assigns to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import grpc
+
+from .config import Config
+from .core import commands as c
+from .core.host_plan import Act, Action, Domain, plan_host
+from .core.model import Observed, Vm
+from .hypervisor import Hypervisor, HypervisorError
+from .metrics import disk_total_gib, host_metrics
+from .raft import RaftNode, Unavailable
+from .v1 import cluster_pb2 as pb
+from .v1 import cluster_pb2_grpc as rpc
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Capacity:
+    cpus: int
+    memory_mib: int
+    disk_gib: int
+
+
+class Agent:
+    def __init__(self, config: Config, raft: RaftNode, hypervisor: Hypervisor,
+                 wake: threading.Event) -> None:
+        self.config = config
+        self.raft = raft
+        self.hv = hypervisor
+        self.wake = wake
+        self.registered = False
+        self.last_verdict = ""
+        self._stopping_since: dict[str, float] = {}  # uuid -> monotonic time of shutdown()
+        self._api_by_raft = {m.raft: m.api for m in config.members}
+        self._channels: dict[str, grpc.Channel] = {}
+        self._capacity: Capacity | None = None
+
+    # ---- facts about this host ------------------------------------------------------------
+
+    def capacity(self) -> Capacity:
+        if self._capacity is None:
+            cpus, memory_mib = self.hv.node_info()
+            o = self.config.capacity
+            self._capacity = Capacity(
+                cpus=o.cpus or cpus,
+                memory_mib=o.memory_mib or memory_mib,
+                disk_gib=o.disk_gib if o.disk_gib is not None
+                else disk_total_gib(self.config.storage_dir),
+            )
+        return self._capacity
+
+    def _register(self) -> None:
+        cap = self.capacity()
+        me = self.config.me
+        result = self.raft.propose(c.RegisterHost(
+            id=uuid.uuid4().hex, ts=time.time(), name=me.name, raft_addr=me.raft,
+            api_addr=me.api, cpus=cap.cpus, memory_mib=cap.memory_mib, disk_gib=cap.disk_gib))
+        if not result.ok:
+            raise Unavailable(f"registration refused: {result.message}")
+        self.registered = True
+        log.info("registered %s: %d CPUs, %d MiB, %d GiB", me.name, cap.cpus, cap.memory_mib,
+                 cap.disk_gib)
+
+    # ---- one cycle --------------------------------------------------------------------------
+
+    def cycle(self) -> str:
+        """Run one reconcile cycle and return its one-line verdict."""
+        if self.raft.halted:
+            return self.raft.halted
+        try:
+            if not self.registered and self.raft.is_ready():
+                self._register()
+        except Unavailable as exc:
+            return f"not registered: {exc}"
+        try:
+            domains = self.hv.domains()
+        except HypervisorError as exc:
+            return f"hypervisor unreachable: {exc}"
+        done: list[str] = []
+        if self.raft.is_ready():
+            vms = self.raft.state.vms
+            actions = plan_host(self.config.name, vms, domains)
+            done = [self._execute(a, vms) for a in actions]
+            if done:
+                try:
+                    domains = self.hv.domains()
+                except HypervisorError as exc:
+                    return f"hypervisor unreachable: {exc}"
+        sent = self._heartbeat(domains)
+        running = sum(1 for d in domains if d.managed and d.state is Observed.RUNNING)
+        parts = [f"{running} running"] + [d for d in done if d]
+        if not self.raft.is_ready():
+            parts.append("replica not caught up: no actions")
+        if not sent:
+            parts.append("no leader to heartbeat")
+        return "; ".join(parts)
+
+    def _execute(self, action: Action, vms: dict[str, Vm]) -> str:
+        try:
+            if action.act is Act.DEFINE_START:
+                self.hv.define_start(vms[action.vm])
+            elif action.act is Act.START:
+                self.hv.start(action.uuid)
+            elif action.act is Act.STOP:
+                return self._stop(action)
+            elif action.act is Act.DESTROY:
+                self.hv.destroy(action.uuid)
+            elif action.act is Act.UNDEFINE:
+                self.hv.undefine(action.uuid)
+        except (HypervisorError, KeyError) as exc:
+            log.warning("%s %s failed: %s", action.act, action.vm, exc)
+            return f"{action.act} {action.vm} failed"
+        log.info("%s %s (%s)", action.act, action.vm, action.reason)
+        return f"{action.act} {action.vm}"
+
+    def _stop(self, action: Action) -> str:
+        """Graceful first; destroy once the guest has ignored it for stop_timeout."""
+        since = self._stopping_since.get(action.uuid)
+        now = time.monotonic()
+        if since is None:
+            self._stopping_since[action.uuid] = now
+            self.hv.shutdown(action.uuid)
+            log.info("shutdown %s (%s)", action.vm, action.reason)
+            return f"shutdown {action.vm}"
+        if now - since >= self.config.stop_timeout:
+            self.hv.destroy(action.uuid)
+            del self._stopping_since[action.uuid]
+            log.info("destroy %s: ignored shutdown for %.0fs", action.vm, now - since)
+            return f"destroy {action.vm}"
+        return ""
+
+    # ---- heartbeat ---------------------------------------------------------------------------
+
+    def observed(self, domains: list[Domain]) -> dict[str, str]:
+        """Observed state of every VM assigned here, by VM name ('none' = not defined)."""
+        by_uuid = {d.uuid: d for d in domains}
+        result = {}
+        for vm in self.raft.state.vms.values():
+            if vm.host == self.config.name:
+                dom = by_uuid.get(vm.uuid)
+                result[vm.name] = dom.state.value if dom else Observed.NONE.value
+        live = {d.uuid for d in domains if d.state is not Observed.RUNNING}
+        self._stopping_since = {u: t for u, t in self._stopping_since.items() if u not in live}
+        return result
+
+    def _memory_available(self, domains: list[Domain]) -> float | None:
+        if self.hv.driver().lower() != "test":
+            return None  # a real host: psutil knows
+        used = sum(d.memory_mib for d in domains if d.state is not Observed.STOPPED)
+        return float(max(self.capacity().memory_mib - used, 0))
+
+    def _heartbeat(self, domains: list[Domain]) -> bool:
+        leader = self.raft.leader_addr()
+        api = self._api_by_raft.get(leader) if leader else None
+        if api is None:
+            return False
+        m = host_metrics(self.config.storage_dir, self._memory_available(domains))
+        request = pb.HeartbeatRequest(
+            host=self.config.name, cpu_load=m.cpu_load,
+            memory_available_mib=m.memory_available_mib, disk_free_gib=m.disk_free_gib,
+            observed=self.observed(domains))
+        channel = self._channels.get(api)
+        if channel is None:
+            channel = self._channels[api] = grpc.insecure_channel(api)
+        try:
+            rpc.AgentStub(channel).Heartbeat(request, timeout=1.0)
+        except grpc.RpcError as exc:
+            log.debug("heartbeat to %s failed: %s", api, exc)
+            return False
+        return True
+
+    # ---- the loop ----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                verdict = self.cycle()
+            except Exception:  # the loop must survive anything one cycle hits
+                log.exception("agent cycle failed")
+                verdict = "cycle failed"
+            if verdict != self.last_verdict:
+                log.info("agent: %s", verdict)
+                self.last_verdict = verdict
+            self.wake.wait(self.config.heartbeat_interval)
+            self.wake.clear()
+
+    def close(self) -> None:
+        for channel in self._channels.values():
+            channel.close()

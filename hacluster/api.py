@@ -1,0 +1,269 @@
+"""The gRPC servicers: translate requests into commands and state into messages. No decisions.
+
+Reads come from this member's replica. Writes are validated here first (a clear
+INVALID_ARGUMENT before anything is proposed), then committed through Raft, and apply's verdict
+becomes the status code: a refused request changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import NoReturn
+
+import grpc
+
+from .config import Config
+from .core import commands as c
+from .core.model import Host, Observed, Vm, VmState, vm_status
+from .core.placement import HostMetrics, HostTable
+from .core.state import ClusterState, Result
+from .core.validate import name_error, vm_spec_errors
+from .leader import LeaderLoop
+from .raft import RaftNode, Unavailable
+from .v1 import cluster_pb2 as pb
+from .v1 import cluster_pb2_grpc as rpc
+
+log = logging.getLogger(__name__)
+
+STATUS_FOR_CODE = {
+    "invalid": grpc.StatusCode.INVALID_ARGUMENT,
+    "not_found": grpc.StatusCode.NOT_FOUND,
+    "exists": grpc.StatusCode.ALREADY_EXISTS,
+    "conflict": grpc.StatusCode.FAILED_PRECONDITION,
+    "stale_term": grpc.StatusCode.FAILED_PRECONDITION,
+}
+OBSERVED_VALUES = {o.value for o in Observed}
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
+    context.abort(code, message)
+    raise AssertionError("unreachable")  # context.abort raises
+
+
+def vm_message(vm: Vm, state: ClusterState) -> pb.Vm:
+    host = state.hosts.get(vm.host) if vm.host else None
+    msg = pb.Vm(name=vm.name, uuid=vm.uuid, state=vm.state.value, status=vm_status(vm, host),
+                vcpus=vm.vcpus, memory_mib=vm.memory_mib, disk_gib=vm.disk_gib, ha=vm.ha,
+                priority=vm.priority, pending_reasons=vm.pending_reasons, version=vm.version,
+                observed=vm.observed.value)
+    if vm.host is not None:
+        msg.host = vm.host
+    if vm.last_host is not None:
+        msg.last_host = vm.last_host
+    return msg
+
+
+def host_message(host: Host, state: ClusterState, table: HostTable,
+                 live: dict[str, pb.HostLive]) -> pb.Host:
+    i = table.index[host.name]
+    p = state.policy
+    beat = live.get(host.name)
+    return pb.Host(
+        name=host.name, status=host.status.value,
+        vms=sorted(vm.name for vm in state.vms.values() if vm.host == host.name),
+        cpus=host.cpus, memory_mib=host.memory_mib,
+        memory_free_mib=int(table.free_memory(p)[i]),
+        cpu_load=beat.cpu_load if beat else -1.0,
+        disk_gib=host.disk_gib, disk_free_gib=int(table.free_disk(p)[i]),
+        memory_allocated_mib=int(table.used_memory_mib[i]),
+        vcpus_allocated=int(table.used_vcpus[i]),
+        api_addr=host.api_addr, raft_addr=host.raft_addr,
+        last_heard_ago=beat.last_heard_ago if beat else -1.0,
+        version=host.version,
+        memory_available_mib=beat.memory_available_mib if beat else -1.0,
+    )
+
+
+class ClusterServicer(rpc.ClusterServicer):  # type: ignore[misc]
+    def __init__(self, config: Config, raft: RaftNode, leader: LeaderLoop) -> None:
+        self.config = config
+        self.raft = raft
+        self.leader = leader
+        self._channels: dict[str, grpc.Channel] = {}
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def _commit(self, context: grpc.ServicerContext, cmd: c.Command) -> Result:
+        try:
+            result = self.raft.propose(cmd)
+        except Unavailable as exc:
+            _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
+        if not result.ok:
+            _abort(context, STATUS_FOR_CODE.get(result.code, grpc.StatusCode.UNKNOWN),
+                   result.message)
+        return result
+
+    def _request_id(self, context: grpc.ServicerContext, given: str) -> str:
+        if not given:
+            return uuid.uuid4().hex
+        if not REQUEST_ID_RE.match(given):
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT,
+                   "request_id must be 1-64 letters, digits or '_.:-'")
+        return given
+
+    def _vm(self, context: grpc.ServicerContext, name: str) -> Vm:
+        if (err := name_error("VM", name)) is not None:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, err)
+        vm = self.raft.state.vms.get(name)
+        if vm is None:
+            _abort(context, grpc.StatusCode.NOT_FOUND, f"VM {name} does not exist")
+        return vm
+
+    def _live(self) -> dict[str, pb.HostLive]:
+        """Live metrics: our own if we lead, else the leader's (soft state lives there)."""
+        if self.leader.active:
+            return live_messages(self.leader)
+        leader = self.raft.leader_addr()
+        api = next((m.api for m in self.config.members if m.raft == leader), None)
+        if api is None:
+            return {}
+        channel = self._channels.get(api)
+        if channel is None:
+            channel = self._channels[api] = grpc.insecure_channel(api)
+        try:
+            reply = rpc.AgentStub(channel).LiveMetrics(pb.LiveMetricsRequest(), timeout=0.5)
+        except grpc.RpcError:
+            return {}
+        return {h.host: h for h in reply.hosts}
+
+    # ---- cluster and hosts ---------------------------------------------------------------------
+
+    def GetStatus(self, request: pb.GetStatusRequest,
+                  context: grpc.ServicerContext) -> pb.ClusterStatus:
+        state = self.raft.state
+        status = self.raft.status()
+        leader_addr = self.raft.leader_addr()
+        members = []
+        for m in self.config.members:
+            connected = (m.name == self.config.name
+                         or status.get(f"partner_node_status_server_{m.raft}") == 2)
+            members.append(pb.Member(name=m.name, raft_addr=m.raft, api_addr=m.api,
+                                     leader=m.raft == leader_addr, connected=connected))
+        leader_name = next((m.name for m in members if m.leader), "")
+        return pb.ClusterStatus(
+            leader=leader_name, term=self.raft.term(), quorum=self.raft.has_quorum(),
+            members=members, self=self.config.name,
+            commit_index=int(status.get("commit_idx", 0)),
+            applied_index=int(status.get("last_applied", 0)),
+            leader_term=state.leader_term,
+            hosts_up=sum(1 for h in state.hosts.values() if h.status.value == "up"),
+            vms=len(state.vms),
+            vms_running=sum(1 for v in state.vms.values()
+                            if vm_status(v, state.hosts.get(v.host or "")) == "running"),
+            halted=self.raft.halted or "",
+        )
+
+    def _hosts(self) -> tuple[ClusterState, HostTable, dict[str, pb.HostLive]]:
+        state = self.raft.state
+        return state, HostTable.build(state.hosts.values(), state.vms.values()), self._live()
+
+    def ListHosts(self, request: pb.ListHostsRequest,
+                  context: grpc.ServicerContext) -> pb.ListHostsResponse:
+        state, table, live = self._hosts()
+        return pb.ListHostsResponse(hosts=[host_message(h, state, table, live)
+                                           for h in sorted(state.hosts.values(),
+                                                           key=lambda h: h.name)])
+
+    def GetHost(self, request: pb.GetHostRequest, context: grpc.ServicerContext) -> pb.Host:
+        if (err := name_error("host", request.name)) is not None:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, err)
+        state, table, live = self._hosts()
+        host = state.hosts.get(request.name)
+        if host is None:
+            _abort(context, grpc.StatusCode.NOT_FOUND, f"host {request.name} does not exist")
+        return host_message(host, state, table, live)
+
+    # ---- VMs ---------------------------------------------------------------------------------
+
+    def CreateVm(self, request: pb.CreateVmRequest, context: grpc.ServicerContext) -> pb.Vm:
+        state_value = VmState.STOPPED.value if request.stopped else VmState.STARTED.value
+        errors = vm_spec_errors(request.name, request.vcpus, request.memory_mib,
+                                request.disk_gib, request.priority, state_value)
+        if errors:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "; ".join(errors))
+        cmd_id = self._request_id(context, request.request_id)
+        if request.name in self.raft.state.vms and cmd_id not in self.raft.state.recent:
+            _abort(context, grpc.StatusCode.ALREADY_EXISTS, f"VM {request.name} already exists")
+        self._commit(context, c.CreateVm(
+            id=cmd_id, ts=time.time(), name=request.name, uuid=str(uuid.uuid4()),
+            vcpus=request.vcpus, memory_mib=request.memory_mib, disk_gib=request.disk_gib,
+            state=state_value, ha=request.ha, priority=request.priority))
+        return vm_message(self.raft.state.vms[request.name], self.raft.state)
+
+    def GetVm(self, request: pb.VmRequest, context: grpc.ServicerContext) -> pb.Vm:
+        return vm_message(self._vm(context, request.name), self.raft.state)
+
+    def ListVms(self, request: pb.ListVmsRequest,
+                context: grpc.ServicerContext) -> pb.ListVmsResponse:
+        state = self.raft.state
+        return pb.ListVmsResponse(vms=[vm_message(v, state)
+                                       for v in sorted(state.vms.values(), key=lambda v: v.name)])
+
+    def _set_state(self, request: pb.VmRequest, context: grpc.ServicerContext,
+                   state: VmState) -> pb.Vm:
+        self._vm(context, request.name)
+        self._commit(context, c.SetVmState(
+            id=self._request_id(context, request.request_id), ts=time.time(),
+            name=request.name, state=state.value,
+            expect_version=request.expect_version if request.HasField("expect_version")
+            else None))
+        return vm_message(self._vm(context, request.name), self.raft.state)
+
+    def StartVm(self, request: pb.VmRequest, context: grpc.ServicerContext) -> pb.Vm:
+        return self._set_state(request, context, VmState.STARTED)
+
+    def StopVm(self, request: pb.VmRequest, context: grpc.ServicerContext) -> pb.Vm:
+        return self._set_state(request, context, VmState.STOPPED)
+
+    def DeleteVm(self, request: pb.VmRequest,
+                 context: grpc.ServicerContext) -> pb.DeleteVmResponse:
+        self._vm(context, request.name)
+        self._commit(context, c.DeleteVm(
+            id=self._request_id(context, request.request_id), ts=time.time(),
+            name=request.name,
+            expect_version=request.expect_version if request.HasField("expect_version")
+            else None))
+        return pb.DeleteVmResponse()
+
+
+def live_messages(leader: LeaderLoop) -> dict[str, pb.HostLive]:
+    now = time.monotonic()
+    return {h: pb.HostLive(host=h, cpu_load=b.metrics.cpu_load,
+                           memory_available_mib=b.metrics.memory_available_mib,
+                           disk_free_gib=b.metrics.disk_free_gib, last_heard_ago=now - b.at)
+            for h, b in leader.live.heartbeats().items()}
+
+
+class AgentServicer(rpc.AgentServicer):  # type: ignore[misc]
+    """Member-to-member calls; only the acting leader answers them."""
+
+    def __init__(self, config: Config, leader: LeaderLoop) -> None:
+        self.members = {m.name for m in config.members}
+        self.leader = leader
+
+    def _require_leader(self, context: grpc.ServicerContext) -> None:
+        if not self.leader.active:
+            _abort(context, grpc.StatusCode.FAILED_PRECONDITION, "this member is not the leader")
+
+    def Heartbeat(self, request: pb.HeartbeatRequest,
+                  context: grpc.ServicerContext) -> pb.HeartbeatResponse:
+        self._require_leader(context)
+        if request.host not in self.members:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT,
+                   f"{request.host!r} is not a cluster member")
+        bad = sorted(v for v in request.observed.values() if v not in OBSERVED_VALUES)
+        if bad:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"unknown VM states: {bad}")
+        self.leader.live.record(request.host, HostMetrics(
+            cpu_load=request.cpu_load, memory_available_mib=request.memory_available_mib,
+            disk_free_gib=request.disk_free_gib), dict(request.observed))
+        return pb.HeartbeatResponse(leader_term=self.leader.term)
+
+    def LiveMetrics(self, request: pb.LiveMetricsRequest,
+                    context: grpc.ServicerContext) -> pb.LiveMetricsResponse:
+        self._require_leader(context)
+        return pb.LiveMetricsResponse(hosts=list(live_messages(self.leader).values()))

@@ -1,0 +1,325 @@
+"""hactl: the command-line client (and the local lab's controls).
+
+Tables for people, `--output json` for scripts (keys documented in the README). Any error is
+one line on stderr and a non-zero exit: 1 for a refused or failed request, 2 for bad usage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from . import lab as lab_mod
+from .client import Client, ClientError
+
+COLUMNS = {
+    "vm": ["name", "status", "host", "state", "vcpus", "memory_mib", "disk_gib", "ha",
+           "priority"],
+    "host": ["name", "status", "vms", "cpus", "vcpus_allocated", "memory_mib",
+             "memory_free_mib", "cpu_load", "last_heard_ago"],
+    "member": ["name", "api_addr", "raft_addr", "leader", "connected"],
+    "lab": ["name", "api", "libvirt_uri", "libvirtd", "keeper", "haclusterd"],
+}
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return str(len(value))
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    cells = [[c.upper() for c in columns]] + [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+                     for row in cells)
+
+
+def details(record: dict[str, Any]) -> str:
+    lines = []
+    for key, value in record.items():
+        if isinstance(value, list):
+            shown = ", ".join(str(v) for v in value) if value else "-"
+            if key == "pending_reasons" and value:
+                shown = "\n" + "\n".join(f"    {v}" for v in value)
+            lines.append(f"{key}: {shown}")
+        else:
+            lines.append(f"{key}: {_cell(value)}")
+    return "\n".join(lines)
+
+
+class Ctx:
+    def __init__(self, endpoints: str | None, output: str, timeout: float) -> None:
+        self.endpoints = endpoints
+        self.output = output
+        self.timeout = timeout
+
+    def client(self) -> Client:
+        raw = self.endpoints or os.environ.get("HACTL_ENDPOINTS", "")
+        return Client([e.strip() for e in raw.split(",") if e.strip()], timeout=self.timeout)
+
+    def emit(self, data: Any, render: Callable[[Any], str]) -> None:
+        if self.output == "json":
+            click.echo(json.dumps(data, indent=2, sort_keys=True))
+        else:
+            click.echo(render(data))
+
+
+@contextmanager
+def errors() -> Iterator[None]:
+    """Every failure a user can cause becomes one line on stderr and exit status 1."""
+    try:
+        yield
+    except (ClientError, lab_mod.LabError) as exc:
+        click.echo(f"hactl: {exc}", err=True)
+        sys.exit(1)
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--endpoints", "-e", metavar="HOST:PORT,...",
+              help="Members' gRPC addresses, tried in turn [env: HACTL_ENDPOINTS].")
+@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@click.option("--timeout", type=float, default=10.0, show_default=True,
+              help="Seconds to wait for each member.")
+@click.pass_context
+def main(ctx: click.Context, endpoints: str | None, output: str, timeout: float) -> None:
+    """Control an hacluster cluster: hosts, VMs, and a local lab."""
+    ctx.obj = Ctx(endpoints, output, timeout)
+
+
+# ---- cluster -----------------------------------------------------------------------------------
+
+
+@main.group()
+def cluster() -> None:
+    """The cluster as a whole."""
+
+
+@cluster.command("status")
+@pass_ctx
+def cluster_status(ctx: Ctx) -> None:
+    """Leader, term, quorum and members, as the first reachable member sees them."""
+    with errors():
+        status = ctx.client().status()
+
+    def render(s: dict[str, Any]) -> str:
+        head = (f"leader: {s['leader'] or '(none)'}  term: {s['term']}  "
+                f"quorum: {'yes' if s['quorum'] else 'NO'}  answered by: {s['self']}\n"
+                f"hosts up: {s['hosts_up']}  VMs: {s['vms']} ({s['vms_running']} running)  "
+                f"commit index: {s['commit_index']}")
+        if s["halted"]:
+            head += f"\nHALTED: {s['halted']}"
+        return head + "\n\n" + table(s["members"], COLUMNS["member"])
+
+    ctx.emit(status, render)
+
+
+# ---- hosts -------------------------------------------------------------------------------------
+
+
+@main.group()
+def host() -> None:
+    """Hypervisor hosts."""
+
+
+@host.command("list")
+@pass_ctx
+def host_list(ctx: Ctx) -> None:
+    with errors():
+        hosts = ctx.client().list_hosts()
+    ctx.emit(hosts, lambda rows: table(rows, COLUMNS["host"]))
+
+
+@host.command("show")
+@click.argument("name")
+@pass_ctx
+def host_show(ctx: Ctx, name: str) -> None:
+    with errors():
+        record = ctx.client().get_host(name)
+    ctx.emit(record, details)
+
+
+# ---- VMs ---------------------------------------------------------------------------------------
+
+
+@main.group()
+def vm() -> None:
+    """Virtual machines."""
+
+
+@vm.command("create")
+@click.argument("name")
+@click.option("--vcpus", type=int, required=True)
+@click.option("--memory", "memory_mib", type=int, required=True, metavar="MIB")
+@click.option("--disk", "disk_gib", type=int, default=0, show_default=True, metavar="GIB")
+@click.option("--ha/--no-ha", default=True, show_default=True,
+              help="Restart it elsewhere if its host fails.")
+@click.option("--priority", type=int, default=0, show_default=True,
+              help="Higher starts first (0-1000).")
+@click.option("--stopped", is_flag=True, help="Create without starting it.")
+@pass_ctx
+def vm_create(ctx: Ctx, name: str, vcpus: int, memory_mib: int, disk_gib: int, ha: bool,
+              priority: int, stopped: bool) -> None:
+    """Create a VM; the leader places it on the best host that fits."""
+    with errors():
+        record = ctx.client().create_vm(name, vcpus, memory_mib, disk_gib, ha, priority,
+                                        stopped)
+    ctx.emit(record, details)
+
+
+@vm.command("list")
+@pass_ctx
+def vm_list(ctx: Ctx) -> None:
+    with errors():
+        vms = ctx.client().list_vms()
+    ctx.emit(vms, lambda rows: table(rows, COLUMNS["vm"]))
+
+
+@vm.command("show")
+@click.argument("name")
+@pass_ctx
+def vm_show(ctx: Ctx, name: str) -> None:
+    """A VM, with why it is pending if no host fits."""
+    with errors():
+        record = ctx.client().get_vm(name)
+    ctx.emit(record, details)
+
+
+def _vm_action(verb: str, call: Callable[[Client, str], Any]) -> click.Command:
+    @click.argument("name")
+    @pass_ctx
+    def command(ctx: Ctx, name: str) -> None:
+        with errors():
+            record = call(ctx.client(), name)
+        if record is None:
+            record = {"name": name, "deleted": True}
+        ctx.emit(record, details)
+
+    command.__doc__ = f"{verb.capitalize()} a VM."
+    return vm.command(verb)(command)
+
+
+_vm_action("start", Client.start_vm)
+_vm_action("stop", Client.stop_vm)
+_vm_action("delete", Client.delete_vm)
+
+
+# ---- lab ---------------------------------------------------------------------------------------
+
+
+@main.group()
+def lab() -> None:
+    """A local multi-host lab on this machine (libvirt's test driver, one libvirtd per host)."""
+
+
+LAB_DIR = click.option("--dir", "lab_dir", required=True, type=click.Path(file_okay=False),
+                       help="Where the lab keeps its hosts' configs, data and logs.")
+
+
+def _lab_rows(lab_obj: lab_mod.Lab) -> list[dict[str, Any]]:
+    rows = []
+    for h in lab_obj.hosts:
+        row: dict[str, Any] = {"name": h.name, "api": h.api, "raft": h.raft,
+                               "libvirt_uri": h.libvirt_uri, "pids": {}}
+        for proc in lab_mod.PROCESSES:
+            alive = lab_obj.alive(h, proc)
+            row["pids"][proc] = h.pids.get(proc) if alive else None
+            row[proc] = h.pids.get(proc) if alive else "down"
+        rows.append(row)
+    return rows
+
+
+@lab.command("up")
+@LAB_DIR
+@click.option("--nodes", type=int, default=3, show_default=True)
+@click.option("--base-ip", default="127.0.77", show_default=True,
+              help="Host i gets BASE_IP.i (loopback only).")
+@click.option("--raft-port", type=int, default=7400, show_default=True)
+@click.option("--api-port", type=int, default=7401, show_default=True)
+@click.option("--log-level", default="INFO", show_default=True)
+@pass_ctx
+def lab_up(ctx: Ctx, lab_dir: str, nodes: int, base_ip: str, raft_port: int, api_port: int,
+           log_level: str) -> None:
+    """Start NODES hosts and wait until the cluster has a leader and every host is up."""
+    with errors():
+        lab_obj = lab_mod.create(lab_dir, nodes, base_ip, raft_port, api_port, log_level)
+        try:
+            for h in lab_obj.hosts:
+                lab_obj.start_host(h)
+            lab_mod.wait_until_up(lab_obj)
+        except lab_mod.LabError:
+            lab_obj.stop_all()
+            lab_obj.forget()
+            raise
+    ctx.emit(_lab_rows(lab_obj), lambda rows: table(rows, COLUMNS["lab"]) +
+             f"\n\nexport HACTL_ENDPOINTS={lab_obj.endpoints}")
+
+
+@lab.command("status")
+@LAB_DIR
+@pass_ctx
+def lab_status(ctx: Ctx, lab_dir: str) -> None:
+    """Each host's endpoint, libvirt URI and process ids ('down' when not running)."""
+    with errors():
+        lab_obj = lab_mod.Lab.load(lab_dir)
+    ctx.emit(_lab_rows(lab_obj), lambda rows: table(rows, COLUMNS["lab"]))
+
+
+@lab.command("env")
+@LAB_DIR
+def lab_env(lab_dir: str) -> None:
+    """Print the export line that points hactl at the lab: eval "$(hactl lab env --dir D)"."""
+    with errors():
+        lab_obj = lab_mod.Lab.load(lab_dir)
+    click.echo(f"export HACTL_ENDPOINTS={lab_obj.endpoints}")
+
+
+@lab.command("kill")
+@LAB_DIR
+@click.argument("host_name", metavar="HOST")
+@click.option("--daemon-only", is_flag=True,
+              help="Crash only haclusterd (kill -9); its VMs keep running in its libvirtd.")
+def lab_kill(lab_dir: str, host_name: str, daemon_only: bool) -> None:
+    """Power loss of HOST: kill -9 of its haclusterd, libvirtd and keeper (its VMs die)."""
+    with errors():
+        lab_obj = lab_mod.Lab.load(lab_dir)
+        killed = lab_obj.kill_host(lab_obj.host(host_name), daemon_only)
+    click.echo(f"{host_name}: killed {', '.join(killed) or 'nothing (already down)'}")
+
+
+@lab.command("start")
+@LAB_DIR
+@click.argument("host_name", metavar="HOST")
+def lab_start(lab_dir: str, host_name: str) -> None:
+    """Power HOST on again (with its data), starting whichever of its processes is down."""
+    with errors():
+        lab_obj = lab_mod.Lab.load(lab_dir)
+        lab_obj.start_host(lab_obj.host(host_name))
+    click.echo(f"{host_name}: started")
+
+
+@lab.command("down")
+@LAB_DIR
+def lab_down(lab_dir: str) -> None:
+    """Stop every process the lab started (by pid) and forget the lab (data stays on disk)."""
+    with errors():
+        lab_obj = lab_mod.Lab.load(lab_dir)
+        lab_obj.stop_all()
+        lab_obj.forget()
+    click.echo(f"lab in {lab_dir} is down")

@@ -1,0 +1,134 @@
+"""A gRPC client of the cluster that tries each endpoint in turn, returning plain dicts.
+
+The dicts are hactl's JSON output, so their keys are a documented interface (README). Writes
+carry a request id made here, so retrying one on another member applies it at most once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+
+from .v1 import cluster_pb2 as pb
+from .v1 import cluster_pb2_grpc as rpc
+
+M = TypeVar("M", bound=Message)
+
+# Worth another endpoint: the member is unreachable or cannot commit right now.
+FAILOVER_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
+class ClientError(Exception):
+    def __init__(self, message: str, code: grpc.StatusCode | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def vm_dict(vm: pb.Vm) -> dict[str, Any]:
+    return {
+        "name": vm.name, "uuid": vm.uuid,
+        "host": vm.host if vm.HasField("host") else None,
+        "state": vm.state, "status": vm.status, "vcpus": vm.vcpus,
+        "memory_mib": vm.memory_mib, "disk_gib": vm.disk_gib, "ha": vm.ha,
+        "priority": vm.priority, "pending_reasons": list(vm.pending_reasons),
+        "last_host": vm.last_host if vm.HasField("last_host") else None,
+        "observed": vm.observed, "version": vm.version,
+    }
+
+
+def _unknown(value: float) -> float | None:
+    return None if value < 0 else round(value, 3)
+
+
+def host_dict(h: pb.Host) -> dict[str, Any]:
+    return {
+        "name": h.name, "status": h.status, "vms": list(h.vms), "cpus": h.cpus,
+        "memory_mib": h.memory_mib, "memory_free_mib": h.memory_free_mib,
+        "memory_allocated_mib": h.memory_allocated_mib,
+        "memory_available_mib": _unknown(h.memory_available_mib),
+        "vcpus_allocated": h.vcpus_allocated, "cpu_load": _unknown(h.cpu_load),
+        "disk_gib": h.disk_gib, "disk_free_gib": h.disk_free_gib,
+        "api_addr": h.api_addr, "raft_addr": h.raft_addr,
+        "last_heard_ago": _unknown(h.last_heard_ago), "version": h.version,
+    }
+
+
+def status_dict(s: pb.ClusterStatus) -> dict[str, Any]:
+    return {
+        "leader": s.leader or None, "term": s.term, "leader_term": s.leader_term,
+        "quorum": s.quorum, "self": s.self, "commit_index": s.commit_index,
+        "applied_index": s.applied_index, "hosts_up": s.hosts_up, "vms": s.vms,
+        "vms_running": s.vms_running, "halted": s.halted or None,
+        "members": [{"name": m.name, "raft_addr": m.raft_addr, "api_addr": m.api_addr,
+                     "leader": m.leader, "connected": m.connected} for m in s.members],
+    }
+
+
+class Client:
+    def __init__(self, endpoints: Sequence[str], timeout: float = 10.0) -> None:
+        if not endpoints:
+            raise ClientError("no endpoints: use --endpoints host:port,... or HACTL_ENDPOINTS")
+        self.endpoints = list(endpoints)
+        self.timeout = timeout
+        self._channels: dict[str, grpc.Channel] = {}
+
+    def _call(self, method: Callable[[rpc.ClusterStub], Callable[..., M]],
+              request: Message) -> M:
+        errors = []
+        for endpoint in self.endpoints:
+            channel = self._channels.get(endpoint)
+            if channel is None:
+                channel = self._channels[endpoint] = grpc.insecure_channel(endpoint)
+            try:
+                return method(rpc.ClusterStub(channel))(request, timeout=self.timeout)
+            except grpc.RpcError as exc:
+                code, details = exc.code(), exc.details()
+                if code not in FAILOVER_CODES:
+                    raise ClientError(details or str(code), code) from exc
+                errors.append(f"{endpoint}: {details or code.name}")
+        raise ClientError("no member could answer: " + "; ".join(errors),
+                          grpc.StatusCode.UNAVAILABLE)
+
+    def close(self) -> None:
+        for channel in self._channels.values():
+            channel.close()
+
+    # ---- calls ---------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return status_dict(self._call(lambda s: s.GetStatus, pb.GetStatusRequest()))
+
+    def list_hosts(self) -> list[dict[str, Any]]:
+        reply = self._call(lambda s: s.ListHosts, pb.ListHostsRequest())
+        return [host_dict(h) for h in reply.hosts]
+
+    def get_host(self, name: str) -> dict[str, Any]:
+        return host_dict(self._call(lambda s: s.GetHost, pb.GetHostRequest(name=name)))
+
+    def create_vm(self, name: str, vcpus: int, memory_mib: int, disk_gib: int = 0,
+                  ha: bool = True, priority: int = 0, stopped: bool = False) -> dict[str, Any]:
+        request = pb.CreateVmRequest(name=name, vcpus=vcpus, memory_mib=memory_mib,
+                                     disk_gib=disk_gib, ha=ha, priority=priority,
+                                     stopped=stopped, request_id=uuid.uuid4().hex)
+        return vm_dict(self._call(lambda s: s.CreateVm, request))
+
+    def get_vm(self, name: str) -> dict[str, Any]:
+        return vm_dict(self._call(lambda s: s.GetVm, pb.VmRequest(name=name)))
+
+    def list_vms(self) -> list[dict[str, Any]]:
+        return [vm_dict(v) for v in self._call(lambda s: s.ListVms, pb.ListVmsRequest()).vms]
+
+    def start_vm(self, name: str) -> dict[str, Any]:
+        request = pb.VmRequest(name=name, request_id=uuid.uuid4().hex)
+        return vm_dict(self._call(lambda s: s.StartVm, request))
+
+    def stop_vm(self, name: str) -> dict[str, Any]:
+        request = pb.VmRequest(name=name, request_id=uuid.uuid4().hex)
+        return vm_dict(self._call(lambda s: s.StopVm, request))
+
+    def delete_vm(self, name: str) -> None:
+        self._call(lambda s: s.DeleteVm, pb.VmRequest(name=name, request_id=uuid.uuid4().hex))

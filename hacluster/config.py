@@ -1,0 +1,143 @@
+"""haclusterd's configuration file (TOML), parsed and checked before anything starts.
+
+Every member lists the same `[[members]]`; `name` says which one this host is. A bad file is
+refused with a message naming the field, never half-applied.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .core.validate import name_error
+from .raft import RaftTimings
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    raft: str  # host:port of the Raft transport
+    api: str  # host:port of the gRPC API
+
+
+@dataclass(frozen=True)
+class CapacityOverride:
+    cpus: int | None = None
+    memory_mib: int | None = None
+    disk_gib: int | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    members: tuple[Member, ...]
+    secret: str
+    data_dir: str
+    libvirt_uri: str = "qemu:///system"
+    storage_dir: str = "/var/lib/libvirt/images"
+    heartbeat_interval: float = 0.5
+    stop_timeout: float = 60.0  # graceful shutdown before a stopped VM is destroyed
+    capacity: CapacityOverride = field(default_factory=CapacityOverride)
+    raft: RaftTimings = field(default_factory=RaftTimings)
+    log_level: str = "INFO"
+
+    @property
+    def me(self) -> Member:
+        return next(m for m in self.members if m.name == self.name)
+
+    @property
+    def peers(self) -> list[Member]:
+        return [m for m in self.members if m.name != self.name]
+
+
+def _addr(label: str, value: Any) -> str:
+    if not isinstance(value, str) or ":" not in value:
+        raise ConfigError(f"{label} must be 'host:port', got {value!r}")
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{label} must be 'host:port', got {value!r}")
+    return value
+
+
+def _secret(data: dict[str, Any], base: Path) -> str:
+    secret = data.get("secret")
+    secret_file = data.get("secret_file")
+    if secret_file:
+        path = Path(secret_file) if Path(secret_file).is_absolute() else base / secret_file
+        try:
+            secret = path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"cluster.secret_file: cannot read {path}: {exc}") from exc
+    if not isinstance(secret, str) or len(secret) < 16:
+        raise ConfigError("cluster.secret (or cluster.secret_file) is required and must be at "
+                          "least 16 characters: Raft traffic is pickled, so without a secret "
+                          "anyone who reaches the Raft port can run code on this host")
+    return secret
+
+
+def load(path: str | os.PathLike[str]) -> Config:
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {p}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+    return parse(data, p.parent)
+
+
+def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
+    name = data.get("name")
+    if (err := name_error("host", name)) is not None:
+        raise ConfigError(f"name: {err}")
+    assert isinstance(name, str)
+    cluster = data.get("cluster", {})
+    raw_members = cluster.get("members", [])
+    if not isinstance(raw_members, list) or not raw_members:
+        raise ConfigError("cluster.members: list every member as {name, raft, api}")
+    members = []
+    for i, m in enumerate(raw_members):
+        label = f"cluster.members[{i}]"
+        if not isinstance(m, dict):
+            raise ConfigError(f"{label} must be a table with name, raft and api")
+        if (err := name_error("member", m.get("name"))) is not None:
+            raise ConfigError(f"{label}.name: {err}")
+        members.append(Member(m["name"], _addr(f"{label}.raft", m.get("raft")),
+                              _addr(f"{label}.api", m.get("api"))))
+    if len({m.name for m in members}) != len(members):
+        raise ConfigError("cluster.members: names must be unique")
+    if len({m.raft for m in members}) != len(members):
+        raise ConfigError("cluster.members: raft addresses must be unique")
+    if name not in {m.name for m in members}:
+        raise ConfigError(f"name: {name!r} is not one of cluster.members")
+
+    cap = data.get("capacity", {})
+    timings = data.get("raft", {})
+    try:
+        raft = RaftTimings(**{k: float(v) for k, v in timings.items()})
+    except TypeError as exc:
+        raise ConfigError(f"raft: {exc}") from exc
+    agent = data.get("agent", {})
+    try:
+        return Config(
+            name=name,
+            members=tuple(members),
+            secret=_secret(cluster, base),
+            data_dir=str(data.get("data_dir", "/var/lib/hacluster")),
+            libvirt_uri=str(data.get("libvirt_uri", "qemu:///system")),
+            storage_dir=str(data.get("storage_dir", "/var/lib/libvirt/images")),
+            heartbeat_interval=float(agent.get("heartbeat_interval", 0.5)),
+            stop_timeout=float(agent.get("stop_timeout", 60.0)),
+            capacity=CapacityOverride(**{k: int(v) for k, v in cap.items()}),
+            raft=raft,
+            log_level=str(data.get("log_level", "INFO")).upper(),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from exc

@@ -1,0 +1,183 @@
+"""Commands: the only way cluster state changes, and their wire format.
+
+A command is plain data encoded as JSON with a format version (`v`), a type, an id (a retried
+command applies once), the proposer's timestamp (apply never reads a clock) and, for commands
+only the leader may issue, the leader's Raft term (a deposed leader's commands are rejected).
+Records they change carry `expect_version` (compare-and-set; None means "whatever it is").
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+FORMAT_VERSION = 1
+
+
+class UnsupportedCommand(Exception):
+    """A command this code cannot apply (newer format or unknown type): the member must stop."""
+
+
+class MalformedCommand(ValueError):
+    """Bytes that are not a command at all."""
+
+
+@dataclass(kw_only=True, frozen=True)
+class Command:
+    TYPE: ClassVar[str] = ""
+    LEADER_ONLY: ClassVar[bool] = False
+
+    id: str
+    ts: float = 0.0
+    term: int = 0
+
+
+@dataclass(kw_only=True, frozen=True)
+class RegisterHost(Command):
+    """A host announces itself and its capacity (on every agent start; idempotent)."""
+
+    TYPE = "host.register"
+    name: str
+    raft_addr: str
+    api_addr: str
+    cpus: int
+    memory_mib: int
+    disk_gib: int
+
+
+@dataclass(kw_only=True, frozen=True)
+class SetHostStatus(Command):
+    TYPE = "host.status"
+    LEADER_ONLY = True
+    name: str
+    status: str
+    expect_version: int | None = None
+
+
+@dataclass(kw_only=True, frozen=True)
+class CreateVm(Command):
+    TYPE = "vm.create"
+    name: str
+    uuid: str
+    vcpus: int
+    memory_mib: int
+    disk_gib: int = 0
+    state: str = "started"
+    ha: bool = True
+    priority: int = 0
+
+
+@dataclass(kw_only=True, frozen=True)
+class SetVmState(Command):
+    """Start or stop: the operator's desired state."""
+
+    TYPE = "vm.state"
+    name: str
+    state: str
+    expect_version: int | None = None
+
+
+@dataclass(kw_only=True, frozen=True)
+class DeleteVm(Command):
+    TYPE = "vm.delete"
+    name: str
+    expect_version: int | None = None
+
+
+@dataclass(kw_only=True, frozen=True)
+class AssignVm(Command):
+    """The leader's placement decision."""
+
+    TYPE = "vm.assign"
+    LEADER_ONLY = True
+    name: str
+    host: str
+    expect_version: int | None = None
+
+
+@dataclass(kw_only=True, frozen=True)
+class MarkPending(Command):
+    """The leader found no host for the VM: record why, visibly."""
+
+    TYPE = "vm.pending"
+    LEADER_ONLY = True
+    name: str
+    reasons: list[str] = field(default_factory=list)
+    expect_version: int | None = None
+
+
+@dataclass(kw_only=True, frozen=True)
+class ObserveVms(Command):
+    """Observed state changes reported by a host's agent, committed by the leader in a batch."""
+
+    TYPE = "vm.observe"
+    LEADER_ONLY = True
+    host: str
+    observed: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True, frozen=True)
+class ClaimLeadership(Command):
+    """The barrier a new leader commits before it acts; raises the cluster's leader term."""
+
+    TYPE = "leader.claim"
+    LEADER_ONLY = True
+    leader: str
+
+
+COMMAND_TYPES: dict[str, type[Command]] = {
+    cls.TYPE: cls
+    for cls in (
+        RegisterHost,
+        SetHostStatus,
+        CreateVm,
+        SetVmState,
+        DeleteVm,
+        AssignVm,
+        MarkPending,
+        ObserveVms,
+        ClaimLeadership,
+    )
+}
+
+
+def encode(cmd: Command) -> bytes:
+    body = asdict(cmd)
+    envelope = {
+        "v": FORMAT_VERSION,
+        "type": cmd.TYPE,
+        "id": body.pop("id"),
+        "ts": body.pop("ts"),
+        "term": body.pop("term"),
+        "body": body,
+    }
+    return json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
+
+
+def decode(blob: bytes) -> Command:
+    """Parse a log entry. Raises UnsupportedCommand or MalformedCommand, nothing else."""
+    try:
+        envelope = json.loads(blob)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedCommand(f"not JSON: {exc}") from exc
+    if not isinstance(envelope, dict):
+        raise MalformedCommand("envelope is not an object")
+    version = envelope.get("v")
+    if not isinstance(version, int):
+        raise MalformedCommand("envelope has no format version")
+    if version > FORMAT_VERSION:
+        raise UnsupportedCommand(f"command format v{version}; this member knows v{FORMAT_VERSION}")
+    cls = COMMAND_TYPES.get(str(envelope.get("type")))
+    if cls is None:
+        raise UnsupportedCommand(f"unknown command type {envelope.get('type')!r}")
+    body = envelope.get("body")
+    if not isinstance(body, dict):
+        raise MalformedCommand("command body is not an object")
+    known = {f.name for f in fields(cls)}
+    args: dict[str, Any] = {k: v for k, v in body.items() if k in known}
+    try:
+        return cls(id=str(envelope.get("id")), ts=float(envelope.get("ts") or 0.0),
+                   term=int(envelope.get("term") or 0), **args)
+    except (TypeError, ValueError) as exc:
+        raise MalformedCommand(f"bad {cls.TYPE} command: {exc}") from exc

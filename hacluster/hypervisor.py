@@ -1,0 +1,217 @@
+"""The libvirt adapter: one host's hypervisor, translated into core types. It decides nothing.
+
+Works the same on libvirt's test driver (the lab's default, through a libvirtd per host) and on
+`qemu:///system`. Domains hacluster manages carry a metadata element in our namespace; nothing
+else on the host is touched. The test driver cannot migrate (the issue that adds migration
+handles that); everything here is supported by both drivers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from xml.sax.saxutils import escape
+
+import libvirt
+
+from .core.host_plan import Domain
+from .core.model import Observed, Vm
+
+log = logging.getLogger(__name__)
+
+METADATA_NS = "https://hacluster.dev/xmlns/vm/1"
+METADATA_KEY = "hacluster"
+
+_STATES = {
+    libvirt.VIR_DOMAIN_RUNNING: Observed.RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED: Observed.RUNNING,
+    libvirt.VIR_DOMAIN_PAUSED: Observed.PAUSED,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: Observed.PAUSED,
+    libvirt.VIR_DOMAIN_SHUTDOWN: Observed.RUNNING,  # shutting down: still running
+    libvirt.VIR_DOMAIN_SHUTOFF: Observed.STOPPED,
+    libvirt.VIR_DOMAIN_CRASHED: Observed.CRASHED,
+    libvirt.VIR_DOMAIN_NOSTATE: Observed.STOPPED,
+}
+
+_event_loop_lock = threading.Lock()
+_event_loop_started = False
+
+
+class HypervisorError(Exception):
+    """A libvirt call failed; the message says which and why."""
+
+
+def start_event_loop() -> None:
+    """libvirt's default event loop, once per process, before any connection is opened."""
+    global _event_loop_started
+    with _event_loop_lock:
+        if _event_loop_started:
+            return
+        libvirt.virEventRegisterDefaultImpl()
+        # libvirt prints every error to stderr by default; ours are raised and logged instead
+        libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+        def run() -> None:
+            while True:
+                libvirt.virEventRunDefaultImpl()
+
+        threading.Thread(target=run, name="libvirt-events", daemon=True).start()
+        _event_loop_started = True
+
+
+def domain_xml(vm: Vm, domain_type: str) -> str:
+    """A minimal persistent definition. Real guests (disks, network) come with QEMU support."""
+    return f"""<domain type='{domain_type}'>
+  <name>{escape(vm.name)}</name>
+  <uuid>{escape(vm.uuid)}</uuid>
+  <memory unit='MiB'>{vm.memory_mib}</memory>
+  <currentMemory unit='MiB'>{vm.memory_mib}</currentMemory>
+  <vcpu>{vm.vcpus}</vcpu>
+  <metadata>
+    <{METADATA_KEY}:vm xmlns:{METADATA_KEY}='{METADATA_NS}' name='{escape(vm.name)}'/>
+  </metadata>
+  <os><type arch='x86_64'>hvm</type></os>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>destroy</on_crash>
+</domain>"""
+
+
+class Hypervisor:
+    """A connection to one host's libvirt, reopened on demand after it drops."""
+
+    def __init__(self, uri: str, on_event: Callable[[], None] | None = None) -> None:
+        self.uri = uri
+        self._on_event = on_event
+        self._lock = threading.RLock()
+        self._conn: libvirt.virConnect | None = None
+        self._managed: dict[str, bool] = {}  # uuid -> has our metadata (it never changes)
+        start_event_loop()
+        self._connect()
+
+    # ---- connection ------------------------------------------------------------------------
+
+    def _connect(self) -> libvirt.virConnect:
+        with self._lock:
+            if self._conn is not None and self._conn.isAlive():
+                return self._conn
+            try:
+                conn = libvirt.open(self.uri)
+            except libvirt.libvirtError as exc:
+                raise HypervisorError(f"cannot connect to {self.uri}: {exc}") from exc
+            try:
+                conn.setKeepAlive(1, 3)  # notice a dead libvirtd within ~3 s
+            except libvirt.libvirtError:
+                pass  # in-process drivers (test:///default) have no keepalive
+            if self._on_event is not None:
+                conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                            self._lifecycle, None)
+            self._conn = conn
+            return conn
+
+    def _lifecycle(self, conn: object, dom: object, event: int, detail: int,
+                   opaque: object) -> None:
+        if self._on_event is not None:
+            self._on_event()
+
+    def _call(self, what: str, fn: Callable[[libvirt.virConnect], object]) -> object:
+        conn = self._connect()
+        try:
+            return fn(conn)
+        except libvirt.libvirtError as exc:
+            if not conn.isAlive():
+                with self._lock:
+                    self._conn = None
+            raise HypervisorError(f"{what} on {self.uri}: {exc.get_error_message()}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                except libvirt.libvirtError:
+                    pass
+                self._conn = None
+
+    # ---- facts -------------------------------------------------------------------------------
+
+    def node_info(self) -> tuple[int, int]:
+        """(CPUs, memory MiB) of the host as libvirt sees it."""
+        info = self._call("getInfo", lambda conn: conn.getInfo())
+        assert isinstance(info, list)
+        return int(info[2]), int(info[1])
+
+    def driver(self) -> str:
+        """'TEST' for libvirt's test driver, 'QEMU' for qemu."""
+        return str(self._call("getType", lambda conn: conn.getType()))
+
+    def domains(self) -> list[Domain]:
+        def collect(conn: libvirt.virConnect) -> list[Domain]:
+            result = []
+            for dom in conn.listAllDomains():
+                try:
+                    uuid = dom.UUIDString()
+                    state, _reason = dom.state()
+                    memory_kib = dom.info()[1]
+                    result.append(Domain(uuid=uuid, name=dom.name(),
+                                         state=_STATES.get(state, Observed.STOPPED),
+                                         managed=self._is_managed(dom, uuid),
+                                         memory_mib=int(memory_kib) // 1024))
+                except libvirt.libvirtError as exc:
+                    if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                        raise
+                    # undefined while we listed: it is simply gone
+            return result
+
+        domains = self._call("list domains", collect)
+        assert isinstance(domains, list)
+        return domains
+
+    def _is_managed(self, dom: libvirt.virDomain, uuid: str) -> bool:
+        known = self._managed.get(uuid)
+        if known is None:
+            try:
+                dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS)
+                known = True
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN_METADATA:
+                    raise
+                known = False
+            self._managed[uuid] = known
+        return known
+
+    # ---- actions -----------------------------------------------------------------------------
+
+    def define_start(self, vm: Vm) -> None:
+        def run(conn: libvirt.virConnect) -> None:
+            dom = conn.defineXML(domain_xml(vm, _domain_type(conn)))
+            self._managed[vm.uuid] = True
+            dom.create()
+
+        self._call(f"define and start {vm.name}", run)
+
+    def start(self, uuid: str) -> None:
+        self._call(f"start {uuid}", lambda conn: conn.lookupByUUIDString(uuid).create())
+
+    def shutdown(self, uuid: str) -> None:
+        self._call(f"shutdown {uuid}", lambda conn: conn.lookupByUUIDString(uuid).shutdown())
+
+    def destroy(self, uuid: str) -> None:
+        self._call(f"destroy {uuid}", lambda conn: conn.lookupByUUIDString(uuid).destroy())
+
+    def undefine(self, uuid: str) -> None:
+        def run(conn: libvirt.virConnect) -> None:
+            dom = conn.lookupByUUIDString(uuid)
+            flags = libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+            try:
+                dom.undefineFlags(flags)
+            except libvirt.libvirtError:
+                dom.undefine()  # drivers without those flags (the test driver)
+            self._managed.pop(uuid, None)
+
+        self._call(f"undefine {uuid}", run)
+
+
+def _domain_type(conn: libvirt.virConnect) -> str:
+    return "test" if str(conn.getType()).lower() == "test" else "qemu"

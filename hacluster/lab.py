@@ -1,0 +1,278 @@
+"""A local lab: N hosts on this machine, each with its own haclusterd, data and hypervisor.
+
+Every host gets a loopback address (127.0.x.i), a data directory, a config, a libvirtd of its
+own serving libvirt's test driver (so its VMs live outside haclusterd, as on a real host, and
+`virsh -c URI list` shows them), and a keeper process holding one connection open to that
+libvirtd (the test driver forgets its domains when the last connection closes: the keeper
+makes a daemon crash harmless, and only a power loss, which kills the keeper too, empties
+the host). The lab records every pid in DIR/lab.json and only ever signals those.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+LAB_FILE = "lab.json"
+PROCESSES = ("libvirtd", "keeper", "haclusterd")  # start order; stopped in reverse
+NOBODY = 65534
+
+
+class LabError(Exception):
+    pass
+
+
+@dataclass
+class LabHost:
+    name: str
+    ip: str
+    raft: str
+    api: str
+    libvirt_uri: str
+    runtime_dir: str  # libvirtd's sockets and state (short path, reachable by nobody)
+    pids: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Lab:
+    dir: str
+    hosts: list[LabHost]
+    secret_file: str
+
+    # ---- persistence -------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, lab_dir: str | Path) -> Lab:
+        path = Path(lab_dir) / LAB_FILE
+        try:
+            data = json.loads(path.read_text())
+        except OSError as exc:
+            raise LabError(f"no lab in {lab_dir}: {exc.strerror}") from exc
+        return cls(dir=data["dir"], hosts=[LabHost(**h) for h in data["hosts"]],
+                   secret_file=data["secret_file"])
+
+    def save(self) -> None:
+        tmp = Path(self.dir) / (LAB_FILE + ".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        tmp.replace(Path(self.dir) / LAB_FILE)
+
+    def forget(self) -> None:
+        """Retire lab.json (kept as lab.json.down) so the directory can hold a new lab."""
+        path = Path(self.dir) / LAB_FILE
+        path.replace(path.with_suffix(".json.down"))
+
+    def host(self, name: str) -> LabHost:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise LabError(f"no host {name!r} in this lab (hosts: "
+                       f"{', '.join(h.name for h in self.hosts)})")
+
+    @property
+    def endpoints(self) -> str:
+        return ",".join(h.api for h in self.hosts)
+
+    def host_dir(self, host: LabHost) -> Path:
+        return Path(self.dir) / host.name
+
+    # ---- processes ---------------------------------------------------------------------------
+
+    def alive(self, host: LabHost, proc: str) -> bool:
+        pid = host.pids.get(proc)
+        return pid is not None and _alive(pid, _marker(proc))
+
+    def start_host(self, host: LabHost) -> None:
+        """Power a host on: start whichever of its processes is not running."""
+        hdir = self.host_dir(host)
+        if not self.alive(host, "libvirtd"):
+            host.pids["libvirtd"] = _start_libvirtd(host, hdir)
+            host.pids.pop("keeper", None)  # a new libvirtd needs a new keeper
+        if not self.alive(host, "keeper"):
+            (hdir / "keeper.log").write_text("")
+            host.pids["keeper"] = _spawn(
+                [sys.executable, "-m", "hacluster.lab_keeper", host.libvirt_uri],
+                hdir / "keeper.log")
+            _wait_for(lambda: (hdir / "keeper.log").read_text().startswith("connected"),
+                      10, f"{host.name}: keeper could not connect to its libvirtd")
+        if not self.alive(host, "haclusterd"):
+            host.pids["haclusterd"] = _spawn(
+                [sys.executable, "-m", "hacluster.daemon", "--config",
+                 str(hdir / "haclusterd.toml")], hdir / "haclusterd.log")
+        self.save()
+
+    def kill_host(self, host: LabHost, daemon_only: bool = False) -> list[str]:
+        """Power loss (SIGKILL of its haclusterd, keeper and libvirtd: its VMs die), or with
+        daemon_only a crash of haclusterd alone (VMs keep running in libvirtd)."""
+        killed = []
+        for proc in ("haclusterd",) if daemon_only else PROCESSES[::-1]:
+            if self.alive(host, proc):
+                os.kill(host.pids[proc], signal.SIGKILL)
+                killed.append(proc)
+            host.pids.pop(proc, None)
+        self.save()
+        return killed
+
+    def stop_all(self) -> None:
+        for host in self.hosts:
+            for proc in PROCESSES[::-1]:
+                if self.alive(host, proc):
+                    os.kill(host.pids[proc], signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        for host in self.hosts:
+            for proc in PROCESSES[::-1]:
+                while self.alive(host, proc) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if self.alive(host, proc):
+                    os.kill(host.pids[proc], signal.SIGKILL)
+                host.pids.pop(proc, None)
+        self.save()
+        for host in self.hosts:
+            shutil.rmtree(host.runtime_dir, ignore_errors=True)
+
+
+def create(lab_dir: str | Path, nodes: int, base_ip: str = "127.0.77", raft_port: int = 7400,
+           api_port: int = 7401, log_level: str = "INFO") -> Lab:
+    """Write the configs of a new lab (nothing is started)."""
+    if not 1 <= nodes <= 50:
+        raise LabError("--nodes must be between 1 and 50")
+    parts = base_ip.split(".")
+    if len(parts) != 3 or parts[0] != "127" or not all(p.isdigit() and int(p) < 256
+                                                         for p in parts):
+        raise LabError("--base-ip must be three octets of the loopback range, like 127.0.77")
+    root = Path(lab_dir).resolve()
+    if (root / LAB_FILE).exists():
+        raise LabError(f"{root} already holds a lab: `hactl lab down --dir {lab_dir}` first")
+    root.mkdir(parents=True, exist_ok=True)
+    secret_file = root / "cluster.secret"
+    secret_file.write_text(secrets.token_urlsafe(32) + "\n")
+    secret_file.chmod(0o600)
+    tag = hashlib.sha1(str(root).encode()).hexdigest()[:8]
+    hosts = []
+    for i in range(1, nodes + 1):
+        ip = f"{base_ip}.{i}"
+        runtime = f"/tmp/hacluster-lab-{tag}/host{i}"
+        hosts.append(LabHost(
+            name=f"host{i}", ip=ip, raft=f"{ip}:{raft_port}", api=f"{ip}:{api_port}",
+            libvirt_uri=f"test+unix:///default?socket={runtime}/run/libvirt-sock",
+            runtime_dir=runtime))
+    lab = Lab(dir=str(root), hosts=hosts, secret_file=str(secret_file))
+    members = "\n".join(f'  {{ name = "{h.name}", raft = "{h.raft}", api = "{h.api}" }},'
+                        for h in hosts)
+    for h in hosts:
+        hdir = lab.host_dir(h)
+        (hdir / "data").mkdir(parents=True, exist_ok=True)
+        (hdir / "haclusterd.toml").write_text(f"""# generated by `hactl lab up`
+name = "{h.name}"
+data_dir = "{hdir / 'data'}"
+libvirt_uri = "{h.libvirt_uri}"
+storage_dir = "{hdir}"
+log_level = "{log_level}"
+
+[cluster]
+secret_file = "{secret_file}"
+members = [
+{members}
+]
+""")
+    lab.save()
+    return lab
+
+
+def wait_until_up(lab: Lab, timeout: float = 60.0) -> None:
+    """Until every host is registered and up, and the cluster has a leader acting."""
+    from .client import Client, ClientError  # the lab drives the cluster as hactl does
+
+    client = Client(lab.endpoints.split(","), timeout=2.0)
+
+    def ready() -> bool:
+        try:
+            status = client.status()
+            hosts = client.list_hosts()
+        except ClientError:
+            return False
+        up = {h["name"] for h in hosts if h["status"] == "up"}
+        return bool(status["leader"]) and status["leader_term"] == status["term"] and \
+            up == {h.name for h in lab.hosts}
+
+    _wait_for(ready, timeout, "the lab did not come up (see DIR/hostN/haclusterd.log)")
+
+
+# ---- process helpers ---------------------------------------------------------------------------
+
+
+def _marker(proc: str) -> str:
+    return {"libvirtd": "libvirtd", "keeper": "hacluster.lab_keeper",
+            "haclusterd": "hacluster.daemon"}[proc]
+
+
+def _alive(pid: int, marker: str) -> bool:
+    """pid runs and is still ours (pids get reused): its command line holds the marker."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    state = stat.rsplit(")", 1)[1].split()[0]
+    return marker.encode() in cmdline and state != "Z"
+
+
+def _spawn(argv: list[str], log_path: Path, **kwargs: object) -> int:
+    with open(log_path, "ab") as log_file:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file,
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                **kwargs)  # type: ignore[call-overload]
+    pid: int = proc.pid
+    # Reap it when it exits so that a killed process does not linger as a zombie of ours.
+    threading.Thread(target=proc.wait, daemon=True).start()
+    return pid
+
+
+def _start_libvirtd(host: LabHost, hdir: Path) -> int:
+    """An unprivileged libvirtd (session mode) of the host's own: as nobody when we are root."""
+    binary = shutil.which("libvirtd") or "/usr/sbin/libvirtd"
+    if not os.path.exists(binary):
+        raise LabError("libvirtd not found: install Debian's libvirt-daemon package")
+    runtime = Path(host.runtime_dir)
+    shutil.rmtree(runtime, ignore_errors=True)
+    for sub in ("run", "xdg", "config", "cache", "home"):
+        (runtime / sub).mkdir(parents=True, exist_ok=True)
+    conf = runtime / "libvirtd.conf"
+    conf.write_text(f'unix_sock_dir = "{runtime}/run"\nlog_outputs = "3:stderr"\n')
+    as_root = os.geteuid() == 0
+    if as_root:
+        for path in [runtime.parent, runtime, *runtime.rglob("*")]:
+            os.chown(path, NOBODY, NOBODY)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(runtime / "home"),
+           "XDG_RUNTIME_DIR": str(runtime / "xdg"), "XDG_CONFIG_HOME": str(runtime / "config"),
+           "XDG_CACHE_HOME": str(runtime / "cache")}
+    extra: dict[str, object] = {"env": env}
+    if as_root:
+        extra.update(user=NOBODY, group=NOBODY, extra_groups=[])
+    pid = _spawn([binary, "--config", str(conf), "--pid-file", str(runtime / "libvirtd.pid")],
+                 hdir / "libvirtd.log", **extra)
+    sock = runtime / "run" / "libvirt-sock"
+    _wait_for(sock.exists, 10, f"{host.name}: libvirtd did not open {sock}")
+    return pid
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise LabError(message)

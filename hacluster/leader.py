@@ -1,0 +1,104 @@
+"""The leader loop: runs only on the Raft leader, only after its claim of the term committed.
+
+It gathers the soft state (LiveState), asks core.reconcile for the commands to commit, and
+proposes them. Every command carries this leader's term, so once a newer leader has claimed
+its term, anything a deposed leader still proposes is rejected by apply.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+from .core import commands as c
+from .core.reconcile import plan
+from .live import LiveState
+from .raft import RaftNode, Unavailable
+
+log = logging.getLogger(__name__)
+
+
+def _ids() -> Iterator[str]:
+    while True:
+        yield uuid.uuid4().hex
+
+
+class LeaderLoop:
+    def __init__(self, name: str, raft: RaftNode, interval: float = 0.25) -> None:
+        self.name = name
+        self.raft = raft
+        self.interval = interval
+        self.live = LiveState()
+        self.term = 0
+        self.active = False  # claim committed: this member acts as leader
+        self.last_verdict = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.live = LiveState()  # a fresh grace period for every host
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="leader", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.active = False
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _claim(self) -> bool:
+        """The barrier: commit a claim of our term before acting on anything."""
+        self.term = self.raft.term()
+        result = self.raft.propose(c.ClaimLeadership(
+            id=uuid.uuid4().hex, ts=time.time(), term=self.term, leader=self.name), timeout=2.0)
+        if not result.ok:
+            log.warning("leadership claim for term %d refused: %s", self.term, result.message)
+        return result.ok
+
+    def cycle(self) -> str:
+        """One pass: plan against the current replica, propose, return the verdict."""
+        if not self.raft.is_leader() or self.raft.term() != self.term:
+            self._stop.set()
+            return f"lost leadership of term {self.term}"
+        p = plan(self.raft.state, self.live.view(), self.term, _ids(), time.time())
+        refused = []
+        for cmd in p.commands:
+            result = self.raft.propose(cmd, timeout=2.0)
+            if not result.ok:
+                refused.append(f"{cmd.TYPE} {result.code}")
+        if refused:
+            return f"{p.verdict}; refused: {', '.join(refused)}"
+        return p.verdict
+
+    def _run(self) -> None:
+        try:
+            if not self._claim():
+                return
+        except Unavailable as exc:
+            log.warning("cannot claim leadership: %s", exc)
+            return
+        self.active = True
+        log.info("leader of term %d", self.term)
+        while not self._stop.is_set():
+            try:
+                verdict = self.cycle()
+            except Unavailable as exc:
+                verdict = f"cannot commit: {exc}"
+            except Exception:
+                log.exception("leader cycle failed")
+                verdict = "cycle failed"
+            if verdict != self.last_verdict:
+                log.info("leader: %s", verdict)
+                self.last_verdict = verdict
+            self.live.changed.wait(self.interval)
+            self.live.changed.clear()
+        self.active = False
