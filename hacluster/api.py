@@ -78,7 +78,7 @@ def host_message(host: Host, state: ClusterState, table: HostTable,
     )
 
 
-class ClusterServicer(rpc.ClusterServicer):  # type: ignore[misc]
+class ClusterServicer(rpc.ClusterServicer):
     def __init__(self, config: Config, raft: RaftNode, leader: LeaderLoop) -> None:
         self.config = config
         self.raft = raft
@@ -238,7 +238,7 @@ def live_messages(leader: LeaderLoop) -> dict[str, pb.HostLive]:
             for h, b in leader.live.heartbeats().items()}
 
 
-class AgentServicer(rpc.AgentServicer):  # type: ignore[misc]
+class AgentServicer(rpc.AgentServicer):
     """Member-to-member calls; only the acting leader answers them."""
 
     def __init__(self, config: Config, leader: LeaderLoop) -> None:

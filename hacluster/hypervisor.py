@@ -8,6 +8,7 @@ handles that); everything here is supported by both drivers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -100,10 +101,9 @@ class Hypervisor:
                 conn = libvirt.open(self.uri)
             except libvirt.libvirtError as exc:
                 raise HypervisorError(f"cannot connect to {self.uri}: {exc}") from exc
-            try:
-                conn.setKeepAlive(1, 3)  # notice a dead libvirtd within ~3 s
-            except libvirt.libvirtError:
-                pass  # in-process drivers (test:///default) have no keepalive
+            # Notice a dead libvirtd within ~3 s; in-process drivers have no keepalive.
+            with contextlib.suppress(libvirt.libvirtError):
+                conn.setKeepAlive(1, 3)
             if self._on_event is not None:
                 conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
                                             self._lifecycle, None)
@@ -128,10 +128,8 @@ class Hypervisor:
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
-                try:
+                with contextlib.suppress(libvirt.libvirtError):
                     self._conn.close()
-                except libvirt.libvirtError:
-                    pass
                 self._conn = None
 
     # ---- facts -------------------------------------------------------------------------------

@@ -162,16 +162,8 @@ class RaftNode:
         deadline = time.monotonic() + timeout
         last_error = "no leader"
         while True:
-            done = threading.Event()
-            outcome: list[Any] = []
-
-            def callback(res: Any, err: int) -> None:
-                outcome.extend((res, err))
-                done.set()
-
-            self._obj._apply(blob, callback=callback)
-            remaining = deadline - time.monotonic()
-            if not done.wait(max(remaining, 0.0)):
+            outcome = self._propose_once(blob, deadline - time.monotonic())
+            if outcome is None:
                 raise Unavailable(f"the cluster did not commit the command in {timeout:g}s "
                                   f"({last_error}); it may still apply, retry with the same id")
             res, err = outcome
@@ -181,6 +173,20 @@ class RaftNode:
             if err not in RETRYABLE or deadline - time.monotonic() <= 0:
                 raise Unavailable(f"cannot commit: {last_error}")
             self._stop.wait(min(0.05, max(deadline - time.monotonic(), 0)))
+
+    def _propose_once(self, blob: bytes, timeout: float) -> tuple[Any, int] | None:
+        """One attempt: (apply's result dict, pysyncobj FAIL_REASON), or None on timeout."""
+        done = threading.Event()
+        outcome: list[Any] = []
+
+        def callback(res: Any, err: int) -> None:
+            outcome.extend((res, err))
+            done.set()
+
+        self._obj._apply(blob, callback=callback)
+        if not done.wait(max(timeout, 0.0)):
+            return None
+        return outcome[0], outcome[1]
 
     def close(self) -> None:
         self._stop.set()

@@ -75,7 +75,7 @@ class ClusterState:
                 handler: Callable[[Any], Result] = getattr(self, self._HANDLERS[type(cmd)])
                 result = handler(cmd)
             except (TypeError, ValueError, AttributeError, KeyError) as exc:
-                # A well-formed envelope with a body of the wrong shape: refuse it, deterministically.
+                # A well-formed envelope whose body has the wrong shape: refuse it, always.
                 result = _reject("invalid", f"{cmd.TYPE}: {exc.__class__.__name__}: {exc}")
         self.recent[cmd.id] = result
         while len(self.recent) > RECENT_IDS:

@@ -1,4 +1,4 @@
-"""Input checks shared by the API (to answer INVALID_ARGUMENT early) and by apply (the last guard)."""
+"""Input checks shared by the API (INVALID_ARGUMENT early) and by apply (the last guard)."""
 
 from __future__ import annotations
 
