@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field, fields
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any, Self
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
@@ -37,12 +37,17 @@ class HostStatus(StrEnum):
     DOWN = "down"
 
 
+def _plain(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    """asdict's factory: enums become their values, so snapshots hold only plain data."""
+    return {k: v.value if isinstance(v, Enum) else v for k, v in items}
+
+
 @dataclass
 class Record:
     """Shared (de)serialisation for the replicated records."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self, dict_factory=_plain)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:

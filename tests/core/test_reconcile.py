@@ -1,0 +1,82 @@
+"""The leader's plan: liveness transitions, observed states and placement, as commands."""
+
+from __future__ import annotations
+
+import itertools
+
+from hacluster.core import commands as c
+from hacluster.core.model import HostStatus
+from hacluster.core.reconcile import LeaderView, plan
+from hacluster.core.state import ClusterState
+
+from .factories import assign, cid, create, register
+
+
+def ids():  # type: ignore[no-untyped-def]
+    return (f"p{i}" for i in itertools.count())
+
+
+def cluster() -> ClusterState:
+    s = ClusterState()
+    for h in ("h1", "h2"):
+        register(s, h, memory_mib=2048)
+    return s
+
+
+def run(state: ClusterState, view: LeaderView, term: int = 1) -> list[c.Command]:
+    p = plan(state, view, term, ids(), ts=0.0)
+    for cmd in p.commands:
+        assert state.apply(cmd).ok, cmd
+    return p.commands
+
+
+def test_new_leader_gives_unheard_hosts_a_full_grace_period() -> None:
+    s = cluster()
+    assert run(s, LeaderView(now=104.9, leader_since=100.0)) == []
+    cmds = run(s, LeaderView(now=105.1, leader_since=100.0, last_heard={"h1": 105.0}))
+    assert [(type(x), x.name) for x in cmds] == [(c.SetHostStatus, "h2")]
+    assert s.hosts["h2"].status is HostStatus.DOWN and s.hosts["h1"].status is HostStatus.UP
+
+
+def test_host_comes_back_up_when_heard_again() -> None:
+    s = cluster()
+    s.apply(c.SetHostStatus(id=cid(), name="h2", status="down"))
+    run(s, LeaderView(now=10.0, leader_since=0.0, last_heard={"h1": 10.0, "h2": 9.9}))
+    assert s.hosts["h2"].status is HostStatus.UP
+
+
+def test_places_waiting_vms_and_records_why_others_wait() -> None:
+    s = cluster()
+    create(s, "small", memory_mib=1024)
+    create(s, "huge", memory_mib=4096)
+    view = LeaderView(now=1.0, leader_since=0.0, last_heard={"h1": 1.0, "h2": 1.0})
+    run(s, view)
+    assert s.vms["small"].host in {"h1", "h2"}
+    assert s.vms["huge"].host is None and len(s.vms["huge"].pending_reasons) == 2
+    run(s, view)  # the reasons quote free memory, which the first placement changed
+    again = plan(s, view, 1, ids(), 0.0)
+    assert again.commands == [] and "1 pending" in again.verdict  # reasons unchanged: no write
+
+
+def test_observed_changes_are_batched_per_host_and_only_when_changed() -> None:
+    s = cluster()
+    create(s, "a")
+    create(s, "b")
+    assign(s, "a", "h1")
+    assign(s, "b", "h1")
+    view = LeaderView(now=1.0, leader_since=0.0, last_heard={"h1": 1.0, "h2": 1.0},
+                      observed={"h1": {"a": "running", "b": "none"}, "h2": {"a": "stopped"}})
+    cmds = run(s, view)
+    assert len(cmds) == 1 and isinstance(cmds[0], c.ObserveVms)
+    assert cmds[0].observed == {"a": "running"}
+    assert run(s, view) == []
+
+
+def test_plan_carries_the_leaders_term_and_expected_versions() -> None:
+    s = cluster()
+    create(s, "a")
+    version = s.vms["a"].version
+    p = plan(s, LeaderView(now=1.0, leader_since=0.0, last_heard={"h1": 1.0, "h2": 1.0}), 7,
+             ids(), 0.0)
+    (cmd,) = p.commands
+    assert isinstance(cmd, c.AssignVm) and cmd.term == 7 and cmd.expect_version == version

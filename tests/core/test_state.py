@@ -1,0 +1,177 @@
+"""ClusterState.apply: every command's accepted and refused cases, as tables."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from hacluster.core import commands as c
+from hacluster.core.model import HostStatus, Observed, VmState
+from hacluster.core.state import RECENT_IDS, ClusterState
+
+from .factories import assign, cid, create, register
+
+
+@pytest.fixture
+def state() -> ClusterState:
+    s = ClusterState()
+    register(s, "h1")
+    register(s, "h2")
+    return s
+
+
+def test_create_vm_records_spec_and_version(state: ClusterState) -> None:
+    r = create(state, "web1", vcpus=2, memory_mib=1024, disk_gib=10, priority=5, ha=False)
+    assert r.ok
+    vm = state.vms["web1"]
+    assert (vm.vcpus, vm.memory_mib, vm.disk_gib, vm.priority, vm.ha) == (2, 1024, 10, 5, False)
+    assert vm.state is VmState.STARTED and vm.host is None and vm.version == r.version
+
+
+@pytest.mark.parametrize(("spec", "fragment"), [
+    ({"memory_mib": 0}, "memory_mib must be between 1"),
+    ({"memory_mib": -5}, "memory_mib must be between 1"),
+    ({"vcpus": 0}, "vcpus must be between 1"),
+    ({"vcpus": "2"}, "vcpus must be an integer"),
+    ({"disk_gib": -1}, "disk_gib must be between 0"),
+    ({"priority": 5000}, "priority must be between 0"),
+    ({"state": "running"}, "state must be one of"),
+])
+def test_create_vm_refuses_bad_spec_and_changes_nothing(state: ClusterState, spec: dict[str, object],
+                                                        fragment: str) -> None:
+    before = state.to_dict()["vms"], state.revision
+    r = create(state, "bad", **spec)
+    assert not r.ok and r.code == "invalid" and fragment in r.message
+    assert (state.to_dict()["vms"], state.revision) == before
+
+
+@pytest.mark.parametrize("name", ["", "UPPER", "-lead", "trail-", "has space", "a" * 64, "x/y"])
+def test_create_vm_refuses_bad_names(state: ClusterState, name: str) -> None:
+    r = create(state, name)
+    assert r.code == "invalid" and "name" in r.message
+    assert state.vms == {}
+
+
+def test_duplicate_name_or_uuid_is_refused(state: ClusterState) -> None:
+    assert create(state, "a").ok
+    assert create(state, "a", uuid="other").code == "exists"
+    assert create(state, "b", uuid="uuid-a").code == "exists"
+    assert set(state.vms) == {"a"}
+
+
+def test_retried_command_applies_once(state: ClusterState) -> None:
+    cmd = c.CreateVm(id="same", name="a", uuid="u", vcpus=1, memory_mib=1)
+    first = state.apply(cmd)
+    revision = state.revision
+    again = state.apply(cmd)
+    assert again == first and state.revision == revision
+
+
+def test_recent_ids_are_bounded(state: ClusterState) -> None:
+    for i in range(RECENT_IDS + 5):
+        state.apply(c.SetVmState(id=f"x{i}", name="missing", state="started"))
+    assert len(state.recent) == RECENT_IDS
+    assert "x0" not in state.recent and f"x{RECENT_IDS + 4}" in state.recent
+
+
+def test_compare_and_set_refuses_stale_version(state: ClusterState) -> None:
+    create(state, "a")
+    v = state.vms["a"].version
+    assert state.apply(c.SetVmState(id=cid(), name="a", state="stopped", expect_version=v)).ok
+    stale = state.apply(c.SetVmState(id=cid(), name="a", state="started", expect_version=v))
+    assert stale.code == "conflict" and state.vms["a"].state is VmState.STOPPED
+
+
+def test_unknown_vm_is_not_found(state: ClusterState) -> None:
+    for cmd in (c.SetVmState(id=cid(), name="nope", state="stopped"),
+                c.DeleteVm(id=cid(), name="nope"),
+                c.AssignVm(id=cid(), name="nope", host="h1")):
+        assert state.apply(cmd).code == "not_found"
+
+
+def test_assign_requires_an_up_host_and_no_other_host(state: ClusterState) -> None:
+    create(state, "a")
+    assert state.apply(c.AssignVm(id=cid(), name="a", host="h9")).code == "conflict"
+    assert assign(state, "a", "h1").ok and state.vms["a"].host == "h1"
+    assert assign(state, "a", "h2").code == "conflict"  # never on two hosts
+    state.apply(c.SetHostStatus(id=cid(), name="h2", status="down"))
+    create(state, "b")
+    assert assign(state, "b", "h2").code == "conflict"
+
+
+def test_leader_commands_from_a_deposed_term_are_refused(state: ClusterState) -> None:
+    assert state.apply(c.ClaimLeadership(id=cid(), term=3, leader="h1")).ok
+    create(state, "a")
+    old = state.apply(c.AssignVm(id=cid(), term=2, name="a", host="h1"))
+    assert old.code == "stale_term" and state.vms["a"].host is None
+    assert state.apply(c.ClaimLeadership(id=cid(), term=2, leader="h2")).code == "stale_term"
+    assert (state.leader, state.leader_term) == ("h1", 3)
+    assert assign(state, "a", "h1", term=3).ok
+
+
+def test_observed_state_counts_only_from_the_assigned_host(state: ClusterState) -> None:
+    create(state, "a")
+    assign(state, "a", "h1")
+    state.apply(c.ObserveVms(id=cid(), host="h2", observed={"a": "running"}))
+    assert state.vms["a"].observed is Observed.NONE
+    state.apply(c.ObserveVms(id=cid(), host="h1", observed={"a": "running", "gone": "running"}))
+    assert state.vms["a"].observed is Observed.RUNNING
+
+
+def test_start_of_a_stopped_vm_asks_for_placement_again(state: ClusterState) -> None:
+    create(state, "a")
+    assign(state, "a", "h1")
+    state.apply(c.SetVmState(id=cid(), name="a", state="stopped"))
+    assert state.vms["a"].host == "h1"  # keeps its definition while stopping
+    state.apply(c.ObserveVms(id=cid(), host="h1", observed={"a": "stopped"}))
+    state.apply(c.SetVmState(id=cid(), name="a", state="started"))
+    vm = state.vms["a"]
+    assert (vm.host, vm.last_host) == (None, "h1")
+
+
+def test_start_while_still_running_keeps_the_host(state: ClusterState) -> None:
+    create(state, "a")
+    assign(state, "a", "h1")
+    state.apply(c.ObserveVms(id=cid(), host="h1", observed={"a": "running"}))
+    state.apply(c.SetVmState(id=cid(), name="a", state="stopped"))
+    state.apply(c.SetVmState(id=cid(), name="a", state="started"))
+    assert state.vms["a"].host == "h1"
+
+
+def test_pending_reasons_only_for_unassigned(state: ClusterState) -> None:
+    create(state, "a")
+    r = state.apply(c.MarkPending(id=cid(), name="a", reasons=["h1: memory"]))
+    assert r.ok and state.vms["a"].pending_reasons == ["h1: memory"]
+    assign(state, "a", "h1")
+    assert state.vms["a"].pending_reasons == []
+    assert state.apply(c.MarkPending(id=cid(), name="a", reasons=["x"])).code == "conflict"
+
+
+def test_register_host_is_idempotent_and_keeps_status(state: ClusterState) -> None:
+    version = state.hosts["h1"].version
+    assert register(state, "h1").message == "unchanged"
+    assert state.hosts["h1"].version == version
+    state.apply(c.SetHostStatus(id=cid(), name="h1", status="down"))
+    register(state, "h1", cpus=32)
+    assert state.hosts["h1"].cpus == 32 and state.hosts["h1"].status is HostStatus.DOWN
+
+
+def test_wrongly_shaped_body_is_refused_not_raised(state: ClusterState) -> None:
+    r = state.apply(c.ObserveVms(id=cid(), host="h1", observed={"a": "exploded"}))
+    assert r.ok  # no VM a on h1: nothing to judge
+    create(state, "a")
+    assign(state, "a", "h1")
+    r = state.apply(c.ObserveVms(id=cid(), host="h1", observed={"a": "exploded"}))
+    assert r.code == "invalid"
+    r = state.apply(c.SetHostStatus(id=cid(), name="h1", status="sideways"))
+    assert r.code == "invalid" and state.hosts["h1"].status is HostStatus.UP
+
+
+def test_snapshot_is_plain_data_and_round_trips(state: ClusterState) -> None:
+    create(state, "a")
+    assign(state, "a", "h1")
+    blob = pickle.dumps(state)
+    assert b"hacluster.core.model" not in blob  # records are pickled as dicts
+    assert pickle.loads(blob) == state
+    assert ClusterState.from_dict(state.to_dict()) == state
