@@ -12,8 +12,12 @@ from hacluster.core.state import ClusterState
 from .factories import assign, cid, create, register
 
 
+_counter = itertools.count()
+
+
 def ids():  # type: ignore[no-untyped-def]
-    return (f"p{i}" for i in itertools.count())
+    """Fresh ids across plans: a reused id would be taken for a retry and not applied."""
+    return (f"p{next(_counter)}" for _ in itertools.count())
 
 
 def cluster() -> ClusterState:
