@@ -39,7 +39,7 @@ def test_newer_format_or_unknown_type_is_unsupported() -> None:
     envelope = json.loads(c.encode(SAMPLES[3]))
     with pytest.raises(c.UnsupportedCommand, match="v2"):
         c.decode(json.dumps({**envelope, "v": 2}).encode())
-    with pytest.raises(c.UnsupportedCommand, match="vm.teleport"):
+    with pytest.raises(c.UnsupportedCommand, match=r"vm\.teleport"):
         c.decode(json.dumps({**envelope, "type": "vm.teleport"}).encode())
 
 

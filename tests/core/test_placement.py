@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hacluster.core.model import Host, HostStatus, Policy, Vm
-from hacluster.core.placement import HostMetrics, HostTable, Placer
+from hacluster.core.placement import Decision, HostMetrics, HostTable, Placer
 
 
 def host(name: str, cpus: int = 8, memory_mib: int = 4096, disk_gib: int = 100,
@@ -21,7 +21,7 @@ def vm(name: str, vcpus: int = 1, memory_mib: int = 512, disk_gib: int = 0,
 
 
 def decide(hosts: list[Host], vms: list[Vm], new: Vm, policy: Policy | None = None,
-           metrics: dict[str, HostMetrics] | None = None):  # type: ignore[no-untyped-def]
+           metrics: dict[str, HostMetrics] | None = None) -> Decision:
     table = HostTable.build(hosts, vms, metrics)
     return Placer(policy or Policy()).decide(new, table, explain=True)
 

@@ -38,8 +38,8 @@ def test_create_vm_records_spec_and_version(state: ClusterState) -> None:
     ({"priority": 5000}, "priority must be between 0"),
     ({"state": "running"}, "state must be one of"),
 ])
-def test_create_vm_refuses_bad_spec_and_changes_nothing(state: ClusterState, spec: dict[str, object],
-                                                        fragment: str) -> None:
+def test_create_vm_refuses_bad_spec_and_changes_nothing(
+        state: ClusterState, spec: dict[str, object], fragment: str) -> None:
     before = state.to_dict()["vms"], state.revision
     r = create(state, "bad", **spec)
     assert not r.ok and r.code == "invalid" and fragment in r.message
@@ -114,9 +114,9 @@ def test_observed_state_counts_only_from_the_assigned_host(state: ClusterState) 
     create(state, "a")
     assign(state, "a", "h1")
     state.apply(c.ObserveVms(id=cid(), host="h2", observed={"a": "running"}))
-    assert state.vms["a"].observed is Observed.NONE
+    before = state.vms["a"].observed
     state.apply(c.ObserveVms(id=cid(), host="h1", observed={"a": "running", "gone": "running"}))
-    assert state.vms["a"].observed is Observed.RUNNING
+    assert (before, state.vms["a"].observed) == (Observed.NONE, Observed.RUNNING)
 
 
 def test_start_of_a_stopped_vm_asks_for_placement_again(state: ClusterState) -> None:

@@ -1,0 +1,129 @@
+"""The gRPC API over a real channel: a one-member haclusterd in this process, libvirt's test
+driver as its hypervisor. Bad input gets the right status and a message, and changes nothing."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+
+from hacluster import config as cfg
+from hacluster.client import Client, ClientError
+from hacluster.daemon import Daemon
+from hacluster.v1 import cluster_pb2 as pb
+from hacluster.v1 import cluster_pb2_grpc as rpc
+
+from .test_raft import free_ports, wait
+
+
+@pytest.fixture
+def member(tmp_path: Path, host_uri: str) -> Iterator[tuple[Daemon, Client]]:
+    raft_port, api_port = free_ports(2)
+    config = cfg.parse({
+        "name": "solo", "data_dir": str(tmp_path / "data"), "libvirt_uri": host_uri,
+        "storage_dir": str(tmp_path),
+        "cluster": {"secret": "x" * 20, "members": [
+            {"name": "solo", "raft": f"127.0.0.1:{raft_port}", "api": f"127.0.0.1:{api_port}"}]},
+    })
+    daemon = Daemon(config)
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    client = Client([config.me.api], timeout=5)
+    wait(lambda: daemon.leader.active and daemon.agent.registered)
+    yield daemon, client
+    daemon.stop_event.set()
+    thread.join(10)
+    client.close()
+
+
+def test_create_place_and_run(member: tuple[Daemon, Client]) -> None:
+    daemon, client = member
+    vm = client.create_vm("web1", vcpus=2, memory_mib=512)
+    assert vm["name"] == "web1" and vm["state"] == "started"
+    wait(lambda: client.get_vm("web1")["status"] == "running")
+    assert client.get_vm("web1")["host"] == "solo"
+    assert [d.name for d in daemon.hypervisor.domains()] == ["web1"]  # libvirt's word
+    client.stop_vm("web1")
+    wait(lambda: client.get_vm("web1")["status"] == "stopped")
+    client.delete_vm("web1")
+    wait(lambda: daemon.hypervisor.domains() == [])
+
+
+BAD_CREATES = [
+    ({"memory_mib": 0}, grpc.StatusCode.INVALID_ARGUMENT, "memory_mib"),
+    ({"memory_mib": -1}, grpc.StatusCode.INVALID_ARGUMENT, "memory_mib"),
+    ({"vcpus": 0}, grpc.StatusCode.INVALID_ARGUMENT, "vcpus"),
+    ({"name": "Bad Name"}, grpc.StatusCode.INVALID_ARGUMENT, "name"),
+    ({"name": "dup"}, grpc.StatusCode.ALREADY_EXISTS, "already exists"),
+]
+
+
+@pytest.mark.parametrize(("change", "code", "fragment"), BAD_CREATES)
+def test_bad_create_is_refused_and_changes_nothing(member: tuple[Daemon, Client],
+                                                   change: dict[str, object],
+                                                   code: grpc.StatusCode, fragment: str) -> None:
+    daemon, client = member
+    client.create_vm("dup", vcpus=1, memory_mib=64)
+    before = daemon.raft.state.to_dict()["vms"]
+    args: dict[str, object] = {"name": "new", "vcpus": 1, "memory_mib": 64}
+    args.update(change)
+    with pytest.raises(ClientError) as err:
+        client.create_vm(**args)  # type: ignore[arg-type]
+    assert err.value.code == code and fragment in str(err.value)
+    assert daemon.raft.state.to_dict()["vms"] == before
+
+
+def test_unknown_names_are_not_found(member: tuple[Daemon, Client]) -> None:
+    _, client = member
+    for call in (client.get_vm, client.start_vm, client.stop_vm, client.delete_vm,
+                 client.get_host):
+        with pytest.raises(ClientError) as err:
+            call("ghost")
+        assert err.value.code == grpc.StatusCode.NOT_FOUND and "ghost" in str(err.value)
+
+
+def test_stale_expected_version_is_a_failed_precondition(member: tuple[Daemon, Client]) -> None:
+    daemon, client = member
+    vm = client.create_vm("a", vcpus=1, memory_mib=64)
+    stub = rpc.ClusterStub(grpc.insecure_channel(daemon.config.me.api))
+    with pytest.raises(grpc.RpcError) as err:
+        stub.StopVm(pb.VmRequest(name="a", expect_version=vm["version"] + 100), timeout=5)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert client.get_vm("a")["state"] == "started"
+
+
+def test_status_health_and_reflection(member: tuple[Daemon, Client]) -> None:
+    daemon, client = member
+    status = client.status()
+    assert status["leader"] == "solo" and status["quorum"] and status["leader_term"] >= 1
+    channel = grpc.insecure_channel(daemon.config.me.api)
+    health = health_pb2_grpc.HealthStub(channel)
+    wait(lambda: health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+         == health_pb2.HealthCheckResponse.SERVING)
+    services = ProtoReflectionDescriptorDatabase(channel).get_services()
+    assert {"hacluster.v1.Cluster", "grpc.health.v1.Health"} <= set(services)
+    (host,) = client.list_hosts()
+    assert (host["name"], host["cpus"], host["memory_mib"], host["status"]) == ("solo", 8,
+                                                                                8192, "up")
+
+
+def test_garbage_on_the_api_port_changes_nothing(member: tuple[Daemon, Client]) -> None:
+    daemon, client = member
+    client.create_vm("keep", vcpus=1, memory_mib=64)
+    before = daemon.raft.state.to_dict()
+    host, port = daemon.config.me.api.rsplit(":", 1)
+    for blob in (b"\x00" * 64, b"GET / HTTP/1.1\r\n\r\n", bytes(range(256)) * 8):
+        with socket.create_connection((host, int(port)), timeout=2) as s:
+            s.sendall(blob)
+            time.sleep(0.05)
+    assert client.list_vms()[0]["name"] == "keep"
+    assert daemon.raft.state.to_dict()["vms"] == before["vms"]

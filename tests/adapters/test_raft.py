@@ -1,0 +1,135 @@
+"""Three pysyncobj members on loopback through the RaftNode adapter, for real."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from hacluster.core import commands as c
+from hacluster.raft import RaftNode, Unavailable
+
+SECRET = "test-secret-0123456789"
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def wait(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+class Trio:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.addrs = [f"127.0.0.1:{p}" for p in free_ports(3)]
+        self.nodes: list[RaftNode | None] = [None, None, None]
+
+    def start(self, i: int) -> RaftNode:
+        addr = self.addrs[i]
+        node = RaftNode(addr, [a for a in self.addrs if a != addr], str(self.root / f"n{i}"),
+                        SECRET)
+        self.nodes[i] = node
+        return node
+
+    def live(self) -> list[RaftNode]:
+        return [n for n in self.nodes if n is not None]
+
+    def stop(self, i: int) -> None:
+        node = self.nodes[i]
+        if node is not None:
+            node.close()
+            self.nodes[i] = None
+
+    def leader(self) -> RaftNode:
+        wait(lambda: any(n.is_leader() for n in self.live()))
+        return next(n for n in self.live() if n.is_leader())
+
+
+@pytest.fixture
+def trio(tmp_path: Path) -> Iterator[Trio]:
+    t = Trio(tmp_path)
+    for i in range(3):
+        t.start(i)
+    yield t
+    for i in range(3):
+        t.stop(i)
+
+
+def create(name: str, cid: str | None = None) -> c.CreateVm:
+    return c.CreateVm(id=cid or f"id-{name}", name=name, uuid=f"u-{name}", vcpus=1,
+                      memory_mib=64)
+
+
+def test_commit_through_any_member_reaches_every_replica(trio: Trio) -> None:
+    leader = trio.leader()
+    follower = next(n for n in trio.live() if n is not leader)
+    assert follower.propose(create("a")).ok
+    assert leader.propose(create("b")).ok
+    wait(lambda: all(set(n.state.vms) == {"a", "b"} for n in trio.live()))
+    assert trio.live()[0].state == trio.live()[1].state == trio.live()[2].state
+
+
+def test_rejection_is_a_result_and_retries_apply_once(trio: Trio) -> None:
+    node = trio.live()[0]
+    trio.leader()
+    assert node.propose(create("a", "x1")).ok
+    assert node.propose(create("a", "x1")).ok  # the same id: the earlier result
+    refused = node.propose(create("a", "x2"))
+    assert (refused.ok, refused.code) == (False, "exists")
+
+
+def test_whole_cluster_restart_keeps_acknowledged_writes(trio: Trio) -> None:
+    trio.leader()
+    for i in range(50):
+        assert trio.live()[i % 3].propose(create(f"vm{i}")).ok
+    for i in range(3):
+        trio.stop(i)
+    for i in range(3):
+        trio.start(i)
+    wait(lambda: all(len(n.state.vms) == 50 for n in trio.live()))
+    assert trio.leader().propose(create("after")).ok
+
+
+def test_no_quorum_is_unavailable(trio: Trio) -> None:
+    trio.leader()
+    trio.stop(1)
+    trio.stop(2)
+    lonely = trio.live()[0]
+    wait(lambda: not lonely.is_leader())  # a leader without a majority steps down
+    with pytest.raises(Unavailable):
+        lonely.propose(create("nope"), timeout=1.0)
+    assert "nope" not in lonely.state.vms
+
+
+def test_unknown_command_halts_the_member_instead_of_diverging(trio: Trio) -> None:
+    leader = trio.leader()
+    envelope = json.loads(c.encode(create("a")))
+    future = json.dumps({**envelope, "v": c.FORMAT_VERSION + 1, "id": "future"}).encode()
+    leader._obj._apply(future)  # what a newer member would propose
+    # Every member that learns the entry is committed halts there (and stops taking part);
+    # the leader and at least one follower must have, for it to have committed.
+    wait(lambda: sum(bool(n.halted) for n in trio.live()) >= 2)
+    assert all("format v2" in n.halted for n in trio.live() if n.halted)
+    assert all(set(n.state.vms) == set() for n in trio.live())
+    with pytest.raises(Unavailable, match="halted"):
+        leader.propose(create("b"))
+
+
+def test_a_secret_is_required(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="secret"):
+        RaftNode("127.0.0.1:1", [], str(tmp_path), "")
