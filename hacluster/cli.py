@@ -323,3 +323,7 @@ def lab_down(lab_dir: str) -> None:
         lab_obj.stop_all()
         lab_obj.forget()
     click.echo(f"lab in {lab_dir} is down")
+
+
+if __name__ == "__main__":
+    main()
