@@ -57,9 +57,6 @@ class LabRun:
     def endpoints(self) -> str:
         return ",".join(h["api"] for h in self.status())
 
-    def api(self, host: str) -> str:
-        return next(h["api"] for h in self.status() if h["name"] == host)
-
     def domains(self, host: str) -> dict[str, tuple[int, int]]:
         """What the host's own libvirt runs: managed domain name -> (libvirt id, state)."""
         uri = next(h["libvirt_uri"] for h in self.status() if h["name"] == host)
