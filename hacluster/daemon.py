@@ -22,6 +22,10 @@ from grpc_reflection.v1alpha import reflection
 from . import config as cfg
 from .agent import Agent
 from .api import AgentServicer, ClusterServicer
+from .core.commands import Command
+from .core.host_plan import concerns_host
+from .core.reconcile import concerns_leader
+from .core.state import Result
 from .hypervisor import Hypervisor, HypervisorError
 from .leader import LeaderLoop
 from .notify import sd_notify
@@ -39,11 +43,12 @@ class Daemon:
         self.config = config
         self.stop_event = threading.Event()
         self.wake_agent = threading.Event()
+        self.wake_leader = threading.Event()
         self.raft = RaftNode(config.me.raft, [m.raft for m in config.peers], config.data_dir,
                              config.secret, config.raft,
-                             on_applied=lambda cmd, res: self.wake_agent.set())
+                             on_applied=self._on_applied)
         self.hypervisor = Hypervisor(config.libvirt_uri, on_event=self.wake_agent.set)
-        self.leader = LeaderLoop(config.name, self.raft)
+        self.leader = LeaderLoop(config.name, self.raft, self.wake_leader)
         self.agent = Agent(config, self.raft, self.hypervisor, self.wake_agent)
         self.health = health.HealthServicer()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=16,
@@ -58,6 +63,15 @@ class Daemon:
         reflection.enable_server_reflection(services, self.server)
         if self.server.add_insecure_port(config.me.api) == 0:
             raise OSError(f"cannot listen on {config.me.api}")
+
+    def _on_applied(self, cmd: Command, result: Result) -> None:
+        """Runs in the Raft tick thread: only wake the loops that have work, never block."""
+        if not result.ok:
+            return
+        if concerns_host(cmd, self.raft.state, self.config.name):
+            self.wake_agent.set()
+        if concerns_leader(cmd):
+            self.wake_leader.set()
 
     def run(self) -> int:
         self.server.start()

@@ -27,11 +27,13 @@ def _ids() -> Iterator[str]:
 
 
 class LeaderLoop:
-    def __init__(self, name: str, raft: RaftNode, interval: float = 0.25) -> None:
+    def __init__(self, name: str, raft: RaftNode, wake: threading.Event,
+                 interval: float = 0.25) -> None:
         self.name = name
         self.raft = raft
         self.interval = interval
-        self.live = LiveState()
+        self.wake = wake
+        self.live = LiveState(wake)
         self.term = 0
         self.active = False  # claim committed: this member acts as leader
         self.last_verdict = ""
@@ -39,7 +41,7 @@ class LeaderLoop:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self.live = LiveState()  # a fresh grace period for every host
+        self.live = LiveState(self.wake)  # a fresh grace period for every host
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="leader", daemon=True)
         self._thread.start()
@@ -99,6 +101,6 @@ class LeaderLoop:
             if verdict != self.last_verdict:
                 log.info("leader: %s", verdict)
                 self.last_verdict = verdict
-            self.live.changed.wait(self.interval)
-            self.live.changed.clear()
+            self.wake.wait(self.interval)
+            self.wake.clear()
         self.active = False

@@ -23,18 +23,18 @@ class Heartbeat:
 
 
 class LiveState:
-    def __init__(self) -> None:
+    def __init__(self, wake: threading.Event) -> None:
         self._lock = threading.Lock()
         self._beats: dict[str, Heartbeat] = {}
         self.since = time.monotonic()
-        self.changed = threading.Event()
+        self.wake = wake  # the leader loop's: set when there may be something to commit
 
     def record(self, host: str, metrics: HostMetrics, observed: dict[str, str]) -> None:
         with self._lock:
             previous = self._beats.get(host)
             self._beats[host] = Heartbeat(host, metrics, dict(observed), time.monotonic())
         if previous is None or previous.observed != observed:
-            self.changed.set()  # wake the leader loop: something to commit
+            self.wake.set()
 
     def heartbeats(self) -> dict[str, Heartbeat]:
         with self._lock:

@@ -11,7 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .commands import AssignVm, ClaimLeadership, Command, DeleteVm, SetVmState
 from .model import Observed, Vm
+from .state import ClusterState
 
 
 @dataclass(frozen=True)
@@ -65,3 +67,14 @@ def plan_host(host: str, vms: Mapping[str, Vm], domains: Iterable[Domain]) -> li
             actions.append(Action(Act.DESTROY, dom.name, dom.uuid, why))
         actions.append(Action(Act.UNDEFINE, dom.name, dom.uuid, why))
     return actions
+
+
+def concerns_host(cmd: Command, state: ClusterState, host: str) -> bool:
+    """Whether an applied command may give this host's agent work (so it wakes at once
+    rather than at its next heartbeat)."""
+    if isinstance(cmd, AssignVm):
+        return cmd.host == host
+    if isinstance(cmd, SetVmState):
+        vm = state.vms.get(cmd.name)
+        return vm is not None and host in (vm.host, vm.last_host)
+    return isinstance(cmd, DeleteVm | ClaimLeadership)

@@ -86,3 +86,8 @@ def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
         notes.append(f"placed {placed}" + (f", {pending} pending" if pending else ""))
 
     return Plan(cmds, "; ".join(notes) if notes else "steady")
+
+
+def concerns_leader(cmd: c.Command) -> bool:
+    """Whether an applied command may give the leader work now (something to place)."""
+    return isinstance(cmd, c.CreateVm | c.SetVmState | c.DeleteVm | c.RegisterHost)

@@ -72,7 +72,7 @@ def test_bad_create_is_refused_and_changes_nothing(member: tuple[Daemon, Client]
                                                    change: dict[str, object],
                                                    code: grpc.StatusCode, fragment: str) -> None:
     daemon, client = member
-    client.create_vm("dup", vcpus=1, memory_mib=64)
+    client.create_vm("dup", vcpus=1, memory_mib=64, stopped=True)
     before = daemon.raft.state.to_dict()["vms"]
     args: dict[str, object] = {"name": "new", "vcpus": 1, "memory_mib": 64}
     args.update(change)
@@ -118,7 +118,7 @@ def test_status_health_and_reflection(member: tuple[Daemon, Client]) -> None:
 
 def test_garbage_on_the_api_port_changes_nothing(member: tuple[Daemon, Client]) -> None:
     daemon, client = member
-    client.create_vm("keep", vcpus=1, memory_mib=64)
+    client.create_vm("keep", vcpus=1, memory_mib=64, stopped=True)  # nothing left to do
     before = daemon.raft.state.to_dict()
     host, port = daemon.config.me.api.rsplit(":", 1)
     for blob in (b"\x00" * 64, b"GET / HTTP/1.1\r\n\r\n", bytes(range(256)) * 8):
