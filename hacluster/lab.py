@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -166,6 +167,9 @@ def create(lab_dir: str | Path, nodes: int, base_ip: str = "127.0.77", raft_port
             name=f"host{i}", ip=ip, raft=f"{ip}:{raft_port}", api=f"{ip}:{api_port}",
             libvirt_uri=f"test+unix:///default?socket={runtime}/run/libvirt-sock",
             runtime_dir=runtime))
+    for h in hosts:
+        for addr in (h.raft, h.api):
+            _check_free(addr)
     lab = Lab(dir=str(root), hosts=hosts, secret_file=str(secret_file))
     members = "\n".join(f'  {{ name = "{h.name}", raft = "{h.raft}", api = "{h.api}" }},'
                         for h in hosts)
@@ -189,6 +193,17 @@ members = [
     return lab
 
 
+def _check_free(addr: str) -> None:
+    ip, port = addr.rsplit(":", 1)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is ok
+        try:
+            s.bind((ip, int(port)))
+        except OSError as exc:
+            raise LabError(f"{addr} is taken ({exc.strerror}): another lab on these addresses? "
+                           "stop it, or pick others with --base-ip") from exc
+
+
 def wait_until_up(lab: Lab, timeout: float = 60.0) -> None:
     """Until every host is registered and up, and the cluster has a leader acting."""
     from .client import Client, ClientError  # the lab drives the cluster as hactl does
@@ -196,6 +211,11 @@ def wait_until_up(lab: Lab, timeout: float = 60.0) -> None:
     client = Client(lab.endpoints.split(","), timeout=2.0)
 
     def ready() -> bool:
+        for h in lab.hosts:
+            if not lab.alive(h, "haclusterd"):
+                log = lab.host_dir(h) / "haclusterd.log"
+                tail = log.read_text().strip().splitlines()[-1:] if log.exists() else []
+                raise LabError(f"{h.name}: haclusterd exited: {' '.join(tail)}")
         try:
             status = client.status()
             hosts = client.list_hosts()

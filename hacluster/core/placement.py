@@ -1,9 +1,13 @@
 """Placement: filters remove hosts (each with a reason), weighers rank the rest, best wins.
 
-Shaped like Nova's scheduler: small filter and weigher classes, weights normalised over the
-candidates and multiplied by a factor. They work on whole columns of a HostTable (numpy
-arrays, one row per host) so that one decision over 1,000 hosts costs tens of microseconds;
-the planner updates the table after each choice so a batch of placements never overcommits.
+Shaped like Nova's scheduler: small filter and weigher classes, each weight multiplied by a
+factor. Unlike Nova, weights are not min-max normalised over the candidates: each weigher
+gives a value on an absolute 0..1 scale (a share of the host), so that noise (CPU loads of
+0.02 and 0.03) stays noise instead of being stretched to the full range.
+
+They work on whole columns of a HostTable (numpy arrays, one row per host), so one decision
+over 1,000 hosts costs tens of microseconds; the planner updates the table after each choice
+so a batch of placements never overcommits.
 """
 
 from __future__ import annotations
@@ -150,13 +154,18 @@ class DiskFilter(Filter):
 
 
 class Weigher:
-    """Raw values, higher is better; the pipeline normalises them to 0..1 over candidates."""
+    """Values on an absolute 0..1 scale, higher is better."""
 
     name = "weigher"
     multiplier = 1.0
 
     def values(self, vm: Vm, t: HostTable, policy: Policy) -> Floats:
         raise NotImplementedError
+
+
+def _share(part: Floats, whole: Floats) -> Floats:
+    result: Floats = np.clip(part / np.maximum(whole, 1.0), 0.0, 1.0)
+    return result
 
 
 class FreeMemoryWeigher(Weigher):
@@ -166,8 +175,7 @@ class FreeMemoryWeigher(Weigher):
     multiplier = 1.0
 
     def values(self, vm: Vm, t: HostTable, policy: Policy) -> Floats:
-        result: Floats = (t.free_memory(policy) - vm.memory_mib) / np.maximum(t.memory_mib, 1.0)
-        return result
+        return _share(t.free_memory(policy) - vm.memory_mib, t.memory_mib)
 
 
 class CpuLoadWeigher(Weigher):
@@ -177,7 +185,8 @@ class CpuLoadWeigher(Weigher):
     multiplier = 1.0
 
     def values(self, vm: Vm, t: HostTable, policy: Policy) -> Floats:
-        return -t.cpu_load
+        result: Floats = 1.0 - np.clip(t.cpu_load, 0.0, 1.0)
+        return result
 
 
 class FreeDiskWeigher(Weigher):
@@ -185,15 +194,14 @@ class FreeDiskWeigher(Weigher):
     multiplier = 0.5
 
     def values(self, vm: Vm, t: HostTable, policy: Policy) -> Floats:
-        result: Floats = (t.free_disk(policy) - vm.disk_gib) / np.maximum(t.disk_gib, 1.0)
-        return result
+        return _share(t.free_disk(policy) - vm.disk_gib, t.disk_gib)
 
 
 class StickyWeigher(Weigher):
     """Prefer the host the VM last ran on (its definition and caches are there)."""
 
     name = "last_host"
-    multiplier = 0.5
+    multiplier = 0.2
 
     def values(self, vm: Vm, t: HostTable, policy: Policy) -> Floats:
         values = np.zeros(len(t.names))
@@ -246,10 +254,7 @@ class Placer:
                 vm.name, None, rejected, {})
         score = np.zeros(candidates.size)
         for w in self.weighers:
-            v = w.values(vm, t, self.policy)[candidates]
-            span = v.max() - v.min()
-            if span > 0:
-                score += w.multiplier * (v - v.min()) / span
+            score += w.multiplier * w.values(vm, t, self.policy)[candidates]
         best = int(candidates[int(np.argmax(score))])  # argmax: first max = lowest name
         scores = ({t.names[int(i)]: float(s) for i, s in zip(candidates, score, strict=True)}
                   if explain else {})

@@ -104,3 +104,10 @@ def test_no_host_is_ever_overcommitted(hosts: list[Host], vms: list[Vm], ratio: 
     for d in decisions:
         if d.host is None:  # pending: every host has its reason, or there are none
             assert set(d.rejected) == {h.name for h in hosts} and d.reasons
+
+
+def test_cpu_load_noise_does_not_outweigh_free_memory() -> None:
+    hosts = [host("a"), host("b")]
+    used = [vm("x", memory_mib=1024, host_name="a")]
+    noise = {"a": HostMetrics(cpu_load=0.01), "b": HostMetrics(cpu_load=0.04)}
+    assert decide(hosts, used, vm("n"), metrics=noise).host == "b"
