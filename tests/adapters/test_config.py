@@ -64,3 +64,13 @@ def test_missing_or_broken_file(tmp_path: Path) -> None:
     (tmp_path / "bad.toml").write_text("name = ")
     with pytest.raises(cfg.ConfigError, match="not valid TOML"):
         cfg.load(tmp_path / "bad.toml")
+
+
+def test_the_shipped_example_config_is_valid(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "systemd" / "haclusterd.toml.example"
+    (tmp_path / "cluster.secret").write_text("z" * 32)
+    text = example.read_text().replace("/etc/hacluster/cluster.secret",
+                                       str(tmp_path / "cluster.secret"))
+    (tmp_path / "haclusterd.toml").write_text(text)
+    c = cfg.load(tmp_path / "haclusterd.toml")
+    assert c.name == "hv1" and len(c.members) == 3 and c.libvirt_uri == "qemu:///system"
