@@ -44,15 +44,41 @@ class RegisterHost(Command):
     cpus: int
     memory_mib: int
     disk_gib: int
+    lease: float = 0.0
+    watchdog: float = 0.0
 
 
 @dataclass(kw_only=True, frozen=True)
 class SetHostStatus(Command):
+    """Liveness transitions (up <-> down). Going down opens an incident."""
+
     TYPE = "host.status"
     LEADER_ONLY = True
     name: str
     status: str
+    last_heard: float = 0.0  # wall clock, for the incident timeline
     expect_version: int | None = None
+
+
+@dataclass(kw_only=True, frozen=True)
+class FenceHost(Command):
+    """The leader knows a down host cannot be running its HA VMs any more: it commits that,
+    and the host's HA VMs become free to be placed elsewhere."""
+
+    TYPE = "host.fence"
+    LEADER_ONLY = True
+    name: str
+    by: str  # lease+watchdog | fence agent
+    expect_version: int | None = None
+
+
+@dataclass(kw_only=True, frozen=True)
+class ConfirmFenced(Command):
+    """An operator vouches that a down host is off (it has no watchdog, or no fence agent
+    answered). Like Proxmox's manual fencing: the operator's word, recorded as such."""
+
+    TYPE = "host.confirm_fenced"
+    name: str
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -118,6 +144,25 @@ class ObserveVms(Command):
 
 
 @dataclass(kw_only=True, frozen=True)
+class VmFailed(Command):
+    """A VM that should run stopped or crashed on a healthy host: restart it in place, move
+    it, or give up (error), per policy."""
+
+    TYPE = "vm.failed"
+    LEADER_ONLY = True
+    name: str
+    host: str
+    expect_version: int | None = None
+
+
+@dataclass(kw_only=True, frozen=True)
+class SetPolicy(Command):
+    TYPE = "policy.set"
+    changes: dict[str, float] = field(default_factory=dict)
+    expect_version: int | None = None
+
+
+@dataclass(kw_only=True, frozen=True)
 class ClaimLeadership(Command):
     """The barrier a new leader commits before it acts; raises the cluster's leader term."""
 
@@ -131,12 +176,16 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     for cls in (
         RegisterHost,
         SetHostStatus,
+        FenceHost,
+        ConfirmFenced,
         CreateVm,
         SetVmState,
         DeleteVm,
         AssignVm,
         MarkPending,
         ObserveVms,
+        VmFailed,
+        SetPolicy,
         ClaimLeadership,
     )
 }

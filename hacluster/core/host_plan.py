@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .commands import AssignVm, ClaimLeadership, Command, DeleteVm, SetVmState
-from .model import Observed, Vm
+from .model import Observed, Vm, VmState
 from .state import ClusterState
 
 
@@ -43,29 +43,53 @@ class Action:
     reason: str
 
 
-def plan_host(host: str, vms: Mapping[str, Vm], domains: Iterable[Domain]) -> list[Action]:
+def plan_host(host: str, vms: Mapping[str, Vm], domains: Iterable[Domain],
+              lease_valid: bool = True) -> list[Action]:
+    """Cleanup first (a returning host never runs a copy the cluster placed elsewhere), then
+    this host's own VMs. Without a valid lease no HA VM is started here."""
     actions: list[Action] = []
     by_uuid = {d.uuid: d for d in domains}
     mine = {vm.uuid: vm for vm in vms.values() if vm.host == host}
+    hands_off = {vm.uuid for vm in vms.values() if vm.state is VmState.IGNORED}
 
-    for uuid, vm in sorted(mine.items(), key=lambda kv: kv[1].name):
-        dom = by_uuid.get(uuid)
-        if vm.wants_to_run:
-            if dom is None:
-                actions.append(Action(Act.DEFINE_START, vm.name, uuid, "assigned here"))
-            elif dom.state in (Observed.STOPPED, Observed.CRASHED):
-                actions.append(Action(Act.START, vm.name, uuid, f"desired started, {dom.state}"))
-        elif dom is not None and dom.state in (Observed.RUNNING, Observed.PAUSED):
-            actions.append(Action(Act.STOP, vm.name, uuid, "desired stopped"))
-
-    for dom in sorted(by_uuid.values(), key=lambda d: d.name):
-        if not dom.managed or dom.uuid in mine:
+    for orphan in sorted(by_uuid.values(), key=lambda d: d.name):
+        if not orphan.managed or orphan.uuid in mine or orphan.uuid in hands_off:
             continue
         # A cluster VM that is not (or no longer) this host's: deleted, or placed elsewhere.
         why = "not assigned to this host"
-        if dom.state in (Observed.RUNNING, Observed.PAUSED):
-            actions.append(Action(Act.DESTROY, dom.name, dom.uuid, why))
-        actions.append(Action(Act.UNDEFINE, dom.name, dom.uuid, why))
+        if orphan.state in (Observed.RUNNING, Observed.PAUSED):
+            actions.append(Action(Act.DESTROY, orphan.name, orphan.uuid, why))
+        actions.append(Action(Act.UNDEFINE, orphan.name, orphan.uuid, why))
+
+    for uuid, vm in sorted(mine.items(), key=lambda kv: kv[1].name):
+        dom = by_uuid.get(uuid)
+        if vm.state is VmState.IGNORED:
+            continue
+        if vm.wants_to_run:
+            if vm.ha and not lease_valid:
+                continue
+            if dom is None:
+                actions.append(Action(Act.DEFINE_START, vm.name, uuid, "assigned here"))
+            elif dom.state in (Observed.STOPPED, Observed.CRASHED) and \
+                    vm.observed is Observed.NONE:
+                # Only a fresh assignment or the leader's restart decision (which resets
+                # `observed`) starts it; a crash is reported first and judged by policy.
+                actions.append(Action(Act.START, vm.name, uuid, f"start, it is {dom.state}"))
+        elif dom is not None and dom.state in (Observed.RUNNING, Observed.PAUSED):
+            actions.append(Action(Act.STOP, vm.name, uuid, f"desired {vm.state.value}"))
+    return actions
+
+
+def self_fence_plan(vms: Mapping[str, Vm], domains: Iterable[Domain]) -> list[Action]:
+    """The lease ran out: hard-stop every running VM the cluster may restart elsewhere (HA
+    VMs, and any of ours the replica no longer knows). Non-HA VMs never move: they stay."""
+    by_uuid = {vm.uuid: vm for vm in vms.values()}
+    actions = []
+    for dom in sorted(domains, key=lambda d: d.name):
+        vm = by_uuid.get(dom.uuid)
+        keep = vm is not None and (not vm.ha or vm.state is VmState.IGNORED)
+        if dom.managed and dom.state in (Observed.RUNNING, Observed.PAUSED) and not keep:
+            actions.append(Action(Act.DESTROY, dom.name, dom.uuid, "lease expired: self-fence"))
     return actions
 
 

@@ -16,10 +16,12 @@ NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
 
 
 class VmState(StrEnum):
-    """What the operator asked for (the desired state)."""
+    """What the operator asked for (the desired state), as Proxmox's ha-manager names them."""
 
-    STARTED = "started"
-    STOPPED = "stopped"
+    STARTED = "started"  # run it; if its host is lost and it is HA, run it elsewhere
+    STOPPED = "stopped"  # keep it stopped (its definition still follows failover)
+    DISABLED = "disabled"  # stopped, and HA leaves it where it is
+    IGNORED = "ignored"  # hands off: the cluster neither starts, stops nor moves it
 
 
 class Observed(StrEnum):
@@ -34,7 +36,8 @@ class Observed(StrEnum):
 
 class HostStatus(StrEnum):
     UP = "up"
-    DOWN = "down"
+    DOWN = "down"  # unreachable: maybe dead, maybe cut off; its VMs may still run
+    FENCED = "fenced"  # known not to run its HA VMs any more: they were recovered elsewhere
 
 
 def _plain(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -64,6 +67,8 @@ class Host(Record):
     memory_mib: int
     disk_gib: int
     status: HostStatus = HostStatus.UP
+    lease: float = 0.0  # seconds a lease granted to this host lasts (its config)
+    watchdog: float = 0.0  # seconds past lease expiry its watchdog fires; 0 = no watchdog
     version: int = 0
 
     def __post_init__(self) -> None:
@@ -85,6 +90,11 @@ class Vm(Record):
     observed: Observed = Observed.NONE
     pending_reasons: list[str] = field(default_factory=list)
     created_at: float = 0.0
+    restarts: int = 0  # restarts in place since the last operator action or relocation
+    relocations: int = 0
+    avoid_hosts: list[str] = field(default_factory=list)  # hosts it failed on (relocation)
+    error: str = ""  # non-empty: HA gave up; only an operator's start/stop clears it
+    running_since: float = 0.0  # ts of the command that saw it running
     version: int = 0
 
     def __post_init__(self) -> None:
@@ -93,7 +103,12 @@ class Vm(Record):
 
     @property
     def wants_to_run(self) -> bool:
-        return self.state is VmState.STARTED
+        return self.state is VmState.STARTED and not self.error
+
+    @property
+    def recoverable(self) -> bool:
+        """HA follows it to another host if its host is lost."""
+        return self.ha and self.state in (VmState.STARTED, VmState.STOPPED)
 
 
 @dataclass
@@ -104,17 +119,57 @@ class Policy(Record):
     memory_ratio: float = 1.0  # memory overcommit; 1.0 = none
     disk_ratio: float = 1.0
     memory_reserve_mib: int = 0  # kept free on every host for the host itself
-    host_down_after: float = 5.0  # seconds without heartbeat before a host is marked down
+    max_restart: int = 1  # restarts in place of a VM that failed on a healthy host...
+    max_relocate: int = 1  # ...then moves to another host, then the error state
+    failure_reset_after: float = 600.0  # seconds of running that forgive earlier failures
+    admission_control: bool = False  # refuse HA VMs that could not all survive a failure of
+    admission_failures: int = 1  # ...this many hosts
     version: int = 0
+
+
+POLICY_LIMITS: dict[str, tuple[float, float]] = {
+    "cpu_ratio": (0.1, 64.0), "memory_ratio": (0.1, 4.0), "disk_ratio": (0.1, 16.0),
+    "memory_reserve_mib": (0, 1 << 24), "max_restart": (0, 100), "max_relocate": (0, 100),
+    "failure_reset_after": (0, 86400 * 30), "admission_control": (0, 1),
+    "admission_failures": (1, 10),
+}
+"""Every operator-settable policy field and its allowed range."""
+
+
+@dataclass
+class Incident(Record):
+    """One lost host, from silence to its HA VMs running elsewhere (wall-clock timestamps,
+    taken from the commands' proposers, for people to read; decisions use monotonic time)."""
+
+    id: int
+    host: str
+    last_heard: float  # when the leader last heard the host
+    declared_at: float  # host marked down
+    fenced_at: float = 0.0
+    fenced_by: str = ""  # lease+watchdog | fence agent | operator
+    returned_at: float = 0.0  # the host came back
+    # VM name -> {"placed_at", "host", "running_at"} for each HA VM recovered
+    vms: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    @property
+    def open(self) -> bool:
+        return not self.returned_at and (not self.fenced_at or any(
+            not v.get("running_at") for v in self.vms.values()))
 
 
 def vm_status(vm: Vm, host: Host | None) -> str:
     """The one-word observed status operators see, derived from desired and observed state."""
-    if vm.state is VmState.STOPPED:
-        return "stopping" if vm.host and vm.observed is Observed.RUNNING else "stopped"
+    if vm.error:
+        return "error"
+    if vm.state is VmState.IGNORED:
+        return "ignored"
+    if vm.state is not VmState.STARTED:
+        if vm.host and vm.observed is Observed.RUNNING:
+            return "stopping"
+        return vm.state.value  # stopped | disabled
     if vm.host is None:
         return "pending"
-    if host is None or host.status is HostStatus.DOWN:
+    if host is None or host.status is not HostStatus.UP:
         return "unknown"
     if vm.observed is Observed.RUNNING:
         return "running"

@@ -150,6 +150,23 @@ class DiskFilter(Filter):
         return f"needs {vm.disk_gib} GiB disk, {max(free, 0):.0f} GiB free"
 
 
+class AvoidHostsFilter(Filter):
+    """A VM relocated after failing on a host is not put back there."""
+
+    name = "failed_here"
+
+    def mask(self, vm: Vm, t: HostTable, policy: Policy) -> Bools:
+        ok = np.ones(len(t.names), dtype=bool)
+        for h in vm.avoid_hosts:
+            i = t.index.get(h)
+            if i is not None:
+                ok[i] = False
+        return ok
+
+    def reason(self, vm: Vm, t: HostTable, i: int, policy: Policy) -> str:
+        return "the VM failed on this host"
+
+
 # ---- weighers ------------------------------------------------------------------------------
 
 
@@ -211,7 +228,8 @@ class StickyWeigher(Weigher):
         return values
 
 
-DEFAULT_FILTERS: tuple[Filter, ...] = (HostUpFilter(), MemoryFilter(), VcpuFilter(), DiskFilter())
+DEFAULT_FILTERS: tuple[Filter, ...] = (HostUpFilter(), AvoidHostsFilter(), MemoryFilter(),
+                                       VcpuFilter(), DiskFilter())
 DEFAULT_WEIGHERS: tuple[Weigher, ...] = (FreeMemoryWeigher(), CpuLoadWeigher(), FreeDiskWeigher(),
                                          StickyWeigher())
 

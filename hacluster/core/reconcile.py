@@ -1,8 +1,13 @@
 """What the leader should commit next, given the state and what it has heard from the agents.
 
-A pure function of its inputs: the leader loop gathers the soft state (heartbeat times on its
-monotonic clock, live metrics, observed VM states), calls `plan`, and proposes the commands.
-Each command carries the version it expects, so a plan made on stale state loses the race.
+A pure function of its inputs: the leader loop gathers the soft state (heartbeat and lease
+grant times on its monotonic clock, live metrics, observed VM states, fence agents' answers),
+calls `plan`, and proposes the commands. Each command carries the version it expects, so a
+plan made on stale state loses the race instead of acting on it.
+
+Order of a pass: liveness (up/down), fencing of down hosts whose leases have surely run out
+(timing.recovery_at) or that a fence agent switched off, observed VM states, failed VMs
+(restart, relocate or give up), then placement, highest priority first.
 """
 
 from __future__ import annotations
@@ -14,17 +19,31 @@ from . import commands as c
 from .model import HostStatus, Observed
 from .placement import HostMetrics, HostTable, Placer
 from .state import ClusterState
+from .timing import recovery_at
+
+BY_LEASE = "lease+watchdog"
+BY_FENCE_AGENT = "fence agent"
 
 
 @dataclass
 class LeaderView:
-    """The leader's soft state, all times on its own monotonic clock."""
+    """The leader's soft state; every time is on its own monotonic clock except wall_now."""
 
     now: float
     leader_since: float  # hosts never heard from get a full grace period from here
+    margin: float = 0.5
+    host_down_after: float = 1.0
+    leader_fallback: float = 1.5
+    wall_now: float = 0.0  # for the incident timeline only
     last_heard: Mapping[str, float] = field(default_factory=dict)
+    last_granted: Mapping[str, float] = field(default_factory=dict)
+    fenced_off: Mapping[str, bool] = field(default_factory=dict)  # fence agent said: off
     metrics: Mapping[str, HostMetrics] = field(default_factory=dict)
     observed: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # host -> vm -> state
+
+    def recovery_at(self, name: str, lease: float, watchdog: float) -> float:
+        return recovery_at(self.last_granted.get(name), self.leader_since,
+                           self.leader_fallback, lease, watchdog, self.margin)
 
 
 @dataclass
@@ -37,22 +56,47 @@ def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
          ts: float) -> Plan:
     cmds: list[c.Command] = []
     notes: list[str] = []
-    policy = state.policy
 
-    # 1. Host liveness transitions.
+    def add(cmd: c.Command, note: str = "") -> None:
+        cmds.append(cmd)
+        if note:
+            notes.append(note)
+
+    # 1. Liveness and fencing.
     for host in sorted(state.hosts.values(), key=lambda h: h.name):
         heard = view.last_heard.get(host.name)
         silent_for = view.now - (heard if heard is not None else view.leader_since)
-        if host.status is HostStatus.UP and silent_for > policy.host_down_after:
-            cmds.append(c.SetHostStatus(id=next(ids), ts=ts, term=term, name=host.name,
-                                        status=HostStatus.DOWN.value,
-                                        expect_version=host.version))
-            notes.append(f"{host.name} down (silent {silent_for:.1f}s)")
-        elif (host.status is HostStatus.DOWN and heard is not None
-              and silent_for <= policy.host_down_after):
-            cmds.append(c.SetHostStatus(id=next(ids), ts=ts, term=term, name=host.name,
-                                        status=HostStatus.UP.value, expect_version=host.version))
-            notes.append(f"{host.name} up")
+        alive = heard is not None and silent_for <= view.host_down_after
+        if host.status is HostStatus.UP and not alive and silent_for > view.host_down_after:
+            add(c.SetHostStatus(id=next(ids), ts=ts, term=term, name=host.name,
+                                status=HostStatus.DOWN.value,
+                                last_heard=view.wall_now - silent_for,
+                                expect_version=host.version),
+                f"{host.name} down (silent {silent_for:.1f}s)")
+        elif host.status is not HostStatus.UP and alive:
+            add(c.SetHostStatus(id=next(ids), ts=ts, term=term, name=host.name,
+                                status=HostStatus.UP.value, expect_version=host.version),
+                f"{host.name} up")
+        elif host.status is HostStatus.DOWN:
+            by = None
+            if view.fenced_off.get(host.name):
+                by = BY_FENCE_AGENT
+            elif host.watchdog > 0 and view.now >= view.recovery_at(host.name, host.lease,
+                                                                    host.watchdog):
+                by = BY_LEASE
+            if by is not None:
+                add(c.FenceHost(id=next(ids), ts=ts, term=term, name=host.name, by=by,
+                                expect_version=host.version), f"{host.name} fenced ({by})")
+            else:
+                if host.watchdog <= 0:
+                    wait = "no watchdog: needs a fence agent or an operator's confirm-fenced"
+                else:
+                    due = view.recovery_at(host.name, host.lease, host.watchdog) - view.now
+                    wait = f"fencing in {due:.1f}s"
+                notes.append(f"{host.name} down, {wait}")
+    if cmds:
+        # Host transitions first, on their own: the rest of the plan must see their effect.
+        return Plan(cmds, "; ".join(notes))
 
     # 2. Observed VM states, one batch per host, only what changed.
     for host_name, reported in sorted(view.observed.items()):
@@ -62,27 +106,35 @@ def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
             if vm is not None and vm.host == host_name and vm.observed is not Observed(seen):
                 changes[vm_name] = seen
         if changes:
-            cmds.append(c.ObserveVms(id=next(ids), ts=ts, term=term, host=host_name,
-                                     observed=changes))
-            notes.append(f"{len(changes)} observed on {host_name}")
+            add(c.ObserveVms(id=next(ids), ts=ts, term=term, host=host_name,
+                             observed=changes), f"{len(changes)} observed on {host_name}")
 
-    # 3. Placement of VMs that want to run and have no host.
+    # 3. VMs that stopped or crashed on a healthy host: the committed observation says so.
+    failed = (Observed.STOPPED, Observed.CRASHED)
+    for vm in sorted(state.vms.values(), key=lambda v: v.name):
+        on = state.hosts.get(vm.host) if vm.host else None
+        if (vm.wants_to_run and on is not None and on.status is HostStatus.UP
+                and vm.observed in failed
+                and view.observed.get(on.name, {}).get(vm.name) in {o.value for o in failed}):
+            add(c.VmFailed(id=next(ids), ts=ts, term=term, name=vm.name, host=on.name,
+                           expect_version=vm.version), f"{vm.name} failed on {on.name}")
+
+    # 4. Placement of VMs that want to run and have no host.
     waiting = [vm for vm in state.vms.values() if vm.wants_to_run and vm.host is None]
     if waiting:
         table = HostTable.build(state.hosts.values(), state.vms.values(), view.metrics)
         placed = pending = 0
-        for d in Placer(policy).place_all(waiting, table):
+        for d in Placer(state.policy).place_all(waiting, table):
             vm = state.vms[d.vm]
             if d.host is not None:
-                cmds.append(c.AssignVm(id=next(ids), ts=ts, term=term, name=vm.name,
-                                       host=d.host, expect_version=vm.version))
+                add(c.AssignVm(id=next(ids), ts=ts, term=term, name=vm.name, host=d.host,
+                               expect_version=vm.version))
                 placed += 1
-            elif d.reasons != vm.pending_reasons:
-                cmds.append(c.MarkPending(id=next(ids), ts=ts, term=term, name=vm.name,
-                                          reasons=d.reasons, expect_version=vm.version))
-                pending += 1
             else:
                 pending += 1
+                if d.reasons != vm.pending_reasons:
+                    add(c.MarkPending(id=next(ids), ts=ts, term=term, name=vm.name,
+                                      reasons=d.reasons, expect_version=vm.version))
         notes.append(f"placed {placed}" + (f", {pending} pending" if pending else ""))
 
     return Plan(cmds, "; ".join(notes) if notes else "steady")
@@ -90,4 +142,5 @@ def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
 
 def concerns_leader(cmd: c.Command) -> bool:
     """Whether an applied command may give the leader work now (something to place)."""
-    return isinstance(cmd, c.CreateVm | c.SetVmState | c.DeleteVm | c.RegisterHost)
+    return isinstance(cmd, c.CreateVm | c.SetVmState | c.DeleteVm | c.RegisterHost
+                      | c.ConfirmFenced | c.FenceHost | c.VmFailed)

@@ -13,19 +13,21 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from . import commands as c
-from .model import Host, HostStatus, Observed, Policy, Vm, VmState
+from . import admission
+from .model import POLICY_LIMITS, Host, HostStatus, Incident, Observed, Policy, Vm, VmState
 from .validate import host_capacity_errors, name_error, state_error, vm_spec_errors
 
 RECENT_IDS = 10_000
 """How many command ids are remembered so that a retried command applies once."""
 
 SNAPSHOT_FORMAT = 1
+MAX_INCIDENTS = 100  # the newest are kept
 
 
 @dataclass(frozen=True)
 class Result:
     ok: bool
-    code: str = "ok"  # ok | invalid | not_found | exists | conflict | stale_term
+    code: str = "ok"  # ok | invalid | not_found | exists | conflict | stale_term | admission
     message: str = ""
     version: int = 0  # the changed record's new version (or the state revision)
 
@@ -49,6 +51,10 @@ class ClusterState:
         c.AssignVm: "_assign_vm",
         c.MarkPending: "_mark_pending",
         c.ObserveVms: "_observe_vms",
+        c.VmFailed: "_vm_failed",
+        c.SetPolicy: "_set_policy",
+        c.FenceHost: "_fence_host",
+        c.ConfirmFenced: "_confirm_fenced",
         c.ClaimLeadership: "_claim_leadership",
     }
 
@@ -60,6 +66,7 @@ class ClusterState:
         self.leader_term = 0
         self.leader: str | None = None
         self.recent: OrderedDict[str, Result] = OrderedDict()
+        self.incidents: list[Incident] = []
 
     # ---- the state machine -------------------------------------------------------------
 
@@ -103,14 +110,19 @@ class ClusterState:
         errors += host_capacity_errors(cmd.cpus, cmd.memory_mib, cmd.disk_gib)
         if errors:
             return _reject("invalid", "; ".join(errors))
+        if not 0 < cmd.lease <= 3600 or not 0 <= cmd.watchdog <= 3600:
+            return _reject("invalid", "lease must be in (0, 3600] s and watchdog in [0, 3600] s")
         host = self.hosts.get(cmd.name)
-        spec = (cmd.raft_addr, cmd.api_addr, cmd.cpus, cmd.memory_mib, cmd.disk_gib)
+        spec = (cmd.raft_addr, cmd.api_addr, cmd.cpus, cmd.memory_mib, cmd.disk_gib,
+                float(cmd.lease), float(cmd.watchdog))
         if host is not None and spec == (host.raft_addr, host.api_addr, host.cpus,
-                                         host.memory_mib, host.disk_gib):
+                                         host.memory_mib, host.disk_gib, host.lease,
+                                         host.watchdog):
             return Result(ok=True, message="unchanged", version=host.version)
         version = self._bump()
         status = host.status if host is not None else HostStatus.UP
-        self.hosts[cmd.name] = Host(cmd.name, *spec, status=status, version=version)
+        self.hosts[cmd.name] = Host(cmd.name, *spec[:5], status=status, lease=spec[5],
+                                    watchdog=spec[6], version=version)
         return Result(ok=True, version=version)
 
     def _set_host_status(self, cmd: c.SetHostStatus) -> Result:
@@ -120,9 +132,69 @@ class ClusterState:
         conflict = self._version_conflict("host", cmd.name, host.version, cmd.expect_version)
         if conflict:
             return conflict
-        host.status = HostStatus(cmd.status)
+        new = HostStatus(cmd.status)
+        allowed = {(HostStatus.UP, HostStatus.DOWN), (HostStatus.DOWN, HostStatus.UP),
+                   (HostStatus.FENCED, HostStatus.UP)}
+        if (host.status, new) not in allowed:
+            return _reject("conflict", f"host {host.name} cannot go from {host.status.value} "
+                           f"to {new.value}")
+        if new is HostStatus.DOWN:
+            self._open_incident(host.name, cmd.last_heard, cmd.ts)
+        else:
+            for incident in self._incidents_of(host.name):
+                incident.returned_at = cmd.ts
+        host.status = new
         host.version = self._bump()
         return Result(ok=True, version=host.version)
+
+    def _fence_host(self, cmd: c.FenceHost) -> Result:
+        return self._fence(cmd.name, cmd.by, cmd.ts, cmd.expect_version)
+
+    def _confirm_fenced(self, cmd: c.ConfirmFenced) -> Result:
+        return self._fence(cmd.name, "operator", cmd.ts, None)
+
+    def _fence(self, name: str, by: str, ts: float, expect_version: int | None) -> Result:
+        """The host is known not to run its HA VMs: free them to be placed elsewhere."""
+        host = self.hosts.get(name)
+        if host is None:
+            return _reject("not_found", f"host {name} does not exist")
+        conflict = self._version_conflict("host", name, host.version, expect_version)
+        if conflict:
+            return conflict
+        if host.status is not HostStatus.DOWN:
+            return _reject("conflict", f"host {name} is {host.status.value}; only a down host "
+                           "can be fenced")
+        incident = self._open_incident(name, 0.0, ts)
+        incident.fenced_at, incident.fenced_by = ts, by
+        for vm in sorted(self.vms.values(), key=lambda v: v.name):
+            if vm.host == name and vm.recoverable:
+                vm.last_host, vm.host = name, None
+                vm.observed = Observed.NONE
+                vm.version = self._bump()
+                if vm.wants_to_run:
+                    incident.vms[vm.name] = {"placed_at": 0.0, "host": None, "running_at": 0.0}
+        host.status = HostStatus.FENCED
+        host.version = self._bump()
+        return Result(ok=True, version=host.version)
+
+    def _incidents_of(self, host: str) -> list[Incident]:
+        return [i for i in self.incidents if i.host == host and i.open]
+
+    def _open_incident(self, host: str, last_heard: float, ts: float) -> Incident:
+        existing = self._incidents_of(host)
+        if existing:
+            return existing[-1]
+        incident = Incident(id=(self.incidents[-1].id + 1) if self.incidents else 1,
+                            host=host, last_heard=last_heard, declared_at=ts)
+        self.incidents.append(incident)
+        del self.incidents[:-MAX_INCIDENTS]
+        return incident
+
+    def _incident_vm(self, vm: str) -> dict[str, object] | None:
+        for incident in reversed(self.incidents):
+            if vm in incident.vms and incident.fenced_at and not incident.returned_at:
+                return incident.vms[vm]
+        return None
 
     # ---- VMs -----------------------------------------------------------------------------
 
@@ -135,13 +207,22 @@ class ClusterState:
             return _reject("exists", f"VM {cmd.name} already exists")
         if any(vm.uuid == cmd.uuid for vm in self.vms.values()):
             return _reject("exists", f"a VM with uuid {cmd.uuid} already exists")
-        version = self._bump()
-        self.vms[cmd.name] = Vm(
-            name=cmd.name, uuid=cmd.uuid, vcpus=cmd.vcpus, memory_mib=cmd.memory_mib,
-            disk_gib=cmd.disk_gib, state=VmState(cmd.state), ha=bool(cmd.ha),
-            priority=cmd.priority, created_at=cmd.ts, version=version,
-        )
-        return Result(ok=True, version=version)
+        vm = Vm(name=cmd.name, uuid=cmd.uuid, vcpus=cmd.vcpus, memory_mib=cmd.memory_mib,
+                disk_gib=cmd.disk_gib, state=VmState(cmd.state), ha=bool(cmd.ha),
+                priority=cmd.priority, created_at=cmd.ts)
+        refused = self._admission(vm)
+        if refused:
+            return refused
+        vm.version = self._bump()
+        self.vms[cmd.name] = vm
+        return Result(ok=True, version=vm.version)
+
+    def _admission(self, vm: Vm) -> Result | None:
+        if not (self.policy.admission_control and vm.ha and vm.wants_to_run):
+            return None
+        why = admission.refusal(self.hosts.values(), self.vms.values(), vm, self.policy,
+                                self.policy.admission_failures)
+        return _reject("admission", why) if why else None
 
     def _set_vm_state(self, cmd: c.SetVmState) -> Result:
         error = state_error(cmd.state)
@@ -154,9 +235,15 @@ class ClusterState:
         if conflict:
             return conflict
         state = VmState(cmd.state)
-        if vm.state is state:
+        if vm.state is state and not vm.error:
             return Result(ok=True, message=f"already {state.value}", version=vm.version)
+        if state is VmState.STARTED:
+            refused = self._admission(Vm(**{**vm.to_dict(), "state": state, "error": ""}))
+            if refused:
+                return refused
         vm.state = state
+        # An operator's action is a fresh start: HA's failure bookkeeping is forgotten.
+        vm.error, vm.restarts, vm.relocations, vm.avoid_hosts = "", 0, 0, []
         if (state is VmState.STARTED and vm.host is not None
                 and vm.observed not in (Observed.RUNNING, Observed.PAUSED)):
             # A stopped VM holds no capacity, so its host may have filled up meanwhile:
@@ -195,6 +282,9 @@ class ClusterState:
         vm.observed = Observed.NONE
         vm.pending_reasons = []
         vm.version = self._bump()
+        recovery = self._incident_vm(vm.name)
+        if recovery is not None and not recovery["placed_at"]:
+            recovery["placed_at"], recovery["host"] = cmd.ts, cmd.host
         return Result(ok=True, version=vm.version)
 
     def _mark_pending(self, cmd: c.MarkPending) -> Result:
@@ -222,7 +312,69 @@ class ClusterState:
                 vm.observed = new
                 vm.version = self._bump()
                 changed += 1
+                if new is Observed.RUNNING:
+                    vm.running_since = cmd.ts
+                    recovery = self._incident_vm(vm.name)
+                    if recovery is not None and recovery["host"] == cmd.host:
+                        recovery["running_at"] = cmd.ts
         return Result(ok=True, message=f"{changed} changed", version=self.revision)
+
+    def _vm_failed(self, cmd: c.VmFailed) -> Result:
+        vm = self._vm(cmd.name)
+        if isinstance(vm, Result):
+            return vm
+        conflict = self._version_conflict("VM", vm.name, vm.version, cmd.expect_version)
+        if conflict:
+            return conflict
+        if vm.host != cmd.host or not vm.wants_to_run or vm.observed not in (
+                Observed.STOPPED, Observed.CRASHED):
+            return _reject("conflict", f"VM {vm.name} is not failed on {cmd.host}")
+        p = self.policy
+        if vm.running_since and cmd.ts - vm.running_since >= p.failure_reset_after:
+            vm.restarts = vm.relocations = 0  # it ran long enough: old failures are forgiven
+        vm.running_since = 0.0
+        vm.restarts += 1
+        if vm.restarts <= p.max_restart:
+            vm.observed = Observed.NONE  # its host's agent starts it again
+            outcome = f"restart {vm.restarts}/{p.max_restart} on {cmd.host}"
+        elif vm.relocations < p.max_relocate:
+            vm.relocations += 1
+            vm.restarts = 0
+            vm.avoid_hosts = sorted(set(vm.avoid_hosts) | {cmd.host})
+            vm.last_host, vm.host = cmd.host, None
+            vm.observed = Observed.NONE
+            outcome = f"relocate {vm.relocations}/{p.max_relocate} away from {cmd.host}"
+        else:
+            vm.error = (f"failed on {cmd.host} after {p.max_restart} restart(s) and "
+                        f"{p.max_relocate} relocation(s); start or stop it to retry")
+            outcome = "error"
+        vm.version = self._bump()
+        return Result(ok=True, message=outcome, version=vm.version)
+
+    def _set_policy(self, cmd: c.SetPolicy) -> Result:
+        conflict = self._version_conflict("policy", "", self.policy.version, cmd.expect_version)
+        if conflict:
+            return conflict
+        errors = []
+        for key, value in sorted(cmd.changes.items()):
+            limits = POLICY_LIMITS.get(key)
+            if limits is None:
+                errors.append(f"unknown policy setting {key!r} (known: "
+                              f"{', '.join(sorted(POLICY_LIMITS))})")
+            elif (isinstance(value, bool) or not isinstance(value, int | float)
+                  or not limits[0] <= value <= limits[1]):
+                errors.append(f"{key} must be a number in [{limits[0]:g}, {limits[1]:g}]")
+        if not cmd.changes:
+            errors.append("no policy setting given")
+        if errors:
+            return _reject("invalid", "; ".join(errors))
+        data = self.policy.to_dict()
+        for key, value in cmd.changes.items():
+            kind = type(data[key])
+            data[key] = bool(value) if kind is bool else kind(value)
+        data["version"] = self._bump()
+        self.policy = Policy.from_dict(data)
+        return Result(ok=True, version=self.policy.version)
 
     def _claim_leadership(self, cmd: c.ClaimLeadership) -> Result:
         # apply() already refused a term below leader_term; an equal term is a retry.
@@ -242,6 +394,7 @@ class ClusterState:
             "leader_term": self.leader_term,
             "leader": self.leader,
             "recent": [[k, r.to_dict()] for k, r in self.recent.items()],
+            "incidents": [i.to_dict() for i in self.incidents],
         }
 
     @classmethod
@@ -256,6 +409,7 @@ class ClusterState:
         state.leader_term = data["leader_term"]
         state.leader = data["leader"]
         state.recent = OrderedDict((k, Result(**r)) for k, r in data["recent"])
+        state.incidents = [Incident.from_dict(i) for i in data.get("incidents", [])]
         return state
 
     def __getstate__(self) -> dict[str, Any]:

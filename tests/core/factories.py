@@ -19,7 +19,7 @@ def register(state: ClusterState, name: str, cpus: int = 16, memory_mib: int = 8
              disk_gib: int = 100) -> Result:
     return state.apply(c.RegisterHost(id=cid(), name=name, raft_addr=f"{name}:1",
                                       api_addr=f"{name}:2", cpus=cpus, memory_mib=memory_mib,
-                                      disk_gib=disk_gib))
+                                      disk_gib=disk_gib, lease=2.5, watchdog=1.0))
 
 
 def create(s: ClusterState, name: str, **kw: Any) -> Result:

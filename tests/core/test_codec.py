@@ -10,8 +10,8 @@ from hacluster.core import commands as c
 
 SAMPLES: list[c.Command] = [
     c.RegisterHost(id="1", ts=1.5, name="h1", raft_addr="a:1", api_addr="a:2", cpus=4,
-                   memory_mib=1024, disk_gib=10),
-    c.SetHostStatus(id="2", term=3, name="h1", status="down", expect_version=7),
+                   memory_mib=1024, disk_gib=10, lease=2.5, watchdog=1.0),
+    c.SetHostStatus(id="2", term=3, name="h1", status="down", last_heard=9.5, expect_version=7),
     c.CreateVm(id="3", name="v", uuid="u", vcpus=2, memory_mib=512, disk_gib=1,
                state="stopped", ha=False, priority=9),
     c.SetVmState(id="4", name="v", state="started"),
@@ -20,6 +20,10 @@ SAMPLES: list[c.Command] = [
     c.MarkPending(id="7", term=2, name="v", reasons=["h1: memory"]),
     c.ObserveVms(id="8", term=2, host="h1", observed={"v": "running"}),
     c.ClaimLeadership(id="9", term=4, leader="h1"),
+    c.FenceHost(id="10", term=4, name="h1", by="lease+watchdog", expect_version=2),
+    c.ConfirmFenced(id="11", name="h1"),
+    c.VmFailed(id="12", term=4, name="v", host="h1"),
+    c.SetPolicy(id="13", changes={"max_restart": 3}),
 ]
 
 

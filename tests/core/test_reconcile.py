@@ -36,8 +36,8 @@ def run(state: ClusterState, view: LeaderView, term: int = 1) -> list[c.Command]
 
 def test_new_leader_gives_unheard_hosts_a_full_grace_period() -> None:
     s = cluster()
-    assert run(s, LeaderView(now=104.9, leader_since=100.0)) == []
-    cmds = run(s, LeaderView(now=105.1, leader_since=100.0, last_heard={"h1": 105.0}))
+    assert run(s, LeaderView(now=100.9, leader_since=100.0)) == []
+    cmds = run(s, LeaderView(now=101.1, leader_since=100.0, last_heard={"h1": 101.0}))
     assert [(type(x), getattr(x, "name", None)) for x in cmds] == [(c.SetHostStatus, "h2")]
     assert s.hosts["h2"].status is HostStatus.DOWN and s.hosts["h1"].status is HostStatus.UP
 

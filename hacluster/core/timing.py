@@ -1,0 +1,77 @@
+"""HA timings: the two profiles, the inequalities that keep failover safe, and the moment a
+lost host's VMs may be restarted elsewhere. Pure arithmetic on seconds.
+
+The rule (Proxmox's, Pacemaker's, with Raft leases): a host may run its HA VMs only while it
+holds a lease. A lease granted at time g (leader's clock; the host counts from before it asked,
+so its copy ends first) lasts `lease`; when it runs out the agent hard-stops its HA VMs, and if
+the agent is hung the watchdog, fed only while the lease is valid, powers the host off at most
+`watchdog` later. So the leader may restart them elsewhere at g + lease + watchdog + margin.
+A new leader cannot know what its predecessor granted (a deposed leader may still grant for up
+to `leader_fallback` after it lost its majority), so it counts from its own start plus that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class HaTimings:
+    heartbeat: float  # agent -> leader; each grants a lease
+    lease: float
+    watchdog: float  # how long after lease expiry a hung host is powered off
+    margin: float  # clock-rate drift, scheduling delays, the watchdog's own reaction
+    host_down_after: float  # silence before a host is shown down (display; not a fence)
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+PROFILES = {
+    # every HA VM of a lost host runs again within ~4 s (+ its boot); tolerates a Raft leader
+    # change (up to ~1.5 s) without a single lease running out
+    "safe": HaTimings(heartbeat=0.5, lease=2.5, watchdog=1.0, margin=0.5, host_down_after=1.0),
+    # within ~1.6 s; a leader change under heavy load may cost a host its lease (its HA VMs are
+    # stopped and restarted elsewhere): choose it for fast, uncontended management networks
+    "fast": HaTimings(heartbeat=0.1, lease=1.0, watchdog=0.3, margin=0.2, host_down_after=0.3),
+}
+
+# The Raft timings each profile needs so that a leader change fits inside a lease.
+RAFT_FOR_PROFILE = {
+    "safe": {"election_min": 0.3, "election_max": 0.6, "leader_fallback": 1.5},
+    "fast": {"election_min": 0.15, "election_max": 0.3, "leader_fallback": 0.6},
+}
+
+
+def problems(t: HaTimings, election_max: float, leader_fallback: float,
+             watchdog_granularity: float = 0.0) -> list[str]:
+    """Every broken inequality, said plainly; haclusterd refuses to start if there is one."""
+    out = []
+    if min(t.heartbeat, t.lease, t.margin, t.host_down_after) <= 0 or t.watchdog < 0:
+        out.append("heartbeat, lease, margin and host_down_after must be > 0, watchdog >= 0")
+        return out
+    if t.lease < 2 * t.heartbeat + election_max:
+        out.append(f"lease ({t.lease:g}s) must be at least 2 x heartbeat + election_max "
+                   f"({2 * t.heartbeat + election_max:g}s), or every Raft leader change makes "
+                   "hosts drop their HA VMs")
+    if t.margin < 0.1 + 0.01 * (t.lease + t.watchdog):
+        out.append(f"margin ({t.margin:g}s) must be at least 0.1s + 1% of lease + watchdog "
+                   "(clock-rate drift and scheduling delay)")
+    if watchdog_granularity and t.watchdog and t.watchdog < watchdog_granularity:
+        out.append(f"watchdog ({t.watchdog:g}s) is finer than the device allows "
+                   f"({watchdog_granularity:g}s)")
+    if leader_fallback < election_max:
+        out.append(f"raft leader_fallback ({leader_fallback:g}s) must be >= election_max "
+                   f"({election_max:g}s)")
+    if t.host_down_after < t.heartbeat:
+        out.append("host_down_after must be at least one heartbeat")
+    return out
+
+
+def recovery_at(last_granted: float | None, leader_since: float, leader_fallback: float,
+                lease: float, watchdog: float, margin: float) -> float:
+    """Leader-monotonic time from which a silent host's HA VMs may run elsewhere."""
+    newest_possible_grant = leader_since + leader_fallback
+    if last_granted is not None:
+        newest_possible_grant = max(newest_possible_grant, last_granted)
+    return newest_possible_grant + lease + watchdog + margin
