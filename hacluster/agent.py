@@ -1,9 +1,11 @@
 """The agent loop, on every host: make this host's hypervisor match the replicated state.
 
-Each cycle reads the local replica, lists libvirt's domains, carries out host_plan's actions
-on this host only, and sends a heartbeat (metrics and observed VM states) to the leader. It
-acts only once the replica has caught up, so a restarted member never mistakes an empty
-replica for "delete everything"; and it adopts running VMs the cluster assigns to it.
+Each cycle lists libvirt's domains, sends a heartbeat (metrics, observed VM states) to the
+leader, whose answer renews this host's lease, then carries out host_plan's actions on this
+host only. It acts only once the replica has caught up, so a restarted member never mistakes
+an empty replica for "delete everything"; it adopts running VMs the cluster assigns to it.
+Without a valid lease it starts no HA VM, and once the lease has run out it hard-stops them
+(self-fencing); the watchdog, armed to the lease's end, covers an agent too hung to do so.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import grpc
 
 from .config import Config
 from .core import commands as c
-from .core.host_plan import Act, Action, Domain, plan_host
-from .core.model import Observed, Vm
+from .core.host_plan import Act, Action, Domain, plan_host, self_fence_plan
+from .core.model import Observed, Vm, VmState
 from .hypervisor import Hypervisor, HypervisorError
-from .metrics import disk_total_gib, host_metrics
+from .metrics import MetricsProbe, disk_total_gib
 from .raft import RaftNode, Unavailable
 from .v1 import cluster_pb2 as pb
 from .v1 import cluster_pb2_grpc as rpc
+from .watchdog import NoWatchdog, Watchdog, WatchdogError
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +41,12 @@ class Capacity:
 
 class Agent:
     def __init__(self, config: Config, raft: RaftNode, hypervisor: Hypervisor,
-                 wake: threading.Event) -> None:
+                 wake: threading.Event, watchdog: Watchdog | None = None) -> None:
         self.config = config
+        self.watchdog = watchdog or NoWatchdog()
+        self.lease_until: float | None = None  # monotonic; None: no lease in this process yet
+        self._started = time.monotonic()
+        self._armed = False
         self.raft = raft
         self.hv = hypervisor
         self.wake = wake
@@ -49,6 +56,7 @@ class Agent:
         self._api_by_raft = {m.raft: m.api for m in config.members}
         self._channels: dict[str, grpc.Channel] = {}
         self._capacity: Capacity | None = None
+        self.probe = MetricsProbe(config.storage_dir)
 
     # ---- facts about this host ------------------------------------------------------------
 
@@ -69,7 +77,9 @@ class Agent:
         me = self.config.me
         result = self.raft.propose(c.RegisterHost(
             id=uuid.uuid4().hex, ts=time.time(), name=me.name, raft_addr=me.raft,
-            api_addr=me.api, cpus=cap.cpus, memory_mib=cap.memory_mib, disk_gib=cap.disk_gib))
+            api_addr=me.api, cpus=cap.cpus, memory_mib=cap.memory_mib, disk_gib=cap.disk_gib,
+            lease=self.config.ha.lease,
+            watchdog=self.config.ha.watchdog if self.watchdog.kind != "none" else 0.0))
         if not result.ok:
             raise Unavailable(f"registration refused: {result.message}")
         self.registered = True
@@ -91,24 +101,62 @@ class Agent:
             domains = self.hv.domains()
         except HypervisorError as exc:
             return f"hypervisor unreachable: {exc}"
-        done: list[str] = []
-        if self.raft.is_ready():
-            vms = self.raft.state.vms
-            actions = plan_host(self.config.name, vms, domains)
-            done = [self._execute(a, vms) for a in actions]
-            if done:
-                try:
-                    domains = self.hv.domains()
-                except HypervisorError as exc:
-                    return f"hypervisor unreachable: {exc}"
-        sent = self._heartbeat(domains)
+        sent = self._heartbeat(domains)  # first: it renews the lease the plan depends on
+        vms = self.raft.state.vms
+        if self.lease_expired():
+            actions = self_fence_plan(vms, domains)
+        elif self.raft.is_ready():
+            actions = plan_host(self.config.name, vms, domains, self.lease_valid())
+        else:
+            actions = []
+        done = [d for d in (self._execute(a, vms) for a in actions) if d]
+        if actions:
+            try:
+                domains = self.hv.domains()
+            except HypervisorError as exc:
+                return f"hypervisor unreachable: {exc}"
+        self._guard(vms, domains)
         running = sum(1 for d in domains if d.managed and d.state is Observed.RUNNING)
-        parts = [f"{running} running"] + [d for d in done if d]
+        parts = [f"{running} running", *done]
+        if self.lease_expired():
+            parts.append("no lease: HA VMs fenced" if not actions else "lease expired")
         if not self.raft.is_ready():
             parts.append("replica not caught up: no actions")
         if not sent:
             parts.append("no leader to heartbeat")
         return "; ".join(parts)
+
+    # ---- lease and watchdog ------------------------------------------------------------------
+
+    def lease_valid(self) -> bool:
+        return self.lease_until is not None and time.monotonic() < self.lease_until
+
+    def lease_expired(self) -> bool:
+        """No valid lease, and not merely because this process just started (a restarted
+        daemon gets one lease time to reach the leader: its watchdog still runs meanwhile)."""
+        if self.lease_valid():
+            return False
+        if self.lease_until is not None:
+            return True
+        return time.monotonic() >= self._started + self.config.ha.lease
+
+    def _guard(self, vms: dict[str, Vm], domains: list[Domain]) -> None:
+        """Keep the watchdog armed to lease expiry + watchdog time while an HA VM runs here;
+        stand it down when none does (nothing here would need fencing)."""
+        ha_uuids = {vm.uuid for vm in vms.values() if vm.ha and vm.state is not VmState.IGNORED}
+        guarding = any(d.managed and d.state is not Observed.STOPPED
+                       and (d.uuid in ha_uuids or d.uuid not in {v.uuid for v in vms.values()})
+                       for d in domains)
+        try:
+            if guarding and self.lease_valid():
+                assert self.lease_until is not None
+                self.watchdog.arm(self.lease_until + self.config.ha.watchdog)
+                self._armed = True
+            elif not guarding and self._armed:
+                self.watchdog.disarm()
+                self._armed = False
+        except WatchdogError as exc:
+            log.error("watchdog: %s", exc)
 
     def _execute(self, action: Action, vms: dict[str, Vm]) -> str:
         try:
@@ -169,7 +217,7 @@ class Agent:
         api = self._api_by_raft.get(leader) if leader else None
         if api is None:
             return False
-        m = host_metrics(self.config.storage_dir, self._memory_available(domains))
+        m = self.probe.sample(self._memory_available(domains))
         request = pb.HeartbeatRequest(
             host=self.config.name, cpu_load=m.cpu_load,
             memory_available_mib=m.memory_available_mib, disk_free_gib=m.disk_free_gib,
@@ -177,11 +225,15 @@ class Agent:
         channel = self._channels.get(api)
         if channel is None:
             channel = self._channels[api] = grpc.insecure_channel(api)
+        asked = time.monotonic()  # the lease counts from before we asked: ours ends first
         try:
-            rpc.AgentStub(channel).Heartbeat(request, timeout=1.0)
+            reply = rpc.AgentStub(channel).Heartbeat(
+                request, timeout=min(1.0, self.config.ha.lease / 2))
         except grpc.RpcError as exc:
             log.debug("heartbeat to %s failed: %s", api, exc)
             return False
+        if reply.lease_seconds > 0 and reply.leader_term >= self.raft.state.leader_term:
+            self.lease_until = asked + reply.lease_seconds
         return True
 
     # ---- the loop ----------------------------------------------------------------------------
@@ -196,9 +248,14 @@ class Agent:
             if verdict != self.last_verdict:
                 log.info("agent: %s", verdict)
                 self.last_verdict = verdict
-            self.wake.wait(self.config.heartbeat_interval)
+            wait = self.config.heartbeat_interval
+            if self.lease_until is not None and self.lease_valid():
+                # wake right at expiry to self-fence on time
+                wait = min(wait, max(self.lease_until - time.monotonic(), 0.0) + 0.001)
+            self.wake.wait(wait)
             self.wake.clear()
 
     def close(self) -> None:
+        self.watchdog.close()
         for channel in self._channels.values():
             channel.close()

@@ -11,16 +11,28 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from typing import NoReturn
 
 import grpc
 
 from .config import Config
 from .core import commands as c
-from .core.model import Host, Observed, Vm, VmState, vm_status
+from .core.model import (
+    POLICY_LIMITS,
+    Host,
+    HostStatus,
+    Incident,
+    Observed,
+    Policy,
+    Vm,
+    VmState,
+    vm_status,
+)
 from .core.placement import HostMetrics, HostTable
 from .core.state import ClusterState, Result
-from .core.validate import name_error, vm_spec_errors
+from .core.validate import name_error, state_error, vm_spec_errors
+from .eventlog import EventLog
 from .leader import LeaderLoop
 from .raft import RaftNode, Unavailable
 from .v1 import cluster_pb2 as pb
@@ -49,7 +61,8 @@ def vm_message(vm: Vm, state: ClusterState) -> pb.Vm:
     msg = pb.Vm(name=vm.name, uuid=vm.uuid, state=vm.state.value, status=vm_status(vm, host),
                 vcpus=vm.vcpus, memory_mib=vm.memory_mib, disk_gib=vm.disk_gib, ha=vm.ha,
                 priority=vm.priority, pending_reasons=vm.pending_reasons, version=vm.version,
-                observed=vm.observed.value)
+                observed=vm.observed.value, restarts=vm.restarts,
+                relocations=vm.relocations, error=vm.error)
     if vm.host is not None:
         msg.host = vm.host
     if vm.last_host is not None:
@@ -75,14 +88,33 @@ def host_message(host: Host, state: ClusterState, table: HostTable,
         last_heard_ago=beat.last_heard_ago if beat else -1.0,
         version=host.version,
         memory_available_mib=beat.memory_available_mib if beat else -1.0,
+        lease=host.lease, watchdog=host.watchdog,
     )
 
 
+def incident_message(i: Incident) -> pb.Incident:
+    return pb.Incident(
+        id=i.id, host=i.host, last_heard=i.last_heard, declared_at=i.declared_at,
+        fenced_at=i.fenced_at, fenced_by=i.fenced_by, returned_at=i.returned_at, open=i.open,
+        vms=[pb.IncidentVm(name=n, host=str(v.get("host") or ""),
+                           placed_at=float(v.get("placed_at") or 0.0),  # type: ignore[arg-type]
+                           running_at=float(v.get("running_at") or 0.0))  # type: ignore[arg-type]
+             for n, v in sorted(i.vms.items())])
+
+
+def policy_message(policy: Policy) -> pb.Policy:
+    data = policy.to_dict()
+    return pb.Policy(settings={k: float(data[k]) for k in POLICY_LIMITS},
+                     version=policy.version)
+
+
 class ClusterServicer(rpc.ClusterServicer):
-    def __init__(self, config: Config, raft: RaftNode, leader: LeaderLoop) -> None:
+    def __init__(self, config: Config, raft: RaftNode, leader: LeaderLoop,
+                 events: EventLog) -> None:
         self.config = config
         self.raft = raft
         self.leader = leader
+        self.events = events
         self._channels: dict[str, grpc.Channel] = {}
 
     # ---- helpers ---------------------------------------------------------------------------
@@ -203,21 +235,26 @@ class ClusterServicer(rpc.ClusterServicer):
         return pb.ListVmsResponse(vms=[vm_message(v, state)
                                        for v in sorted(state.vms.values(), key=lambda v: v.name)])
 
-    def _set_state(self, request: pb.VmRequest, context: grpc.ServicerContext,
-                   state: VmState) -> pb.Vm:
+    def _set_state(self, request: pb.VmRequest | pb.SetVmStateRequest,
+                   context: grpc.ServicerContext, state: str) -> pb.Vm:
+        if (err := state_error(state)) is not None:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, err)
         self._vm(context, request.name)
         self._commit(context, c.SetVmState(
             id=self._request_id(context, request.request_id), ts=time.time(),
-            name=request.name, state=state.value,
+            name=request.name, state=state,
             expect_version=request.expect_version if request.HasField("expect_version")
             else None))
         return vm_message(self._vm(context, request.name), self.raft.state)
 
+    def SetVmState(self, request: pb.SetVmStateRequest, context: grpc.ServicerContext) -> pb.Vm:
+        return self._set_state(request, context, request.state)
+
     def StartVm(self, request: pb.VmRequest, context: grpc.ServicerContext) -> pb.Vm:
-        return self._set_state(request, context, VmState.STARTED)
+        return self._set_state(request, context, VmState.STARTED.value)
 
     def StopVm(self, request: pb.VmRequest, context: grpc.ServicerContext) -> pb.Vm:
-        return self._set_state(request, context, VmState.STOPPED)
+        return self._set_state(request, context, VmState.STOPPED.value)
 
     def DeleteVm(self, request: pb.VmRequest,
                  context: grpc.ServicerContext) -> pb.DeleteVmResponse:
@@ -228,6 +265,54 @@ class ClusterServicer(rpc.ClusterServicer):
             expect_version=request.expect_version if request.HasField("expect_version")
             else None))
         return pb.DeleteVmResponse()
+
+
+    # ---- failover: fencing, incidents, events, policy -------------------------------------------
+
+    def ConfirmFenced(self, request: pb.GetHostRequest, context: grpc.ServicerContext) -> pb.Host:
+        if (err := name_error("host", request.name)) is not None:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, err)
+        if request.name not in self.raft.state.hosts:
+            _abort(context, grpc.StatusCode.NOT_FOUND, f"host {request.name} does not exist")
+        self._commit(context, c.ConfirmFenced(id=uuid.uuid4().hex, ts=time.time(),
+                                              name=request.name))
+        return self.GetHost(request, context)
+
+    def ListIncidents(self, request: pb.ListIncidentsRequest,
+                      context: grpc.ServicerContext) -> pb.ListIncidentsResponse:
+        return pb.ListIncidentsResponse(
+            incidents=[incident_message(i) for i in reversed(self.raft.state.incidents)])
+
+    def GetIncident(self, request: pb.GetIncidentRequest,
+                    context: grpc.ServicerContext) -> pb.Incident:
+        for incident in self.raft.state.incidents:
+            if incident.id == request.id:
+                return incident_message(incident)
+        _abort(context, grpc.StatusCode.NOT_FOUND, f"incident {request.id} does not exist")
+
+    def WatchEvents(self, request: pb.WatchEventsRequest,
+                    context: grpc.ServicerContext) -> Iterator[pb.Event]:
+        if request.backlog < 0:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "backlog must be >= 0")
+        seq = self.events.last_seq(request.backlog)
+        while context.is_active():
+            for event in self.events.since(seq, timeout=1.0 if request.follow else 0.0):
+                seq = event.seq
+                yield pb.Event(seq=event.seq, ts=event.ts, kind=event.kind,
+                               message=event.message)
+            if not request.follow:
+                return
+
+    def GetPolicy(self, request: pb.GetPolicyRequest, context: grpc.ServicerContext) -> pb.Policy:
+        return policy_message(self.raft.state.policy)
+
+    def SetPolicy(self, request: pb.SetPolicyRequest, context: grpc.ServicerContext) -> pb.Policy:
+        self._commit(context, c.SetPolicy(
+            id=self._request_id(context, request.request_id), ts=time.time(),
+            changes=dict(request.changes),
+            expect_version=request.expect_version if request.HasField("expect_version")
+            else None))
+        return policy_message(self.raft.state.policy)
 
 
 def live_messages(leader: LeaderLoop) -> dict[str, pb.HostLive]:
@@ -241,8 +326,9 @@ def live_messages(leader: LeaderLoop) -> dict[str, pb.HostLive]:
 class AgentServicer(rpc.AgentServicer):
     """Member-to-member calls; only the acting leader answers them."""
 
-    def __init__(self, config: Config, leader: LeaderLoop) -> None:
+    def __init__(self, config: Config, raft: RaftNode, leader: LeaderLoop) -> None:
         self.members = {m.name for m in config.members}
+        self.raft = raft
         self.leader = leader
 
     def _require_leader(self, context: grpc.ServicerContext) -> None:
@@ -261,7 +347,15 @@ class AgentServicer(rpc.AgentServicer):
         self.leader.live.record(request.host, HostMetrics(
             cpu_load=request.cpu_load, memory_available_mib=request.memory_available_mib,
             disk_free_gib=request.disk_free_gib), dict(request.observed))
-        return pb.HeartbeatResponse(leader_term=self.leader.term)
+        # Leases go only to hosts the committed state says are up: once a host is down, the
+        # leader's fencing arithmetic (core.timing) counts on no further grant reaching it.
+        host = self.raft.state.hosts.get(request.host)
+        if host is None or host.status is not HostStatus.UP:
+            status = host.status.value if host else "unregistered"
+            return pb.HeartbeatResponse(leader_term=self.leader.term, lease_seconds=0.0,
+                                        message=f"no lease: host is {status}")
+        self.leader.live.grant(request.host)
+        return pb.HeartbeatResponse(leader_term=self.leader.term, lease_seconds=host.lease)
 
     def LiveMetrics(self, request: pb.LiveMetricsRequest,
                     context: grpc.ServicerContext) -> pb.LiveMetricsResponse:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +19,7 @@ import click
 
 from . import lab as lab_mod
 from .client import Client, ClientError
+from .netfault import NetFaultError
 
 COLUMNS = {
     "vm": ["name", "status", "host", "state", "vcpus", "memory_mib", "disk_gib", "ha",
@@ -24,7 +27,9 @@ COLUMNS = {
     "host": ["name", "status", "vms", "cpus", "vcpus_allocated", "memory_mib",
              "memory_free_mib", "cpu_load", "last_heard_ago"],
     "member": ["name", "api_addr", "raft_addr", "leader", "connected"],
-    "lab": ["name", "api", "libvirt_uri", "libvirtd", "keeper", "haclusterd"],
+    "lab": ["name", "api", "libvirt_uri", "libvirtd", "keeper", "watchdog", "haclusterd"],
+    "incident": ["id", "host", "open", "fenced_by", "seconds_to_fenced",
+                 "seconds_to_all_running", "vms"],
 }
 
 
@@ -82,7 +87,7 @@ def errors() -> Iterator[None]:
     """Every failure a user can cause becomes one line on stderr and exit status 1."""
     try:
         yield
-    except (ClientError, lab_mod.LabError) as exc:
+    except (ClientError, lab_mod.LabError, NetFaultError) as exc:
         click.echo(f"hactl: {exc}", err=True)
         sys.exit(1)
 
@@ -218,6 +223,122 @@ def _vm_action(verb: str, call: Callable[[Client, str], Any]) -> click.Command:
 _vm_action("start", Client.start_vm)
 _vm_action("stop", Client.stop_vm)
 _vm_action("delete", Client.delete_vm)
+_vm_action("disable", lambda client, name: client.set_vm_state(name, "disabled"))
+_vm_action("ignore", lambda client, name: client.set_vm_state(name, "ignored"))
+
+
+@host.command("confirm-fenced")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask.")
+@pass_ctx
+def host_confirm_fenced(ctx: Ctx, name: str, yes: bool) -> None:
+    """Vouch that down host NAME is powered off, so its HA VMs restart elsewhere now.
+
+    For hosts without a watchdog or fence agent. If the host is in fact still running its
+    VMs, they will run twice: check it is off first (its power, its console)."""
+    if not yes:
+        click.confirm(f"Is {name} really powered off?", abort=True)
+    with errors():
+        record = ctx.client().confirm_fenced(name)
+    ctx.emit(record, details)
+
+
+# ---- failover: incidents and events --------------------------------------------------------------
+
+
+@main.group()
+def incident() -> None:
+    """Host failures: from last heartbeat to every HA VM running elsewhere."""
+
+
+@incident.command("list")
+@pass_ctx
+def incident_list(ctx: Ctx) -> None:
+    with errors():
+        rows = ctx.client().incidents()
+    ctx.emit(rows, lambda r: table(r, COLUMNS["incident"]))
+
+
+def render_incident(i: dict[str, Any]) -> str:
+    def at(ts: float | None) -> str:
+        if ts is None:
+            return "-"
+        base = i["last_heard"] or i["declared_at"]
+        return f"{time.strftime('%H:%M:%S', time.localtime(ts))}.{int(ts % 1 * 1000):03d}" \
+            f" (+{ts - base:.2f}s)"
+
+    lines = [f"incident {i['id']}: host {i['host']} ({'open' if i['open'] else 'closed'})",
+             f"  last heard   {at(i['last_heard'])}",
+             f"  declared down {at(i['declared_at'])}",
+             f"  fenced       {at(i['fenced_at'])} by {i['fenced_by'] or '-'}"]
+    if i["returned_at"]:
+        lines.append(f"  host back    {at(i['returned_at'])}")
+    for v in i["vms"]:
+        lines.append(f"  VM {v['name']}: placed on {v['host'] or '-'} {at(v['placed_at'])}, "
+                     f"running {at(v['running_at'])}")
+    return "\n".join(lines)
+
+
+@incident.command("show")
+@click.argument("incident_id", type=int, metavar="ID")
+@pass_ctx
+def incident_show(ctx: Ctx, incident_id: int) -> None:
+    with errors():
+        record = ctx.client().incident(incident_id)
+    ctx.emit(record, render_incident)
+
+
+@main.command("events")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events.")
+@click.option("--backlog", type=int, default=20, show_default=True,
+              help="How many past events to start with.")
+@pass_ctx
+def events(ctx: Ctx, follow: bool, backlog: int) -> None:
+    """The cluster's event feed: hosts down and fenced, VMs placed, running, failed..."""
+    if backlog < 0:
+        raise click.BadParameter("must be >= 0", param_hint="--backlog")
+    with errors():
+        for event in ctx.client().events(backlog, follow):
+            if ctx.output == "json":
+                click.echo(json.dumps(event, sort_keys=True), nl=True)
+            else:
+                stamp = time.strftime("%H:%M:%S", time.localtime(event["ts"]))
+                click.echo(f"{stamp}.{int(event['ts'] % 1 * 1000):03d} {event['message']}")
+
+
+# ---- policy ------------------------------------------------------------------------------------
+
+
+@cluster.group("policy")
+def policy() -> None:
+    """Cluster-wide placement and HA policy (replicated)."""
+
+
+@policy.command("show")
+@pass_ctx
+def policy_show(ctx: Ctx) -> None:
+    with errors():
+        record = ctx.client().get_policy()
+    ctx.emit(record, details)
+
+
+@policy.command("set")
+@click.argument("settings", nargs=-1, required=True, metavar="KEY=VALUE...")
+@pass_ctx
+def policy_set(ctx: Ctx, settings: tuple[str, ...]) -> None:
+    """E.g. `hactl cluster policy set max_restart=2 admission_control=1`."""
+    changes: dict[str, float] = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        try:
+            changes[key] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not KEY=NUMBER", param_hint="KEY=VALUE")
+    with errors():
+        record = ctx.client().set_policy(changes)
+    ctx.emit(record, details)
 
 
 # ---- lab ---------------------------------------------------------------------------------------
@@ -253,12 +374,17 @@ def _lab_rows(lab_obj: lab_mod.Lab) -> list[dict[str, Any]]:
 @click.option("--raft-port", type=int, default=7400, show_default=True)
 @click.option("--api-port", type=int, default=7401, show_default=True)
 @click.option("--log-level", default="INFO", show_default=True)
+@click.option("--profile", type=click.Choice(["safe", "fast"]), default="safe",
+              show_default=True, help="HA timing profile (README: Failover).")
+@click.option("--fence-agent", is_flag=True,
+              help="Give every host a fence agent (an IPMI-like power switch).")
 @pass_ctx
 def lab_up(ctx: Ctx, lab_dir: str, nodes: int, base_ip: str, raft_port: int, api_port: int,
-           log_level: str) -> None:
+           log_level: str, profile: str, fence_agent: bool) -> None:
     """Start NODES hosts and wait until the cluster has a leader and every host is up."""
     with errors():
-        lab_obj = lab_mod.create(lab_dir, nodes, base_ip, raft_port, api_port, log_level)
+        lab_obj = lab_mod.create(lab_dir, nodes, base_ip, raft_port, api_port, log_level,
+                                 profile, fence_agent)
         try:
             for h in lab_obj.hosts:
                 lab_obj.start_host(h)
@@ -312,6 +438,28 @@ def lab_start(lab_dir: str, host_name: str) -> None:
         lab_obj = lab_mod.Lab.load(lab_dir)
         lab_obj.start_host(lab_obj.host(host_name))
     click.echo(f"{host_name}: started")
+
+
+def _lab_fault(verb: str, doc: str, act: Callable[[lab_mod.Lab, lab_mod.LabHost], None]
+               ) -> click.Command:
+    @LAB_DIR
+    @click.argument("host_name", metavar="HOST")
+    def command(lab_dir: str, host_name: str) -> None:
+        with errors():
+            lab_obj = lab_mod.Lab.load(lab_dir)
+            act(lab_obj, lab_obj.host(host_name))
+        click.echo(f"{host_name}: {verb}")
+
+    command.__doc__ = doc
+    return lab.command(verb)(command)
+
+
+_lab_fault("pause", "SIGSTOP HOST's haclusterd: a hung daemon (its VMs keep running, its "
+           "watchdog goes unfed).", lambda lo, h: lo.signal_daemon(h, signal.SIGSTOP))
+_lab_fault("resume", "SIGCONT HOST's haclusterd.",
+           lambda lo, h: lo.signal_daemon(h, signal.SIGCONT))
+_lab_fault("isolate", "Drop all traffic to and from HOST's haclusterd (root).", lab_mod.Lab.isolate)
+_lab_fault("heal", "Undo isolate.", lab_mod.Lab.heal)
 
 
 @lab.command("down")

@@ -7,7 +7,7 @@ carry a request id made here, so retrying one on another member applies it at mo
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -36,8 +36,13 @@ def vm_dict(vm: pb.Vm) -> dict[str, Any]:
         "memory_mib": vm.memory_mib, "disk_gib": vm.disk_gib, "ha": vm.ha,
         "priority": vm.priority, "pending_reasons": list(vm.pending_reasons),
         "last_host": vm.last_host if vm.HasField("last_host") else None,
-        "observed": vm.observed, "version": vm.version,
+        "observed": vm.observed, "restarts": vm.restarts, "relocations": vm.relocations,
+        "error": vm.error or None, "version": vm.version,
     }
+
+
+def _number(value: float) -> float | int:
+    return int(value) if value == int(value) else value
 
 
 def _unknown(value: float) -> float | None:
@@ -53,7 +58,32 @@ def host_dict(h: pb.Host) -> dict[str, Any]:
         "vcpus_allocated": h.vcpus_allocated, "cpu_load": _unknown(h.cpu_load),
         "disk_gib": h.disk_gib, "disk_free_gib": h.disk_free_gib,
         "api_addr": h.api_addr, "raft_addr": h.raft_addr,
-        "last_heard_ago": _unknown(h.last_heard_ago), "version": h.version,
+        "last_heard_ago": _unknown(h.last_heard_ago), "lease": h.lease,
+        "watchdog": h.watchdog, "version": h.version,
+    }
+
+
+def _t(value: float) -> float | None:
+    return value or None
+
+
+def incident_dict(i: pb.Incident) -> dict[str, Any]:
+    """Timestamps are wall-clock seconds (null = not yet); the seconds_* fields are
+    durations from the host's last heartbeat, the figures an operator asks for."""
+    base = i.last_heard or i.declared_at
+    vms = [{"name": v.name, "host": v.host or None, "placed_at": _t(v.placed_at),
+            "running_at": _t(v.running_at),
+            "seconds_to_running": round(v.running_at - base, 3) if v.running_at else None}
+           for v in i.vms]
+    done = [v["seconds_to_running"] for v in vms if v["seconds_to_running"] is not None]
+    return {
+        "id": i.id, "host": i.host, "open": i.open, "last_heard": _t(i.last_heard),
+        "declared_at": _t(i.declared_at), "fenced_at": _t(i.fenced_at),
+        "fenced_by": i.fenced_by or None, "returned_at": _t(i.returned_at),
+        "seconds_to_declared": round(i.declared_at - base, 3) if i.declared_at else None,
+        "seconds_to_fenced": round(i.fenced_at - base, 3) if i.fenced_at else None,
+        "seconds_to_all_running": max(done) if done and len(done) == len(vms) else None,
+        "vms": vms,
     }
 
 
@@ -129,6 +159,51 @@ class Client:
     def stop_vm(self, name: str) -> dict[str, Any]:
         request = pb.VmRequest(name=name, request_id=uuid.uuid4().hex)
         return vm_dict(self._call(lambda s: s.StopVm, request))
+
+    def set_vm_state(self, name: str, state: str) -> dict[str, Any]:
+        request = pb.SetVmStateRequest(name=name, state=state, request_id=uuid.uuid4().hex)
+        return vm_dict(self._call(lambda s: s.SetVmState, request))
+
+    def confirm_fenced(self, name: str) -> dict[str, Any]:
+        return host_dict(self._call(lambda s: s.ConfirmFenced, pb.GetHostRequest(name=name)))
+
+    def incidents(self) -> list[dict[str, Any]]:
+        reply = self._call(lambda s: s.ListIncidents, pb.ListIncidentsRequest())
+        return [incident_dict(i) for i in reply.incidents]
+
+    def incident(self, incident_id: int) -> dict[str, Any]:
+        return incident_dict(self._call(lambda s: s.GetIncident,
+                                        pb.GetIncidentRequest(id=incident_id)))
+
+    def get_policy(self) -> dict[str, Any]:
+        reply = self._call(lambda s: s.GetPolicy, pb.GetPolicyRequest())
+        return {**{k: _number(v) for k, v in sorted(reply.settings.items())},
+                "version": reply.version}
+
+    def set_policy(self, changes: dict[str, float]) -> dict[str, Any]:
+        request = pb.SetPolicyRequest(changes=changes, request_id=uuid.uuid4().hex)
+        reply = self._call(lambda s: s.SetPolicy, request)
+        return {**{k: _number(v) for k, v in sorted(reply.settings.items())},
+                "version": reply.version}
+
+    def events(self, backlog: int = 20, follow: bool = False) -> Iterator[dict[str, Any]]:
+        """The event feed of the first member that answers, until interrupted."""
+        errors = []
+        for endpoint in self.endpoints:
+            channel = self._channels.get(endpoint) or grpc.insecure_channel(endpoint)
+            self._channels[endpoint] = channel
+            stream = rpc.ClusterStub(channel).WatchEvents(
+                pb.WatchEventsRequest(backlog=backlog, follow=follow))
+            try:
+                for e in stream:
+                    yield {"seq": e.seq, "ts": e.ts, "kind": e.kind, "message": e.message}
+                return
+            except grpc.RpcError as exc:
+                if exc.code() not in FAILOVER_CODES:
+                    raise ClientError(exc.details() or str(exc.code()), exc.code()) from exc
+                errors.append(f"{endpoint}: {exc.details() or exc.code().name}")
+        raise ClientError("no member could answer: " + "; ".join(errors),
+                          grpc.StatusCode.UNAVAILABLE)
 
     def delete_vm(self, name: str) -> None:
         self._call(lambda s: s.DeleteVm, pb.VmRequest(name=name, request_id=uuid.uuid4().hex))

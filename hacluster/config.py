@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .core.timing import PROFILES, RAFT_FOR_PROFILE, HaTimings, problems
 from .core.validate import name_error
 from .raft import RaftTimings
 
@@ -25,6 +26,7 @@ class Member:
     name: str
     raft: str  # host:port of the Raft transport
     api: str  # host:port of the gRPC API
+    fence: tuple[str, ...] = ()  # fence agent argv: exit 0 means "this host is off now"
 
 
 @dataclass(frozen=True)
@@ -42,11 +44,17 @@ class Config:
     data_dir: str
     libvirt_uri: str = "qemu:///system"
     storage_dir: str = "/var/lib/libvirt/images"
-    heartbeat_interval: float = 0.5
     stop_timeout: float = 60.0  # graceful shutdown before a stopped VM is destroyed
     capacity: CapacityOverride = field(default_factory=CapacityOverride)
     raft: RaftTimings = field(default_factory=RaftTimings)
+    ha: HaTimings = PROFILES["safe"]
+    profile: str = "safe"
+    watchdog: str = "none"  # none | /dev/watchdog (or another device) | lab:/path/to/socket
     log_level: str = "INFO"
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.ha.heartbeat
 
     @property
     def me(self) -> Member:
@@ -109,8 +117,11 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
             raise ConfigError(f"{label} must be a table with name, raft and api")
         if (err := name_error("member", m.get("name"))) is not None:
             raise ConfigError(f"{label}.name: {err}")
+        fence = m.get("fence", [])
+        if not isinstance(fence, list) or not all(isinstance(a, str) for a in fence):
+            raise ConfigError(f"{label}.fence must be a command as a list of strings")
         members.append(Member(m["name"], _addr(f"{label}.raft", m.get("raft")),
-                              _addr(f"{label}.api", m.get("api"))))
+                              _addr(f"{label}.api", m.get("api")), tuple(fence)))
     if len({m.name for m in members}) != len(members):
         raise ConfigError("cluster.members: names must be unique")
     if len({m.raft for m in members}) != len(members):
@@ -119,11 +130,21 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
         raise ConfigError(f"name: {name!r} is not one of cluster.members")
 
     cap = data.get("capacity", {})
-    timings = data.get("raft", {})
+    ha_section = dict(data.get("ha", {}))
+    profile = str(ha_section.pop("profile", "safe"))
+    if profile not in PROFILES:
+        raise ConfigError(f"ha.profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+    watchdog = str(ha_section.pop("watchdog", "none"))
     try:
-        raft = RaftTimings(**{k: float(v) for k, v in timings.items()})
+        ha = replace(PROFILES[profile], **{k: float(v) for k, v in ha_section.items()})
+        raft = RaftTimings(**{**RAFT_FOR_PROFILE[profile],
+                              **{k: float(v) for k, v in data.get("raft", {}).items()}})
     except TypeError as exc:
-        raise ConfigError(f"raft: {exc}") from exc
+        raise ConfigError(f"ha or raft: {exc}") from exc
+    granularity = 1.0 if watchdog.startswith("/") else 0.0
+    broken = problems(ha, raft.election_max, raft.leader_fallback, granularity)
+    if broken:
+        raise ConfigError("HA timings are unsafe: " + "; ".join(broken))
     agent = data.get("agent", {})
     try:
         return Config(
@@ -133,8 +154,8 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
             data_dir=str(data.get("data_dir", "/var/lib/hacluster")),
             libvirt_uri=str(data.get("libvirt_uri", "qemu:///system")),
             storage_dir=str(data.get("storage_dir", "/var/lib/libvirt/images")),
-            heartbeat_interval=float(agent.get("heartbeat_interval", 0.5)),
             stop_timeout=float(agent.get("stop_timeout", 60.0)),
+            ha=ha, profile=profile, watchdog=watchdog,
             capacity=CapacityOverride(**{k: int(v) for k, v in cap.items()}),
             raft=raft,
             log_level=str(data.get("log_level", "INFO")).upper(),

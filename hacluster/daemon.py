@@ -23,15 +23,18 @@ from . import config as cfg
 from .agent import Agent
 from .api import AgentServicer, ClusterServicer
 from .core.commands import Command
+from .core.events import describe
 from .core.host_plan import concerns_host
 from .core.reconcile import concerns_leader
-from .core.state import Result
+from .core.state import ClusterState, Result
+from .eventlog import EventLog
 from .hypervisor import Hypervisor, HypervisorError
 from .leader import LeaderLoop
 from .notify import sd_notify
 from .raft import RaftNode
 from .v1 import cluster_pb2 as pb
 from .v1 import cluster_pb2_grpc as rpc
+from .watchdog import WatchdogError, open_watchdog
 
 log = logging.getLogger("haclusterd")
 
@@ -42,20 +45,24 @@ class Daemon:
     def __init__(self, config: cfg.Config) -> None:
         self.config = config
         self.stop_event = threading.Event()
+        # Created before the Raft member: its tick thread may apply the journal at once.
         self.wake_agent = threading.Event()
         self.wake_leader = threading.Event()
+        self.events = EventLog()
         self.raft = RaftNode(config.me.raft, [m.raft for m in config.peers], config.data_dir,
                              config.secret, config.raft,
                              on_applied=self._on_applied)
         self.hypervisor = Hypervisor(config.libvirt_uri, on_event=self.wake_agent.set)
-        self.leader = LeaderLoop(config.name, self.raft, self.wake_leader)
-        self.agent = Agent(config, self.raft, self.hypervisor, self.wake_agent)
+        self.leader = LeaderLoop(config, self.raft, self.wake_leader)
+        self.agent = Agent(config, self.raft, self.hypervisor, self.wake_agent,
+                           open_watchdog(config.watchdog))
         self.health = health.HealthServicer()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=16,
                                                              thread_name_prefix="grpc"))
-        rpc.add_ClusterServicer_to_server(ClusterServicer(config, self.raft, self.leader),
-                                          self.server)
-        rpc.add_AgentServicer_to_server(AgentServicer(config, self.leader), self.server)
+        rpc.add_ClusterServicer_to_server(
+            ClusterServicer(config, self.raft, self.leader, self.events), self.server)
+        rpc.add_AgentServicer_to_server(AgentServicer(config, self.raft, self.leader),
+                                        self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         services = (pb.DESCRIPTOR.services_by_name["Cluster"].full_name,
                     pb.DESCRIPTOR.services_by_name["Agent"].full_name,
@@ -64,11 +71,13 @@ class Daemon:
         if self.server.add_insecure_port(config.me.api) == 0:
             raise OSError(f"cannot listen on {config.me.api}")
 
-    def _on_applied(self, cmd: Command, result: Result) -> None:
+    def _on_applied(self, cmd: Command, result: Result, state: ClusterState) -> None:
         """Runs in the Raft tick thread: only wake the loops that have work, never block."""
+        for line in describe(cmd, result, state):
+            self.events.add(cmd.ts, cmd.TYPE, line)
         if not result.ok:
             return
-        if concerns_host(cmd, self.raft.state, self.config.name):
+        if concerns_host(cmd, state, self.config.name):
             self.wake_agent.set()
         if concerns_leader(cmd):
             self.wake_leader.set()
@@ -133,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("pysyncobj").setLevel(logging.WARNING)
     try:
         daemon = Daemon(config)
-    except (HypervisorError, OSError) as exc:
+    except (HypervisorError, WatchdogError, OSError) as exc:
         log.error("cannot start: %s", exc)
         return 1
 

@@ -25,8 +25,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from . import netfault
+
 LAB_FILE = "lab.json"
-PROCESSES = ("libvirtd", "keeper", "haclusterd")  # start order; stopped in reverse
+PROCESSES = ("libvirtd", "keeper", "watchdog", "haclusterd")  # start order; stop in reverse
 NOBODY = 65534
 
 
@@ -43,6 +45,10 @@ class LabHost:
     libvirt_uri: str
     runtime_dir: str  # libvirtd's sockets and state (short path, reachable by nobody)
     pids: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def watchdog_socket(self) -> str:
+        return f"{Path(self.runtime_dir).parent}/{self.name}.watchdog"
 
 
 @dataclass
@@ -106,10 +112,17 @@ class Lab:
                 hdir / "keeper.log")
             _wait_for(lambda: (hdir / "keeper.log").read_text().startswith("connected"),
                       10, f"{host.name}: keeper could not connect to its libvirtd")
+        if not self.alive(host, "watchdog"):
+            host.pids["watchdog"] = _spawn(
+                [sys.executable, "-m", "hacluster.lab_watchdog", host.watchdog_socket,
+                 self.dir, host.name], hdir / "watchdog.log")
+            _wait_for(lambda: Path(host.watchdog_socket).exists(), 10,
+                      f"{host.name}: the watchdog did not start")
         if not self.alive(host, "haclusterd"):
             host.pids["haclusterd"] = _spawn(
                 [sys.executable, "-m", "hacluster.daemon", "--config",
                  str(hdir / "haclusterd.toml")], hdir / "haclusterd.log")
+            netfault.enter_cgroup(self.tag, host.name, host.pids["haclusterd"])
         self.save()
 
     def kill_host(self, host: LabHost, daemon_only: bool = False) -> list[str]:
@@ -124,7 +137,28 @@ class Lab:
         self.save()
         return killed
 
+    @property
+    def tag(self) -> str:
+        return Path(self.hosts[0].runtime_dir).parent.name.rsplit("-", 1)[-1]
+
+    def signal_daemon(self, host: LabHost, sig: signal.Signals) -> None:
+        """SIGSTOP (a hung daemon: its VMs keep running, its watchdog is not fed) or SIGCONT."""
+        if not self.alive(host, "haclusterd"):
+            raise LabError(f"{host.name}: haclusterd is not running")
+        os.kill(host.pids["haclusterd"], sig)
+
+    def isolate(self, host: LabHost) -> None:
+        """Cut the host's haclusterd off the network: nothing in or out (its own libvirtd and
+        watchdog, on unix sockets, still work)."""
+        others = [h.ip for h in self.hosts if h is not host]
+        netfault.isolate(self.tag, host.name, host.ip, others)
+
+    def heal(self, host: LabHost) -> None:
+        netfault.heal(self.tag, host.name)
+
     def stop_all(self) -> None:
+        for host in self.hosts:
+            netfault.heal(self.tag, host.name)
         for host in self.hosts:
             for proc in PROCESSES[::-1]:
                 if self.alive(host, proc):
@@ -140,11 +174,14 @@ class Lab:
         self.save()
         for host in self.hosts:
             shutil.rmtree(host.runtime_dir, ignore_errors=True)
+        netfault.remove_cgroups(self.tag)
 
 
 def create(lab_dir: str | Path, nodes: int, base_ip: str = "127.0.77", raft_port: int = 7400,
-           api_port: int = 7401, log_level: str = "INFO") -> Lab:
-    """Write the configs of a new lab (nothing is started)."""
+           api_port: int = 7401, log_level: str = "INFO", profile: str = "safe",
+           fence_agent: bool = False) -> Lab:
+    """Write the configs of a new lab (nothing is started). Each host gets a watchdog process;
+    with fence_agent, each member's fence command powers it off as an IPMI agent would."""
     if not 1 <= nodes <= 50:
         raise LabError("--nodes must be between 1 and 50")
     parts = base_ip.split(".")
@@ -171,7 +208,13 @@ def create(lab_dir: str | Path, nodes: int, base_ip: str = "127.0.77", raft_port
         for addr in (h.raft, h.api):
             _check_free(addr)
     lab = Lab(dir=str(root), hosts=hosts, secret_file=str(secret_file))
-    members = "\n".join(f'  {{ name = "{h.name}", raft = "{h.raft}", api = "{h.api}" }},'
+    def fence(h: LabHost) -> str:
+        if not fence_agent:
+            return ""
+        argv = [sys.executable, "-m", "hacluster.lab_fence", str(root), h.name]
+        return ", fence = [" + ", ".join(json.dumps(a) for a in argv) + "]"
+
+    members = "\n".join(f'  {{ name = "{h.name}", raft = "{h.raft}", api = "{h.api}"{fence(h)} }},'
                         for h in hosts)
     for h in hosts:
         hdir = lab.host_dir(h)
@@ -182,6 +225,10 @@ data_dir = "{hdir / 'data'}"
 libvirt_uri = "{h.libvirt_uri}"
 storage_dir = "{hdir}"
 log_level = "{log_level}"
+
+[ha]
+profile = "{profile}"
+watchdog = "lab:{h.watchdog_socket}"
 
 [cluster]
 secret_file = "{secret_file}"
@@ -233,7 +280,7 @@ def wait_until_up(lab: Lab, timeout: float = 60.0) -> None:
 
 def _marker(proc: str) -> str:
     return {"libvirtd": "libvirtd", "keeper": "hacluster.lab_keeper",
-            "haclusterd": "hacluster.daemon"}[proc]
+            "watchdog": "hacluster.lab_watchdog", "haclusterd": "hacluster.daemon"}[proc]
 
 
 def _alive(pid: int, marker: str) -> bool:

@@ -13,8 +13,10 @@ import time
 import uuid
 from collections.abc import Iterator
 
+from .config import Config
 from .core import commands as c
-from .core.reconcile import plan
+from .core.reconcile import LeaderView, plan
+from .fencing import FenceRunner
 from .live import LiveState
 from .raft import RaftNode, Unavailable
 
@@ -27,10 +29,12 @@ def _ids() -> Iterator[str]:
 
 
 class LeaderLoop:
-    def __init__(self, name: str, raft: RaftNode, wake: threading.Event,
+    def __init__(self, config: Config, raft: RaftNode, wake: threading.Event,
                  interval: float = 0.25) -> None:
-        self.name = name
+        self.config = config
+        self.name = config.name
         self.raft = raft
+        self.fencer = FenceRunner(config)
         self.interval = interval
         self.wake = wake
         self.live = LiveState(wake)
@@ -66,12 +70,25 @@ class LeaderLoop:
             log.warning("leadership claim for term %d refused: %s", self.term, result.message)
         return result.ok
 
+    def view(self) -> LeaderView:
+        beats, granted, fenced_off = self.live.snapshot()
+        ha = self.config.ha
+        return LeaderView(
+            now=time.monotonic(), leader_since=self.live.since, margin=ha.margin,
+            host_down_after=ha.host_down_after, leader_fallback=self.config.raft.leader_fallback,
+            wall_now=time.time(), last_heard={h: b.at for h, b in beats.items()},
+            last_granted=granted, fenced_off=fenced_off,
+            metrics={h: b.metrics for h, b in beats.items()},
+            observed={h: b.observed for h, b in beats.items()})
+
     def cycle(self) -> str:
         """One pass: plan against the current replica, propose, return the verdict."""
         if not self.raft.is_leader() or self.raft.term() != self.term:
             self._stop.set()
             return f"lost leadership of term {self.term}"
-        p = plan(self.raft.state, self.live.view(), self.term, _ids(), time.time())
+        state = self.raft.state
+        self.fencer.poke(state, self.live)
+        p = plan(state, self.view(), self.term, _ids(), time.time())
         refused = []
         for cmd in p.commands:
             result = self.raft.propose(cmd, timeout=2.0)

@@ -1,7 +1,9 @@
-"""The leader's soft state: heartbeats, live metrics and observed VM states, in memory only.
+"""The leader's soft state: heartbeats, live metrics, observed VM states, lease grants and fence
+agents' answers, in memory only.
 
 Heartbeats never enter the Raft log (only the transitions they cause do). A new leader starts
-with an empty LiveState, so every host gets a full grace period before it can be declared down.
+with an empty LiveState, so every host gets a full grace period before it can be declared down,
+and its lease arithmetic counts from its own start (core.timing).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import time
 from dataclasses import dataclass
 
 from .core.placement import HostMetrics
-from .core.reconcile import LeaderView
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class LiveState:
     def __init__(self, wake: threading.Event) -> None:
         self._lock = threading.Lock()
         self._beats: dict[str, Heartbeat] = {}
+        self.last_granted: dict[str, float] = {}
+        self.fenced_off: dict[str, bool] = {}
         self.since = time.monotonic()
         self.wake = wake  # the leader loop's: set when there may be something to commit
 
@@ -36,16 +39,20 @@ class LiveState:
         if previous is None or previous.observed != observed:
             self.wake.set()
 
+    def grant(self, host: str) -> None:
+        """Remember when this host's lease was last renewed (after deciding to renew it)."""
+        with self._lock:
+            self.last_granted[host] = time.monotonic()
+
+    def mark_fenced_off(self, host: str, off: bool) -> None:
+        with self._lock:
+            self.fenced_off[host] = off
+        self.wake.set()
+
     def heartbeats(self) -> dict[str, Heartbeat]:
         with self._lock:
             return dict(self._beats)
 
-    def view(self) -> LeaderView:
-        beats = self.heartbeats()
-        return LeaderView(
-            now=time.monotonic(),
-            leader_since=self.since,
-            last_heard={h: b.at for h, b in beats.items()},
-            metrics={h: b.metrics for h, b in beats.items()},
-            observed={h: b.observed for h, b in beats.items()},
-        )
+    def snapshot(self) -> tuple[dict[str, Heartbeat], dict[str, float], dict[str, bool]]:
+        with self._lock:
+            return dict(self._beats), dict(self.last_granted), dict(self.fenced_off)

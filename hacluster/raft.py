@@ -72,7 +72,7 @@ class _Replica(SyncObj):  # type: ignore[misc]
     """The pysyncobj object; `_cluster` is its only replicated attribute."""
 
     def __init__(self, self_addr: str, peers: list[str], conf: SyncObjConf,
-                 on_applied: Callable[[c.Command, Result], None]) -> None:
+                 on_applied: Callable[[c.Command, Result, ClusterState], None]) -> None:
         super().__init__(self_addr, peers, conf)
         # Set after super().__init__ so that snapshots include it; safe because autoTick is
         # off and our tick thread starts only after this.
@@ -88,7 +88,7 @@ class _Replica(SyncObj):  # type: ignore[misc]
         # UnsupportedCommand propagates: pysyncobj then does not advance lastApplied, and the
         # tick thread halts this member (see RaftNode._run).
         result = self._cluster.apply(cmd)
-        self._on_applied(cmd, result)
+        self._on_applied(cmd, result, self._cluster)
         return result.to_dict()
 
 
@@ -97,7 +97,8 @@ class RaftNode:
 
     def __init__(self, self_addr: str, peers: list[str], data_dir: str, secret: str,
                  timings: RaftTimings | None = None,
-                 on_applied: Callable[[c.Command, Result], None] | None = None) -> None:
+                 on_applied: Callable[[c.Command, Result, ClusterState], None] | None = None,
+                 ) -> None:
         if not secret:
             raise ValueError("a cluster secret is required: pysyncobj unpickles what it receives")
         os.makedirs(data_dir, exist_ok=True)
@@ -107,7 +108,7 @@ class RaftNode:
         self._stop = threading.Event()
         conf = self.timings.conf(data_dir, secret, self_addr,
                                  lambda old, new: self.leadership_changed.set())
-        self._obj = _Replica(self_addr, peers, conf, on_applied or (lambda cmd, res: None))
+        self._obj = _Replica(self_addr, peers, conf, on_applied or (lambda cmd, res, state: None))
         self._thread = threading.Thread(target=self._run, name="raft-tick", daemon=True)
         self._thread.start()
 

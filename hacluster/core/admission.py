@@ -37,7 +37,7 @@ def refusal(hosts: Iterable[Host], vms: Iterable[Vm], candidate: Vm, policy: Pol
     for lost in scenarios:
         if len(lost) >= len(hosts):
             return f"the cluster has {len(hosts)} hosts up; it cannot survive {failures} failures"
-        survivors = HostTable.build(hosts, [v for v in vms + [placed] if v.host not in lost])
+        survivors = HostTable.build(hosts, [v for v in [*vms, placed] if v.host not in lost])
         survivors.up &= ~np.isin(np.array(survivors.names), lost)
         moving = [Vm(**{**v.to_dict(), "host": None}) for v in protected if v.host in lost]
         stranded = [d.vm for d in placer.place_all(moving, survivors) if d.host is None]

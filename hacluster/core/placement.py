@@ -196,10 +196,10 @@ class FreeMemoryWeigher(Weigher):
 
 
 class CpuLoadWeigher(Weigher):
-    """Prefer hosts whose CPUs are less busy right now (live metric from heartbeats)."""
+    """Prefer hosts whose CPUs are less busy (live and smoothed, from heartbeats)."""
 
     name = "cpu_load"
-    multiplier = 1.0
+    multiplier = 0.5
 
     def values(self, vm: Vm, t: HostTable, policy: Policy) -> Floats:
         result: Floats = 1.0 - np.clip(t.cpu_load, 0.0, 1.0)

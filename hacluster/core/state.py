@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
-from . import commands as c
 from . import admission
+from . import commands as c
 from .model import POLICY_LIMITS, Host, HostStatus, Incident, Observed, Policy, Vm, VmState
 from .validate import host_capacity_errors, name_error, state_error, vm_spec_errors
 

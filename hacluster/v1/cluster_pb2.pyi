@@ -53,7 +53,7 @@ class ClusterStatus(_message.Message):
     def __init__(self_, leader: _Optional[str] = ..., term: _Optional[int] = ..., quorum: _Optional[bool] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., self: _Optional[str] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., leader_term: _Optional[int] = ..., hosts_up: _Optional[int] = ..., vms: _Optional[int] = ..., vms_running: _Optional[int] = ..., halted: _Optional[str] = ...) -> None: ...
 
 class Host(_message.Message):
-    __slots__ = ("name", "status", "vms", "cpus", "memory_mib", "memory_free_mib", "cpu_load", "disk_gib", "disk_free_gib", "memory_allocated_mib", "vcpus_allocated", "api_addr", "raft_addr", "last_heard_ago", "version", "memory_available_mib")
+    __slots__ = ("name", "status", "vms", "cpus", "memory_mib", "memory_free_mib", "cpu_load", "disk_gib", "disk_free_gib", "memory_allocated_mib", "vcpus_allocated", "api_addr", "raft_addr", "last_heard_ago", "version", "memory_available_mib", "lease", "watchdog")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     VMS_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,8 @@ class Host(_message.Message):
     LAST_HEARD_AGO_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     MEMORY_AVAILABLE_MIB_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    WATCHDOG_FIELD_NUMBER: _ClassVar[int]
     name: str
     status: str
     vms: _containers.RepeatedScalarFieldContainer[str]
@@ -86,7 +88,9 @@ class Host(_message.Message):
     last_heard_ago: float
     version: int
     memory_available_mib: float
-    def __init__(self, name: _Optional[str] = ..., status: _Optional[str] = ..., vms: _Optional[_Iterable[str]] = ..., cpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., memory_free_mib: _Optional[int] = ..., cpu_load: _Optional[float] = ..., disk_gib: _Optional[int] = ..., disk_free_gib: _Optional[int] = ..., memory_allocated_mib: _Optional[int] = ..., vcpus_allocated: _Optional[int] = ..., api_addr: _Optional[str] = ..., raft_addr: _Optional[str] = ..., last_heard_ago: _Optional[float] = ..., version: _Optional[int] = ..., memory_available_mib: _Optional[float] = ...) -> None: ...
+    lease: float
+    watchdog: float
+    def __init__(self, name: _Optional[str] = ..., status: _Optional[str] = ..., vms: _Optional[_Iterable[str]] = ..., cpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., memory_free_mib: _Optional[int] = ..., cpu_load: _Optional[float] = ..., disk_gib: _Optional[int] = ..., disk_free_gib: _Optional[int] = ..., memory_allocated_mib: _Optional[int] = ..., vcpus_allocated: _Optional[int] = ..., api_addr: _Optional[str] = ..., raft_addr: _Optional[str] = ..., last_heard_ago: _Optional[float] = ..., version: _Optional[int] = ..., memory_available_mib: _Optional[float] = ..., lease: _Optional[float] = ..., watchdog: _Optional[float] = ...) -> None: ...
 
 class ListHostsRequest(_message.Message):
     __slots__ = ()
@@ -105,7 +109,7 @@ class GetHostRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class Vm(_message.Message):
-    __slots__ = ("name", "uuid", "host", "state", "status", "vcpus", "memory_mib", "disk_gib", "ha", "priority", "pending_reasons", "last_host", "version", "observed")
+    __slots__ = ("name", "uuid", "host", "state", "status", "vcpus", "memory_mib", "disk_gib", "ha", "priority", "pending_reasons", "last_host", "version", "observed", "restarts", "relocations", "error")
     NAME_FIELD_NUMBER: _ClassVar[int]
     UUID_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
@@ -120,6 +124,9 @@ class Vm(_message.Message):
     LAST_HOST_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     OBSERVED_FIELD_NUMBER: _ClassVar[int]
+    RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    RELOCATIONS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     name: str
     uuid: str
     host: str
@@ -134,7 +141,128 @@ class Vm(_message.Message):
     last_host: str
     version: int
     observed: str
-    def __init__(self, name: _Optional[str] = ..., uuid: _Optional[str] = ..., host: _Optional[str] = ..., state: _Optional[str] = ..., status: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., disk_gib: _Optional[int] = ..., ha: _Optional[bool] = ..., priority: _Optional[int] = ..., pending_reasons: _Optional[_Iterable[str]] = ..., last_host: _Optional[str] = ..., version: _Optional[int] = ..., observed: _Optional[str] = ...) -> None: ...
+    restarts: int
+    relocations: int
+    error: str
+    def __init__(self, name: _Optional[str] = ..., uuid: _Optional[str] = ..., host: _Optional[str] = ..., state: _Optional[str] = ..., status: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., disk_gib: _Optional[int] = ..., ha: _Optional[bool] = ..., priority: _Optional[int] = ..., pending_reasons: _Optional[_Iterable[str]] = ..., last_host: _Optional[str] = ..., version: _Optional[int] = ..., observed: _Optional[str] = ..., restarts: _Optional[int] = ..., relocations: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class SetVmStateRequest(_message.Message):
+    __slots__ = ("name", "state", "expect_version", "request_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    EXPECT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    state: str
+    expect_version: int
+    request_id: str
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[str] = ..., expect_version: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ListIncidentsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class IncidentVm(_message.Message):
+    __slots__ = ("name", "host", "placed_at", "running_at")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    PLACED_AT_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    host: str
+    placed_at: float
+    running_at: float
+    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., placed_at: _Optional[float] = ..., running_at: _Optional[float] = ...) -> None: ...
+
+class Incident(_message.Message):
+    __slots__ = ("id", "host", "last_heard", "declared_at", "fenced_at", "fenced_by", "returned_at", "vms", "open")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    LAST_HEARD_FIELD_NUMBER: _ClassVar[int]
+    DECLARED_AT_FIELD_NUMBER: _ClassVar[int]
+    FENCED_AT_FIELD_NUMBER: _ClassVar[int]
+    FENCED_BY_FIELD_NUMBER: _ClassVar[int]
+    RETURNED_AT_FIELD_NUMBER: _ClassVar[int]
+    VMS_FIELD_NUMBER: _ClassVar[int]
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    host: str
+    last_heard: float
+    declared_at: float
+    fenced_at: float
+    fenced_by: str
+    returned_at: float
+    vms: _containers.RepeatedCompositeFieldContainer[IncidentVm]
+    open: bool
+    def __init__(self, id: _Optional[int] = ..., host: _Optional[str] = ..., last_heard: _Optional[float] = ..., declared_at: _Optional[float] = ..., fenced_at: _Optional[float] = ..., fenced_by: _Optional[str] = ..., returned_at: _Optional[float] = ..., vms: _Optional[_Iterable[_Union[IncidentVm, _Mapping]]] = ..., open: _Optional[bool] = ...) -> None: ...
+
+class ListIncidentsResponse(_message.Message):
+    __slots__ = ("incidents",)
+    INCIDENTS_FIELD_NUMBER: _ClassVar[int]
+    incidents: _containers.RepeatedCompositeFieldContainer[Incident]
+    def __init__(self, incidents: _Optional[_Iterable[_Union[Incident, _Mapping]]] = ...) -> None: ...
+
+class GetIncidentRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class WatchEventsRequest(_message.Message):
+    __slots__ = ("backlog", "follow")
+    BACKLOG_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    backlog: int
+    follow: bool
+    def __init__(self, backlog: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("seq", "ts", "kind", "message")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    ts: float
+    kind: str
+    message: str
+    def __init__(self, seq: _Optional[int] = ..., ts: _Optional[float] = ..., kind: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class GetPolicyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Policy(_message.Message):
+    __slots__ = ("settings", "version")
+    class SettingsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    settings: _containers.ScalarMap[str, float]
+    version: int
+    def __init__(self, settings: _Optional[_Mapping[str, float]] = ..., version: _Optional[int] = ...) -> None: ...
+
+class SetPolicyRequest(_message.Message):
+    __slots__ = ("changes", "expect_version", "request_id")
+    class ChangesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    EXPECT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    changes: _containers.ScalarMap[str, float]
+    expect_version: int
+    request_id: str
+    def __init__(self, changes: _Optional[_Mapping[str, float]] = ..., expect_version: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class CreateVmRequest(_message.Message):
     __slots__ = ("name", "vcpus", "memory_mib", "disk_gib", "ha", "priority", "stopped", "request_id")
@@ -202,10 +330,14 @@ class HeartbeatRequest(_message.Message):
     def __init__(self, host: _Optional[str] = ..., cpu_load: _Optional[float] = ..., memory_available_mib: _Optional[float] = ..., disk_free_gib: _Optional[float] = ..., observed: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
-    __slots__ = ("leader_term",)
+    __slots__ = ("leader_term", "lease_seconds", "message")
     LEADER_TERM_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
     leader_term: int
-    def __init__(self, leader_term: _Optional[int] = ...) -> None: ...
+    lease_seconds: float
+    message: str
+    def __init__(self, leader_term: _Optional[int] = ..., lease_seconds: _Optional[float] = ..., message: _Optional[str] = ...) -> None: ...
 
 class LiveMetricsRequest(_message.Message):
     __slots__ = ()

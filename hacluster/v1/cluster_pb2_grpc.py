@@ -79,6 +79,41 @@ class ClusterStub:
                 request_serializer=hacluster_dot_v1_dot_cluster__pb2.VmRequest.SerializeToString,
                 response_deserializer=hacluster_dot_v1_dot_cluster__pb2.DeleteVmResponse.FromString,
                 _registered_method=True)
+        self.SetVmState = channel.unary_unary(
+                '/hacluster.v1.Cluster/SetVmState',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.SetVmStateRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.Vm.FromString,
+                _registered_method=True)
+        self.ConfirmFenced = channel.unary_unary(
+                '/hacluster.v1.Cluster/ConfirmFenced',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.GetHostRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.Host.FromString,
+                _registered_method=True)
+        self.ListIncidents = channel.unary_unary(
+                '/hacluster.v1.Cluster/ListIncidents',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.ListIncidentsRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.ListIncidentsResponse.FromString,
+                _registered_method=True)
+        self.GetIncident = channel.unary_unary(
+                '/hacluster.v1.Cluster/GetIncident',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.GetIncidentRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.Incident.FromString,
+                _registered_method=True)
+        self.WatchEvents = channel.unary_stream(
+                '/hacluster.v1.Cluster/WatchEvents',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.WatchEventsRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.Event.FromString,
+                _registered_method=True)
+        self.GetPolicy = channel.unary_unary(
+                '/hacluster.v1.Cluster/GetPolicy',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.GetPolicyRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.Policy.FromString,
+                _registered_method=True)
+        self.SetPolicy = channel.unary_unary(
+                '/hacluster.v1.Cluster/SetPolicy',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.SetPolicyRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.Policy.FromString,
+                _registered_method=True)
 
 
 class ClusterServicer:
@@ -138,6 +173,52 @@ class ClusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetVmState(self, request, context):
+        """Any desired state: started | stopped | disabled | ignored (see README, "VM states").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmFenced(self, request, context):
+        """The operator vouches that a down host is off; its HA VMs are then restarted elsewhere.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIncidents(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetIncident(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchEvents(self, request, context):
+        """Committed changes as they are applied on the answering member; starts with the newest
+        `backlog` events it remembers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPolicy(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPolicy(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -185,6 +266,41 @@ def add_ClusterServicer_to_server(servicer, server):
                     servicer.DeleteVm,
                     request_deserializer=hacluster_dot_v1_dot_cluster__pb2.VmRequest.FromString,
                     response_serializer=hacluster_dot_v1_dot_cluster__pb2.DeleteVmResponse.SerializeToString,
+            ),
+            'SetVmState': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetVmState,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.SetVmStateRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.Vm.SerializeToString,
+            ),
+            'ConfirmFenced': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmFenced,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.GetHostRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.Host.SerializeToString,
+            ),
+            'ListIncidents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIncidents,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.ListIncidentsRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.ListIncidentsResponse.SerializeToString,
+            ),
+            'GetIncident': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIncident,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.GetIncidentRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.Incident.SerializeToString,
+            ),
+            'WatchEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEvents,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.WatchEventsRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.Event.SerializeToString,
+            ),
+            'GetPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPolicy,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.GetPolicyRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.Policy.SerializeToString,
+            ),
+            'SetPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPolicy,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.SetPolicyRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.Policy.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -430,6 +546,195 @@ class Cluster:
             '/hacluster.v1.Cluster/DeleteVm',
             hacluster_dot_v1_dot_cluster__pb2.VmRequest.SerializeToString,
             hacluster_dot_v1_dot_cluster__pb2.DeleteVmResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetVmState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/SetVmState',
+            hacluster_dot_v1_dot_cluster__pb2.SetVmStateRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.Vm.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmFenced(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/ConfirmFenced',
+            hacluster_dot_v1_dot_cluster__pb2.GetHostRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.Host.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIncidents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/ListIncidents',
+            hacluster_dot_v1_dot_cluster__pb2.ListIncidentsRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.ListIncidentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIncident(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/GetIncident',
+            hacluster_dot_v1_dot_cluster__pb2.GetIncidentRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.Incident.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/hacluster.v1.Cluster/WatchEvents',
+            hacluster_dot_v1_dot_cluster__pb2.WatchEventsRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/GetPolicy',
+            hacluster_dot_v1_dot_cluster__pb2.GetPolicyRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.Policy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/SetPolicy',
+            hacluster_dot_v1_dot_cluster__pb2.SetPolicyRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.Policy.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,47 @@
+"""Human-readable lines for applied commands: the cluster's event feed (`hactl events`).
+
+Derived from the committed log, so every member tells the same story.
+"""
+
+from __future__ import annotations
+
+from . import commands as c
+from .state import ClusterState, Result
+
+
+def describe(cmd: c.Command, result: Result, state: ClusterState) -> list[str]:
+    if not result.ok:
+        return []
+    match cmd:
+        case c.RegisterHost() if result.message != "unchanged":
+            return [f"host {cmd.name} registered: {cmd.cpus} CPUs, {cmd.memory_mib} MiB, "
+                    f"lease {cmd.lease:g}s, watchdog {cmd.watchdog:g}s"]
+        case c.SetHostStatus():
+            return [f"host {cmd.name} is {cmd.status}"]
+        case c.FenceHost() | c.ConfirmFenced():
+            by = cmd.by if isinstance(cmd, c.FenceHost) else "operator"
+            moving = [v.name for v in state.vms.values() if v.last_host == cmd.name
+                      and v.host is None and v.wants_to_run]
+            return [f"host {cmd.name} fenced ({by}); HA VMs to restart elsewhere: "
+                    f"{', '.join(sorted(moving)) or 'none'}"]
+        case c.CreateVm():
+            return [f"VM {cmd.name} created ({cmd.vcpus} vCPUs, {cmd.memory_mib} MiB, "
+                    f"{cmd.state})"]
+        case c.SetVmState():
+            return [f"VM {cmd.name} set to {cmd.state}"]
+        case c.DeleteVm():
+            return [f"VM {cmd.name} deleted"]
+        case c.AssignVm():
+            return [f"VM {cmd.name} placed on {cmd.host}"]
+        case c.MarkPending():
+            return [f"VM {cmd.name} pending: {'; '.join(cmd.reasons[:3])}"]
+        case c.ObserveVms():
+            return [f"VM {vm} {seen} on {cmd.host}" for vm, seen in sorted(cmd.observed.items())
+                    if (v := state.vms.get(vm)) is not None and v.host == cmd.host]
+        case c.VmFailed():
+            return [f"VM {cmd.name} failed on {cmd.host}: {result.message}"]
+        case c.SetPolicy():
+            return ["policy: " + ", ".join(f"{k}={v:g}" for k, v in sorted(cmd.changes.items()))]
+        case c.ClaimLeadership():
+            return [f"{cmd.leader} leads (term {cmd.term})"]
+    return []
