@@ -194,17 +194,19 @@ class Agent:
 
     # ---- heartbeat ---------------------------------------------------------------------------
 
-    def observed(self, domains: list[Domain]) -> dict[str, str]:
-        """Observed state of every VM assigned here, by VM name ('none' = not defined)."""
+    def observed(self, domains: list[Domain]) -> tuple[dict[str, str], dict[str, int]]:
+        """Observed state of every VM assigned here, by VM name ('none' = not defined), and
+        the version of each VM's record this observation is made against."""
         by_uuid = {d.uuid: d for d in domains}
-        result = {}
+        result, versions = {}, {}
         for vm in self.raft.state.vms.values():
             if vm.host == self.config.name:
                 dom = by_uuid.get(vm.uuid)
                 result[vm.name] = dom.state.value if dom else Observed.NONE.value
+                versions[vm.name] = vm.version
         live = {d.uuid for d in domains if d.state is not Observed.RUNNING}
         self._stopping_since = {u: t for u, t in self._stopping_since.items() if u not in live}
-        return result
+        return result, versions
 
     def _memory_available(self, domains: list[Domain]) -> float | None:
         if self.hv.driver().lower() != "test":
@@ -218,10 +220,11 @@ class Agent:
         if api is None:
             return False
         m = self.probe.sample(self._memory_available(domains))
+        observed, versions = self.observed(domains)
         request = pb.HeartbeatRequest(
             host=self.config.name, cpu_load=m.cpu_load,
             memory_available_mib=m.memory_available_mib, disk_free_gib=m.disk_free_gib,
-            observed=self.observed(domains))
+            observed=observed, observed_versions=versions)
         channel = self._channels.get(api)
         if channel is None:
             channel = self._channels[api] = grpc.insecure_channel(api)

@@ -346,7 +346,8 @@ class AgentServicer(rpc.AgentServicer):
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"unknown VM states: {bad}")
         self.leader.live.record(request.host, HostMetrics(
             cpu_load=request.cpu_load, memory_available_mib=request.memory_available_mib,
-            disk_free_gib=request.disk_free_gib), dict(request.observed))
+            disk_free_gib=request.disk_free_gib), dict(request.observed),
+            dict(request.observed_versions))
         # Leases go only to hosts the committed state says are up: once a host is down, the
         # leader's fencing arithmetic (core.timing) counts on no further grant reaching it.
         host = self.raft.state.hosts.get(request.host)

@@ -41,6 +41,7 @@ class LeaderLoop:
         self.term = 0
         self.active = False  # claim committed: this member acts as leader
         self.last_verdict = ""
+        self.due_in: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -79,7 +80,8 @@ class LeaderLoop:
             wall_now=time.time(), last_heard={h: b.at for h, b in beats.items()},
             last_granted=granted, fenced_off=fenced_off,
             metrics={h: b.metrics for h, b in beats.items()},
-            observed={h: b.observed for h, b in beats.items()})
+            observed={h: b.observed for h, b in beats.items()},
+            reported_versions={h: b.versions for h, b in beats.items()})
 
     def cycle(self) -> str:
         """One pass: plan against the current replica, propose, return the verdict."""
@@ -89,6 +91,7 @@ class LeaderLoop:
         state = self.raft.state
         self.fencer.poke(state, self.live)
         p = plan(state, self.view(), self.term, _ids(), time.time())
+        self.due_in = p.due_in
         refused = []
         for cmd in p.commands:
             result = self.raft.propose(cmd, timeout=2.0)
@@ -118,6 +121,7 @@ class LeaderLoop:
             if verdict != self.last_verdict:
                 log.info("leader: %s", verdict)
                 self.last_verdict = verdict
-            self.wake.wait(self.interval)
+            wait = self.interval if self.due_in is None else min(self.interval, self.due_in)
+            self.wake.wait(max(wait, 0.0) + 0.001)
             self.wake.clear()
         self.active = False

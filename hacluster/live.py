@@ -20,6 +20,7 @@ class Heartbeat:
     host: str
     metrics: HostMetrics
     observed: dict[str, str]
+    versions: dict[str, int]  # the VM record versions the agent's replica had
     at: float  # monotonic
 
 
@@ -32,11 +33,13 @@ class LiveState:
         self.since = time.monotonic()
         self.wake = wake  # the leader loop's: set when there may be something to commit
 
-    def record(self, host: str, metrics: HostMetrics, observed: dict[str, str]) -> None:
+    def record(self, host: str, metrics: HostMetrics, observed: dict[str, str],
+               versions: dict[str, int]) -> None:
         with self._lock:
             previous = self._beats.get(host)
-            self._beats[host] = Heartbeat(host, metrics, dict(observed), time.monotonic())
-        if previous is None or previous.observed != observed:
+            self._beats[host] = Heartbeat(host, metrics, dict(observed), dict(versions),
+                                          time.monotonic())
+        if previous is None or previous.observed != observed or previous.versions != versions:
             self.wake.set()
 
     def grant(self, host: str) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .commands import AssignVm, ClaimLeadership, Command, DeleteVm, SetVmState
+from .commands import AssignVm, ClaimLeadership, Command, DeleteVm, SetVmState, VmFailed
 from .model import Observed, Vm, VmState
 from .state import ClusterState
 
@@ -96,7 +96,7 @@ def self_fence_plan(vms: Mapping[str, Vm], domains: Iterable[Domain]) -> list[Ac
 def concerns_host(cmd: Command, state: ClusterState, host: str) -> bool:
     """Whether an applied command may give this host's agent work (so it wakes at once
     rather than at its next heartbeat)."""
-    if isinstance(cmd, AssignVm):
+    if isinstance(cmd, AssignVm | VmFailed):
         return cmd.host == host
     if isinstance(cmd, SetVmState):
         vm = state.vms.get(cmd.name)

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from . import commands as c
-from .model import HostStatus, Observed
+from .model import HostStatus, Observed, Vm
 from .placement import HostMetrics, HostTable, Placer
 from .state import ClusterState
 from .timing import recovery_at
@@ -40,6 +40,14 @@ class LeaderView:
     fenced_off: Mapping[str, bool] = field(default_factory=dict)  # fence agent said: off
     metrics: Mapping[str, HostMetrics] = field(default_factory=dict)
     observed: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # host -> vm -> state
+    # host -> vm -> the VM record version the agent's replica had when it looked: a report
+    # made before the leader's latest decision about the VM (a restart, say) is stale.
+    reported_versions: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+    def report(self, host: str, vm: Vm) -> Observed | None:
+        seen = self.observed.get(host, {}).get(vm.name)
+        version = self.reported_versions.get(host, {}).get(vm.name, -1)
+        return Observed(seen) if seen is not None and version >= vm.version else None
 
     def recovery_at(self, name: str, lease: float, watchdog: float) -> float:
         return recovery_at(self.last_granted.get(name), self.leader_since,
@@ -50,12 +58,14 @@ class LeaderView:
 class Plan:
     commands: list[c.Command]
     verdict: str
+    due_in: float | None = None  # seconds until a fencing falls due: plan again then
 
 
 def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
          ts: float) -> Plan:
     cmds: list[c.Command] = []
     notes: list[str] = []
+    due: list[float] = []
 
     def add(cmd: c.Command, note: str = "") -> None:
         cmds.append(cmd)
@@ -91,20 +101,22 @@ def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
                 if host.watchdog <= 0:
                     wait = "no watchdog: needs a fence agent or an operator's confirm-fenced"
                 else:
-                    due = view.recovery_at(host.name, host.lease, host.watchdog) - view.now
-                    wait = f"fencing in {due:.1f}s"
+                    due.append(view.recovery_at(host.name, host.lease, host.watchdog) - view.now)
+                    wait = f"fencing in {due[-1]:.1f}s"
                 notes.append(f"{host.name} down, {wait}")
+    due_in = min(due) if due else None
     if cmds:
         # Host transitions first, on their own: the rest of the plan must see their effect.
-        return Plan(cmds, "; ".join(notes))
+        return Plan(cmds, "; ".join(notes), due_in)
 
     # 2. Observed VM states, one batch per host, only what changed.
     for host_name, reported in sorted(view.observed.items()):
         changes = {}
-        for vm_name, seen in reported.items():
+        for vm_name in reported:
             vm = state.vms.get(vm_name)
-            if vm is not None and vm.host == host_name and vm.observed is not Observed(seen):
-                changes[vm_name] = seen
+            seen = view.report(host_name, vm) if vm is not None and vm.host == host_name else None
+            if vm is not None and seen is not None and vm.observed is not seen:
+                changes[vm_name] = seen.value
         if changes:
             add(c.ObserveVms(id=next(ids), ts=ts, term=term, host=host_name,
                              observed=changes), f"{len(changes)} observed on {host_name}")
@@ -114,8 +126,7 @@ def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
     for vm in sorted(state.vms.values(), key=lambda v: v.name):
         on = state.hosts.get(vm.host) if vm.host else None
         if (vm.wants_to_run and on is not None and on.status is HostStatus.UP
-                and vm.observed in failed
-                and view.observed.get(on.name, {}).get(vm.name) in {o.value for o in failed}):
+                and vm.observed in failed and view.report(on.name, vm) in failed):
             add(c.VmFailed(id=next(ids), ts=ts, term=term, name=vm.name, host=on.name,
                            expect_version=vm.version), f"{vm.name} failed on {on.name}")
 
@@ -137,7 +148,7 @@ def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
                                       reasons=d.reasons, expect_version=vm.version))
         notes.append(f"placed {placed}" + (f", {pending} pending" if pending else ""))
 
-    return Plan(cmds, "; ".join(notes) if notes else "steady")
+    return Plan(cmds, "; ".join(notes) if notes else "steady", due_in)
 
 
 def concerns_leader(cmd: c.Command) -> bool:

@@ -309,8 +309,10 @@ class ClusterState:
                 continue
             new = Observed(observed)
             if vm.observed is not new:
+                # A fact, not a change of intent: the record's version stays, so agents'
+                # reports and the leader's compare-and-set keep referring to the same record.
                 vm.observed = new
-                vm.version = self._bump()
+                self._bump()
                 changed += 1
                 if new is Observed.RUNNING:
                     vm.running_since = cmd.ts

@@ -309,7 +309,7 @@ class DeleteVmResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("host", "cpu_load", "memory_available_mib", "disk_free_gib", "observed")
+    __slots__ = ("host", "cpu_load", "memory_available_mib", "disk_free_gib", "observed", "observed_versions")
     class ObservedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -317,17 +317,26 @@ class HeartbeatRequest(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class ObservedVersionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     HOST_FIELD_NUMBER: _ClassVar[int]
     CPU_LOAD_FIELD_NUMBER: _ClassVar[int]
     MEMORY_AVAILABLE_MIB_FIELD_NUMBER: _ClassVar[int]
     DISK_FREE_GIB_FIELD_NUMBER: _ClassVar[int]
     OBSERVED_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     host: str
     cpu_load: float
     memory_available_mib: float
     disk_free_gib: float
     observed: _containers.ScalarMap[str, str]
-    def __init__(self, host: _Optional[str] = ..., cpu_load: _Optional[float] = ..., memory_available_mib: _Optional[float] = ..., disk_free_gib: _Optional[float] = ..., observed: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    observed_versions: _containers.ScalarMap[str, int]
+    def __init__(self, host: _Optional[str] = ..., cpu_load: _Optional[float] = ..., memory_available_mib: _Optional[float] = ..., disk_free_gib: _Optional[float] = ..., observed: _Optional[_Mapping[str, str]] = ..., observed_versions: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
     __slots__ = ("leader_term", "lease_seconds", "message")

@@ -68,12 +68,33 @@ def test_observed_changes_are_batched_per_host_and_only_when_changed() -> None:
     create(s, "b")
     assign(s, "a", "h1")
     assign(s, "b", "h1")
+    current = {n: s.vms[n].version for n in ("a", "b")}
     view = LeaderView(now=1.0, leader_since=0.0, last_heard={"h1": 1.0, "h2": 1.0},
-                      observed={"h1": {"a": "running", "b": "none"}, "h2": {"a": "stopped"}})
+                      observed={"h1": {"a": "running", "b": "none"}, "h2": {"a": "stopped"}},
+                      reported_versions={"h1": current, "h2": current})
     cmds = run(s, view)
     assert len(cmds) == 1 and isinstance(cmds[0], c.ObserveVms)
     assert cmds[0].observed == {"a": "running"}
     assert run(s, view) == []
+
+
+def test_reports_older_than_the_leaders_last_decision_are_ignored() -> None:
+    s = cluster()
+    create(s, "a")
+    assign(s, "a", "h1")
+    s.apply(c.ObserveVms(id=cid(), host="h1", observed={"a": "stopped"}))
+    before = s.vms["a"].version
+    stopped = {"h1": {"a": "stopped"}}
+    view = LeaderView(now=1.0, leader_since=0.0, last_heard={"h1": 1.0, "h2": 1.0},
+                      observed=stopped, reported_versions={"h1": {"a": before}})
+    (failed,) = run(s, view)  # judged once: restart in place
+    assert isinstance(failed, c.VmFailed) and s.vms["a"].restarts == 1
+    # the same (now stale) heartbeat must not count as a second failure
+    assert run(s, view) == [] and s.vms["a"].restarts == 1
+    fresh = LeaderView(now=1.2, leader_since=0.0, last_heard={"h1": 1.2, "h2": 1.2},
+                       observed=stopped, reported_versions={"h1": {"a": s.vms["a"].version}})
+    assert [type(x) for x in run(s, fresh)] == [c.ObserveVms]  # the restart did not happen
+    assert [type(x) for x in run(s, fresh)] == [c.VmFailed]  # ...so now it is a failure
 
 
 def test_plan_carries_the_leaders_term_and_expected_versions() -> None:
