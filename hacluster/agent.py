@@ -20,8 +20,8 @@ import grpc
 
 from .config import Config
 from .core import commands as c
-from .core.host_plan import Act, Action, Domain, plan_host, self_fence_plan
-from .core.model import Observed, Vm, VmState
+from .core.host_plan import Act, Action, Domain, Lease, decide_host, watchdog_guard
+from .core.model import Observed, Vm
 from .hypervisor import Hypervisor, HypervisorError
 from .metrics import MetricsProbe, disk_total_gib
 from .raft import RaftNode, Unavailable
@@ -47,6 +47,7 @@ class Agent:
         self.lease_until: float | None = None  # monotonic; None: no lease in this process yet
         self._started = time.monotonic()
         self._armed = False
+        self._failed_starts: set[tuple[str, int]] = set()  # (uuid, version) that would not start
         self.raft = raft
         self.hv = hypervisor
         self.wake = wake
@@ -103,12 +104,8 @@ class Agent:
             return f"hypervisor unreachable: {exc}"
         sent = self._heartbeat(domains)  # first: it renews the lease the plan depends on
         vms = self.raft.state.vms
-        if self.lease_expired():
-            actions = self_fence_plan(vms, domains)
-        elif self.raft.is_ready():
-            actions = plan_host(self.config.name, vms, domains, self.lease_valid())
-        else:
-            actions = []
+        actions = decide_host(self.config.name, vms, domains, self.lease, time.monotonic(),
+                              self.raft.is_ready())
         done = [d for d in (self._execute(a, vms) for a in actions) if d]
         if actions:
             try:
@@ -128,31 +125,24 @@ class Agent:
 
     # ---- lease and watchdog ------------------------------------------------------------------
 
+    @property
+    def lease(self) -> Lease:
+        return Lease(self.lease_until, self._started, self.config.ha.lease)
+
     def lease_valid(self) -> bool:
-        return self.lease_until is not None and time.monotonic() < self.lease_until
+        return self.lease.valid(time.monotonic())
 
     def lease_expired(self) -> bool:
-        """No valid lease, and not merely because this process just started (a restarted
-        daemon gets one lease time to reach the leader: its watchdog still runs meanwhile)."""
-        if self.lease_valid():
-            return False
-        if self.lease_until is not None:
-            return True
-        return time.monotonic() >= self._started + self.config.ha.lease
+        return self.lease.expired(time.monotonic())
 
     def _guard(self, vms: dict[str, Vm], domains: list[Domain]) -> None:
-        """Keep the watchdog armed to lease expiry + watchdog time while an HA VM runs here;
-        stand it down when none does (nothing here would need fencing)."""
-        ha_uuids = {vm.uuid for vm in vms.values() if vm.ha and vm.state is not VmState.IGNORED}
-        guarding = any(d.managed and d.state is not Observed.STOPPED
-                       and (d.uuid in ha_uuids or d.uuid not in {v.uuid for v in vms.values()})
-                       for d in domains)
+        guard = watchdog_guard(vms, domains, self.lease, self.config.ha.watchdog,
+                               time.monotonic())
         try:
-            if guarding and self.lease_valid():
-                assert self.lease_until is not None
-                self.watchdog.arm(self.lease_until + self.config.ha.watchdog)
+            if guard.until is not None:
+                self.watchdog.arm(guard.until)
                 self._armed = True
-            elif not guarding and self._armed:
+            elif guard.disarm and self._armed:
                 self.watchdog.disarm()
                 self._armed = False
         except WatchdogError as exc:
@@ -172,6 +162,9 @@ class Agent:
                 self.hv.undefine(action.uuid)
         except (HypervisorError, KeyError) as exc:
             log.warning("%s %s failed: %s", action.act, action.vm, exc)
+            vm = vms.get(action.vm)
+            if vm is not None and action.act in (Act.DEFINE_START, Act.START):
+                self._failed_starts.add((vm.uuid, vm.version))  # report it: policy decides
             return f"{action.act} {action.vm} failed"
         log.info("%s %s (%s)", action.act, action.vm, action.reason)
         return f"{action.act} {action.vm}"
@@ -202,8 +195,14 @@ class Agent:
         for vm in self.raft.state.vms.values():
             if vm.host == self.config.name:
                 dom = by_uuid.get(vm.uuid)
-                result[vm.name] = dom.state.value if dom else Observed.NONE.value
+                seen = dom.state if dom else Observed.NONE
+                if (vm.observed is Observed.NONE and seen in (Observed.STOPPED, Observed.CRASHED)
+                        and (vm.uuid, vm.version) not in self._failed_starts):
+                    seen = Observed.NONE  # a (re)start is due here, not a new failure
+                result[vm.name] = seen.value
                 versions[vm.name] = vm.version
+        current = {(vm.uuid, vm.version) for vm in self.raft.state.vms.values()}
+        self._failed_starts &= current
         live = {d.uuid for d in domains if d.state is not Observed.RUNNING}
         self._stopping_since = {u: t for u, t in self._stopping_since.items() if u not in live}
         return result, versions

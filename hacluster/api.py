@@ -21,7 +21,6 @@ from .core import commands as c
 from .core.model import (
     POLICY_LIMITS,
     Host,
-    HostStatus,
     Incident,
     Observed,
     Policy,
@@ -30,6 +29,7 @@ from .core.model import (
     vm_status,
 )
 from .core.placement import HostMetrics, HostTable
+from .core.reconcile import lease_grant
 from .core.state import ClusterState, Result
 from .core.validate import name_error, state_error, vm_spec_errors
 from .eventlog import EventLog
@@ -348,15 +348,11 @@ class AgentServicer(rpc.AgentServicer):
             cpu_load=request.cpu_load, memory_available_mib=request.memory_available_mib,
             disk_free_gib=request.disk_free_gib), dict(request.observed),
             dict(request.observed_versions))
-        # Leases go only to hosts the committed state says are up: once a host is down, the
-        # leader's fencing arithmetic (core.timing) counts on no further grant reaching it.
-        host = self.raft.state.hosts.get(request.host)
-        if host is None or host.status is not HostStatus.UP:
-            status = host.status.value if host else "unregistered"
-            return pb.HeartbeatResponse(leader_term=self.leader.term, lease_seconds=0.0,
-                                        message=f"no lease: host is {status}")
-        self.leader.live.grant(request.host)
-        return pb.HeartbeatResponse(leader_term=self.leader.term, lease_seconds=host.lease)
+        lease, why = lease_grant(self.raft.state, request.host)
+        if lease > 0:
+            self.leader.live.grant(request.host)
+        return pb.HeartbeatResponse(leader_term=self.leader.term, lease_seconds=lease,
+                                    message=why)
 
     def LiveMetrics(self, request: pb.LiveMetricsRequest,
                     context: grpc.ServicerContext) -> pb.LiveMetricsResponse:

@@ -155,3 +155,13 @@ def concerns_leader(cmd: c.Command) -> bool:
     """Whether an applied command may give the leader work now (something to place)."""
     return isinstance(cmd, c.CreateVm | c.SetVmState | c.DeleteVm | c.RegisterHost
                       | c.ConfirmFenced | c.FenceHost | c.VmFailed)
+
+
+def lease_grant(state: ClusterState, host: str) -> tuple[float, str]:
+    """The lease the leader gives a heartbeating host: its configured length if the committed
+    state says it is up, else none (once a host is down, the fencing arithmetic counts on no
+    further grant reaching it)."""
+    record = state.hosts.get(host)
+    if record is None or record.status is not HostStatus.UP:
+        return 0.0, f"no lease: host is {record.status.value if record else 'unregistered'}"
+    return record.lease, ""
