@@ -20,7 +20,15 @@ import grpc
 
 from .config import Config
 from .core import commands as c
-from .core.host_plan import Act, Action, Domain, Lease, decide_host, watchdog_guard
+from .core.host_plan import (
+    Act,
+    Action,
+    Domain,
+    Lease,
+    decide_host,
+    report,
+    watchdog_guard,
+)
 from .core.model import Observed, Vm
 from .hypervisor import Hypervisor, HypervisorError
 from .metrics import MetricsProbe, disk_total_gib
@@ -188,24 +196,12 @@ class Agent:
     # ---- heartbeat ---------------------------------------------------------------------------
 
     def observed(self, domains: list[Domain]) -> tuple[dict[str, str], dict[str, int]]:
-        """Observed state of every VM assigned here, by VM name ('none' = not defined), and
-        the version of each VM's record this observation is made against."""
-        by_uuid = {d.uuid: d for d in domains}
-        result, versions = {}, {}
-        for vm in self.raft.state.vms.values():
-            if vm.host == self.config.name:
-                dom = by_uuid.get(vm.uuid)
-                seen = dom.state if dom else Observed.NONE
-                if (vm.observed is Observed.NONE and seen in (Observed.STOPPED, Observed.CRASHED)
-                        and (vm.uuid, vm.version) not in self._failed_starts):
-                    seen = Observed.NONE  # a (re)start is due here, not a new failure
-                result[vm.name] = seen.value
-                versions[vm.name] = vm.version
-        current = {(vm.uuid, vm.version) for vm in self.raft.state.vms.values()}
+        vms = self.raft.state.vms
+        current = {(vm.uuid, vm.version) for vm in vms.values()}
         self._failed_starts &= current
         live = {d.uuid for d in domains if d.state is not Observed.RUNNING}
         self._stopping_since = {u: t for u, t in self._stopping_since.items() if u not in live}
-        return result, versions
+        return report(self.config.name, vms, domains, self._failed_starts)
 
     def _memory_available(self, domains: list[Domain]) -> float | None:
         if self.hv.driver().lower() != "test":

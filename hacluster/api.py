@@ -349,6 +349,8 @@ class AgentServicer(rpc.AgentServicer):
             disk_free_gib=request.disk_free_gib), dict(request.observed),
             dict(request.observed_versions))
         lease, why = lease_grant(self.raft.state, request.host)
+        if not self.leader.fresh():
+            lease, why = 0.0, "no lease: this leader has not proven its majority recently"
         if lease > 0:
             self.leader.live.grant(request.host)
         return pb.HeartbeatResponse(leader_term=self.leader.term, lease_seconds=lease,

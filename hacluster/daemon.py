@@ -77,7 +77,7 @@ class Daemon:
             self.events.add(cmd.ts, cmd.TYPE, line)
         if not result.ok:
             return
-        if concerns_host(cmd, state, self.config.name):
+        if concerns_host(cmd, result, state, self.config.name):
             self.wake_agent.set()
         if concerns_leader(cmd):
             self.wake_leader.set()

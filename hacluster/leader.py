@@ -42,6 +42,7 @@ class LeaderLoop:
         self.active = False  # claim committed: this member acts as leader
         self.last_verdict = ""
         self.due_in: float | None = None
+        self.confirmed_at = float("-inf")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -63,13 +64,23 @@ class LeaderLoop:
         return self._thread is not None and self._thread.is_alive()
 
     def _claim(self) -> bool:
-        """The barrier: commit a claim of our term before acting on anything."""
-        self.term = self.raft.term()
+        """The barrier: commit a claim of our term before acting on anything. Committed again
+        every third of leader_fallback, it proves this leader still has a majority."""
+        asked = time.monotonic()
         result = self.raft.propose(c.ClaimLeadership(
             id=uuid.uuid4().hex, ts=time.time(), term=self.term, leader=self.name), timeout=2.0)
         if not result.ok:
             log.warning("leadership claim for term %d refused: %s", self.term, result.message)
-        return result.ok
+            return False
+        self.confirmed_at = asked
+        return True
+
+    def fresh(self) -> bool:
+        """May this leader grant leases now? Only within leader_fallback of the last proof of
+        a majority: a deposed (cut off, or paused and resumed) leader stops granting within
+        the bound that a new leader's grace period (core.timing) assumes."""
+        return self.active and (time.monotonic() - self.confirmed_at
+                                < self.config.raft.leader_fallback)
 
     def view(self) -> LeaderView:
         beats, granted, fenced_off = self.live.snapshot()
@@ -88,6 +99,8 @@ class LeaderLoop:
         if not self.raft.is_leader() or self.raft.term() != self.term:
             self._stop.set()
             return f"lost leadership of term {self.term}"
+        if time.monotonic() - self.confirmed_at > self.config.raft.leader_fallback / 3:
+            self._claim()
         state = self.raft.state
         self.fencer.poke(state, self.live)
         p = plan(state, self.view(), self.term, _ids(), time.time())
@@ -102,6 +115,7 @@ class LeaderLoop:
         return p.verdict
 
     def _run(self) -> None:
+        self.term = self.raft.term()
         try:
             if not self._claim():
                 return

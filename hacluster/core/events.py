@@ -10,7 +10,7 @@ from .state import ClusterState, Result
 
 
 def describe(cmd: c.Command, result: Result, state: ClusterState) -> list[str]:
-    if not result.ok:
+    if not result.ok or result.message == "renewed":
         return []
     match cmd:
         case c.RegisterHost() if result.message != "unchanged":

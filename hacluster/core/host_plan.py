@@ -7,13 +7,13 @@ the operator's. A running VM that the cluster assigns to this host is adopted as
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from enum import StrEnum
 
 from .commands import AssignVm, ClaimLeadership, Command, DeleteVm, SetVmState, VmFailed
 from .model import Observed, Vm, VmState
-from .state import ClusterState
+from .state import ClusterState, Result
 
 
 @dataclass(frozen=True)
@@ -93,9 +93,11 @@ def self_fence_plan(vms: Mapping[str, Vm], domains: Iterable[Domain]) -> list[Ac
     return actions
 
 
-def concerns_host(cmd: Command, state: ClusterState, host: str) -> bool:
+def concerns_host(cmd: Command, result: Result, state: ClusterState, host: str) -> bool:
     """Whether an applied command may give this host's agent work (so it wakes at once
     rather than at its next heartbeat)."""
+    if not result.ok or result.message == "renewed":
+        return False
     if isinstance(cmd, AssignVm | VmFailed):
         return cmd.host == host
     if isinstance(cmd, SetVmState):
@@ -159,3 +161,25 @@ def watchdog_guard(vms: Mapping[str, Vm], domains: Iterable[Domain], lease: Leas
         assert lease.until is not None
         return Guard(until=lease.until + watchdog)
     return Guard()
+
+
+def report(host: str, vms: Mapping[str, Vm], domains: Iterable[Domain],
+           failed_starts: Set[tuple[str, int]] = frozenset()
+           ) -> tuple[dict[str, str], dict[str, int]]:
+    """What the agent tells the leader: the observed state of every VM assigned here ('none'
+    = not defined) and the record version it looked at. A VM the cluster just asked to be
+    (re)started and that is still down is reported 'none' (a start is due, not a new
+    failure), unless starting it was tried at this version and failed."""
+    by_uuid = {d.uuid: d for d in domains}
+    observed, versions = {}, {}
+    for vm in vms.values():
+        if vm.host != host:
+            continue
+        dom = by_uuid.get(vm.uuid)
+        seen = dom.state if dom else Observed.NONE
+        if (vm.observed is Observed.NONE and seen in (Observed.STOPPED, Observed.CRASHED)
+                and (vm.uuid, vm.version) not in failed_starts):
+            seen = Observed.NONE
+        observed[vm.name] = seen.value
+        versions[vm.name] = vm.version
+    return observed, versions

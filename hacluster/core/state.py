@@ -379,7 +379,10 @@ class ClusterState:
         return Result(ok=True, version=self.policy.version)
 
     def _claim_leadership(self, cmd: c.ClaimLeadership) -> Result:
-        # apply() already refused a term below leader_term; an equal term is a retry.
+        # apply() already refused a term below leader_term. The same claim again is the
+        # leader proving, by committing it, that it still has a majority (see LeaderLoop).
+        if (cmd.term, cmd.leader) == (self.leader_term, self.leader):
+            return Result(ok=True, message="renewed", version=self.revision)
         self.leader_term = cmd.term
         self.leader = cmd.leader
         return Result(ok=True, version=self._bump())
