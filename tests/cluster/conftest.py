@@ -25,7 +25,7 @@ class LabRun:
     """One lab: hactl as a user runs it, plus each host's libvirt asked directly."""
 
     def __init__(self, root: Path, nodes: int) -> None:
-        self.dir = root / "lab"
+        self.dir = root
         self.base_ip = f"127.0.{next(_subnets)}"
         self.nodes = nodes
 
@@ -93,10 +93,25 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "
 
 
 @pytest.fixture
-def lab3(tmp_path: Path) -> Iterator[LabRun]:
+def make_lab(tmp_path: Path) -> Iterator[Callable[..., LabRun]]:
+    """Start a lab: make_lab(nodes=3, profile="safe", fence_agent=False)."""
     if shutil.which("libvirtd") is None and not Path("/usr/sbin/libvirtd").exists():
         pytest.skip("libvirtd is not installed (Debian: libvirt-daemon)")
-    run = LabRun(tmp_path, 3)
-    run.hactl("lab", "up", "--dir", str(run.dir), "--nodes", "3", "--base-ip", run.base_ip)
-    yield run
-    run.hactl("lab", "down", "--dir", str(run.dir), check=False)
+    started: list[LabRun] = []
+
+    def make(nodes: int = 3, profile: str = "safe", fence_agent: bool = False) -> LabRun:
+        run = LabRun(tmp_path / f"lab{len(started)}", nodes)
+        extra = ["--fence-agent"] if fence_agent else []
+        started.append(run)
+        run.hactl("lab", "up", "--dir", str(run.dir), "--nodes", str(nodes), "--base-ip",
+                  run.base_ip, "--profile", profile, *extra)
+        return run
+
+    yield make
+    for run in started:
+        run.hactl("lab", "down", "--dir", str(run.dir), check=False)
+
+
+@pytest.fixture
+def lab3(make_lab: Callable[..., LabRun]) -> LabRun:
+    return make_lab(3)
