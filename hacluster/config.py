@@ -134,7 +134,10 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
     profile = str(ha_section.pop("profile", "safe"))
     if profile not in PROFILES:
         raise ConfigError(f"ha.profile must be one of {', '.join(PROFILES)}, got {profile!r}")
-    watchdog = str(ha_section.pop("watchdog", "none"))
+    watchdog = str(ha_section.pop("watchdog_device", "none"))
+    if not (watchdog == "none" or watchdog.startswith(("/", "lab:"))):
+        raise ConfigError(f"ha.watchdog_device must be none, a device path (/dev/watchdog) or "
+                          f"lab:/socket, got {watchdog!r}")
     try:
         ha = replace(PROFILES[profile], **{k: float(v) for k, v in ha_section.items()})
         raft = RaftTimings(**{**RAFT_FOR_PROFILE[profile],
@@ -142,7 +145,8 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
     except TypeError as exc:
         raise ConfigError(f"ha or raft: {exc}") from exc
     granularity = 1.0 if watchdog.startswith("/") else 0.0
-    broken = problems(ha, raft.election_max, raft.leader_fallback, granularity)
+    broken = raft.problems() + problems(ha, raft.election_max, raft.leader_fallback,
+                                        granularity)
     if broken:
         raise ConfigError("HA timings are unsafe: " + "; ".join(broken))
     agent = data.get("agent", {})

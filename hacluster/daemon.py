@@ -103,6 +103,8 @@ class Daemon:
                 self.health.set("", health_pb2.HealthCheckResponse.SERVING)
                 sd_notify("READY=1\nSTATUS=member of the cluster")
                 log.info("%s joined the cluster", self.config.name)
+            if ready:
+                sd_notify("WATCHDOG=1")  # systemd's WatchdogSec: restart a hung daemon
             self.raft.leadership_changed.wait(0.1)
             self.raft.leadership_changed.clear()
         self.shutdown()

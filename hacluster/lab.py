@@ -228,7 +228,7 @@ log_level = "{log_level}"
 
 [ha]
 profile = "{profile}"
-watchdog = "lab:{h.watchdog_socket}"
+watchdog_device = "lab:{h.watchdog_socket}"
 
 [cluster]
 secret_file = "{secret_file}"

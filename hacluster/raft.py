@@ -44,6 +44,19 @@ class RaftTimings:
     connection_retry: float = 0.5
     leader_fallback: float = 1.5  # a leader without a majority steps down after this
 
+    def problems(self) -> list[str]:
+        """pysyncobj's own rules (it would fail an assert), said plainly."""
+        out = []
+        if self.election_min <= 3 * self.append_entries_period:
+            out.append("raft.election_min must be more than 3 x append_entries_period")
+        if self.election_max <= self.election_min:
+            out.append("raft.election_max must be more than election_min")
+        if self.connection_timeout < self.election_max:
+            out.append("raft.connection_timeout must be at least election_max")
+        if self.leader_fallback <= self.append_entries_period:
+            out.append("raft.leader_fallback must be more than append_entries_period")
+        return out
+
     def conf(self, data_dir: str, secret: str, bind: str,
              on_state_changed: Callable[[int, int], None]) -> SyncObjConf:
         return SyncObjConf(

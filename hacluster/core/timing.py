@@ -39,7 +39,8 @@ PROFILES = {
 # The Raft timings each profile needs so that a leader change fits inside a lease.
 RAFT_FOR_PROFILE = {
     "safe": {"election_min": 0.3, "election_max": 0.6, "leader_fallback": 1.5},
-    "fast": {"election_min": 0.15, "election_max": 0.3, "leader_fallback": 0.6},
+    "fast": {"election_min": 0.15, "election_max": 0.3, "leader_fallback": 0.6,
+             "append_entries_period": 0.03},
 }
 
 

@@ -52,10 +52,23 @@ election_max = 1.0
                                                     "api": "a:1"}]}), "host:port"),
     (good(cluster={"secret": "s" * 32, "members": MEMBERS + MEMBERS[:1]}), "unique"),
     (good(raft={"bogus": 1}), "raft"),
+    (good(ha={"profile": "reckless"}), "ha.profile"),
+    (good(ha={"lease": 0.5}), "lease .* must be at least 2 x heartbeat"),
+    (good(ha={"margin": 0.01}), "margin"),
+    (good(ha={"watchdog_seconds": 1}), "ha or raft"),
+    (good(ha={"watchdog_device": "softdog"}), "watchdog_device must be"),
+    (good(raft={"election_min": 0.1}), "election_min must be more than 3"),
 ])
 def test_bad_files_are_refused(data: dict[str, Any], fragment: str) -> None:
     with pytest.raises(cfg.ConfigError, match=fragment):
         cfg.parse(data)
+
+
+def test_profiles_and_watchdog_granularity() -> None:
+    fast = cfg.parse(good(ha={"profile": "fast"}))
+    assert fast.ha.lease == 1.0 and fast.raft.election_max == 0.3
+    with pytest.raises(cfg.ConfigError, match="finer than the device allows"):
+        cfg.parse(good(ha={"watchdog_device": "/dev/watchdog", "profile": "fast"}))
 
 
 def test_missing_or_broken_file(tmp_path: Path) -> None:

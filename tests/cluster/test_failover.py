@@ -170,6 +170,7 @@ def test_a_host_cut_off_stops_its_ha_vms_and_they_run_elsewhere(
         time.sleep(1.5)  # it rejoins: nothing may run twice meanwhile (the oracle watches)
     log = (lab.dir / victim / "haclusterd.log").read_text()
     assert "lease expired: self-fence" in log  # it stopped them itself
+    assert not set(lab.domains(victim)) & lost  # ...and dropped the stale definitions
     assert "FIRED" not in (lab.dir / victim / "watchdog.log").read_text()
 
 
@@ -274,3 +275,17 @@ def test_events_feed_and_incident_list_through_hactl(make_lab: Callable[..., Lab
     assert "VM late created" in lines[0] and "VM late placed on" in lines[1]
     out = lab.hactl("--output", "json", "events", "--backlog", "3", endpoints=lab.endpoints)
     assert len(out.stdout.strip().splitlines()) == 3
+
+
+def test_fast_profile_recovers_a_lost_host_within_two_seconds(
+        make_lab: Callable[..., LabRun]) -> None:
+    lab = make_lab(3, profile="fast")
+    start_vms(lab, 6)
+    victim, lost = busiest_follower(lab)
+    with watched(lab) as oracle:
+        t0 = time.monotonic()
+        lab.lab("kill", victim)
+        recovered_within(oracle, lost, 1.0 + 0.3 + 0.2 + SLACK, t0, away_from=victim)
+    wait_for(lambda: incident_of(lab, victim)["seconds_to_all_running"] is not None)
+    took = incident_of(lab, victim)["seconds_to_all_running"]
+    assert isinstance(took, float) and took < 2.0 + 1.0  # measured by the cluster itself
