@@ -65,7 +65,7 @@ class LeaderLoop:
 
     def _claim(self) -> bool:
         """The barrier: commit a claim of our term before acting on anything. Committed again
-        every third of leader_fallback, it proves this leader still has a majority."""
+        every confirm_every, it proves this leader still has a majority."""
         asked = time.monotonic()
         result = self.raft.propose(c.ClaimLeadership(
             id=uuid.uuid4().hex, ts=time.time(), term=self.term, leader=self.name), timeout=2.0)
@@ -76,18 +76,18 @@ class LeaderLoop:
         return True
 
     def fresh(self) -> bool:
-        """May this leader grant leases now? Only within leader_fallback of the last proof of
-        a majority: a deposed (cut off, or paused and resumed) leader stops granting within
+        """May this leader grant leases now? Only within grant_window of the last proof of a
+        majority: a deposed (cut off, or paused and resumed) leader stops granting within
         the bound that a new leader's grace period (core.timing) assumes."""
         return self.active and (time.monotonic() - self.confirmed_at
-                                < self.config.raft.leader_fallback)
+                                < self.config.ha.grant_window)
 
     def view(self) -> LeaderView:
         beats, granted, fenced_off = self.live.snapshot()
         ha = self.config.ha
         return LeaderView(
             now=time.monotonic(), leader_since=self.live.since, margin=ha.margin,
-            host_down_after=ha.host_down_after, leader_fallback=self.config.raft.leader_fallback,
+            host_down_after=ha.host_down_after, grant_window=ha.grant_window,
             wall_now=time.time(), last_heard={h: b.at for h, b in beats.items()},
             last_granted=granted, fenced_off=fenced_off,
             metrics={h: b.metrics for h, b in beats.items()},
@@ -99,7 +99,7 @@ class LeaderLoop:
         if not self.raft.is_leader() or self.raft.term() != self.term:
             self._stop.set()
             return f"lost leadership of term {self.term}"
-        if time.monotonic() - self.confirmed_at > self.config.raft.leader_fallback / 3:
+        if time.monotonic() - self.confirmed_at >= self.config.ha.confirm_every:
             self._claim()
         state = self.raft.state
         self.fencer.poke(state, self.live)
@@ -135,7 +135,9 @@ class LeaderLoop:
             if verdict != self.last_verdict:
                 log.info("leader: %s", verdict)
                 self.last_verdict = verdict
-            wait = self.interval if self.due_in is None else min(self.interval, self.due_in)
+            wait = min(self.interval, self.config.ha.confirm_every)
+            if self.due_in is not None:
+                wait = min(wait, self.due_in)
             self.wake.wait(max(wait, 0.0) + 0.001)
             self.wake.clear()
         self.active = False

@@ -33,7 +33,7 @@ class LeaderView:
     leader_since: float  # hosts never heard from get a full grace period from here
     margin: float = 0.5
     host_down_after: float = 1.0
-    leader_fallback: float = 1.5
+    grant_window: float = 0.5
     wall_now: float = 0.0  # for the incident timeline only
     last_heard: Mapping[str, float] = field(default_factory=dict)
     last_granted: Mapping[str, float] = field(default_factory=dict)
@@ -51,7 +51,7 @@ class LeaderView:
 
     def recovery_at(self, name: str, lease: float, watchdog: float) -> float:
         return recovery_at(self.last_granted.get(name), self.leader_since,
-                           self.leader_fallback, lease, watchdog, self.margin)
+                           self.grant_window, lease, watchdog, self.margin)
 
 
 @dataclass

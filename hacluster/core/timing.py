@@ -6,8 +6,11 @@ holds a lease. A lease granted at time g (leader's clock; the host counts from b
 so its copy ends first) lasts `lease`; when it runs out the agent hard-stops its HA VMs, and if
 the agent is hung the watchdog, fed only while the lease is valid, powers the host off at most
 `watchdog` later. So the leader may restart them elsewhere at g + lease + watchdog + margin.
-A new leader cannot know what its predecessor granted (a deposed leader may still grant for up
-to `leader_fallback` after it lost its majority), so it counts from its own start plus that.
+
+A leader grants leases only within `grant_window` (2 x confirm_every) of its last proof of a
+majority (a commit it started then). A successor is elected only after that majority moved on,
+so its predecessor's last grant is at most grant_window after the successor's start: a new
+leader counts from its own start plus grant_window.
 """
 
 from __future__ import annotations
@@ -22,6 +25,12 @@ class HaTimings:
     watchdog: float  # how long after lease expiry a hung host is powered off
     margin: float  # clock-rate drift, scheduling delays, the watchdog's own reaction
     host_down_after: float  # silence before a host is shown down (display; not a fence)
+    confirm_every: float = 0.25  # the leader re-proves its majority this often
+
+    @property
+    def grant_window(self) -> float:
+        """How long after its last proof of a majority a leader may still grant leases."""
+        return 2 * self.confirm_every
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -30,10 +39,12 @@ class HaTimings:
 PROFILES = {
     # every HA VM of a lost host runs again within ~4 s (+ its boot); tolerates a Raft leader
     # change (up to ~1.5 s) without a single lease running out
-    "safe": HaTimings(heartbeat=0.5, lease=2.5, watchdog=1.0, margin=0.5, host_down_after=1.0),
+    "safe": HaTimings(heartbeat=0.5, lease=2.5, watchdog=1.0, margin=0.5, host_down_after=1.0,
+                      confirm_every=0.25),
     # within ~1.6 s; a leader change under heavy load may cost a host its lease (its HA VMs are
     # stopped and restarted elsewhere): choose it for fast, uncontended management networks
-    "fast": HaTimings(heartbeat=0.1, lease=1.0, watchdog=0.3, margin=0.2, host_down_after=0.3),
+    "fast": HaTimings(heartbeat=0.1, lease=1.0, watchdog=0.3, margin=0.2, host_down_after=0.3,
+                      confirm_every=0.1),
 }
 
 # The Raft timings each profile needs so that a leader change fits inside a lease.
@@ -64,15 +75,18 @@ def problems(t: HaTimings, election_max: float, leader_fallback: float,
     if leader_fallback < election_max:
         out.append(f"raft leader_fallback ({leader_fallback:g}s) must be >= election_max "
                    f"({election_max:g}s)")
+    if not 0 < t.confirm_every <= t.heartbeat:
+        out.append("confirm_every must be > 0 and at most one heartbeat (grants need a recent "
+                   "proof of a majority)")
     if t.host_down_after < t.heartbeat:
         out.append("host_down_after must be at least one heartbeat")
     return out
 
 
-def recovery_at(last_granted: float | None, leader_since: float, leader_fallback: float,
+def recovery_at(last_granted: float | None, leader_since: float, grant_window: float,
                 lease: float, watchdog: float, margin: float) -> float:
     """Leader-monotonic time from which a silent host's HA VMs may run elsewhere."""
-    newest_possible_grant = leader_since + leader_fallback
+    newest_possible_grant = leader_since + grant_window
     if last_granted is not None:
         newest_possible_grant = max(newest_possible_grant, last_granted)
     return newest_possible_grant + lease + watchdog + margin

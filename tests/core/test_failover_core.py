@@ -81,9 +81,9 @@ def test_leader_fences_only_after_lease_watchdog_and_margin() -> None:
 
 
 def test_a_new_leader_waits_for_what_its_predecessor_may_have_granted() -> None:
-    assert recovery_at(None, 100.0, 1.5, 2.5, 1.0, 0.5) == 105.5
-    assert recovery_at(99.0, 100.0, 1.5, 2.5, 1.0, 0.5) == 105.5
-    assert recovery_at(104.0, 100.0, 1.5, 2.5, 1.0, 0.5) == 108.0
+    assert recovery_at(None, 100.0, 0.5, 2.5, 1.0, 0.5) == 104.5
+    assert recovery_at(99.0, 100.0, 0.5, 2.5, 1.0, 0.5) == 104.5
+    assert recovery_at(104.0, 100.0, 0.5, 2.5, 1.0, 0.5) == 108.0
 
 
 def test_no_watchdog_means_no_fencing_by_lease_but_a_fence_agent_will_do() -> None:

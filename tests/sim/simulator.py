@@ -57,7 +57,7 @@ class Leader:
     next_cycle: float = 0.0
 
     def fresh(self, now: float) -> bool:
-        return now - self.confirmed_at < RAFT["leader_fallback"]
+        return now - self.confirmed_at < HA.grant_window
 
 
 @dataclass
@@ -161,12 +161,12 @@ class Sim:
         if ld is None or self.now < ld.next_cycle or not self.hosts[ld.host].running:
             return
         ld.next_cycle = self.now + LEADER_INTERVAL
-        if self.now - ld.confirmed_at > RAFT["leader_fallback"] / 3:
+        if self.now - ld.confirmed_at >= HA.confirm_every:
             self.commit(c.ClaimLeadership(id=next(self.ids), term=ld.term, leader=ld.host))
             ld.confirmed_at = self.now
         view = LeaderView(now=self.now, leader_since=ld.since, margin=HA.margin,
                           host_down_after=HA.host_down_after,
-                          leader_fallback=RAFT["leader_fallback"], last_heard=ld.last_heard,
+                          grant_window=HA.grant_window, last_heard=ld.last_heard,
                           last_granted=ld.last_granted, observed=ld.observed,
                           reported_versions=ld.versions)
         for cmd in plan(self.state, view, ld.term, self.ids, ts=self.now).commands:

@@ -38,7 +38,7 @@ def first_failure(seeds: int) -> str | None:
 
 def test_it_catches_a_leader_that_fences_without_waiting_for_the_watchdog(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    def hasty(last_granted: float | None, leader_since: float, leader_fallback: float,
+    def hasty(last_granted: float | None, leader_since: float, grant_window: float,
               lease: float, watchdog: float, margin: float) -> float:
         return (last_granted if last_granted is not None else leader_since) + lease * 0.5
 
