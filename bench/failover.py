@@ -14,6 +14,7 @@ also timing until a new leader has committed its claim (a new leader acting).
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import tempfile
 import time
@@ -35,6 +36,10 @@ def wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(what)
         time.sleep(0.02)
+
+
+def host_up(client: Client, name: str) -> bool:
+    return bool(client.get_host(name)["status"] == "up")
 
 
 def pct(samples: list[float], p: float) -> float:
@@ -108,7 +113,7 @@ def one_config(hosts: int, profile: str, trials: int, leader_trials: int, vms: i
                           f"{took:.2f} s" + (f", new leader acting {acting:.2f} s"
                                              if acting is not None else ""), flush=True)
                     lab.start_host(host)
-                    wait(lambda: everyone.get_host(victim)["status"] == "up", 60, "rejoin")
+                    wait(functools.partial(host_up, everyone, victim), 60, "rejoin")
                     time.sleep(1.0)
                 assert not oracle.violations, oracle.violations
         finally:
