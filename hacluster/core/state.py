@@ -99,9 +99,12 @@ class ClusterState:
             return _reject("conflict", f"{kind} {name} is at version {have}, expected {expect}")
         return None
 
-    def _vm(self, name: str) -> Vm | Result:
+    def _vm(self, name: str, expect_version: int | None) -> Vm | Result:
+        """The VM to change, or why not: it does not exist, or it moved past expect_version."""
         vm = self.vms.get(name)
-        return vm if vm is not None else _reject("not_found", f"VM {name} does not exist")
+        if vm is None:
+            return _reject("not_found", f"VM {name} does not exist")
+        return self._version_conflict("VM", name, vm.version, expect_version) or vm
 
     # ---- hosts ---------------------------------------------------------------------------
 
@@ -228,12 +231,9 @@ class ClusterState:
         error = state_error(cmd.state)
         if error:
             return _reject("invalid", error)
-        vm = self._vm(cmd.name)
+        vm = self._vm(cmd.name, cmd.expect_version)
         if isinstance(vm, Result):
             return vm
-        conflict = self._version_conflict("VM", vm.name, vm.version, cmd.expect_version)
-        if conflict:
-            return conflict
         state = VmState(cmd.state)
         if vm.state is state and not vm.error:
             return Result(ok=True, message=f"already {state.value}", version=vm.version)
@@ -256,22 +256,16 @@ class ClusterState:
         return Result(ok=True, version=vm.version)
 
     def _delete_vm(self, cmd: c.DeleteVm) -> Result:
-        vm = self._vm(cmd.name)
+        vm = self._vm(cmd.name, cmd.expect_version)
         if isinstance(vm, Result):
             return vm
-        conflict = self._version_conflict("VM", vm.name, vm.version, cmd.expect_version)
-        if conflict:
-            return conflict
         del self.vms[cmd.name]
         return Result(ok=True, version=self._bump())
 
     def _assign_vm(self, cmd: c.AssignVm) -> Result:
-        vm = self._vm(cmd.name)
+        vm = self._vm(cmd.name, cmd.expect_version)
         if isinstance(vm, Result):
             return vm
-        conflict = self._version_conflict("VM", vm.name, vm.version, cmd.expect_version)
-        if conflict:
-            return conflict
         host = self.hosts.get(cmd.host)
         if host is None or host.status is not HostStatus.UP:
             return _reject("conflict", f"host {cmd.host} is not up")
@@ -288,12 +282,9 @@ class ClusterState:
         return Result(ok=True, version=vm.version)
 
     def _mark_pending(self, cmd: c.MarkPending) -> Result:
-        vm = self._vm(cmd.name)
+        vm = self._vm(cmd.name, cmd.expect_version)
         if isinstance(vm, Result):
             return vm
-        conflict = self._version_conflict("VM", vm.name, vm.version, cmd.expect_version)
-        if conflict:
-            return conflict
         if vm.host is not None:
             return _reject("conflict", f"VM {vm.name} is assigned to {vm.host}")
         vm.pending_reasons = [str(r) for r in cmd.reasons]
@@ -322,12 +313,9 @@ class ClusterState:
         return Result(ok=True, message=f"{changed} changed", version=self.revision)
 
     def _vm_failed(self, cmd: c.VmFailed) -> Result:
-        vm = self._vm(cmd.name)
+        vm = self._vm(cmd.name, cmd.expect_version)
         if isinstance(vm, Result):
             return vm
-        conflict = self._version_conflict("VM", vm.name, vm.version, cmd.expect_version)
-        if conflict:
-            return conflict
         if vm.host != cmd.host or not vm.wants_to_run or vm.observed not in (
                 Observed.STOPPED, Observed.CRASHED):
             return _reject("conflict", f"VM {vm.name} is not failed on {cmd.host}")
