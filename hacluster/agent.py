@@ -10,6 +10,7 @@ Without a valid lease it starts no HA VM, and once the lease has run out it hard
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -87,7 +88,7 @@ class Agent:
         result = self.raft.propose(c.RegisterHost(
             id=uuid.uuid4().hex, ts=time.time(), name=me.name, raft_addr=me.raft,
             api_addr=me.api, cpus=cap.cpus, memory_mib=cap.memory_mib, disk_gib=cap.disk_gib,
-            lease=self.config.ha.lease,
+            lease=self.config.ha.lease, libvirt_uri=self.config.migration_uri,
             watchdog=self.config.ha.watchdog if self.watchdog.kind != "none" else 0.0))
         if not result.ok:
             raise Unavailable(f"registration refused: {result.message}")
@@ -168,6 +169,8 @@ class Agent:
                 self.hv.destroy(action.uuid)
             elif action.act is Act.UNDEFINE:
                 self.hv.undefine(action.uuid)
+            elif action.act in (Act.MIGRATE, Act.HANDOVER):
+                return self._migrate(action, vms[action.vm])
         except (HypervisorError, KeyError) as exc:
             log.warning("%s %s failed: %s", action.act, action.vm, exc)
             vm = vms.get(action.vm)
@@ -176,6 +179,31 @@ class Agent:
             return f"{action.act} {action.vm} failed"
         log.info("%s %s (%s)", action.act, action.vm, action.reason)
         return f"{action.act} {action.vm}"
+
+    def _migrate(self, action: Action, vm: Vm) -> str:
+        """Move the VM to its target, then tell the cluster how it went. A live migration
+        that fails leaves it running here, and the error is recorded."""
+        target = self.raft.state.hosts.get(vm.migrating_to or "")
+        ok, mode, error = True, "cold", ""
+        try:
+            if action.act is Act.MIGRATE:
+                if target is None or not target.libvirt_uri:
+                    raise HypervisorError(f"host {vm.migrating_to} has no libvirt URI")
+                mode = self.hv.migrate(vm.uuid, target.libvirt_uri)
+            else:
+                with contextlib.suppress(HypervisorError):
+                    self.hv.undefine(vm.uuid)  # a stopped definition, if any
+        except HypervisorError as exc:
+            ok, error = False, str(exc)
+        try:
+            self.raft.propose(c.FinishMigration(
+                id=uuid.uuid4().hex, ts=time.time(), name=vm.name, source=self.config.name,
+                to=vm.migrating_to or "", ok=ok, mode=mode, error=error))
+        except Unavailable as exc:
+            log.warning("could not record the move of %s: %s (will retry)", vm.name, exc)
+        log.info("%s %s to %s: %s", action.act, vm.name, vm.migrating_to,
+                 mode if ok else f"failed: {error}")
+        return f"{action.act} {vm.name} {mode if ok else 'failed'}"
 
     def _stop(self, action: Action) -> str:
         """Graceful first; destroy once the guest has ignored it for stop_timeout."""

@@ -18,17 +18,19 @@ import grpc
 
 from .config import Config
 from .core import commands as c
+from .core.balance import plan_balance
 from .core.model import (
     POLICY_LIMITS,
     Host,
     Incident,
     Observed,
     Policy,
+    Rule,
     Vm,
     VmState,
     vm_status,
 )
-from .core.placement import HostMetrics, HostTable
+from .core.placement import HostMetrics, HostTable, Placer
 from .core.reconcile import lease_grant
 from .core.state import ClusterState, Result
 from .core.validate import name_error, state_error, vm_spec_errors
@@ -62,7 +64,10 @@ def vm_message(vm: Vm, state: ClusterState) -> pb.Vm:
                 vcpus=vm.vcpus, memory_mib=vm.memory_mib, disk_gib=vm.disk_gib, ha=vm.ha,
                 priority=vm.priority, pending_reasons=vm.pending_reasons, version=vm.version,
                 observed=vm.observed.value, restarts=vm.restarts,
-                relocations=vm.relocations, error=vm.error)
+                relocations=vm.relocations, error=vm.error,
+                migration_error=vm.migration_error)
+    if vm.migrating_to is not None:
+        msg.migrating_to = vm.migrating_to
     if vm.host is not None:
         msg.host = vm.host
     if vm.last_host is not None:
@@ -88,8 +93,13 @@ def host_message(host: Host, state: ClusterState, table: HostTable,
         last_heard_ago=beat.last_heard_ago if beat else -1.0,
         version=host.version,
         memory_available_mib=beat.memory_available_mib if beat else -1.0,
-        lease=host.lease, watchdog=host.watchdog,
+        lease=host.lease, watchdog=host.watchdog, maintenance=host.maintenance,
     )
+
+
+def rule_message(r: Rule) -> pb.Rule:
+    return pb.Rule(name=r.name, kind=r.kind.value, strength=r.strength.value, vms=r.vms,
+                   hosts=r.hosts)
 
 
 def incident_message(i: Incident) -> pb.Incident:
@@ -144,6 +154,14 @@ class ClusterServicer(rpc.ClusterServicer):
         if vm is None:
             _abort(context, grpc.StatusCode.NOT_FOUND, f"VM {name} does not exist")
         return vm
+
+    def _host(self, context: grpc.ServicerContext, name: str) -> Host:
+        if (err := name_error("host", name)) is not None:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, err)
+        host = self.raft.state.hosts.get(name)
+        if host is None:
+            _abort(context, grpc.StatusCode.NOT_FOUND, f"host {name} does not exist")
+        return host
 
     def _live(self) -> dict[str, pb.HostLive]:
         """Live metrics: our own if we lead, else the leader's (soft state lives there)."""
@@ -201,12 +219,8 @@ class ClusterServicer(rpc.ClusterServicer):
                                                            key=lambda h: h.name)])
 
     def GetHost(self, request: pb.GetHostRequest, context: grpc.ServicerContext) -> pb.Host:
-        if (err := name_error("host", request.name)) is not None:
-            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, err)
+        host = self._host(context, request.name)
         state, table, live = self._hosts()
-        host = state.hosts.get(request.name)
-        if host is None:
-            _abort(context, grpc.StatusCode.NOT_FOUND, f"host {request.name} does not exist")
         return host_message(host, state, table, live)
 
     # ---- VMs ---------------------------------------------------------------------------------
@@ -270,10 +284,7 @@ class ClusterServicer(rpc.ClusterServicer):
     # ---- failover: fencing, incidents, events, policy -------------------------------------------
 
     def ConfirmFenced(self, request: pb.GetHostRequest, context: grpc.ServicerContext) -> pb.Host:
-        if (err := name_error("host", request.name)) is not None:
-            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, err)
-        if request.name not in self.raft.state.hosts:
-            _abort(context, grpc.StatusCode.NOT_FOUND, f"host {request.name} does not exist")
+        self._host(context, request.name)
         self._commit(context, c.ConfirmFenced(id=uuid.uuid4().hex, ts=time.time(),
                                               name=request.name))
         return self.GetHost(request, context)
@@ -313,6 +324,72 @@ class ClusterServicer(rpc.ClusterServicer):
             expect_version=request.expect_version if request.HasField("expect_version")
             else None))
         return policy_message(self.raft.state.policy)
+
+
+    # ---- scheduling: migration, explain, maintenance, rules --------------------------------------
+
+    def MigrateVm(self, request: pb.MigrateVmRequest, context: grpc.ServicerContext) -> pb.Vm:
+        self._vm(context, request.name)
+        if request.to and (err := name_error("host", request.to)) is not None:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, err)
+        self._commit(context, c.RequestMigration(
+            id=self._request_id(context, request.request_id), ts=time.time(),
+            name=request.name, to=request.to))
+        return vm_message(self._vm(context, request.name), self.raft.state)
+
+    def ExplainVm(self, request: pb.VmRequest, context: grpc.ServicerContext) -> pb.Explanation:
+        vm = self._vm(context, request.name)
+        state = self.raft.state
+        # Judged as if it were not placed yet, so its own usage does not count against it.
+        others = [v for v in state.vms.values() if v.name != vm.name]
+        table = HostTable.build(state.hosts.values(), others)
+        candidate = Vm(**{**vm.to_dict(), "host": None, "migrating_to": None})
+        d = Placer(state.policy, list(state.rules.values())).decide(candidate, table,
+                                                                    explain=True)
+        return pb.Explanation(vm=vm.name, choice=d.host or "", hosts=[
+            pb.HostVerdict(host=h, eligible=h in d.scores, reason=d.rejected.get(h, ""),
+                           score=d.scores.get(h, 0.0)) for h in table.names])
+
+    def SetMaintenance(self, request: pb.SetMaintenanceRequest,
+                       context: grpc.ServicerContext) -> pb.Host:
+        self._host(context, request.name)
+        self._commit(context, c.SetMaintenance(id=uuid.uuid4().hex, ts=time.time(),
+                                               name=request.name, on=request.on))
+        return self.GetHost(pb.GetHostRequest(name=request.name), context)
+
+    def CreateRule(self, request: pb.Rule, context: grpc.ServicerContext) -> pb.Rule:
+        self._commit(context, c.CreateRule(
+            id=uuid.uuid4().hex, ts=time.time(), name=request.name, kind=request.kind,
+            strength=request.strength, vms=list(request.vms), hosts=list(request.hosts)))
+        return rule_message(self.raft.state.rules[request.name])
+
+    def ListRules(self, request: pb.ListRulesRequest,
+                  context: grpc.ServicerContext) -> pb.ListRulesResponse:
+        return pb.ListRulesResponse(rules=[rule_message(r) for r in sorted(
+            self.raft.state.rules.values(), key=lambda r: r.name)])
+
+    def DeleteRule(self, request: pb.DeleteRuleRequest,
+                   context: grpc.ServicerContext) -> pb.DeleteRuleResponse:
+        if (err := name_error("rule", request.name)) is not None:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, err)
+        self._commit(context, c.DeleteRule(id=uuid.uuid4().hex, ts=time.time(),
+                                           name=request.name))
+        return pb.DeleteRuleResponse()
+
+
+    def Balance(self, request: pb.BalanceRequest,
+                context: grpc.ServicerContext) -> pb.BalanceReport:
+        metrics = {h: HostMetrics(cpu_load=max(b.cpu_load, 0.0)) for h, b in self._live().items()}
+        plan = plan_balance(self.raft.state, metrics, time.time())
+        if request.apply:
+            for move in plan.moves:
+                self._commit(context, c.RequestMigration(
+                    id=uuid.uuid4().hex, ts=time.time(), name=move.vm, to=move.target))
+        return pb.BalanceReport(
+            imbalance=plan.imbalance, imbalance_after=plan.imbalance_after,
+            applied=request.apply,
+            moves=[pb.BalanceMove(vm=m.vm, source=m.source, target=m.target, gain=m.gain)
+                   for m in plan.moves])
 
 
 def live_messages(leader: LeaderLoop) -> dict[str, pb.HostLive]:

@@ -30,6 +30,9 @@ COLUMNS = {
     "lab": ["name", "api", "libvirt_uri", "libvirtd", "keeper", "watchdog", "haclusterd"],
     "incident": ["id", "host", "open", "fenced_by", "seconds_to_fenced",
                  "seconds_to_all_running", "vms"],
+    "rule": ["name", "kind", "strength", "vms", "hosts"],
+    "verdict": ["host", "eligible", "score", "reason"],
+    "move": ["vm", "source", "target", "gain"],
 }
 
 
@@ -37,7 +40,8 @@ def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, list):
-        return str(len(value))
+        return ",".join(map(str, value)) if all(isinstance(v, str) for v in value) and \
+            len(value) <= 4 else str(len(value))
     if isinstance(value, float):
         return f"{value:.2f}"
     if isinstance(value, bool):
@@ -241,6 +245,180 @@ def host_confirm_fenced(ctx: Ctx, name: str, yes: bool) -> None:
     with errors():
         record = ctx.client().confirm_fenced(name)
     ctx.emit(record, details)
+
+
+@vm.command("migrate")
+@click.argument("name")
+@click.option("--to", "target", default="", help="The host (default: the best that fits).")
+@click.option("--wait", is_flag=True, help="Wait until it runs on its new host.")
+@click.option("--wait-timeout", type=float, default=300, show_default=True)
+@pass_ctx
+def vm_migrate(ctx: Ctx, name: str, target: str, wait: bool, wait_timeout: float) -> None:
+    """Live-migrate a VM (libvirt's test driver hands it over cold instead)."""
+    with errors():
+        client = ctx.client()
+        before = client.migrate_vm(name, target)
+        record = before
+        deadline = time.monotonic() + wait_timeout
+        while wait:
+            record = client.get_vm(name)
+            if record["migration_error"]:
+                raise ClientError(f"{name} did not move: {record['migration_error']}")
+            moved = record["host"] != before["host"] and record["status"] == "running"
+            if moved and not record["migrating_to"]:
+                break
+            if time.monotonic() > deadline:
+                raise ClientError(f"{name} has not moved after {wait_timeout:g}s")
+            time.sleep(0.2)
+    ctx.emit(record, details)
+
+
+@vm.command("explain")
+@click.argument("name")
+@pass_ctx
+def vm_explain(ctx: Ctx, name: str) -> None:
+    """Every host's verdict for this VM: the filter that removed it, or its score."""
+    with errors():
+        record = ctx.client().explain_vm(name)
+    ctx.emit(record, lambda r: f"placement would choose: {r['choice'] or 'no host'}\n\n"
+             + table(r["hosts"], COLUMNS["verdict"]))
+
+
+@host.group("maintenance")
+def maintenance() -> None:
+    """Empty a host for maintenance (live migration), and return it to service."""
+
+
+@maintenance.command("enter")
+@click.argument("name")
+@click.option("--wait", is_flag=True, help="Show progress until every VM has moved.")
+@click.option("--wait-timeout", type=float, default=600, show_default=True)
+@pass_ctx
+def maintenance_enter(ctx: Ctx, name: str, wait: bool, wait_timeout: float) -> None:
+    """No new VMs on NAME; its VMs move to other hosts, spread by placement. A VM that
+    cannot move is reported (it keeps running where it is)."""
+    with errors():
+        client = ctx.client()
+        record = client.set_maintenance(name, True)
+        if wait:
+            _wait_evacuated(client, name, wait_timeout)
+            record = client.get_host(name)
+    ctx.emit(record, details)
+
+
+def _wait_evacuated(client: Client, host: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    said: dict[str, str] = {}
+    while True:
+        staying = [v for v in client.list_vms() if v["host"] == host
+                   and v["state"] == "started" and not v["error"]]
+        for v in client.list_vms():
+            line = (f"{v['name']}: moving to {v['migrating_to']}" if v["migrating_to"]
+                    else f"{v['name']}: cannot move: {v['migration_error']}"
+                    if v["host"] == host and v["migration_error"]
+                    else f"{v['name']}: now on {v['host']}" if v["name"] in said else "")
+            if line and said.get(v["name"]) != line:
+                click.echo(line, err=True)
+                said[v["name"]] = line
+        if not staying:
+            click.echo(f"{host} is empty", err=True)
+            return
+        if all(v["migration_error"] and not v["migrating_to"] for v in staying):
+            raise ClientError(f"{len(staying)} VM(s) cannot leave {host}: "
+                              + "; ".join(f"{v['name']}: {v['migration_error']}"
+                                          for v in staying))
+        if time.monotonic() > deadline:
+            raise ClientError(f"{host} still runs {len(staying)} VM(s) after {timeout:g}s")
+        time.sleep(0.3)
+
+
+@maintenance.command("exit")
+@click.argument("name")
+@pass_ctx
+def maintenance_exit(ctx: Ctx, name: str) -> None:
+    """Return NAME to service (VMs that left stay where they are until balancing moves
+    them)."""
+    with errors():
+        record = ctx.client().set_maintenance(name, False)
+    ctx.emit(record, details)
+
+
+# ---- balancing ---------------------------------------------------------------------------------
+
+
+@main.group()
+def balance() -> None:
+    """Even out the load across hosts by live migration (like DRS). The policy's
+    balance_mode says whether the leader also does it by itself every balance_interval:
+    0 off, 1 manual (default), 2 automatic."""
+
+
+def _render_balance(r: dict[str, Any]) -> str:
+    head = (f"load imbalance (std deviation): {r['imbalance']:.4f} -> "
+            f"{r['imbalance_after']:.4f}" + (" (requested)" if r["applied"] else ""))
+    if not r["moves"]:
+        return head + "\nnothing worth moving"
+    return head + "\n\n" + table(r["moves"], COLUMNS["move"])
+
+
+@balance.command("plan")
+@pass_ctx
+def balance_plan(ctx: Ctx) -> None:
+    """The moves a pass would make now, with the expected gain of each."""
+    with errors():
+        record = ctx.client().balance(apply=False)
+    ctx.emit(record, _render_balance)
+
+
+@balance.command("run")
+@click.option("--dry-run", is_flag=True, help="Only show the moves (as `balance plan`).")
+@pass_ctx
+def balance_run(ctx: Ctx, dry_run: bool) -> None:
+    """Run a pass now: request its moves (the leader starts them within the limits)."""
+    with errors():
+        record = ctx.client().balance(apply=not dry_run)
+    ctx.emit(record, _render_balance)
+
+
+# ---- rules -------------------------------------------------------------------------------------
+
+
+@main.group()
+def rule() -> None:
+    """Placement rules: VMs together (affinity), apart (anti-affinity), or on given hosts."""
+
+
+@rule.command("create")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["affinity", "anti-affinity", "host"]), required=True)
+@click.option("--strength", type=click.Choice(["must", "should"]), default="must",
+              show_default=True)
+@click.option("--vm", "vms", multiple=True, required=True, help="Repeat for each VM.")
+@click.option("--host", "hosts", multiple=True, help="For --kind host; repeat for each host.")
+@pass_ctx
+def rule_create(ctx: Ctx, name: str, kind: str, strength: str, vms: tuple[str, ...],
+                hosts: tuple[str, ...]) -> None:
+    """A rule that contradicts the must rules already there is refused, with the reason."""
+    with errors():
+        record = ctx.client().create_rule(name, kind, strength, vms, hosts)
+    ctx.emit(record, details)
+
+
+@rule.command("list")
+@pass_ctx
+def rule_list(ctx: Ctx) -> None:
+    with errors():
+        rows = ctx.client().list_rules()
+    ctx.emit(rows, lambda r: table(r, COLUMNS["rule"]))
+
+
+@rule.command("delete")
+@click.argument("name")
+@pass_ctx
+def rule_delete(ctx: Ctx, name: str) -> None:
+    with errors():
+        ctx.client().delete_rule(name)
+    ctx.emit({"name": name, "deleted": True}, details)
 
 
 # ---- failover: incidents and events --------------------------------------------------------------

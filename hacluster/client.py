@@ -37,7 +37,9 @@ def vm_dict(vm: pb.Vm) -> dict[str, Any]:
         "priority": vm.priority, "pending_reasons": list(vm.pending_reasons),
         "last_host": vm.last_host if vm.HasField("last_host") else None,
         "observed": vm.observed, "restarts": vm.restarts, "relocations": vm.relocations,
-        "error": vm.error or None, "version": vm.version,
+        "error": vm.error or None,
+        "migrating_to": vm.migrating_to if vm.HasField("migrating_to") else None,
+        "migration_error": vm.migration_error or None, "version": vm.version,
     }
 
 
@@ -59,8 +61,13 @@ def host_dict(h: pb.Host) -> dict[str, Any]:
         "disk_gib": h.disk_gib, "disk_free_gib": h.disk_free_gib,
         "api_addr": h.api_addr, "raft_addr": h.raft_addr,
         "last_heard_ago": _unknown(h.last_heard_ago), "lease": h.lease,
-        "watchdog": h.watchdog, "version": h.version,
+        "watchdog": h.watchdog, "maintenance": h.maintenance, "version": h.version,
     }
+
+
+def rule_dict(r: pb.Rule) -> dict[str, Any]:
+    return {"name": r.name, "kind": r.kind, "strength": r.strength, "vms": list(r.vms),
+            "hosts": list(r.hosts)}
 
 
 def _t(value: float) -> float | None:
@@ -204,6 +211,40 @@ class Client:
                 errors.append(f"{endpoint}: {exc.details() or exc.code().name}")
         raise ClientError("no member could answer: " + "; ".join(errors),
                           grpc.StatusCode.UNAVAILABLE)
+
+    def migrate_vm(self, name: str, to: str = "") -> dict[str, Any]:
+        request = pb.MigrateVmRequest(name=name, to=to, request_id=uuid.uuid4().hex)
+        return vm_dict(self._call(lambda s: s.MigrateVm, request))
+
+    def explain_vm(self, name: str) -> dict[str, Any]:
+        e = self._call(lambda s: s.ExplainVm, pb.VmRequest(name=name))
+        return {"vm": e.vm, "choice": e.choice or None,
+                "hosts": [{"host": h.host, "eligible": h.eligible, "reason": h.reason or None,
+                           "score": round(h.score, 3) if h.eligible else None}
+                          for h in e.hosts]}
+
+    def set_maintenance(self, name: str, on: bool) -> dict[str, Any]:
+        request = pb.SetMaintenanceRequest(name=name, on=on)
+        return host_dict(self._call(lambda s: s.SetMaintenance, request))
+
+    def create_rule(self, name: str, kind: str, strength: str, vms: Sequence[str],
+                    hosts: Sequence[str] = ()) -> dict[str, Any]:
+        request = pb.Rule(name=name, kind=kind, strength=strength, vms=vms, hosts=hosts)
+        return rule_dict(self._call(lambda s: s.CreateRule, request))
+
+    def list_rules(self) -> list[dict[str, Any]]:
+        return [rule_dict(r) for r in self._call(lambda s: s.ListRules,
+                                                  pb.ListRulesRequest()).rules]
+
+    def delete_rule(self, name: str) -> None:
+        self._call(lambda s: s.DeleteRule, pb.DeleteRuleRequest(name=name))
+
+    def balance(self, apply: bool = False) -> dict[str, Any]:
+        r = self._call(lambda s: s.Balance, pb.BalanceRequest(apply=apply))
+        return {"imbalance": round(r.imbalance, 4), "imbalance_after": round(r.imbalance_after, 4),
+                "applied": r.applied,
+                "moves": [{"vm": m.vm, "source": m.source, "target": m.target,
+                           "gain": round(m.gain, 4)} for m in r.moves]}
 
     def delete_vm(self, name: str) -> None:
         self._call(lambda s: s.DeleteVm, pb.VmRequest(name=name, request_id=uuid.uuid4().hex))

@@ -51,6 +51,11 @@ class Config:
     profile: str = "safe"
     watchdog: str = "none"  # none | /dev/watchdog (or another device) | lab:/path/to/socket
     log_level: str = "INFO"
+    libvirt_migration_uri: str = ""  # how other hosts' libvirtd reach this host's
+
+    @property
+    def migration_uri(self) -> str:
+        return self.libvirt_migration_uri or self.libvirt_uri
 
     @property
     def heartbeat_interval(self) -> float:
@@ -163,6 +168,7 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
             capacity=CapacityOverride(**{k: int(v) for k, v in cap.items()}),
             raft=raft,
             log_level=str(data.get("log_level", "INFO")).upper(),
+            libvirt_migration_uri=str(data.get("libvirt_migration_uri", "")),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from exc

@@ -211,5 +211,27 @@ class Hypervisor:
         self._call(f"undefine {uuid}", run)
 
 
+    def migrate(self, uuid: str, target_uri: str) -> str:
+        """Move a running domain to the host at target_uri; returns how: "live" (libvirt's
+        peer-to-peer live migration, persistent there, undefined here) or "cold" (the test
+        driver cannot migrate: the domain is stopped and undefined here, and the target
+        defines and starts it once the cluster records the move; never two copies)."""
+        def run(conn: libvirt.virConnect) -> str:
+            dom = conn.lookupByUUIDString(uuid)
+            if _domain_type(conn) == "test":
+                if dom.isActive():
+                    dom.destroy()
+                dom.undefine()
+                return "cold"
+            flags = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER
+                     | libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE)
+            dom.migrateToURI3(target_uri, {}, flags)
+            return "live"
+
+        mode = self._call(f"migrate {uuid} to {target_uri}", run)
+        self._managed.pop(uuid, None)
+        return str(mode)
+
+
 def _domain_type(conn: libvirt.virConnect) -> str:
     return "test" if str(conn.getType()).lower() == "test" else "qemu"

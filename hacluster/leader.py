@@ -43,6 +43,7 @@ class LeaderLoop:
         self.last_verdict = ""
         self.due_in: float | None = None
         self.confirmed_at = float("-inf")
+        self.balanced_at = time.monotonic()  # the first pass one interval after taking over
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -92,7 +93,9 @@ class LeaderLoop:
             last_granted=granted, fenced_off=fenced_off,
             metrics={h: b.metrics for h, b in beats.items()},
             observed={h: b.observed for h, b in beats.items()},
-            reported_versions={h: b.versions for h, b in beats.items()})
+            reported_versions={h: b.versions for h, b in beats.items()},
+            balance_due=time.monotonic() - self.balanced_at
+            >= self.raft.state.policy.balance_interval)
 
     def cycle(self) -> str:
         """One pass: plan against the current replica, propose, return the verdict."""
@@ -105,6 +108,8 @@ class LeaderLoop:
         self.fencer.poke(state, self.live)
         p = plan(state, self.view(), self.term, _ids(), time.time())
         self.due_in = p.due_in
+        if p.balanced:
+            self.balanced_at = time.monotonic()
         refused = []
         for cmd in p.commands:
             result = self.raft.propose(cmd, timeout=2.0)

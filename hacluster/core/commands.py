@@ -46,6 +46,7 @@ class RegisterHost(Command):
     disk_gib: int
     lease: float = 0.0
     watchdog: float = 0.0
+    libvirt_uri: str = ""
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -163,6 +164,65 @@ class SetPolicy(Command):
 
 
 @dataclass(kw_only=True, frozen=True)
+class CreateRule(Command):
+    TYPE = "rule.create"
+    name: str
+    kind: str  # affinity | anti-affinity | host
+    strength: str  # must | should
+    vms: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+
+
+@dataclass(kw_only=True, frozen=True)
+class DeleteRule(Command):
+    TYPE = "rule.delete"
+    name: str
+
+
+@dataclass(kw_only=True, frozen=True)
+class SetMaintenance(Command):
+    """Maintenance on: no new placements there, and the leader moves its VMs away."""
+
+    TYPE = "host.maintenance"
+    name: str
+    on: bool
+
+
+@dataclass(kw_only=True, frozen=True)
+class RequestMigration(Command):
+    """An operator asks for a VM to move (to a given host, or wherever fits best)."""
+
+    TYPE = "vm.migrate"
+    name: str
+    to: str = ""
+
+
+@dataclass(kw_only=True, frozen=True)
+class SetMigration(Command):
+    """The leader's decision: move the VM to `to`; or, with `to` empty, not now and why."""
+
+    TYPE = "vm.migration"
+    LEADER_ONLY = True
+    name: str
+    to: str = ""
+    error: str = ""
+    expect_version: int | None = None
+
+
+@dataclass(kw_only=True, frozen=True)
+class FinishMigration(Command):
+    """The source host's agent reports how the move went (live or cold handover)."""
+
+    TYPE = "vm.migrated"
+    name: str
+    source: str
+    to: str
+    ok: bool
+    mode: str = "live"  # live | cold
+    error: str = ""
+
+
+@dataclass(kw_only=True, frozen=True)
 class ClaimLeadership(Command):
     """The barrier a new leader commits before it acts; raises the cluster's leader term."""
 
@@ -186,6 +246,12 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         ObserveVms,
         VmFailed,
         SetPolicy,
+        CreateRule,
+        DeleteRule,
+        SetMaintenance,
+        RequestMigration,
+        SetMigration,
+        FinishMigration,
         ClaimLeadership,
     )
 }

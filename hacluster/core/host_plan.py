@@ -11,7 +11,16 @@ from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .commands import AssignVm, ClaimLeadership, Command, DeleteVm, SetVmState, VmFailed
+from .commands import (
+    AssignVm,
+    ClaimLeadership,
+    Command,
+    DeleteVm,
+    FinishMigration,
+    SetMigration,
+    SetVmState,
+    VmFailed,
+)
 from .model import Observed, Vm, VmState
 from .state import ClusterState, Result
 
@@ -33,6 +42,8 @@ class Act(StrEnum):
     STOP = "stop"  # graceful; the agent escalates to destroy after a timeout
     DESTROY = "destroy"  # hard stop of a copy that must not run here
     UNDEFINE = "undefine"
+    MIGRATE = "migrate"  # move the running VM to its target (live, or cold on the test driver)
+    HANDOVER = "handover"  # nothing runs here: just drop the definition and report it moved
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,11 @@ def plan_host(host: str, vms: Mapping[str, Vm], domains: Iterable[Domain],
     for uuid, vm in sorted(mine.items(), key=lambda kv: kv[1].name):
         dom = by_uuid.get(uuid)
         if vm.state is VmState.IGNORED:
+            continue
+        if vm.migrating_to is not None:
+            running = dom is not None and dom.state in (Observed.RUNNING, Observed.PAUSED)
+            actions.append(Action(Act.MIGRATE if running else Act.HANDOVER, vm.name, uuid,
+                                  f"to {vm.migrating_to}"))
             continue
         if vm.wants_to_run:
             if vm.ha and not lease_valid:
@@ -100,6 +116,9 @@ def concerns_host(cmd: Command, result: Result, state: ClusterState, host: str) 
         return False
     if isinstance(cmd, AssignVm | VmFailed):
         return cmd.host == host
+    if isinstance(cmd, SetMigration | FinishMigration):
+        vm = state.vms.get(cmd.name)
+        return vm is not None and host in (vm.host, vm.last_host)
     if isinstance(cmd, SetVmState):
         vm = state.vms.get(cmd.name)
         return vm is not None and host in (vm.host, vm.last_host)

@@ -69,6 +69,8 @@ class Host(Record):
     status: HostStatus = HostStatus.UP
     lease: float = 0.0  # seconds a lease granted to this host lasts (its config)
     watchdog: float = 0.0  # seconds past lease expiry its watchdog fires; 0 = no watchdog
+    libvirt_uri: str = ""  # how other hosts' libvirtd reach this one (live migration)
+    maintenance: bool = False  # no new placements; its VMs are moved away
     version: int = 0
 
     def __post_init__(self) -> None:
@@ -95,6 +97,10 @@ class Vm(Record):
     avoid_hosts: list[str] = field(default_factory=list)  # hosts it failed on (relocation)
     error: str = ""  # non-empty: HA gave up; only an operator's start/stop clears it
     running_since: float = 0.0  # ts of the command that saw it running
+    migrating_to: str | None = None  # the leader decided to move it there; the source acts
+    migration_requested: str | None = None  # an operator asked ("" = anywhere)
+    migration_error: str = ""  # why the last migration failed (it kept running)
+    left: dict[str, float] = field(default_factory=dict)  # host -> ts it was moved off it
     version: int = 0
 
     def __post_init__(self) -> None:
@@ -124,6 +130,17 @@ class Policy(Record):
     failure_reset_after: float = 600.0  # seconds of running that forgive earlier failures
     admission_control: bool = False  # refuse HA VMs that could not all survive a failure of
     admission_failures: int = 1  # ...this many hosts
+    max_migrations_per_host: int = 2  # concurrent migrations a host takes part in
+    weight_memory: float = 1.0  # placement weighers' multipliers
+    weight_cpu: float = 0.5
+    weight_disk: float = 0.5
+    weight_last_host: float = 0.2
+    weight_rules: float = 1.0  # "should" rules
+    pack: bool = False  # fill hosts up (power saving) instead of spreading
+    balance_mode: int = 1  # 0 off, 1 manual (`hactl balance plan/run`), 2 automatic
+    balance_interval: float = 60.0  # seconds between automatic passes
+    balance_threshold: float = 0.02  # least drop of the load's std deviation worth a move
+    migration_cooldown: float = 600.0  # a VM moves at most this often, never straight back
     version: int = 0
 
 
@@ -131,9 +148,38 @@ POLICY_LIMITS: dict[str, tuple[float, float]] = {
     "cpu_ratio": (0.1, 64.0), "memory_ratio": (0.1, 4.0), "disk_ratio": (0.1, 16.0),
     "memory_reserve_mib": (0, 1 << 24), "max_restart": (0, 100), "max_relocate": (0, 100),
     "failure_reset_after": (0, 86400 * 30), "admission_control": (0, 1),
-    "admission_failures": (1, 10),
+    "admission_failures": (1, 10), "max_migrations_per_host": (1, 64),
+    "weight_memory": (0, 100), "weight_cpu": (0, 100), "weight_disk": (0, 100),
+    "weight_last_host": (0, 100), "weight_rules": (0, 100), "pack": (0, 1),
+    "balance_mode": (0, 2), "balance_interval": (5, 86400), "balance_threshold": (0.001, 1),
+    "migration_cooldown": (0, 86400),
 }
 """Every operator-settable policy field and its allowed range."""
+
+
+class RuleKind(StrEnum):
+    AFFINITY = "affinity"  # these VMs on one host
+    ANTI_AFFINITY = "anti-affinity"  # these VMs on different hosts
+    HOST = "host"  # these VMs on these hosts
+
+
+class Strength(StrEnum):
+    MUST = "must"  # placement refuses to break it (the VM waits pending instead)
+    SHOULD = "should"  # placement prefers to keep it
+
+
+@dataclass
+class Rule(Record):
+    name: str
+    kind: RuleKind
+    strength: Strength
+    vms: list[str]
+    hosts: list[str] = field(default_factory=list)
+    version: int = 0
+
+    def __post_init__(self) -> None:
+        self.kind = RuleKind(self.kind)
+        self.strength = Strength(self.strength)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from .model import Host, HostStatus, Policy, Vm
+from .model import Host, HostStatus, Policy, Rule, RuleKind, Strength, Vm
 
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
@@ -46,25 +46,35 @@ class HostTable:
     used_memory_mib: Floats
     used_disk_gib: Floats
     cpu_load: Floats
+    maintenance: Bools
     index: dict[str, int] = field(default_factory=dict)
+    where: dict[str, set[int]] = field(default_factory=dict)  # VM -> rows it occupies
 
     @classmethod
     def build(cls, hosts: Iterable[Host], vms: Iterable[Vm],
               metrics: Mapping[str, HostMetrics] | None = None) -> HostTable:
+        """A migrating VM occupies its source and its target until the move completes."""
         ordered = sorted(hosts, key=lambda h: h.name)
         names = [h.name for h in ordered]
         index = {n: i for i, n in enumerate(names)}
         n = len(names)
         used = np.zeros((3, n))
+        where: dict[str, set[int]] = {}
         for vm in vms:
-            i = index.get(vm.host) if vm.host is not None and vm.wants_to_run else None
-            if i is not None:
-                used[0, i] += vm.vcpus
-                used[1, i] += vm.memory_mib
-                used[2, i] += vm.disk_gib
+            if not vm.wants_to_run:
+                continue
+            for h in (vm.host, vm.migrating_to):
+                i = index.get(h) if h is not None else None
+                if i is not None:
+                    used[0, i] += vm.vcpus
+                    used[1, i] += vm.memory_mib
+                    used[2, i] += vm.disk_gib
+                    where.setdefault(vm.name, set()).add(i)
         live = metrics or {}
         return cls(
             names=names,
+            maintenance=np.array([h.maintenance for h in ordered], dtype=bool),
+            where=where,
             up=np.array([h.status is HostStatus.UP for h in ordered], dtype=bool),
             cpus=np.array([h.cpus for h in ordered], dtype=float),
             memory_mib=np.array([h.memory_mib for h in ordered], dtype=float),
@@ -91,6 +101,19 @@ class HostTable:
         self.used_vcpus[i] += sign * vm.vcpus
         self.used_memory_mib[i] += sign * vm.memory_mib
         self.used_disk_gib[i] += sign * vm.disk_gib
+        rows = self.where.setdefault(vm.name, set())
+        if sign > 0:
+            rows.add(i)
+        else:
+            rows.discard(i)
+
+    def rows_of(self, vms: Iterable[str], but: str) -> set[int]:
+        """Rows where the given VMs (other than `but`) run or are going."""
+        out: set[int] = set()
+        for name in vms:
+            if name != but:
+                out |= self.where.get(name, set())
+        return out
 
 
 # ---- filters -------------------------------------------------------------------------------
@@ -150,6 +173,57 @@ class DiskFilter(Filter):
         return f"needs {vm.disk_gib} GiB disk, {max(free, 0):.0f} GiB free"
 
 
+class MaintenanceFilter(Filter):
+    name = "maintenance"
+
+    def mask(self, vm: Vm, t: HostTable, policy: Policy) -> Bools:
+        return ~t.maintenance
+
+    def reason(self, vm: Vm, t: HostTable, i: int, policy: Policy) -> str:
+        return "host is in maintenance"
+
+
+class RuleFilter(Filter):
+    """The "must" rules: VM-host, affinity (with the group's hosts) and anti-affinity."""
+
+    name = "rule"
+
+    def __init__(self, rules: Sequence[Rule] = ()) -> None:
+        self.rules = [r for r in rules if r.strength is Strength.MUST]
+
+    def _verdicts(self, vm: Vm, t: HostTable) -> list[tuple[Rule, Bools]]:
+        out = []
+        n = len(t.names)
+        for r in self.rules:
+            if vm.name not in r.vms:
+                continue
+            ok = np.zeros(n, dtype=bool)
+            if r.kind is RuleKind.HOST:
+                for h in r.hosts:
+                    if h in t.index:
+                        ok[t.index[h]] = True
+            else:
+                rows = list(t.rows_of(r.vms, but=vm.name))
+                if r.kind is RuleKind.AFFINITY:
+                    ok[:] = not rows  # nobody placed yet: anywhere
+                    ok[rows] = True
+                else:
+                    ok[:] = True
+                    ok[rows] = False
+            out.append((r, ok))
+        return out
+
+    def mask(self, vm: Vm, t: HostTable, policy: Policy) -> Bools:
+        ok = np.ones(len(t.names), dtype=bool)
+        for _rule, passed in self._verdicts(vm, t):
+            ok &= passed
+        return ok
+
+    def reason(self, vm: Vm, t: HostTable, i: int, policy: Policy) -> str:
+        broken = [r.name for r, passed in self._verdicts(vm, t) if not passed[i]]
+        return f"would break must rule {', '.join(broken)}"
+
+
 class AvoidHostsFilter(Filter):
     """A VM relocated after failing on a host is not put back there."""
 
@@ -171,10 +245,14 @@ class AvoidHostsFilter(Filter):
 
 
 class Weigher:
-    """Values on an absolute 0..1 scale, higher is better."""
+    """Values on an absolute 0..1 scale, higher is better; the policy field named by
+    `weight` is the multiplier."""
 
     name = "weigher"
-    multiplier = 1.0
+    weight = ""
+
+    def multiplier(self, policy: Policy) -> float:
+        return float(getattr(policy, self.weight))
 
     def values(self, vm: Vm, t: HostTable, policy: Policy) -> Floats:
         raise NotImplementedError
@@ -186,20 +264,25 @@ def _share(part: Floats, whole: Floats) -> Floats:
 
 
 class FreeMemoryWeigher(Weigher):
-    """Spread: prefer the host left with the largest share of its memory free."""
+    """Spread: prefer the host left with the largest share of its memory free (pack: the
+    smallest, to empty other hosts)."""
 
     name = "free_memory"
-    multiplier = 1.0
+    weight = "weight_memory"
 
     def values(self, vm: Vm, t: HostTable, policy: Policy) -> Floats:
-        return _share(t.free_memory(policy) - vm.memory_mib, t.memory_mib)
+        free = _share(t.free_memory(policy) - vm.memory_mib, t.memory_mib)
+        if policy.pack:
+            packed: Floats = 1.0 - free
+            return packed
+        return free
 
 
 class CpuLoadWeigher(Weigher):
     """Prefer hosts whose CPUs are less busy (live and smoothed, from heartbeats)."""
 
     name = "cpu_load"
-    multiplier = 0.5
+    weight = "weight_cpu"
 
     def values(self, vm: Vm, t: HostTable, policy: Policy) -> Floats:
         result: Floats = 1.0 - np.clip(t.cpu_load, 0.0, 1.0)
@@ -208,7 +291,7 @@ class CpuLoadWeigher(Weigher):
 
 class FreeDiskWeigher(Weigher):
     name = "free_disk"
-    multiplier = 0.5
+    weight = "weight_disk"
 
     def values(self, vm: Vm, t: HostTable, policy: Policy) -> Floats:
         return _share(t.free_disk(policy) - vm.disk_gib, t.disk_gib)
@@ -218,7 +301,7 @@ class StickyWeigher(Weigher):
     """Prefer the host the VM last ran on (its definition and caches are there)."""
 
     name = "last_host"
-    multiplier = 0.2
+    weight = "weight_last_host"
 
     def values(self, vm: Vm, t: HostTable, policy: Policy) -> Floats:
         values = np.zeros(len(t.names))
@@ -228,10 +311,39 @@ class StickyWeigher(Weigher):
         return values
 
 
-DEFAULT_FILTERS: tuple[Filter, ...] = (HostUpFilter(), AvoidHostsFilter(), MemoryFilter(),
-                                       VcpuFilter(), DiskFilter())
-DEFAULT_WEIGHERS: tuple[Weigher, ...] = (FreeMemoryWeigher(), CpuLoadWeigher(), FreeDiskWeigher(),
-                                         StickyWeigher())
+class ShouldRulesWeigher(Weigher):
+    """The share of this VM's "should" rules a host would keep."""
+
+    name = "should_rules"
+    weight = "weight_rules"
+
+    def __init__(self, rules: Sequence[Rule] = ()) -> None:
+        self.rules = [r for r in rules if r.strength is Strength.SHOULD]
+
+    def values(self, vm: Vm, t: HostTable, policy: Policy) -> Floats:
+        mine = [r for r in self.rules if vm.name in r.vms]
+        kept = np.zeros(len(t.names))
+        for r in mine:
+            ok = np.zeros(len(t.names), dtype=bool)
+            if r.kind is RuleKind.HOST:
+                ok[[t.index[h] for h in r.hosts if h in t.index]] = True
+            else:
+                rows = list(t.rows_of(r.vms, but=vm.name))
+                ok[:] = r.kind is RuleKind.ANTI_AFFINITY or not rows
+                ok[rows] = r.kind is RuleKind.AFFINITY
+            kept += ok
+        result: Floats = kept / len(mine) if mine else kept
+        return result
+
+
+def filters(rules: Sequence[Rule] = ()) -> tuple[Filter, ...]:
+    return (HostUpFilter(), MaintenanceFilter(), RuleFilter(rules), AvoidHostsFilter(),
+            MemoryFilter(), VcpuFilter(), DiskFilter())
+
+
+def weighers(rules: Sequence[Rule] = ()) -> tuple[Weigher, ...]:
+    return (FreeMemoryWeigher(), CpuLoadWeigher(), FreeDiskWeigher(), StickyWeigher(),
+            ShouldRulesWeigher(rules))
 
 
 @dataclass(frozen=True)
@@ -252,8 +364,13 @@ class Decision:
 @dataclass
 class Placer:
     policy: Policy
-    filters: Sequence[Filter] = DEFAULT_FILTERS
-    weighers: Sequence[Weigher] = DEFAULT_WEIGHERS
+    rules: Sequence[Rule] = ()
+    filters: Sequence[Filter] = ()
+    weighers: Sequence[Weigher] = ()
+
+    def __post_init__(self) -> None:
+        self.filters = self.filters or filters(self.rules)
+        self.weighers = self.weighers or weighers(self.rules)
 
     def decide(self, vm: Vm, t: HostTable, explain: bool = False) -> Decision:
         """Choose a host for vm; with explain, also give every host's verdict and score."""
@@ -272,7 +389,7 @@ class Placer:
                 vm.name, None, rejected, {})
         score = np.zeros(candidates.size)
         for w in self.weighers:
-            score += w.multiplier * w.values(vm, t, self.policy)[candidates]
+            score += w.multiplier(self.policy) * w.values(vm, t, self.policy)[candidates]
         best = int(candidates[int(np.argmax(score))])  # argmax: first max = lowest name
         scores = ({t.names[int(i)]: float(s) for i, s in zip(candidates, score, strict=True)}
                   if explain else {})

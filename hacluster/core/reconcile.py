@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from . import commands as c
+from .balance import plan_balance
 from .model import HostStatus, Observed, Vm
 from .placement import HostMetrics, HostTable, Placer
 from .state import ClusterState
@@ -43,6 +44,7 @@ class LeaderView:
     # host -> vm -> the VM record version the agent's replica had when it looked: a report
     # made before the leader's latest decision about the VM (a restart, say) is stale.
     reported_versions: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    balance_due: bool = False  # automatic balancing: a pass is due (the leader's interval)
 
     def report(self, host: str, vm: Vm) -> Observed | None:
         seen = self.observed.get(host, {}).get(vm.name)
@@ -59,6 +61,7 @@ class Plan:
     commands: list[c.Command]
     verdict: str
     due_in: float | None = None  # seconds until a fencing falls due: plan again then
+    balanced: bool = False  # an automatic balancing pass ran
 
 
 def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
@@ -131,11 +134,12 @@ def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
                            expect_version=vm.version), f"{vm.name} failed on {on.name}")
 
     # 4. Placement of VMs that want to run and have no host.
+    placer = Placer(state.policy, list(state.rules.values()))
     waiting = [vm for vm in state.vms.values() if vm.wants_to_run and vm.host is None]
     if waiting:
         table = HostTable.build(state.hosts.values(), state.vms.values(), view.metrics)
         placed = pending = 0
-        for d in Placer(state.policy).place_all(waiting, table):
+        for d in placer.place_all(waiting, table):
             vm = state.vms[d.vm]
             if d.host is not None:
                 add(c.AssignVm(id=next(ids), ts=ts, term=term, name=vm.name, host=d.host,
@@ -148,13 +152,85 @@ def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
                                       reasons=d.reasons, expect_version=vm.version))
         notes.append(f"placed {placed}" + (f", {pending} pending" if pending else ""))
 
-    return Plan(cmds, "; ".join(notes) if notes else "steady", due_in)
+    # 5. Moves: requested by operators, or off hosts in maintenance.
+    for cmd, note in migrations(state, view, placer, term, ids, ts):
+        add(cmd, note)
+
+    # 6. Automatic balancing, when a pass is due and nothing else is moving.
+    balanced = view.balance_due and state.policy.balance_mode == 2 and not cmds
+    if balanced:
+        balance = plan_balance(state, view.metrics, ts)
+        for m in balance.moves:
+            add(c.SetMigration(id=next(ids), ts=ts, term=term, name=m.vm, to=m.target,
+                               expect_version=state.vms[m.vm].version),
+                f"balance: {m.vm} {m.source}->{m.target} (gain {m.gain:.3f})")
+
+    return Plan(cmds, "; ".join(notes) if notes else "steady", due_in, balanced)
+
+
+def migrations(state: ClusterState, view: LeaderView, placer: Placer, term: int,
+               ids: Iterator[str], ts: float) -> list[tuple[c.Command, str]]:
+    """Start the moves that are due, within each host's concurrent-migration limit; cancel
+    those whose target is gone; say why a move cannot happen (once, not every pass)."""
+    out: list[tuple[c.Command, str]] = []
+    busy: dict[str, int] = {}
+    for vm in state.vms.values():
+        if vm.migrating_to is not None:
+            for h in (vm.host, vm.migrating_to):
+                busy[h or ""] = busy.get(h or "", 0) + 1
+    limit = state.policy.max_migrations_per_host
+    table: HostTable | None = None
+    for vm in sorted(state.vms.values(), key=lambda v: (-v.priority, v.name)):
+        if vm.migrating_to is not None:
+            target = state.hosts.get(vm.migrating_to)
+            if target is None or target.status is not HostStatus.UP:
+                out.append((c.SetMigration(id=next(ids), ts=ts, term=term, name=vm.name,
+                                           error=f"target {vm.migrating_to} went down",
+                                           expect_version=vm.version),
+                            f"{vm.name}: move cancelled"))
+            continue
+        source = state.hosts.get(vm.host) if vm.host else None
+        evacuate = source is not None and source.maintenance
+        if not vm.wants_to_run or source is None or source.status is not HostStatus.UP or (
+                vm.migration_requested is None and not evacuate):
+            continue
+        if busy.get(source.name, 0) >= limit:
+            continue
+        if table is None:
+            table = HostTable.build(state.hosts.values(), state.vms.values(), view.metrics)
+        # Judge the VM as if it were not on its host yet (it leaves it), and never back there.
+        table.add(vm, table.index[source.name], -1)
+        moving = Vm(**{**vm.to_dict(), "host": None,
+                       "avoid_hosts": sorted({*vm.avoid_hosts, source.name})})
+        d = placer.decide(moving, table, explain=bool(vm.migration_requested))
+        table.add(vm, table.index[source.name])
+        wanted = vm.migration_requested or ""
+        to = d.host if not wanted else (wanted if wanted not in d.rejected and wanted in
+                                        table.index else None)
+        if to is not None and busy.get(to, 0) >= limit:
+            continue
+        if to is None:
+            why = d.rejected.get(wanted, "not a candidate") if wanted else "; ".join(d.reasons)
+            error = f"cannot move to {wanted or 'any host'}: {why}"
+            if error != vm.migration_error or vm.migration_requested is not None:
+                out.append((c.SetMigration(id=next(ids), ts=ts, term=term, name=vm.name,
+                                           error=error, expect_version=vm.version),
+                            f"{vm.name}: {error}"))
+            continue
+        busy[source.name] = busy.get(source.name, 0) + 1
+        busy[to] = busy.get(to, 0) + 1
+        table.add(vm, table.index[to])
+        out.append((c.SetMigration(id=next(ids), ts=ts, term=term, name=vm.name, to=to,
+                                   expect_version=vm.version),
+                    f"move {vm.name} {source.name}->{to}"))
+    return out
 
 
 def concerns_leader(cmd: c.Command) -> bool:
     """Whether an applied command may give the leader work now (something to place)."""
     return isinstance(cmd, c.CreateVm | c.SetVmState | c.DeleteVm | c.RegisterHost
-                      | c.ConfirmFenced | c.FenceHost | c.VmFailed)
+                      | c.ConfirmFenced | c.FenceHost | c.VmFailed | c.SetMaintenance
+                      | c.RequestMigration | c.FinishMigration | c.CreateRule)
 
 
 def lease_grant(state: ClusterState, host: str) -> tuple[float, str]:

@@ -14,7 +14,20 @@ from typing import Any, ClassVar
 
 from . import admission
 from . import commands as c
-from .model import POLICY_LIMITS, Host, HostStatus, Incident, Observed, Policy, Vm, VmState
+from .model import (
+    POLICY_LIMITS,
+    Host,
+    HostStatus,
+    Incident,
+    Observed,
+    Policy,
+    Rule,
+    RuleKind,
+    Strength,
+    Vm,
+    VmState,
+)
+from .rules import rule_errors
 from .validate import host_capacity_errors, name_error, state_error, vm_spec_errors
 
 RECENT_IDS = 10_000
@@ -55,6 +68,12 @@ class ClusterState:
         c.SetPolicy: "_set_policy",
         c.FenceHost: "_fence_host",
         c.ConfirmFenced: "_confirm_fenced",
+        c.CreateRule: "_create_rule",
+        c.DeleteRule: "_delete_rule",
+        c.SetMaintenance: "_set_maintenance",
+        c.RequestMigration: "_request_migration",
+        c.SetMigration: "_set_migration",
+        c.FinishMigration: "_finish_migration",
         c.ClaimLeadership: "_claim_leadership",
     }
 
@@ -67,6 +86,7 @@ class ClusterState:
         self.leader: str | None = None
         self.recent: OrderedDict[str, Result] = OrderedDict()
         self.incidents: list[Incident] = []
+        self.rules: dict[str, Rule] = {}
 
     # ---- the state machine -------------------------------------------------------------
 
@@ -117,15 +137,16 @@ class ClusterState:
             return _reject("invalid", "lease must be in (0, 3600] s and watchdog in [0, 3600] s")
         host = self.hosts.get(cmd.name)
         spec = (cmd.raft_addr, cmd.api_addr, cmd.cpus, cmd.memory_mib, cmd.disk_gib,
-                float(cmd.lease), float(cmd.watchdog))
+                float(cmd.lease), float(cmd.watchdog), cmd.libvirt_uri)
         if host is not None and spec == (host.raft_addr, host.api_addr, host.cpus,
                                          host.memory_mib, host.disk_gib, host.lease,
-                                         host.watchdog):
+                                         host.watchdog, host.libvirt_uri):
             return Result(ok=True, message="unchanged", version=host.version)
         version = self._bump()
-        status = host.status if host is not None else HostStatus.UP
-        self.hosts[cmd.name] = Host(cmd.name, *spec[:5], status=status, lease=spec[5],
-                                    watchdog=spec[6], version=version)
+        self.hosts[cmd.name] = Host(
+            cmd.name, *spec[:5], status=host.status if host else HostStatus.UP,
+            lease=spec[5], watchdog=spec[6], libvirt_uri=spec[7],
+            maintenance=host.maintenance if host else False, version=version)
         return Result(ok=True, version=version)
 
     def _set_host_status(self, cmd: c.SetHostStatus) -> Result:
@@ -170,8 +191,11 @@ class ClusterState:
         incident = self._open_incident(name, 0.0, ts)
         incident.fenced_at, incident.fenced_by = ts, by
         for vm in sorted(self.vms.values(), key=lambda v: v.name):
+            if vm.migrating_to == name:
+                vm.migrating_to = None
+                vm.migration_error = f"target {name} was lost"
             if vm.host == name and vm.recoverable:
-                vm.last_host, vm.host = name, None
+                vm.last_host, vm.host, vm.migrating_to = name, None, None
                 vm.observed = Observed.NONE
                 vm.version = self._bump()
                 if vm.wants_to_run:
@@ -260,6 +284,11 @@ class ClusterState:
         if isinstance(vm, Result):
             return vm
         del self.vms[cmd.name]
+        for rule in list(self.rules.values()):
+            if cmd.name in rule.vms:
+                rule.vms = [v for v in rule.vms if v != cmd.name]
+                if len(rule.vms) < (1 if rule.kind is RuleKind.HOST else 2):
+                    del self.rules[rule.name]  # nothing left to relate
         return Result(ok=True, version=self._bump())
 
     def _assign_vm(self, cmd: c.AssignVm) -> Result:
@@ -341,6 +370,90 @@ class ClusterState:
         vm.version = self._bump()
         return Result(ok=True, message=outcome, version=vm.version)
 
+    # ---- rules, maintenance, migration ----------------------------------------------------------
+
+    def _create_rule(self, cmd: c.CreateRule) -> Result:
+        try:
+            rule = Rule(name=cmd.name, kind=RuleKind(cmd.kind), strength=Strength(cmd.strength),
+                        vms=[str(v) for v in cmd.vms], hosts=[str(h) for h in cmd.hosts])
+        except ValueError as exc:
+            return _reject("invalid", f"kind must be affinity, anti-affinity or host and "
+                           f"strength must or should ({exc})")
+        errors = rule_errors(rule, self.rules, self.vms, self.hosts)
+        if errors:
+            code = "exists" if any("already exists" in e for e in errors) else "invalid"
+            return _reject(code, "; ".join(errors))
+        rule.version = self._bump()
+        self.rules[rule.name] = rule
+        return Result(ok=True, version=rule.version)
+
+    def _delete_rule(self, cmd: c.DeleteRule) -> Result:
+        if cmd.name not in self.rules:
+            return _reject("not_found", f"rule {cmd.name} does not exist")
+        del self.rules[cmd.name]
+        return Result(ok=True, version=self._bump())
+
+    def _set_maintenance(self, cmd: c.SetMaintenance) -> Result:
+        host = self.hosts.get(cmd.name)
+        if host is None:
+            return _reject("not_found", f"host {cmd.name} does not exist")
+        if host.maintenance is bool(cmd.on):
+            return Result(ok=True, message="unchanged", version=host.version)
+        host.maintenance = bool(cmd.on)
+        host.version = self._bump()
+        return Result(ok=True, version=host.version)
+
+    def _request_migration(self, cmd: c.RequestMigration) -> Result:
+        vm = self._vm(cmd.name, None)
+        if isinstance(vm, Result):
+            return vm
+        if vm.host is None or not vm.wants_to_run:
+            return _reject("conflict", f"VM {vm.name} is not running on a host")
+        if vm.migrating_to is not None:
+            return _reject("conflict", f"VM {vm.name} is already moving to {vm.migrating_to}")
+        if cmd.to and cmd.to not in self.hosts:
+            return _reject("not_found", f"host {cmd.to} does not exist")
+        if cmd.to == vm.host:
+            return _reject("invalid", f"VM {vm.name} already runs on {cmd.to}")
+        vm.migration_requested, vm.migration_error = cmd.to, ""
+        vm.version = self._bump()
+        return Result(ok=True, version=vm.version)
+
+    def _set_migration(self, cmd: c.SetMigration) -> Result:
+        vm = self._vm(cmd.name, cmd.expect_version)
+        if isinstance(vm, Result):
+            return vm
+        if not cmd.to:  # refused, or cancelled
+            vm.migrating_to, vm.migration_requested = None, None
+            vm.migration_error = cmd.error
+        else:
+            target = self.hosts.get(cmd.to)
+            if vm.host is None or vm.migrating_to is not None:
+                return _reject("conflict", f"VM {vm.name} cannot start a move now")
+            if target is None or target.status is not HostStatus.UP or cmd.to == vm.host:
+                return _reject("conflict", f"host {cmd.to} cannot take {vm.name}")
+            vm.migrating_to, vm.migration_requested, vm.migration_error = cmd.to, None, ""
+        vm.version = self._bump()
+        return Result(ok=True, version=vm.version)
+
+    def _finish_migration(self, cmd: c.FinishMigration) -> Result:
+        vm = self._vm(cmd.name, None)
+        if isinstance(vm, Result):
+            return vm
+        if (vm.host, vm.migrating_to) != (cmd.source, cmd.to):
+            return _reject("conflict", f"VM {vm.name} is not moving from {cmd.source} to "
+                           f"{cmd.to}")
+        vm.migrating_to = None
+        if cmd.ok:
+            vm.left = {h: t for h, t in vm.left.items() if cmd.ts - t < 86400}
+            vm.left[cmd.source] = cmd.ts
+            vm.host = vm.last_host = cmd.to
+            vm.observed = Observed.RUNNING if cmd.mode == "live" else Observed.NONE
+        else:
+            vm.migration_error = cmd.error or "migration failed"
+        vm.version = self._bump()
+        return Result(ok=True, message=cmd.mode if cmd.ok else "failed", version=vm.version)
+
     def _set_policy(self, cmd: c.SetPolicy) -> Result:
         conflict = self._version_conflict("policy", "", self.policy.version, cmd.expect_version)
         if conflict:
@@ -388,6 +501,7 @@ class ClusterState:
             "leader": self.leader,
             "recent": [[k, r.to_dict()] for k, r in self.recent.items()],
             "incidents": [i.to_dict() for i in self.incidents],
+            "rules": [r.to_dict() for r in self.rules.values()],
         }
 
     @classmethod
@@ -403,6 +517,7 @@ class ClusterState:
         state.leader = data["leader"]
         state.recent = OrderedDict((k, Result(**r)) for k, r in data["recent"])
         state.incidents = [Incident.from_dict(i) for i in data.get("incidents", [])]
+        state.rules = {r["name"]: Rule.from_dict(r) for r in data.get("rules", [])}
         return state
 
     def __getstate__(self) -> dict[str, Any]:

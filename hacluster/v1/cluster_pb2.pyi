@@ -53,7 +53,7 @@ class ClusterStatus(_message.Message):
     def __init__(self_, leader: _Optional[str] = ..., term: _Optional[int] = ..., quorum: _Optional[bool] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., self: _Optional[str] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., leader_term: _Optional[int] = ..., hosts_up: _Optional[int] = ..., vms: _Optional[int] = ..., vms_running: _Optional[int] = ..., halted: _Optional[str] = ...) -> None: ...
 
 class Host(_message.Message):
-    __slots__ = ("name", "status", "vms", "cpus", "memory_mib", "memory_free_mib", "cpu_load", "disk_gib", "disk_free_gib", "memory_allocated_mib", "vcpus_allocated", "api_addr", "raft_addr", "last_heard_ago", "version", "memory_available_mib", "lease", "watchdog")
+    __slots__ = ("name", "status", "vms", "cpus", "memory_mib", "memory_free_mib", "cpu_load", "disk_gib", "disk_free_gib", "memory_allocated_mib", "vcpus_allocated", "api_addr", "raft_addr", "last_heard_ago", "version", "memory_available_mib", "lease", "watchdog", "maintenance")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     VMS_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +72,7 @@ class Host(_message.Message):
     MEMORY_AVAILABLE_MIB_FIELD_NUMBER: _ClassVar[int]
     LEASE_FIELD_NUMBER: _ClassVar[int]
     WATCHDOG_FIELD_NUMBER: _ClassVar[int]
+    MAINTENANCE_FIELD_NUMBER: _ClassVar[int]
     name: str
     status: str
     vms: _containers.RepeatedScalarFieldContainer[str]
@@ -90,7 +91,8 @@ class Host(_message.Message):
     memory_available_mib: float
     lease: float
     watchdog: float
-    def __init__(self, name: _Optional[str] = ..., status: _Optional[str] = ..., vms: _Optional[_Iterable[str]] = ..., cpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., memory_free_mib: _Optional[int] = ..., cpu_load: _Optional[float] = ..., disk_gib: _Optional[int] = ..., disk_free_gib: _Optional[int] = ..., memory_allocated_mib: _Optional[int] = ..., vcpus_allocated: _Optional[int] = ..., api_addr: _Optional[str] = ..., raft_addr: _Optional[str] = ..., last_heard_ago: _Optional[float] = ..., version: _Optional[int] = ..., memory_available_mib: _Optional[float] = ..., lease: _Optional[float] = ..., watchdog: _Optional[float] = ...) -> None: ...
+    maintenance: bool
+    def __init__(self, name: _Optional[str] = ..., status: _Optional[str] = ..., vms: _Optional[_Iterable[str]] = ..., cpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., memory_free_mib: _Optional[int] = ..., cpu_load: _Optional[float] = ..., disk_gib: _Optional[int] = ..., disk_free_gib: _Optional[int] = ..., memory_allocated_mib: _Optional[int] = ..., vcpus_allocated: _Optional[int] = ..., api_addr: _Optional[str] = ..., raft_addr: _Optional[str] = ..., last_heard_ago: _Optional[float] = ..., version: _Optional[int] = ..., memory_available_mib: _Optional[float] = ..., lease: _Optional[float] = ..., watchdog: _Optional[float] = ..., maintenance: _Optional[bool] = ...) -> None: ...
 
 class ListHostsRequest(_message.Message):
     __slots__ = ()
@@ -109,7 +111,7 @@ class GetHostRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class Vm(_message.Message):
-    __slots__ = ("name", "uuid", "host", "state", "status", "vcpus", "memory_mib", "disk_gib", "ha", "priority", "pending_reasons", "last_host", "version", "observed", "restarts", "relocations", "error")
+    __slots__ = ("name", "uuid", "host", "state", "status", "vcpus", "memory_mib", "disk_gib", "ha", "priority", "pending_reasons", "last_host", "version", "observed", "restarts", "relocations", "error", "migrating_to", "migration_error")
     NAME_FIELD_NUMBER: _ClassVar[int]
     UUID_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
@@ -127,6 +129,8 @@ class Vm(_message.Message):
     RESTARTS_FIELD_NUMBER: _ClassVar[int]
     RELOCATIONS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    MIGRATING_TO_FIELD_NUMBER: _ClassVar[int]
+    MIGRATION_ERROR_FIELD_NUMBER: _ClassVar[int]
     name: str
     uuid: str
     host: str
@@ -144,7 +148,113 @@ class Vm(_message.Message):
     restarts: int
     relocations: int
     error: str
-    def __init__(self, name: _Optional[str] = ..., uuid: _Optional[str] = ..., host: _Optional[str] = ..., state: _Optional[str] = ..., status: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., disk_gib: _Optional[int] = ..., ha: _Optional[bool] = ..., priority: _Optional[int] = ..., pending_reasons: _Optional[_Iterable[str]] = ..., last_host: _Optional[str] = ..., version: _Optional[int] = ..., observed: _Optional[str] = ..., restarts: _Optional[int] = ..., relocations: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    migrating_to: str
+    migration_error: str
+    def __init__(self, name: _Optional[str] = ..., uuid: _Optional[str] = ..., host: _Optional[str] = ..., state: _Optional[str] = ..., status: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., disk_gib: _Optional[int] = ..., ha: _Optional[bool] = ..., priority: _Optional[int] = ..., pending_reasons: _Optional[_Iterable[str]] = ..., last_host: _Optional[str] = ..., version: _Optional[int] = ..., observed: _Optional[str] = ..., restarts: _Optional[int] = ..., relocations: _Optional[int] = ..., error: _Optional[str] = ..., migrating_to: _Optional[str] = ..., migration_error: _Optional[str] = ...) -> None: ...
+
+class MigrateVmRequest(_message.Message):
+    __slots__ = ("name", "to", "request_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    to: str
+    request_id: str
+    def __init__(self, name: _Optional[str] = ..., to: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class HostVerdict(_message.Message):
+    __slots__ = ("host", "eligible", "reason", "score")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    ELIGIBLE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    eligible: bool
+    reason: str
+    score: float
+    def __init__(self, host: _Optional[str] = ..., eligible: _Optional[bool] = ..., reason: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+
+class Explanation(_message.Message):
+    __slots__ = ("vm", "choice", "hosts")
+    VM_FIELD_NUMBER: _ClassVar[int]
+    CHOICE_FIELD_NUMBER: _ClassVar[int]
+    HOSTS_FIELD_NUMBER: _ClassVar[int]
+    vm: str
+    choice: str
+    hosts: _containers.RepeatedCompositeFieldContainer[HostVerdict]
+    def __init__(self, vm: _Optional[str] = ..., choice: _Optional[str] = ..., hosts: _Optional[_Iterable[_Union[HostVerdict, _Mapping]]] = ...) -> None: ...
+
+class SetMaintenanceRequest(_message.Message):
+    __slots__ = ("name", "on")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    on: bool
+    def __init__(self, name: _Optional[str] = ..., on: _Optional[bool] = ...) -> None: ...
+
+class Rule(_message.Message):
+    __slots__ = ("name", "kind", "strength", "vms", "hosts")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STRENGTH_FIELD_NUMBER: _ClassVar[int]
+    VMS_FIELD_NUMBER: _ClassVar[int]
+    HOSTS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    strength: str
+    vms: _containers.RepeatedScalarFieldContainer[str]
+    hosts: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., strength: _Optional[str] = ..., vms: _Optional[_Iterable[str]] = ..., hosts: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListRulesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListRulesResponse(_message.Message):
+    __slots__ = ("rules",)
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    rules: _containers.RepeatedCompositeFieldContainer[Rule]
+    def __init__(self, rules: _Optional[_Iterable[_Union[Rule, _Mapping]]] = ...) -> None: ...
+
+class DeleteRuleRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteRuleResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class BalanceRequest(_message.Message):
+    __slots__ = ("apply",)
+    APPLY_FIELD_NUMBER: _ClassVar[int]
+    apply: bool
+    def __init__(self, apply: _Optional[bool] = ...) -> None: ...
+
+class BalanceMove(_message.Message):
+    __slots__ = ("vm", "source", "target", "gain")
+    VM_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    GAIN_FIELD_NUMBER: _ClassVar[int]
+    vm: str
+    source: str
+    target: str
+    gain: float
+    def __init__(self, vm: _Optional[str] = ..., source: _Optional[str] = ..., target: _Optional[str] = ..., gain: _Optional[float] = ...) -> None: ...
+
+class BalanceReport(_message.Message):
+    __slots__ = ("imbalance", "imbalance_after", "moves", "applied")
+    IMBALANCE_FIELD_NUMBER: _ClassVar[int]
+    IMBALANCE_AFTER_FIELD_NUMBER: _ClassVar[int]
+    MOVES_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    imbalance: float
+    imbalance_after: float
+    moves: _containers.RepeatedCompositeFieldContainer[BalanceMove]
+    applied: bool
+    def __init__(self, imbalance: _Optional[float] = ..., imbalance_after: _Optional[float] = ..., moves: _Optional[_Iterable[_Union[BalanceMove, _Mapping]]] = ..., applied: _Optional[bool] = ...) -> None: ...
 
 class SetVmStateRequest(_message.Message):
     __slots__ = ("name", "state", "expect_version", "request_id")

@@ -114,6 +114,41 @@ class ClusterStub:
                 request_serializer=hacluster_dot_v1_dot_cluster__pb2.SetPolicyRequest.SerializeToString,
                 response_deserializer=hacluster_dot_v1_dot_cluster__pb2.Policy.FromString,
                 _registered_method=True)
+        self.MigrateVm = channel.unary_unary(
+                '/hacluster.v1.Cluster/MigrateVm',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.MigrateVmRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.Vm.FromString,
+                _registered_method=True)
+        self.ExplainVm = channel.unary_unary(
+                '/hacluster.v1.Cluster/ExplainVm',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.VmRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.Explanation.FromString,
+                _registered_method=True)
+        self.SetMaintenance = channel.unary_unary(
+                '/hacluster.v1.Cluster/SetMaintenance',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.SetMaintenanceRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.Host.FromString,
+                _registered_method=True)
+        self.CreateRule = channel.unary_unary(
+                '/hacluster.v1.Cluster/CreateRule',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.Rule.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.Rule.FromString,
+                _registered_method=True)
+        self.ListRules = channel.unary_unary(
+                '/hacluster.v1.Cluster/ListRules',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.ListRulesRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.ListRulesResponse.FromString,
+                _registered_method=True)
+        self.DeleteRule = channel.unary_unary(
+                '/hacluster.v1.Cluster/DeleteRule',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.DeleteRuleRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.DeleteRuleResponse.FromString,
+                _registered_method=True)
+        self.Balance = channel.unary_unary(
+                '/hacluster.v1.Cluster/Balance',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.BalanceRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.BalanceReport.FromString,
+                _registered_method=True)
 
 
 class ClusterServicer:
@@ -219,6 +254,53 @@ class ClusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MigrateVm(self, request, context):
+        """Ask for a live migration (to a host, or wherever placement prefers); the leader checks
+        the target and the source host carries it out.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExplainVm(self, request, context):
+        """Every host's verdict for this VM: why a filter removed it, or its score.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetMaintenance(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateRule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRules(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Balance(self, request, context):
+        """A balancing pass as of now: the moves that would even the load, with their gains;
+        with apply, they are requested (the leader starts them as the limits allow).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -301,6 +383,41 @@ def add_ClusterServicer_to_server(servicer, server):
                     servicer.SetPolicy,
                     request_deserializer=hacluster_dot_v1_dot_cluster__pb2.SetPolicyRequest.FromString,
                     response_serializer=hacluster_dot_v1_dot_cluster__pb2.Policy.SerializeToString,
+            ),
+            'MigrateVm': grpc.unary_unary_rpc_method_handler(
+                    servicer.MigrateVm,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.MigrateVmRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.Vm.SerializeToString,
+            ),
+            'ExplainVm': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainVm,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.VmRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.Explanation.SerializeToString,
+            ),
+            'SetMaintenance': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetMaintenance,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.SetMaintenanceRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.Host.SerializeToString,
+            ),
+            'CreateRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateRule,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.Rule.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.Rule.SerializeToString,
+            ),
+            'ListRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRules,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.ListRulesRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.ListRulesResponse.SerializeToString,
+            ),
+            'DeleteRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRule,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.DeleteRuleRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.DeleteRuleResponse.SerializeToString,
+            ),
+            'Balance': grpc.unary_unary_rpc_method_handler(
+                    servicer.Balance,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.BalanceRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.BalanceReport.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -735,6 +852,195 @@ class Cluster:
             '/hacluster.v1.Cluster/SetPolicy',
             hacluster_dot_v1_dot_cluster__pb2.SetPolicyRequest.SerializeToString,
             hacluster_dot_v1_dot_cluster__pb2.Policy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MigrateVm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/MigrateVm',
+            hacluster_dot_v1_dot_cluster__pb2.MigrateVmRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.Vm.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainVm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/ExplainVm',
+            hacluster_dot_v1_dot_cluster__pb2.VmRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.Explanation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetMaintenance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/SetMaintenance',
+            hacluster_dot_v1_dot_cluster__pb2.SetMaintenanceRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.Host.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/CreateRule',
+            hacluster_dot_v1_dot_cluster__pb2.Rule.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.Rule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/ListRules',
+            hacluster_dot_v1_dot_cluster__pb2.ListRulesRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.ListRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/DeleteRule',
+            hacluster_dot_v1_dot_cluster__pb2.DeleteRuleRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.DeleteRuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Balance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/Balance',
+            hacluster_dot_v1_dot_cluster__pb2.BalanceRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.BalanceReport.FromString,
             options,
             channel_credentials,
             insecure,

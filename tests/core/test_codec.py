@@ -24,6 +24,12 @@ SAMPLES: list[c.Command] = [
     c.ConfirmFenced(id="11", name="h1"),
     c.VmFailed(id="12", term=4, name="v", host="h1"),
     c.SetPolicy(id="13", changes={"max_restart": 3}),
+    c.CreateRule(id="14", name="r", kind="affinity", strength="must", vms=["a", "b"]),
+    c.DeleteRule(id="15", name="r"),
+    c.SetMaintenance(id="16", name="h1", on=True),
+    c.RequestMigration(id="17", name="v", to="h2"),
+    c.SetMigration(id="18", term=2, name="v", to="h2", expect_version=4),
+    c.FinishMigration(id="19", name="v", source="h1", to="h2", ok=True, mode="cold"),
 ]
 
 
