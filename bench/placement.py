@@ -2,9 +2,11 @@
 
     .venv/bin/python -m bench.placement [--hosts 1000] [--vms 10000] [--repeat 3]
 
-Builds a cluster of identical-but-loaded hosts with live metrics, then (a) times single
-decisions against 1,000 hosts and (b) places 10,000 VMs on them in one batch (place_all,
-which updates the table after each choice, as the leader does). Prints the best of --repeat.
+Builds a cluster of hosts of mixed sizes with live metrics and --rules placement rules (a
+third "must" anti-affinity pairs, a third "should" affinity pairs, a third "must" host
+rules), then (a) times single decisions against 1,000 hosts and (b) places 10,000 VMs on them
+in one batch (place_all, which updates the table after each choice, as the leader does).
+Every filter and weigher is on. Prints the best of --repeat.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import argparse
 import random
 import time
 
-from hacluster.core.model import Host, Policy, Vm
+from hacluster.core.model import Host, Policy, Rule, RuleKind, Strength, Vm
 from hacluster.core.placement import HostMetrics, HostTable, Placer
 
 
@@ -35,15 +37,31 @@ def vms(n: int, seed: int = 2) -> list[Vm]:
                last_host=f"h{rng.randrange(1000):04d}") for i in range(n)]
 
 
+def rules(n: int, vms: list[Vm], hosts: list[Host], seed: int = 3) -> list[Rule]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        a, b = rng.sample(vms, 2)
+        if i % 3 == 0:
+            out.append(Rule(f"r{i}", RuleKind.ANTI_AFFINITY, Strength.MUST, [a.name, b.name]))
+        elif i % 3 == 1:
+            out.append(Rule(f"r{i}", RuleKind.AFFINITY, Strength.SHOULD, [a.name, b.name]))
+        else:
+            out.append(Rule(f"r{i}", RuleKind.HOST, Strength.MUST, [a.name],
+                            [h.name for h in rng.sample(hosts, 50)]))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--hosts", type=int, default=1000)
     ap.add_argument("--vms", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--rules", type=int, default=300)
     args = ap.parse_args()
     hosts, metrics = cluster(args.hosts)
     batch = vms(args.vms)
-    placer = Placer(Policy())
+    placer = Placer(Policy(), rules(args.rules, batch, hosts))
 
     best_single = float("inf")
     for _ in range(args.repeat):
@@ -63,7 +81,8 @@ def main() -> None:
         best_batch = min(best_batch, time.perf_counter() - t0)
         placed = sum(d.host is not None for d in decisions)
 
-    print(f"hosts={args.hosts} filters={len(placer.filters)} weighers={len(placer.weighers)}")
+    print(f"hosts={args.hosts} filters={len(placer.filters)} weighers={len(placer.weighers)} "
+          f"rules={args.rules}")
     print(f"single decision: {best_single * 1e6:.0f} us -> {1 / best_single:,.0f} placements/s")
     print(f"batch: {args.vms} VMs in {best_batch:.2f} s ({placed} placed, "
           f"{args.vms / best_batch:,.0f} placements/s)")

@@ -2,9 +2,11 @@
 
 A host's load is the share of its memory given out (weight_memory) plus its measured CPU
 load (weight_cpu); the cluster's imbalance is the standard deviation of the loads of the hosts
-that can take VMs. A pass picks, one at a time, the move that lowers the imbalance the most,
-computed on the state *after* the moves already chosen; it stops when the best move gains
-less than `balance_threshold` (hysteresis), or at the migration caps. A VM is moved at most
+that can take VMs. Hysteresis: a pass starts only when the imbalance exceeds
+`balance_threshold` and stops once it is below half of it. It picks, one at a time, the move
+that lowers the imbalance the most, computed on the state *after* the moves already chosen,
+between hosts whose loads differ by more than `balance_threshold` (a move between nearly
+equal hosts buys nothing worth a migration), within the migration caps. A VM is moved at most
 once per `migration_cooldown`, and never back to a host it left within that time. Every
 target must pass the placement filters (capacity, maintenance, must rules).
 """
@@ -62,6 +64,8 @@ def plan_balance(state: ClusterState, metrics: Mapping[str, HostMetrics], now: f
         return float(cpu[s] * vm.vcpus / max(table.used_vcpus[s], 1.0))
 
     before = float(np.std(loads()[rows]))
+    if before <= p.balance_threshold:
+        return BalancePlan(before, [])
     placer = Placer(p, list(state.rules.values()))
     busy: dict[str, int] = {}
     for vm in state.vms.values():
@@ -85,7 +89,8 @@ def plan_balance(state: ClusterState, metrics: Mapping[str, HostMetrics], now: f
                 continue
             for t in targets:
                 target = table.names[t]
-                if t == s or busy.get(target, 0) >= p.max_migrations_per_host or \
+                if t == s or load[s] - load[t] <= p.balance_threshold or \
+                        busy.get(target, 0) >= p.max_migrations_per_host or \
                         now - vm.left.get(target, -np.inf) < p.migration_cooldown:
                     continue
                 trial = load.copy()
@@ -96,7 +101,7 @@ def plan_balance(state: ClusterState, metrics: Mapping[str, HostMetrics], now: f
                 after = float(np.std(trial[rows]))
                 if best is None or after < best[0]:
                     best = (after, vm, s, t)
-        if best is None or current - best[0] < p.balance_threshold:
+        if best is None or best[0] >= current or current < p.balance_threshold / 2:
             break
         after, vm, s, t = best
         if not _fits(placer, vm, table, s, t):

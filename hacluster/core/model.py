@@ -139,7 +139,7 @@ class Policy(Record):
     pack: bool = False  # fill hosts up (power saving) instead of spreading
     balance_mode: int = 1  # 0 off, 1 manual (`hactl balance plan/run`), 2 automatic
     balance_interval: float = 60.0  # seconds between automatic passes
-    balance_threshold: float = 0.02  # least drop of the load's std deviation worth a move
+    balance_threshold: float = 0.05  # load std deviation that starts a pass (stops at half)
     migration_cooldown: float = 600.0  # a VM moves at most this often, never straight back
     version: int = 0
 
