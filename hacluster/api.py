@@ -11,8 +11,8 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterator
-from typing import NoReturn
+from collections.abc import Iterator, Mapping
+from typing import NoReturn, TypeVar
 
 import grpc
 
@@ -50,6 +50,7 @@ STATUS_FOR_CODE = {
     "stale_term": grpc.StatusCode.FAILED_PRECONDITION,
 }
 OBSERVED_VALUES = {o.value for o in Observed}
+R = TypeVar("R")
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -147,21 +148,22 @@ class ClusterServicer(rpc.ClusterServicer):
                    "request_id must be 1-64 letters, digits or '_.:-'")
         return given
 
-    def _vm(self, context: grpc.ServicerContext, name: str) -> Vm:
-        if (err := name_error("VM", name)) is not None:
+    @staticmethod
+    def _existing(context: grpc.ServicerContext, kind: str, name: str,
+                  records: Mapping[str, R]) -> R:
+        """The named record, or INVALID_ARGUMENT for a bad name, NOT_FOUND for a missing one."""
+        if (err := name_error(kind, name)) is not None:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, err)
-        vm = self.raft.state.vms.get(name)
-        if vm is None:
-            _abort(context, grpc.StatusCode.NOT_FOUND, f"VM {name} does not exist")
-        return vm
+        record = records.get(name)
+        if record is None:
+            _abort(context, grpc.StatusCode.NOT_FOUND, f"{kind} {name} does not exist")
+        return record
+
+    def _vm(self, context: grpc.ServicerContext, name: str) -> Vm:
+        return self._existing(context, "VM", name, self.raft.state.vms)
 
     def _host(self, context: grpc.ServicerContext, name: str) -> Host:
-        if (err := name_error("host", name)) is not None:
-            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, err)
-        host = self.raft.state.hosts.get(name)
-        if host is None:
-            _abort(context, grpc.StatusCode.NOT_FOUND, f"host {name} does not exist")
-        return host
+        return self._existing(context, "host", name, self.raft.state.hosts)
 
     def _live(self) -> dict[str, pb.HostLive]:
         """Live metrics: our own if we lead, else the leader's (soft state lives there)."""

@@ -149,13 +149,17 @@ class ClusterState:
             maintenance=host.maintenance if host else False, version=version)
         return Result(ok=True, version=version)
 
-    def _set_host_status(self, cmd: c.SetHostStatus) -> Result:
-        host = self.hosts.get(cmd.name)
+    def _host(self, name: str, expect_version: int | None) -> Host | Result:
+        """The host to change, or why not: it does not exist, or it moved past the version."""
+        host = self.hosts.get(name)
         if host is None:
-            return _reject("not_found", f"host {cmd.name} does not exist")
-        conflict = self._version_conflict("host", cmd.name, host.version, cmd.expect_version)
-        if conflict:
-            return conflict
+            return _reject("not_found", f"host {name} does not exist")
+        return self._version_conflict("host", name, host.version, expect_version) or host
+
+    def _set_host_status(self, cmd: c.SetHostStatus) -> Result:
+        host = self._host(cmd.name, cmd.expect_version)
+        if isinstance(host, Result):
+            return host
         new = HostStatus(cmd.status)
         allowed = {(HostStatus.UP, HostStatus.DOWN), (HostStatus.DOWN, HostStatus.UP),
                    (HostStatus.FENCED, HostStatus.UP)}
@@ -179,12 +183,9 @@ class ClusterState:
 
     def _fence(self, name: str, by: str, ts: float, expect_version: int | None) -> Result:
         """The host is known not to run its HA VMs: free them to be placed elsewhere."""
-        host = self.hosts.get(name)
-        if host is None:
-            return _reject("not_found", f"host {name} does not exist")
-        conflict = self._version_conflict("host", name, host.version, expect_version)
-        if conflict:
-            return conflict
+        host = self._host(name, expect_version)
+        if isinstance(host, Result):
+            return host
         if host.status is not HostStatus.DOWN:
             return _reject("conflict", f"host {name} is {host.status.value}; only a down host "
                            "can be fenced")
@@ -394,9 +395,9 @@ class ClusterState:
         return Result(ok=True, version=self._bump())
 
     def _set_maintenance(self, cmd: c.SetMaintenance) -> Result:
-        host = self.hosts.get(cmd.name)
-        if host is None:
-            return _reject("not_found", f"host {cmd.name} does not exist")
+        host = self._host(cmd.name, None)
+        if isinstance(host, Result):
+            return host
         if host.maintenance is bool(cmd.on):
             return Result(ok=True, message="unchanged", version=host.version)
         host.maintenance = bool(cmd.on)

@@ -98,6 +98,14 @@ def recovered_within(oracle: Oracle, names: set[str], bound: float, since: float
     assert took <= bound, f"recovery took {took:.1f}s > {bound:.1f}s"
 
 
+def fault_then_recovered(lab: LabRun, oracle: Oracle, fault: str, victim: str,
+                         lost: set[str], bound: float) -> None:
+    """Inject `hactl lab FAULT victim`; its VMs must run elsewhere within bound."""
+    t0 = time.monotonic()
+    lab.lab(fault, victim)
+    recovered_within(oracle, lost, bound, t0, away_from=victim)
+
+
 def incident_of(lab: LabRun, host: str) -> dict[str, object]:
     incidents = [i for i in client(lab).incidents() if i["host"] == host]
     assert incidents, f"no incident for {host}"
@@ -110,9 +118,7 @@ def test_power_loss_of_a_host_restarts_its_vms_elsewhere(make_lab: Callable[...,
     start_vms(lab, 6)
     victim, lost = busiest_follower(lab)
     with watched(lab) as oracle:
-        t0 = time.monotonic()
-        lab.lab("kill", victim)
-        recovered_within(oracle, lost, HOST_LOSS, t0, away_from=victim)
+        fault_then_recovered(lab, oracle, "kill", victim, lost, HOST_LOSS)
     wait_for(lambda: incident_of(lab, victim)["seconds_to_all_running"] is not None)
     incident = incident_of(lab, victim)
     assert incident["fenced_by"] == "lease+watchdog"
@@ -161,9 +167,7 @@ def test_a_host_cut_off_stops_its_ha_vms_and_they_run_elsewhere(
     start_vms(lab, 6)
     victim, lost = busiest_follower(lab)
     with watched(lab) as oracle:
-        t0 = time.monotonic()
-        lab.lab("isolate", victim)
-        recovered_within(oracle, lost, HOST_LOSS, t0, away_from=victim)
+        fault_then_recovered(lab, oracle, "isolate", victim, lost, HOST_LOSS)
         lab.lab("heal", victim)
         others = [h for h in ("host1", "host2", "host3") if h != victim]
         wait_for(lambda: client(lab, *others).get_host(victim)["status"] == "up")
@@ -184,9 +188,7 @@ def test_the_leader_cut_off_is_replaced_and_its_vms_recovered(
     assert lost
     others = [h for h in ("host1", "host2", "host3") if h != old]
     with watched(lab) as oracle:
-        t0 = time.monotonic()
-        lab.lab("isolate", old)
-        recovered_within(oracle, lost, LEADER_LOSS, t0, away_from=old)
+        fault_then_recovered(lab, oracle, "isolate", old, lost, LEADER_LOSS)
         assert client(lab, *others).status()["leader"] in others
         lab.lab("heal", old)
         wait_for(lambda: client(lab, *others).get_host(old)["status"] == "up")
@@ -249,9 +251,7 @@ def test_a_fence_agent_fences_faster_than_the_lease(make_lab: Callable[..., LabR
     start_vms(lab, 6)
     victim, lost = busiest_follower(lab)
     with watched(lab) as oracle:
-        t0 = time.monotonic()
-        lab.lab("pause", victim)
-        recovered_within(oracle, lost, HOST_LOSS, t0, away_from=victim)
+        fault_then_recovered(lab, oracle, "pause", victim, lost, HOST_LOSS)
     wait_for(lambda: bool(incident_of(lab, victim)["fenced_at"]))
     incident = incident_of(lab, victim)
     assert incident["fenced_by"] == "fence agent"
@@ -283,9 +283,7 @@ def test_fast_profile_recovers_a_lost_host_within_two_seconds(
     start_vms(lab, 6)
     victim, lost = busiest_follower(lab)
     with watched(lab) as oracle:
-        t0 = time.monotonic()
-        lab.lab("kill", victim)
-        recovered_within(oracle, lost, 1.0 + 0.3 + 0.2 + SLACK, t0, away_from=victim)
+        fault_then_recovered(lab, oracle, "kill", victim, lost, 1.0 + 0.3 + 0.2 + SLACK)
     wait_for(lambda: incident_of(lab, victim)["seconds_to_all_running"] is not None)
     took = incident_of(lab, victim)["seconds_to_all_running"]
     assert isinstance(took, float) and took < 2.0 + 1.0  # measured by the cluster itself
