@@ -57,6 +57,10 @@ class Agent:
         self._started = time.monotonic()
         self._armed = False
         self._failed_starts: set[tuple[str, int]] = set()  # (uuid, version) that would not start
+        self._report_lock = threading.Lock()
+        self._report: tuple[list[Domain], dict[str, str], dict[str, int]] | None = None
+        self._beat_now = threading.Event()
+        self.heartbeat_ok = False
         self.raft = raft
         self.hv = hypervisor
         self.wake = wake
@@ -111,7 +115,6 @@ class Agent:
             domains = self.hv.domains()
         except HypervisorError as exc:
             return f"hypervisor unreachable: {exc}"
-        sent = self._heartbeat(domains)  # first: it renews the lease the plan depends on
         vms = self.raft.state.vms
         actions = decide_host(self.config.name, vms, domains, self.lease, time.monotonic(),
                               self.raft.is_ready())
@@ -121,16 +124,23 @@ class Agent:
                 domains = self.hv.domains()
             except HypervisorError as exc:
                 return f"hypervisor unreachable: {exc}"
-        self._guard(vms, domains)
+        self._publish(domains)
         running = sum(1 for d in domains if d.managed and d.state is Observed.RUNNING)
         parts = [f"{running} running", *done]
         if self.lease_expired():
             parts.append("no lease: HA VMs fenced" if not actions else "lease expired")
         if not self.raft.is_ready():
             parts.append("replica not caught up: no actions")
-        if not sent:
+        if not self.heartbeat_ok:
             parts.append("no leader to heartbeat")
         return "; ".join(parts)
+
+    def _publish(self, domains: list[Domain]) -> None:
+        """Hand the heartbeat thread what this cycle saw, and have it sent now."""
+        observed, versions = self.observed(domains)
+        with self._report_lock:
+            self._report = (domains, observed, versions)
+        self._beat_now.set()
 
     # ---- lease and watchdog ------------------------------------------------------------------
 
@@ -144,9 +154,12 @@ class Agent:
     def lease_expired(self) -> bool:
         return self.lease.expired(time.monotonic())
 
-    def _guard(self, vms: dict[str, Vm], domains: list[Domain]) -> None:
-        guard = watchdog_guard(vms, domains, self.lease, self.config.ha.watchdog,
-                               time.monotonic())
+    def _guard(self, domains: list[Domain]) -> None:
+        """After each heartbeat: keep the watchdog armed to the lease's end while an HA VM
+        runs here, stand it down when none does. It lives in the heartbeat thread so that a
+        long libvirt call (a live migration) in the cycle does not starve it."""
+        guard = watchdog_guard(self.raft.state.vms, domains, self.lease,
+                               self.config.ha.watchdog, time.monotonic())
         try:
             if guard.until is not None:
                 self.watchdog.arm(guard.until)
@@ -201,7 +214,7 @@ class Agent:
                 to=vm.migrating_to or "", ok=ok, mode=mode, error=error))
         except Unavailable as exc:
             log.warning("could not record the move of %s: %s (will retry)", vm.name, exc)
-        log.info("%s %s to %s: %s", action.act, vm.name, vm.migrating_to,
+        log.info("%s %s to %s: %s", action.act, vm.name, target.name if target else "?",
                  mode if ok else f"failed: {error}")
         return f"{action.act} {vm.name} {mode if ok else 'failed'}"
 
@@ -237,13 +250,18 @@ class Agent:
         used = sum(d.memory_mib for d in domains if d.state is not Observed.STOPPED)
         return float(max(self.capacity().memory_mib - used, 0))
 
-    def _heartbeat(self, domains: list[Domain]) -> bool:
+    def _heartbeat(self) -> bool:
+        """Send the last cycle's report; the answer renews the lease."""
+        with self._report_lock:
+            report = self._report
+        if report is None:
+            return False
+        domains, observed, versions = report
         leader = self.raft.leader_addr()
         api = self._api_by_raft.get(leader) if leader else None
         if api is None:
             return False
         m = self.probe.sample(self._memory_available(domains))
-        observed, versions = self.observed(domains)
         request = pb.HeartbeatRequest(
             host=self.config.name, cpu_load=m.cpu_load,
             memory_available_mib=m.memory_available_mib, disk_free_gib=m.disk_free_gib,
@@ -260,11 +278,26 @@ class Agent:
             return False
         if reply.lease_seconds > 0 and reply.leader_term >= self.raft.state.leader_term:
             self.lease_until = asked + reply.lease_seconds
+        self._guard(domains)
         return True
+
+    def heartbeat_loop(self, stop: threading.Event) -> None:
+        """Heartbeats on their own thread: a cycle busy in libvirt (a migration, a slow
+        libvirtd) must not cost the host its lease."""
+        while not stop.is_set():
+            try:
+                self.heartbeat_ok = self._heartbeat()
+            except Exception:
+                log.exception("heartbeat failed")
+                self.heartbeat_ok = False
+            self._beat_now.wait(self.config.heartbeat_interval)
+            self._beat_now.clear()
 
     # ---- the loop ----------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
+        threading.Thread(target=self.heartbeat_loop, args=(stop,), name="heartbeat",
+                         daemon=True).start()
         while not stop.is_set():
             try:
                 verdict = self.cycle()

@@ -19,6 +19,7 @@ import click
 
 from . import lab as lab_mod
 from .client import Client, ClientError
+from .lab_qemu import QemuLabError
 from .netfault import NetFaultError
 
 COLUMNS = {
@@ -91,7 +92,7 @@ def errors() -> Iterator[None]:
     """Every failure a user can cause becomes one line on stderr and exit status 1."""
     try:
         yield
-    except (ClientError, lab_mod.LabError, NetFaultError) as exc:
+    except (ClientError, lab_mod.LabError, NetFaultError, QemuLabError) as exc:
         click.echo(f"hactl: {exc}", err=True)
         sys.exit(1)
 
@@ -556,13 +557,17 @@ def _lab_rows(lab_obj: lab_mod.Lab) -> list[dict[str, Any]]:
               show_default=True, help="HA timing profile (README: Failover).")
 @click.option("--fence-agent", is_flag=True,
               help="Give every host a fence agent (an IPMI-like power switch).")
+@click.option("--hypervisor", type=click.Choice(["test", "qemu"]), default="test",
+              show_default=True,
+              help="qemu (root): each host a network namespace with its own QEMU libvirtd, "
+                   "real tiny guests (TCG) and live migration.")
 @pass_ctx
 def lab_up(ctx: Ctx, lab_dir: str, nodes: int, base_ip: str, raft_port: int, api_port: int,
-           log_level: str, profile: str, fence_agent: bool) -> None:
+           log_level: str, profile: str, fence_agent: bool, hypervisor: str) -> None:
     """Start NODES hosts and wait until the cluster has a leader and every host is up."""
     with errors():
         lab_obj = lab_mod.create(lab_dir, nodes, base_ip, raft_port, api_port, log_level,
-                                 profile, fence_agent)
+                                 profile, fence_agent, hypervisor)
         try:
             for h in lab_obj.hosts:
                 lab_obj.start_host(h)

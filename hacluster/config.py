@@ -14,6 +14,7 @@ from typing import Any
 
 from .core.timing import PROFILES, RAFT_FOR_PROFILE, HaTimings, problems
 from .core.validate import name_error
+from .hypervisor import DirectBoot
 from .raft import RaftTimings
 
 
@@ -52,6 +53,7 @@ class Config:
     watchdog: str = "none"  # none | /dev/watchdog (or another device) | lab:/path/to/socket
     log_level: str = "INFO"
     libvirt_migration_uri: str = ""  # how other hosts' libvirtd reach this host's
+    boot: DirectBoot | None = None  # [qemu] kernel/initrd/console_dir: direct-boot guests
 
     @property
     def migration_uri(self) -> str:
@@ -169,6 +171,7 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
             raft=raft,
             log_level=str(data.get("log_level", "INFO")).upper(),
             libvirt_migration_uri=str(data.get("libvirt_migration_uri", "")),
+            boot=DirectBoot(**data["qemu"]) if "qemu" in data else None,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from exc

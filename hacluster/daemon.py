@@ -52,7 +52,8 @@ class Daemon:
         self.raft = RaftNode(config.me.raft, [m.raft for m in config.peers], config.data_dir,
                              config.secret, config.raft,
                              on_applied=self._on_applied)
-        self.hypervisor = Hypervisor(config.libvirt_uri, on_event=self.wake_agent.set)
+        self.hypervisor = Hypervisor(config.libvirt_uri, on_event=self.wake_agent.set,
+                                     boot=config.boot)
         self.leader = LeaderLoop(config, self.raft, self.wake_leader)
         self.agent = Agent(config, self.raft, self.hypervisor, self.wake_agent,
                            open_watchdog(config.watchdog))

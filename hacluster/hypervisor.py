@@ -12,6 +12,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
 import libvirt
@@ -61,8 +62,36 @@ def start_event_loop() -> None:
         _event_loop_started = True
 
 
-def domain_xml(vm: Vm, domain_type: str) -> str:
-    """A minimal persistent definition. Real guests (disks, network) come with QEMU support."""
+@dataclass(frozen=True)
+class DirectBoot:
+    """Boot guests straight from a kernel and initramfs (the lab's tiny guests), with the
+    serial console appended to console_dir/NAME.log."""
+
+    kernel: str
+    initrd: str
+    console_dir: str
+    cmdline: str = "console=ttyS0 quiet panic=-1"
+
+
+def domain_xml(vm: Vm, domain_type: str, boot: DirectBoot | None = None) -> str:
+    """A persistent definition: minimal for the test driver; for QEMU (TCG, no KVM needed) a
+    qemu64 CPU, and with `boot` a direct kernel boot and a serial console file."""
+    os_xml = "<os><type arch='x86_64'>hvm</type></os>"
+    devices = ""
+    if domain_type == "qemu":
+        os_xml = "<os><type arch='x86_64' machine='pc'>hvm</type>"
+        if boot is not None:
+            os_xml += (f"<kernel>{escape(boot.kernel)}</kernel>"
+                       f"<initrd>{escape(boot.initrd)}</initrd>"
+                       f"<cmdline>{escape(boot.cmdline)}</cmdline>")
+        os_xml += "</os>\n  <cpu mode='custom' match='exact'><model fallback='allow'>qemu64" \
+                  "</model></cpu>"
+        console = ""
+        if boot is not None:
+            log = f"{boot.console_dir}/{vm.name}.log"
+            console = (f"<serial type='file'><source path='{escape(log)}' append='on'/>"
+                       "<target port='0'/></serial>")
+        devices = f"<devices>{console}<memballoon model='none'/></devices>"
     return f"""<domain type='{domain_type}'>
   <name>{escape(vm.name)}</name>
   <uuid>{escape(vm.uuid)}</uuid>
@@ -72,7 +101,8 @@ def domain_xml(vm: Vm, domain_type: str) -> str:
   <metadata>
     <{METADATA_KEY}:vm xmlns:{METADATA_KEY}='{METADATA_NS}' name='{escape(vm.name)}'/>
   </metadata>
-  <os><type arch='x86_64'>hvm</type></os>
+  {os_xml}
+  {devices}
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>restart</on_reboot>
   <on_crash>destroy</on_crash>
@@ -82,8 +112,10 @@ def domain_xml(vm: Vm, domain_type: str) -> str:
 class Hypervisor:
     """A connection to one host's libvirt, reopened on demand after it drops."""
 
-    def __init__(self, uri: str, on_event: Callable[[], None] | None = None) -> None:
+    def __init__(self, uri: str, on_event: Callable[[], None] | None = None,
+                 boot: DirectBoot | None = None) -> None:
         self.uri = uri
+        self.boot = boot
         self._on_event = on_event
         self._lock = threading.RLock()
         self._conn: libvirt.virConnect | None = None
@@ -183,7 +215,7 @@ class Hypervisor:
 
     def define_start(self, vm: Vm) -> None:
         def run(conn: libvirt.virConnect) -> None:
-            dom = conn.defineXML(domain_xml(vm, _domain_type(conn)))
+            dom = conn.defineXML(domain_xml(vm, _domain_type(conn), self.boot))
             self._managed[vm.uuid] = True
             dom.create()
 

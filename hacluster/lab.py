@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import netfault
+from . import lab_qemu, netfault
 
 LAB_FILE = "lab.json"
 PROCESSES = ("libvirtd", "keeper", "watchdog", "haclusterd")  # start order; stop in reverse
@@ -45,6 +45,8 @@ class LabHost:
     libvirt_uri: str
     runtime_dir: str  # libvirtd's sockets and state (short path, reachable by nobody)
     pids: dict[str, int] = field(default_factory=dict)
+    hypervisor: str = "test"  # test (libvirt's test driver) | qemu (real guests, in a netns)
+    index: int = 0
 
     @property
     def watchdog_socket(self) -> str:
@@ -103,7 +105,8 @@ class Lab:
         """Power a host on: start whichever of its processes is not running."""
         hdir = self.host_dir(host)
         if not self.alive(host, "libvirtd"):
-            host.pids["libvirtd"] = _start_libvirtd(host, hdir)
+            host.pids["libvirtd"] = (_start_qemu_libvirtd(self, host) if host.hypervisor == "qemu"
+                                     else _start_libvirtd(host, hdir))
             host.pids.pop("keeper", None)  # a new libvirtd needs a new keeper
         if not self.alive(host, "keeper"):
             (hdir / "keeper.log").write_text("")
@@ -134,6 +137,10 @@ class Lab:
                 os.kill(host.pids[proc], signal.SIGKILL)
                 killed.append(proc)
             host.pids.pop(proc, None)
+        if host.hypervisor == "qemu" and not daemon_only:
+            guests = lab_qemu.kill_namespace(lab_qemu.host_ns(self.tag, host.index))
+            if guests:
+                killed.append(f"{len(guests)} guest process(es)")
         self.save()
         return killed
 
@@ -172,6 +179,8 @@ class Lab:
                     os.kill(host.pids[proc], signal.SIGKILL)
                 host.pids.pop(proc, None)
         self.save()
+        if self.hosts[0].hypervisor == "qemu":
+            lab_qemu.net_down(self.tag, lab_qemu.subnet(self.hosts[0].ip), len(self.hosts))
         for host in self.hosts:
             shutil.rmtree(host.runtime_dir, ignore_errors=True)
         netfault.remove_cgroups(self.tag)
@@ -179,9 +188,15 @@ class Lab:
 
 def create(lab_dir: str | Path, nodes: int, base_ip: str = "127.0.77", raft_port: int = 7400,
            api_port: int = 7401, log_level: str = "INFO", profile: str = "safe",
-           fence_agent: bool = False) -> Lab:
+           fence_agent: bool = False, hypervisor: str = "test") -> Lab:
     """Write the configs of a new lab (nothing is started). Each host gets a watchdog process;
-    with fence_agent, each member's fence command powers it off as an IPMI agent would."""
+    with fence_agent, each member's fence command powers it off as an IPMI agent would. With
+    hypervisor qemu (root), each host is a network namespace with a QEMU libvirtd of its own
+    and the guests are real (lab_qemu)."""
+    if hypervisor not in ("test", "qemu"):
+        raise LabError("--hypervisor must be test or qemu")
+    if hypervisor == "qemu" and (missing := lab_qemu.requirements()):
+        raise LabError("a QEMU lab needs " + ", ".join(missing))
     if not 1 <= nodes <= 50:
         raise LabError("--nodes must be between 1 and 50")
     parts = base_ip.split(".")
@@ -197,13 +212,14 @@ def create(lab_dir: str | Path, nodes: int, base_ip: str = "127.0.77", raft_port
     secret_file.chmod(0o600)
     tag = hashlib.sha1(str(root).encode()).hexdigest()[:8]
     hosts = []
+    scheme = "test+unix:///default" if hypervisor == "test" else "qemu+unix:///system"
     for i in range(1, nodes + 1):
         ip = f"{base_ip}.{i}"
         runtime = f"/tmp/hacluster-lab-{tag}/host{i}"
         hosts.append(LabHost(
             name=f"host{i}", ip=ip, raft=f"{ip}:{raft_port}", api=f"{ip}:{api_port}",
-            libvirt_uri=f"test+unix:///default?socket={runtime}/run/libvirt-sock",
-            runtime_dir=runtime))
+            libvirt_uri=f"{scheme}?socket={runtime}/run/libvirt-sock",
+            runtime_dir=runtime, hypervisor=hypervisor, index=i))
     for h in hosts:
         for addr in (h.raft, h.api):
             _check_free(addr)
@@ -216,15 +232,25 @@ def create(lab_dir: str | Path, nodes: int, base_ip: str = "127.0.77", raft_port
 
     members = "\n".join(f'  {{ name = "{h.name}", raft = "{h.raft}", api = "{h.api}"{fence(h)} }},'
                         for h in hosts)
+    qemu = ""
+    if hypervisor == "qemu":
+        kernel, initrd = lab_qemu.build_guest(root / "guest")
+        (root / "consoles").mkdir(exist_ok=True)
+        qemu = (f'\n[qemu]\nkernel = "{kernel}"\ninitrd = "{initrd}"\n'
+                f'console_dir = "{root / "consoles"}"\n')
+        lab_qemu.net_up(tag, lab_qemu.subnet(base_ip), nodes)
     for h in hosts:
         hdir = lab.host_dir(h)
         (hdir / "data").mkdir(parents=True, exist_ok=True)
+        migration = (f'libvirt_migration_uri = "qemu+tcp://{lab_qemu.subnet(base_ip)}.{h.index}'
+                     '/system"\n' if hypervisor == "qemu" else "")
         (hdir / "haclusterd.toml").write_text(f"""# generated by `hactl lab up`
 name = "{h.name}"
 data_dir = "{hdir / 'data'}"
 libvirt_uri = "{h.libvirt_uri}"
-storage_dir = "{hdir}"
+{migration}storage_dir = "{hdir}"
 log_level = "{log_level}"
+{qemu}
 
 [ha]
 profile = "{profile}"
@@ -302,6 +328,17 @@ def _spawn(argv: list[str], log_path: Path, **kwargs: object) -> int:
     pid: int = proc.pid
     # Reap it when it exits so that a killed process does not linger as a zombie of ours.
     threading.Thread(target=proc.wait, daemon=True).start()
+    return pid
+
+
+def _start_qemu_libvirtd(lab: Lab, host: LabHost) -> int:
+    """The host's own system libvirtd (qemu driver), in its network namespace."""
+    runtime = Path(host.runtime_dir)
+    shutil.rmtree(runtime / "run", ignore_errors=True)
+    argv = lab_qemu.libvirtd_argv(lab.tag, host.index, lab_qemu.subnet(host.ip), runtime)
+    pid = _spawn(argv, lab.host_dir(host) / "libvirtd.log")
+    sock = runtime / "run" / "libvirt-sock"
+    _wait_for(sock.exists, 20, f"{host.name}: libvirtd did not open {sock}")
     return pid
 
 

@@ -61,7 +61,9 @@ def plan_host(host: str, vms: Mapping[str, Vm], domains: Iterable[Domain],
     actions: list[Action] = []
     by_uuid = {d.uuid: d for d in domains}
     mine = {vm.uuid: vm for vm in vms.values() if vm.host == host}
-    hands_off = {vm.uuid for vm in vms.values() if vm.state is VmState.IGNORED}
+    # ignored VMs, and copies arriving here by live migration (the source still owns them)
+    hands_off = {vm.uuid for vm in vms.values()
+                 if vm.state is VmState.IGNORED or vm.migrating_to == host}
 
     for orphan in sorted(by_uuid.values(), key=lambda d: d.name):
         if not orphan.managed or orphan.uuid in mine or orphan.uuid in hands_off:

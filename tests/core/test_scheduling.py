@@ -181,6 +181,12 @@ def test_the_source_agent_migrates_running_vms_and_hands_over_stopped_ones() -> 
         (Act.MIGRATE, "a"), (Act.HANDOVER, "b")]
 
 
+def test_the_target_leaves_an_incoming_live_migration_alone() -> None:
+    vms = {"a": Vm(name="a", uuid="ua", vcpus=1, memory_mib=1, host="src", migrating_to="me")}
+    incoming = [Domain("ua", "a", Observed.PAUSED, True)]
+    assert plan_host("me", vms, incoming) == []
+
+
 def test_a_migrating_vm_holds_room_on_both_hosts() -> None:
     s = cluster(hosts=2, memory_mib=1024)
     create(s, "a", memory_mib=800)
