@@ -99,9 +99,11 @@ def make_lab(tmp_path: Path) -> Iterator[Callable[..., LabRun]]:
         pytest.skip("libvirtd is not installed (Debian: libvirt-daemon)")
     started: list[LabRun] = []
 
-    def make(nodes: int = 3, profile: str = "safe", fence_agent: bool = False) -> LabRun:
+    def make(nodes: int = 3, profile: str = "safe", fence_agent: bool = False,
+             hypervisor: str = "test") -> LabRun:
         run = LabRun(tmp_path / f"lab{len(started)}", nodes)
         extra = ["--fence-agent"] if fence_agent else []
+        extra += ["--hypervisor", hypervisor]
         started.append(run)
         run.hactl("lab", "up", "--dir", str(run.dir), "--nodes", str(nodes), "--base-ip",
                   run.base_ip, "--profile", profile, *extra)

@@ -43,7 +43,8 @@ class Oracle:
         try:
             if conn is None or not conn.isAlive():
                 conn = self._conns[host] = libvirt.openReadOnly(uri)
-            return [d.name() for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+            # running, not merely active: an incoming live migration is active but paused
+            return [d.name() for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_RUNNING)
                     if d.name() != "test"]
         except libvirt.libvirtError:
             self._conns.pop(host, None)
