@@ -140,7 +140,7 @@ class Agent:
         observed, versions = self.observed(domains)
         with self._report_lock:
             self._report = (domains, observed, versions)
-        self._beat_now.set()
+        self._beat_now.set()  # the heartbeat thread sends it, then tends the watchdog
 
     # ---- lease and watchdog ------------------------------------------------------------------
 
@@ -278,7 +278,6 @@ class Agent:
             return False
         if reply.lease_seconds > 0 and reply.leader_term >= self.raft.state.leader_term:
             self.lease_until = asked + reply.lease_seconds
-        self._guard(domains)
         return True
 
     def heartbeat_loop(self, stop: threading.Event) -> None:
@@ -287,6 +286,12 @@ class Agent:
         while not stop.is_set():
             try:
                 self.heartbeat_ok = self._heartbeat()
+                with self._report_lock:
+                    report = self._report
+                if report is not None:
+                    # after every attempt, renewed or not: a host that fenced itself must
+                    # stand its watchdog down even while cut off
+                    self._guard(report[0])
             except Exception:
                 log.exception("heartbeat failed")
                 self.heartbeat_ok = False

@@ -85,9 +85,12 @@ def test_balance_plan_and_run_even_out_a_crowded_host(make_lab: Callable[..., La
     with watched(lab):
         ran = lab.json("balance", "run")
         assert ran["applied"]
-        wait_for(lambda: len(set(where(lab).values())) == 3, what="VMs spread")
+        moved = {m["vm"] for m in ran["moves"]}
+        wait_for(lambda: all(where(lab).get(vm, "host1") != "host1" for vm in moved),
+                 what="the planned VMs off host1")
         wait_for(lambda: not any(v["migrating_to"] for v in client(lab).list_vms()))
     assert set(where(lab)) == names
+    assert lab.json("balance", "plan")["imbalance"] < plan["imbalance"]
     text = lab.hactl("balance", "plan", endpoints=lab.endpoints).stdout
     assert "load imbalance" in text
     assert json.loads(lab.hactl("--output", "json", "cluster", "policy", "show",
