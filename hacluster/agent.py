@@ -2,8 +2,9 @@
 
 Each cycle lists libvirt's domains, carries out host_plan's actions on this host only, and
 hands what it saw to the heartbeat thread, which reports it (with metrics) to the leader
-every heartbeat; the leader's answer renews this host's lease. It acts only once the replica has caught up, so a restarted member never mistakes
-an empty replica for "delete everything"; it adopts running VMs the cluster assigns to it.
+every heartbeat; the leader's answer renews this host's lease. It acts only once the
+replica has caught up, so a restarted member never mistakes an empty replica for "delete
+everything"; it adopts running VMs the cluster assigns to it.
 Without a valid lease it starts no HA VM, and once the lease has run out it hard-stops them
 (self-fencing); the watchdog, armed to the lease's end, covers an agent too hung to do so.
 """
