@@ -138,6 +138,9 @@ class Agent:
 
     def _publish(self, domains: list[Domain]) -> None:
         """Hand the heartbeat thread what this cycle saw, and have it sent now."""
+        stopped = {d.uuid for d in domains if d.state is not Observed.RUNNING}
+        self._stopping_since = {u: t for u, t in self._stopping_since.items()
+                                if u not in stopped}
         observed, versions = self.observed(domains)
         with self._report_lock:
             self._report = (domains, observed, versions)
@@ -239,14 +242,11 @@ class Agent:
 
     def observed(self, domains: list[Domain]) -> tuple[dict[str, str], dict[str, int]]:
         vms = self.raft.state.vms
-        current = {(vm.uuid, vm.version) for vm in vms.values()}
-        self._failed_starts &= current
-        live = {d.uuid for d in domains if d.state is not Observed.RUNNING}
-        self._stopping_since = {u: t for u, t in self._stopping_since.items() if u not in live}
+        self._failed_starts &= {(vm.uuid, vm.version) for vm in vms.values()}
         return report(self.config.name, vms, domains, self._failed_starts)
 
     def _memory_available(self, domains: list[Domain]) -> float | None:
-        if self.hv.driver().lower() != "test":
+        if self.hv.kind != "test":
             return None  # a real host: psutil knows
         used = sum(d.memory_mib for d in domains if d.state is not Observed.STOPPED)
         return float(max(self.capacity().memory_mib - used, 0))

@@ -120,6 +120,7 @@ class Hypervisor:
         self._lock = threading.RLock()
         self._conn: libvirt.virConnect | None = None
         self._managed: dict[str, bool] = {}  # uuid -> has our metadata (it never changes)
+        self._kind = "qemu"
         start_event_loop()
         self._connect()
 
@@ -139,6 +140,7 @@ class Hypervisor:
             if self._on_event is not None:
                 conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
                                             self._lifecycle, None)
+            self._kind = "test" if str(conn.getType()).lower() == "test" else "qemu"
             self._conn = conn
             return conn
 
@@ -172,9 +174,12 @@ class Hypervisor:
         assert isinstance(info, list)
         return int(info[2]), int(info[1])
 
-    def driver(self) -> str:
-        """'TEST' for libvirt's test driver, 'QEMU' for qemu."""
-        return str(self._call("getType", lambda conn: conn.getType()))
+    @property
+    def kind(self) -> str:
+        """The domain type this host's driver takes: "test" (libvirt's test driver) or
+        "qemu". Read once per connection: a driver does not change under it."""
+        self._connect()
+        return self._kind
 
     def domains(self) -> list[Domain]:
         def collect(conn: libvirt.virConnect) -> list[Domain]:
@@ -215,7 +220,7 @@ class Hypervisor:
 
     def define_start(self, vm: Vm) -> None:
         def run(conn: libvirt.virConnect) -> None:
-            dom = conn.defineXML(domain_xml(vm, _domain_type(conn), self.boot))
+            dom = conn.defineXML(domain_xml(vm, self._kind, self.boot))
             self._managed[vm.uuid] = True
             dom.create()
 
@@ -250,7 +255,7 @@ class Hypervisor:
         defines and starts it once the cluster records the move; never two copies)."""
         def run(conn: libvirt.virConnect) -> str:
             dom = conn.lookupByUUIDString(uuid)
-            if _domain_type(conn) == "test":
+            if self._kind == "test":
                 if dom.isActive():
                     dom.destroy()
                 dom.undefine()
@@ -263,7 +268,3 @@ class Hypervisor:
         mode = self._call(f"migrate {uuid} to {target_uri}", run)
         self._managed.pop(uuid, None)
         return str(mode)
-
-
-def _domain_type(conn: libvirt.virConnect) -> str:
-    return "test" if str(conn.getType()).lower() == "test" else "qemu"

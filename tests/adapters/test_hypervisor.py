@@ -18,7 +18,7 @@ def make_vm(name: str = "vm1") -> Vm:
 def test_node_info_and_driver(host_uri: str) -> None:
     hv = Hypervisor(host_uri)
     assert hv.node_info() == (8, 8192)
-    assert hv.driver().lower() == "test"
+    assert hv.kind == "test"
 
 
 def test_lifecycle_and_metadata(host_uri: str) -> None:
