@@ -1,11 +1,16 @@
-"""The Raft adapter: pysyncobj behind one replicated entry point, and nothing else.
+"""The Raft adapter: our pysyncobj fork behind one replicated entry point, and nothing else.
 
 pysyncobj only ever sees `bytes` (a JSON command) through `_apply`, so its method table never
-changes and its pickles hold no objects of ours except the ClusterState, whose pickled form is
-its plain-data dict. Settings follow ../shared/notes/pysyncobj.md: journal *and* dump file,
-batching off, short reconnect, a leader that steps down after a few election timeouts, a
-mandatory password (pysyncobj unpickles what it receives), our own tick thread started after
-the state exists, and an unknown command halts this member instead of letting it diverge.
+changes. Settings follow ../shared/notes/pysyncobj.md: batching off, short reconnect, a leader
+that steps down after a few election timeouts, a mandatory password (pysyncobj unpickles what
+it receives), our own tick thread, and an unknown command halts this member instead of
+letting it diverge. The fork (hacluster/raftfork, FORK.md) adds what an HA cluster needs:
+entries fsync'd before they are acknowledged, checked files (raftstore), snapshots written
+from an immutable state in a thread of their own, PreVote, and a leader's proof of its
+majority from heartbeat acknowledgements instead of log entries.
+
+Every applied command produces a new ClusterState (copy-on-write, core.state), published by
+swapping one reference: `state` is always a consistent, immutable view.
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
+from pysyncobj import FAIL_REASON, SyncObjConf
 
 from .core import commands as c
 from .core.state import ClusterState, Result
+from .raftfork.syncobj import DISK_FULL, SyncObj, replicated
+from .raftstore import SnapshotStore, StorageError, convert_legacy
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +37,15 @@ RETRYABLE = {
     FAIL_REASON.QUEUE_FULL, FAIL_REASON.MISSING_LEADER, FAIL_REASON.DISCARDED,
     FAIL_REASON.NOT_LEADER, FAIL_REASON.LEADER_CHANGED, FAIL_REASON.UNKNOWN_OUTCOME,
 }
+REJOIN_MARKER = "REJOINING"  # in the data dir: this member's data was wiped (no votes yet)
 
 
 class Unavailable(Exception):
     """The cluster could not commit the command in time (no quorum, no leader, halted)."""
+
+
+class DiskFull(Unavailable):
+    """The leader (or this member) has no space left to store the command."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,9 @@ class RaftTimings:
     connection_timeout: float = 5.0  # long: idle follower links are judged on send (F3)
     connection_retry: float = 0.5
     leader_fallback: float = 1.5  # a leader without a majority steps down after this
+    snapshot_entries: int = 10_000  # a snapshot at least every this many entries...
+    snapshot_interval: float = 300.0  # ...or this many seconds
+    fsync: bool = True  # off only for benchmarks that show what it costs
 
     def problems(self) -> list[str]:
         """pysyncobj's own rules (it would fail an assert), said plainly."""
@@ -55,15 +71,16 @@ class RaftTimings:
             out.append("raft.connection_timeout must be at least election_max")
         if self.leader_fallback <= self.append_entries_period:
             out.append("raft.leader_fallback must be more than append_entries_period")
+        if self.snapshot_entries < 100 or self.snapshot_interval < 1:
+            out.append("raft.snapshot_entries must be >= 100 and snapshot_interval >= 1 s")
         return out
 
-    def conf(self, data_dir: str, secret: str, bind: str,
+    def conf(self, data_dir: str, secret: str, bind: str, rejoining: bool,
              on_state_changed: Callable[[int, int], None]) -> SyncObjConf:
-        return SyncObjConf(
+        conf = SyncObjConf(
             password=secret,
             journalFile=os.path.join(data_dir, "raft.journal"),
-            fullDumpFile=os.path.join(data_dir, "raft.dump"),
-            useFork=False,  # forking a process full of gRPC threads is unsafe
+            fullDumpFile=os.path.join(data_dir, "raft.snapshot"),
             autoTick=False,
             appendEntriesUseBatch=False,
             appendEntriesPeriod=self.append_entries_period,
@@ -75,22 +92,34 @@ class RaftTimings:
             commandsWaitLeader=False,
             bindAddress=bind,
             maxBindRetries=20,
-            logCompactionMinEntries=20_000,
-            logCompactionSplit=True,
+            logCompactionMinEntries=self.snapshot_entries,
+            logCompactionMinTime=self.snapshot_interval,
             onStateChanged=on_state_changed,
         )
+        conf.fsync = self.fsync  # the fork's own settings
+        conf.rejoining = rejoining
+        return conf
 
 
 class _Replica(SyncObj):  # type: ignore[misc]
-    """The pysyncobj object; `_cluster` is its only replicated attribute."""
+    """The pysyncobj object; `_cluster` holds the published ClusterState."""
 
     def __init__(self, self_addr: str, peers: list[str], conf: SyncObjConf,
                  on_applied: Callable[[c.Command, Result, ClusterState], None]) -> None:
-        super().__init__(self_addr, peers, conf)
-        # Set after super().__init__ so that snapshots include it; safe because autoTick is
-        # off and our tick thread starts only after this.
         self._cluster = ClusterState()
         self._on_applied = on_applied
+        super().__init__(self_addr, peers, conf)
+
+    def _createSnapshotStore(self, path: str, batch_size: int) -> SnapshotStore:  # noqa: N802
+        self.snapshots = SnapshotStore(path, batch_size, lambda s: s.to_dict(),
+                                       ClusterState.from_dict)
+        return self.snapshots
+
+    def _snapshotState(self) -> ClusterState:  # noqa: N802
+        return self._cluster  # immutable: the next apply works on a fork
+
+    def _restoreSnapshotState(self, state: ClusterState) -> None:  # noqa: N802
+        self._cluster = state
 
     @replicated  # type: ignore[untyped-decorator]
     def _apply(self, blob: bytes) -> dict[str, Any]:
@@ -100,8 +129,10 @@ class _Replica(SyncObj):  # type: ignore[misc]
             return Result(ok=False, code="invalid", message=str(exc)).to_dict()
         # UnsupportedCommand propagates: pysyncobj then does not advance lastApplied, and the
         # tick thread halts this member (see RaftNode._run).
-        result = self._cluster.apply(cmd)
-        self._on_applied(cmd, result, self._cluster)
+        state = self._cluster.fork()
+        result = state.apply(cmd)
+        self._cluster = state  # published: readers holding the old one are unaffected
+        self._on_applied(cmd, result, state)
         return result.to_dict()
 
 
@@ -114,12 +145,16 @@ class RaftNode:
                  ) -> None:
         if not secret:
             raise ValueError("a cluster secret is required: pysyncobj unpickles what it receives")
-        os.makedirs(data_dir, exist_ok=True)
+        os.makedirs(data_dir, mode=0o700, exist_ok=True)
+        self.data_dir = data_dir
         self.timings = timings or RaftTimings()
         self.leadership_changed = threading.Event()
         self.halted: str | None = None
+        self.storage_error: str | None = None
         self._stop = threading.Event()
-        conf = self.timings.conf(data_dir, secret, self_addr,
+        self._marker = Path(data_dir) / REJOIN_MARKER
+        convert_legacy(os.path.join(data_dir, "raft.journal"))
+        conf = self.timings.conf(data_dir, secret, self_addr, self._marker.exists(),
                                  lambda old, new: self.leadership_changed.set())
         self._obj = _Replica(self_addr, peers, conf, on_applied or (lambda cmd, res, state: None))
         self._thread = threading.Thread(target=self._run, name="raft-tick", daemon=True)
@@ -133,6 +168,10 @@ class RaftNode:
                 self.halted = f"halted: cannot apply a committed command: {exc}"
                 log.critical("%s; upgrade this member's hacluster", self.halted)
                 return
+            except StorageError as exc:
+                self.storage_error = self.halted = str(exc)
+                log.critical("%s", exc)
+                return
             except Exception:
                 log.exception("raft tick failed")
                 self._stop.wait(0.05)
@@ -141,6 +180,7 @@ class RaftNode:
 
     @property
     def state(self) -> ClusterState:
+        """The replica as of the last applied entry: immutable, consistent."""
         state: ClusterState = self._obj._cluster
         return state
 
@@ -157,12 +197,23 @@ class RaftNode:
     def has_quorum(self) -> bool:
         return bool(self._obj.hasQuorum)
 
+    def majority_confirmed_at(self) -> float | None:
+        """As leader: the newest monotonic time a majority of voters still followed it."""
+        at = self._obj.majorityConfirmedAt()
+        return None if at is None else float(at)
+
     def is_ready(self) -> bool:
         """This replica has caught up with the commit index it learnt from a leader."""
-        return bool(self._obj.isReady()) and self.halted is None
+        ready = bool(self._obj.isReady()) and self.halted is None
+        if ready and self._marker.exists():
+            self._marker.unlink()  # caught up after a wipe: this member votes again
+            log.info("caught up with the cluster after a wipe: voting again")
+        return ready
 
     def status(self) -> dict[str, Any]:
         status: dict[str, Any] = self._obj.getStatus()
+        status["snapshot_bytes"] = self._obj.snapshots.last_bytes
+        status["snapshot_seconds"] = self._obj.snapshots.last_seconds
         return status
 
     # ---- writes -----------------------------------------------------------------------------
@@ -182,7 +233,9 @@ class RaftNode:
                                   f"({last_error}); it may still apply, retry with the same id")
             res, err = outcome
             if err == FAIL_REASON.SUCCESS:
-                return Result(**res)
+                return Result.from_dict(res)
+            if err == DISK_FULL:
+                raise DiskFull("the leader's disk is full: the command was not stored")
             last_error = _reason_name(err)
             if err not in RETRYABLE or deadline - time.monotonic() <= 0:
                 raise Unavailable(f"cannot commit: {last_error}")
@@ -206,6 +259,20 @@ class RaftNode:
         self._stop.set()
         self._thread.join(timeout=2)
         self._obj.destroy()
+
+
+def wipe(data_dir: str) -> str:
+    """Set this member's data aside (renamed, not deleted) so it rejoins from the others: it
+    receives a snapshot and the log from the leader, and casts no vote until it has caught
+    up (its votes from before the wipe are lost; voting again at once could elect two
+    leaders in one term). Returns where the old data went."""
+    path = Path(data_dir)
+    aside = path.with_name(f"{path.name}.wiped-{time.strftime('%Y%m%dT%H%M%S')}")
+    if path.exists():
+        path.rename(aside)
+    path.mkdir(mode=0o700, parents=True)
+    (path / REJOIN_MARKER).write_text("wiped; votes again once caught up with a leader\n")
+    return str(aside)
 
 
 def _reason_name(code: int) -> str:

@@ -8,6 +8,7 @@ Records they change carry `expect_version` (compare-and-set; None means "whateve
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
@@ -47,6 +48,7 @@ class RegisterHost(Command):
     lease: float = 0.0
     watchdog: float = 0.0
     libvirt_uri: str = ""
+    watchdog_error: str = ""  # the configured watchdog could not be opened: why
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -154,6 +156,7 @@ class VmFailed(Command):
     name: str
     host: str
     expect_version: int | None = None
+    reason: str = ""  # what the host said (libvirt's error for a start it refused)
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -231,6 +234,18 @@ class ClaimLeadership(Command):
     leader: str
 
 
+@dataclass(kw_only=True, frozen=True)
+class Batch(Command):
+    """Several leader commands in one log entry, applied in order (each may be refused on its
+    own): a leader with thousands of placements or pending VMs to record commits them in a
+    few entries instead of thousands. Sub-commands are not remembered for retries; the batch
+    is."""
+
+    TYPE = "batch"
+    LEADER_ONLY = True
+    commands: tuple[Command, ...] = ()
+
+
 COMMAND_TYPES: dict[str, type[Command]] = {
     cls.TYPE: cls
     for cls in (
@@ -253,21 +268,33 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         SetMigration,
         FinishMigration,
         ClaimLeadership,
+        Batch,
     )
 }
 
 
+def _envelope(cmd: Command) -> dict[str, Any]:
+    if isinstance(cmd, Batch):
+        body: dict[str, Any] = {"commands": [_envelope(sub) for sub in cmd.commands]}
+    else:
+        body = asdict(cmd)
+        for key in ("id", "ts", "term"):
+            body.pop(key)
+    return {"v": FORMAT_VERSION, "type": cmd.TYPE, "id": cmd.id, "ts": cmd.ts, "term": cmd.term,
+            "body": body}
+
+
+def digest(cmd: Command) -> str:
+    """What a command asks for, without when (ts) or by which leader (term): a request retried
+    with the same id has the same digest; a different request reusing the id does not."""
+    envelope = _envelope(cmd)
+    canonical = json.dumps([envelope["type"], envelope["body"]], separators=(",", ":"),
+                           sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
 def encode(cmd: Command) -> bytes:
-    body = asdict(cmd)
-    envelope = {
-        "v": FORMAT_VERSION,
-        "type": cmd.TYPE,
-        "id": body.pop("id"),
-        "ts": body.pop("ts"),
-        "term": body.pop("term"),
-        "body": body,
-    }
-    return json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
+    return json.dumps(_envelope(cmd), separators=(",", ":"), sort_keys=True).encode()
 
 
 def decode(blob: bytes) -> Command:
@@ -276,6 +303,10 @@ def decode(blob: bytes) -> Command:
         envelope = json.loads(blob)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedCommand(f"not JSON: {exc}") from exc
+    return _from_envelope(envelope)
+
+
+def _from_envelope(envelope: Any) -> Command:
     if not isinstance(envelope, dict):
         raise MalformedCommand("envelope is not an object")
     version = envelope.get("v")
@@ -291,6 +322,11 @@ def decode(blob: bytes) -> Command:
         raise MalformedCommand("command body is not an object")
     known = {f.name for f in fields(cls)}
     args: dict[str, Any] = {k: v for k, v in body.items() if k in known}
+    if cls is Batch:
+        subs = args.get("commands")
+        if not isinstance(subs, list):
+            raise MalformedCommand("batch: commands is not a list")
+        args["commands"] = tuple(_from_envelope(sub) for sub in subs)
     try:
         return cls(id=str(envelope.get("id")), ts=float(envelope.get("ts") or 0.0),
                    term=int(envelope.get("term") or 0), **args)

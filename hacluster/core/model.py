@@ -6,6 +6,7 @@ JSON-able: `to_dict`/`from_dict` are the snapshot format (pickle only ever sees 
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum, StrEnum
@@ -52,6 +53,19 @@ class Record:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self, dict_factory=_plain)
 
+    def clone(self) -> Self:
+        """A copy to change (copy-on-write): its lists and dicts, and dicts inside those,
+        are its own."""
+        twin = copy.copy(self)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list):
+                setattr(twin, f.name, list(value))
+            elif isinstance(value, dict):
+                setattr(twin, f.name, {k: dict(v) if isinstance(v, dict) else v
+                                       for k, v in value.items()})
+        return twin
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
         known = {f.name for f in fields(cls)}
@@ -71,6 +85,8 @@ class Host(Record):
     watchdog: float = 0.0  # seconds past lease expiry its watchdog fires; 0 = no watchdog
     libvirt_uri: str = ""  # how other hosts' libvirtd reach this one (live migration)
     maintenance: bool = False  # no new placements; its VMs are moved away
+    fenced_by: str = ""  # while fenced: lease+watchdog | fence agent | operator
+    watchdog_error: str = ""  # why its configured watchdog is not counted (then watchdog = 0)
     version: int = 0
 
     def __post_init__(self) -> None:
@@ -101,6 +117,7 @@ class Vm(Record):
     migration_requested: str | None = None  # an operator asked ("" = anywhere)
     migration_error: str = ""  # why the last migration failed (it kept running)
     left: dict[str, float] = field(default_factory=dict)  # host -> ts it was moved off it
+    failures: list[str] = field(default_factory=list)  # the last few: "host: why"
     version: int = 0
 
     def __post_init__(self) -> None:

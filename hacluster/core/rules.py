@@ -6,12 +6,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .model import Host, Rule, RuleKind, Strength, Vm
-from .validate import name_error
+from .validate import MAX_RULE_MEMBERS, name_error
 
 
 def rule_errors(rule: Rule, rules: Mapping[str, Rule], vms: Mapping[str, Vm],
                 hosts: Mapping[str, Host]) -> list[str]:
     """Everything wrong with a new rule, alone or against the existing must rules."""
+    if len(rule.vms) > MAX_RULE_MEMBERS or len(rule.hosts) > MAX_RULE_MEMBERS:
+        return [f"a rule names at most {MAX_RULE_MEMBERS} VMs and {MAX_RULE_MEMBERS} hosts"]
+    if not all(isinstance(n, str) for n in [*rule.vms, *rule.hosts]):
+        return ["VM and host names must be strings"]
     errors = [e for e in [name_error("rule", rule.name)] if e]
     if rule.name in rules:
         errors.append(f"rule {rule.name} already exists")

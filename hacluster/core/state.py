@@ -3,13 +3,20 @@
 Every member applies the same commands in the same order and so holds the same state. `apply`
 never raises for a command it understands: it returns a Result, applied or rejected with a
 reason, and a rejected command changes nothing. No clock, no randomness, no I/O.
+
+Copy-on-write: `fork()` gives a copy sharing every container and record, in O(1); `apply`
+copies a container or a record before its first change in a fork. The Raft adapter applies
+each command to a fork and publishes it, so a state object, once handed to a reader (an API
+call, an agent or leader cycle, the snapshot writer), never changes under it. `dry_run` is
+the same trick for validation: a write is applied to a throwaway fork first, and refused
+without ever reaching the log if apply would refuse it.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+import copy
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from . import admission
@@ -28,12 +35,21 @@ from .model import (
     VmState,
 )
 from .rules import rule_errors
-from .validate import host_capacity_errors, name_error, state_error, vm_spec_errors
+from .validate import (
+    MAX_RULES,
+    MAX_VMS,
+    host_capacity_errors,
+    name_error,
+    policy_errors,
+    state_error,
+    text,
+    vm_spec_errors,
+)
 
 RECENT_IDS = 10_000
 """How many command ids are remembered so that a retried command applies once."""
 
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
 MAX_INCIDENTS = 100  # the newest are kept
 
 
@@ -43,9 +59,18 @@ class Result:
     code: str = "ok"  # ok | invalid | not_found | exists | conflict | stale_term | admission
     message: str = ""
     version: int = 0  # the changed record's new version (or the state revision)
+    parts: tuple[Result, ...] = field(default=(), compare=False)  # a batch's, in order
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["parts"] = [p.to_dict() for p in self.parts]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Result:
+        parts = tuple(cls.from_dict(p) for p in data.get("parts", ()))
+        return cls(ok=data["ok"], code=data["code"], message=data["message"],
+                   version=data["version"], parts=parts)
 
 
 def _reject(code: str, message: str) -> Result:
@@ -75,7 +100,9 @@ class ClusterState:
         c.SetMigration: "_set_migration",
         c.FinishMigration: "_finish_migration",
         c.ClaimLeadership: "_claim_leadership",
+        c.Batch: "_batch",
     }
+    _CONTAINERS = ("hosts", "vms", "rules", "recent", "incidents")
 
     def __init__(self) -> None:
         self.hosts: dict[str, Host] = {}
@@ -84,30 +111,109 @@ class ClusterState:
         self.revision = 0  # bumped by every applied change; records carry it as their version
         self.leader_term = 0
         self.leader: str | None = None
-        self.recent: OrderedDict[str, Result] = OrderedDict()
+        # command id -> (digest of what it asked, its result): a retry gets the same result
+        self.recent: dict[str, tuple[str, Result]] = {}
         self.incidents: list[Incident] = []
         self.rules: dict[str, Rule] = {}
+        # copy-on-write bookkeeping: what this object may change in place
+        self._owned: set[str] = set(self._CONTAINERS)
+        self._owned_records: set[tuple[str, str]] = set()
+        self._usage: dict[str, list[int]] | None = None  # per apply: host -> allocated
+
+    # ---- copy-on-write -----------------------------------------------------------------
+
+    def fork(self) -> ClusterState:
+        """A copy that shares everything with this one until either of them is changed; the
+        two never see each other's later changes."""
+        twin = copy.copy(self)
+        twin._owned, twin._owned_records = set(), set()
+        self._owned, self._owned_records = set(), set()
+        return twin
+
+    def dry_run(self, cmd: c.Command) -> Result:
+        """What applying cmd now would answer, leaving this state as it is."""
+        return self.fork().apply(cmd)
+
+    def _w(self, name: str) -> Any:
+        """The container `name`, private to this object (copied on first change)."""
+        if name not in self._owned:
+            current = getattr(self, name)
+            setattr(self, name, list(current) if isinstance(current, list) else dict(current))
+            self._owned.add(name)
+        return getattr(self, name)
+
+    def _edit_vm(self, name: str) -> Vm:
+        vms: dict[str, Vm] = self._w("vms")
+        if ("vm", name) not in self._owned_records:
+            vms[name] = vms[name].clone()
+            self._owned_records.add(("vm", name))
+        return vms[name]
+
+    def _edit_host(self, name: str) -> Host:
+        hosts: dict[str, Host] = self._w("hosts")
+        if ("host", name) not in self._owned_records:
+            hosts[name] = hosts[name].clone()
+            self._owned_records.add(("host", name))
+        return hosts[name]
+
+    def _edit_rule(self, name: str) -> Rule:
+        rules: dict[str, Rule] = self._w("rules")
+        if ("rule", name) not in self._owned_records:
+            rules[name] = rules[name].clone()
+            self._owned_records.add(("rule", name))
+        return rules[name]
+
+    def _edit_incident(self, incident: Incident) -> Incident:
+        incidents: list[Incident] = self._w("incidents")
+        key = ("incident", str(incident.id))
+        i = next(i for i, x in enumerate(incidents) if x.id == incident.id)
+        if key not in self._owned_records:
+            incidents[i] = incidents[i].clone()
+            self._owned_records.add(key)
+        return incidents[i]
 
     # ---- the state machine -------------------------------------------------------------
 
     def apply(self, cmd: c.Command) -> Result:
+        stamp = c.digest(cmd)
         earlier = self.recent.get(cmd.id)
         if earlier is not None:
-            return earlier
-        if cmd.LEADER_ONLY and cmd.term < self.leader_term:
-            result = _reject("stale_term", f"command from term {cmd.term}; the cluster is in "
-                             f"leader term {self.leader_term}")
-        else:
-            try:
-                handler: Callable[[Any], Result] = getattr(self, self._HANDLERS[type(cmd)])
-                result = handler(cmd)
-            except (TypeError, ValueError, AttributeError, KeyError) as exc:
-                # A well-formed envelope whose body has the wrong shape: refuse it, always.
-                result = _reject("invalid", f"{cmd.TYPE}: {exc.__class__.__name__}: {exc}")
-        self.recent[cmd.id] = result
-        while len(self.recent) > RECENT_IDS:
-            self.recent.popitem(last=False)
+            if earlier[0] != stamp:
+                return _reject("invalid", f"request id {cmd.id} was already used for a "
+                               "different request; use a new id")
+            return earlier[1]
+        self._usage = None
+        result = self._apply_one(cmd)
+        recent: dict[str, tuple[str, Result]] = self._w("recent")
+        recent[cmd.id] = (stamp, result)
+        while len(recent) > RECENT_IDS:
+            del recent[next(iter(recent))]
         return result
+
+    def _apply_one(self, cmd: c.Command) -> Result:
+        if cmd.LEADER_ONLY and cmd.term < self.leader_term:
+            return _reject("stale_term", f"command from term {cmd.term}; the cluster is in "
+                           f"leader term {self.leader_term}")
+        try:
+            handler: Callable[[Any], Result] = getattr(self, self._HANDLERS[type(cmd)])
+            return handler(cmd)
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            # A well-formed envelope whose body has the wrong shape: refuse it, always. The
+            # handlers check before they change anything, so nothing was half done.
+            return _reject("invalid", f"{cmd.TYPE}: {exc.__class__.__name__}: {exc}")
+
+    def _batch(self, cmd: c.Batch) -> Result:
+        parts = []
+        for sub in cmd.commands:
+            if not isinstance(sub, c.AssignVm):
+                self._usage = None  # other commands may change what hosts hold
+            if isinstance(sub, c.Batch) or sub.term != cmd.term:
+                parts.append(_reject("invalid", "a batch holds leader commands of its own term"))
+            else:
+                parts.append(self._apply_one(sub))
+        done = sum(1 for p in parts if p.ok)
+        return Result(ok=True, message=f"{done} applied, {len(parts) - done} refused",
+                      version=self.revision, parts=tuple(parts))
 
     def _bump(self) -> int:
         self.revision += 1
@@ -137,16 +243,17 @@ class ClusterState:
             return _reject("invalid", "lease must be in (0, 3600] s and watchdog in [0, 3600] s")
         host = self.hosts.get(cmd.name)
         spec = (cmd.raft_addr, cmd.api_addr, cmd.cpus, cmd.memory_mib, cmd.disk_gib,
-                float(cmd.lease), float(cmd.watchdog), cmd.libvirt_uri)
+                float(cmd.lease), float(cmd.watchdog), cmd.libvirt_uri, text(cmd.watchdog_error))
         if host is not None and spec == (host.raft_addr, host.api_addr, host.cpus,
                                          host.memory_mib, host.disk_gib, host.lease,
-                                         host.watchdog, host.libvirt_uri):
+                                         host.watchdog, host.libvirt_uri, host.watchdog_error):
             return Result(ok=True, message="unchanged", version=host.version)
         version = self._bump()
-        self.hosts[cmd.name] = Host(
+        self._w("hosts")[cmd.name] = Host(
             cmd.name, *spec[:5], status=host.status if host else HostStatus.UP,
-            lease=spec[5], watchdog=spec[6], libvirt_uri=spec[7],
+            lease=spec[5], watchdog=spec[6], libvirt_uri=spec[7], watchdog_error=spec[8],
             maintenance=host.maintenance if host else False, version=version)
+        self._owned_records.add(("host", cmd.name))
         return Result(ok=True, version=version)
 
     def _host(self, name: str, expect_version: int | None) -> Host | Result:
@@ -157,21 +264,23 @@ class ClusterState:
         return self._version_conflict("host", name, host.version, expect_version) or host
 
     def _set_host_status(self, cmd: c.SetHostStatus) -> Result:
-        host = self._host(cmd.name, cmd.expect_version)
-        if isinstance(host, Result):
-            return host
+        found = self._host(cmd.name, cmd.expect_version)
+        if isinstance(found, Result):
+            return found
         new = HostStatus(cmd.status)
         allowed = {(HostStatus.UP, HostStatus.DOWN), (HostStatus.DOWN, HostStatus.UP),
                    (HostStatus.FENCED, HostStatus.UP)}
-        if (host.status, new) not in allowed:
-            return _reject("conflict", f"host {host.name} cannot go from {host.status.value} "
+        if (found.status, new) not in allowed:
+            return _reject("conflict", f"host {found.name} cannot go from {found.status.value} "
                            f"to {new.value}")
         if new is HostStatus.DOWN:
-            self._open_incident(host.name, cmd.last_heard, cmd.ts)
+            self._open_incident(found.name, cmd.last_heard, cmd.ts)
         else:
-            for incident in self._incidents_of(host.name):
-                incident.returned_at = cmd.ts
+            for incident in self._incidents_of(found.name):
+                self._edit_incident(incident).returned_at = cmd.ts
+        host = self._edit_host(cmd.name)
         host.status = new
+        host.fenced_by = ""
         host.version = self._bump()
         return Result(ok=True, version=host.version)
 
@@ -183,25 +292,30 @@ class ClusterState:
 
     def _fence(self, name: str, by: str, ts: float, expect_version: int | None) -> Result:
         """The host is known not to run its HA VMs: free them to be placed elsewhere."""
-        host = self._host(name, expect_version)
-        if isinstance(host, Result):
-            return host
-        if host.status is not HostStatus.DOWN:
-            return _reject("conflict", f"host {name} is {host.status.value}; only a down host "
+        found = self._host(name, expect_version)
+        if isinstance(found, Result):
+            return found
+        if found.status is not HostStatus.DOWN:
+            return _reject("conflict", f"host {name} is {found.status.value}; only a down host "
                            "can be fenced")
-        incident = self._open_incident(name, 0.0, ts)
+        incident = self._edit_incident(self._open_incident(name, 0.0, ts))
         incident.fenced_at, incident.fenced_by = ts, by
-        for vm in sorted(self.vms.values(), key=lambda v: v.name):
-            if vm.migrating_to == name:
+        for vm_name in sorted(self.vms):
+            old = self.vms[vm_name]
+            if old.migrating_to == name:
+                vm = self._edit_vm(vm_name)
                 vm.migrating_to = None
                 vm.migration_error = f"target {name} was lost"
-            if vm.host == name and vm.recoverable:
+            if old.host == name and old.recoverable:
+                vm = self._edit_vm(vm_name)
                 vm.last_host, vm.host, vm.migrating_to = name, None, None
                 vm.observed = Observed.NONE
                 vm.version = self._bump()
                 if vm.wants_to_run:
                     incident.vms[vm.name] = {"placed_at": 0.0, "host": None, "running_at": 0.0}
+        host = self._edit_host(name)
         host.status = HostStatus.FENCED
+        host.fenced_by = by
         host.version = self._bump()
         return Result(ok=True, version=host.version)
 
@@ -214,15 +328,18 @@ class ClusterState:
             return existing[-1]
         incident = Incident(id=(self.incidents[-1].id + 1) if self.incidents else 1,
                             host=host, last_heard=last_heard, declared_at=ts)
-        self.incidents.append(incident)
-        del self.incidents[:-MAX_INCIDENTS]
+        incidents: list[Incident] = self._w("incidents")
+        incidents.append(incident)
+        self._owned_records.add(("incident", str(incident.id)))
+        del incidents[:-MAX_INCIDENTS]
         return incident
 
-    def _incident_vm(self, vm: str) -> dict[str, object] | None:
+    def _recovery_of(self, vm: str) -> Iterator[Incident]:
+        """The incident (if any) recovering this VM, to be filled in."""
         for incident in reversed(self.incidents):
             if vm in incident.vms and incident.fenced_at and not incident.returned_at:
-                return incident.vms[vm]
-        return None
+                yield incident
+                return
 
     # ---- VMs -----------------------------------------------------------------------------
 
@@ -233,6 +350,10 @@ class ClusterState:
             return _reject("invalid", "; ".join(errors))
         if cmd.name in self.vms:
             return _reject("exists", f"VM {cmd.name} already exists")
+        if len(self.vms) >= MAX_VMS:
+            return _reject("invalid", f"the cluster holds its maximum of {MAX_VMS} VMs")
+        if not isinstance(cmd.uuid, str) or not 0 < len(cmd.uuid) <= 64:
+            return _reject("invalid", "uuid must be a string of 1-64 characters")
         if any(vm.uuid == cmd.uuid for vm in self.vms.values()):
             return _reject("exists", f"a VM with uuid {cmd.uuid} already exists")
         vm = Vm(name=cmd.name, uuid=cmd.uuid, vcpus=cmd.vcpus, memory_mib=cmd.memory_mib,
@@ -242,7 +363,8 @@ class ClusterState:
         if refused:
             return refused
         vm.version = self._bump()
-        self.vms[cmd.name] = vm
+        self._w("vms")[cmd.name] = vm
+        self._owned_records.add(("vm", cmd.name))
         return Result(ok=True, version=vm.version)
 
     def _admission(self, vm: Vm) -> Result | None:
@@ -252,20 +374,42 @@ class ClusterState:
                                 self.policy.admission_failures)
         return _reject("admission", why) if why else None
 
+    def _host_in_doubt(self, vm: Vm, doing: str) -> Result | None:
+        """Refuse what could run the VM twice: its host is lost but not known to be off
+        (for a non-HA VM, only a fence agent or an operator can know: a host that fenced
+        itself by its lease stops its HA VMs, not the others)."""
+        host = self.hosts.get(vm.host) if vm.host else None
+        if host is None or host.status is HostStatus.UP:
+            return None
+        # A host that fenced itself by its lease stopped its HA VMs, not the others; a fence
+        # agent or an operator says the whole host is off.
+        self_fenced = vm.ha and vm.state is not VmState.IGNORED
+        if host.status is HostStatus.FENCED and (self_fenced or host.fenced_by in (
+                "fence agent", "operator")):
+            return None
+        return _reject("conflict", f"cannot {doing} VM {vm.name}: its host {host.name} is "
+                       f"{host.status.value} and may still run it; wait until the host is "
+                       f"fenced or back, or confirm it is off (hactl host confirm-fenced "
+                       f"{host.name})")
+
     def _set_vm_state(self, cmd: c.SetVmState) -> Result:
         error = state_error(cmd.state)
         if error:
             return _reject("invalid", error)
-        vm = self._vm(cmd.name, cmd.expect_version)
-        if isinstance(vm, Result):
-            return vm
+        found = self._vm(cmd.name, cmd.expect_version)
+        if isinstance(found, Result):
+            return found
         state = VmState(cmd.state)
-        if vm.state is state and not vm.error:
-            return Result(ok=True, message=f"already {state.value}", version=vm.version)
+        if found.state is state and not found.error:
+            return Result(ok=True, message=f"already {state.value}", version=found.version)
+        doubt = self._host_in_doubt(found, f"set to {state.value}")
+        if doubt:
+            return doubt
         if state is VmState.STARTED:
-            refused = self._admission(Vm(**{**vm.to_dict(), "state": state, "error": ""}))
+            refused = self._admission(Vm(**{**found.to_dict(), "state": state, "error": ""}))
             if refused:
                 return refused
+        vm = self._edit_vm(cmd.name)
         vm.state = state
         # An operator's action is a fresh start: HA's failure bookkeeping is forgotten.
         vm.error, vm.restarts, vm.relocations, vm.avoid_hosts = "", 0, 0, []
@@ -281,83 +425,130 @@ class ClusterState:
         return Result(ok=True, version=vm.version)
 
     def _delete_vm(self, cmd: c.DeleteVm) -> Result:
-        vm = self._vm(cmd.name, cmd.expect_version)
-        if isinstance(vm, Result):
-            return vm
-        del self.vms[cmd.name]
+        found = self._vm(cmd.name, cmd.expect_version)
+        if isinstance(found, Result):
+            return found
+        if found.migrating_to is not None:
+            return _reject("conflict", f"VM {cmd.name} is moving to {found.migrating_to}; "
+                           "delete it once the move is over")
+        doubt = self._host_in_doubt(found, "delete")
+        if doubt:
+            return doubt
+        del self._w("vms")[cmd.name]
         for rule in list(self.rules.values()):
             if cmd.name in rule.vms:
-                rule.vms = [v for v in rule.vms if v != cmd.name]
-                if len(rule.vms) < (1 if rule.kind is RuleKind.HOST else 2):
-                    del self.rules[rule.name]  # nothing left to relate
+                left = [v for v in rule.vms if v != cmd.name]
+                if len(left) < (1 if rule.kind is RuleKind.HOST else 2):
+                    del self._w("rules")[rule.name]  # nothing left to relate
+                else:
+                    self._edit_rule(rule.name).vms = left
         return Result(ok=True, version=self._bump())
 
+    def _usage_of(self, host: str) -> list[int]:
+        """[vcpus, memory MiB, disk GiB] allocated on host (a migrating VM counts on both
+        ends), computed once per applied entry and kept up to date by its assignments."""
+        if self._usage is None:
+            usage: dict[str, list[int]] = {}
+            for vm in self.vms.values():
+                if vm.wants_to_run:
+                    for h in {vm.host, vm.migrating_to} - {None}:
+                        u = usage.setdefault(str(h), [0, 0, 0])
+                        u[0] += vm.vcpus
+                        u[1] += vm.memory_mib
+                        u[2] += vm.disk_gib
+            self._usage = usage
+        return self._usage.setdefault(host, [0, 0, 0])
+
     def _assign_vm(self, cmd: c.AssignVm) -> Result:
-        vm = self._vm(cmd.name, cmd.expect_version)
-        if isinstance(vm, Result):
-            return vm
+        found = self._vm(cmd.name, cmd.expect_version)
+        if isinstance(found, Result):
+            return found
         host = self.hosts.get(cmd.host)
         if host is None or host.status is not HostStatus.UP:
             return _reject("conflict", f"host {cmd.host} is not up")
-        if vm.host is not None and vm.host != cmd.host:
-            return _reject("conflict", f"VM {vm.name} is already assigned to {vm.host}")
+        if found.host is not None and found.host != cmd.host:
+            return _reject("conflict", f"VM {found.name} is already assigned to {found.host}")
+        if found.host is None:
+            # The plan was made on an older state: check again that it still fits (Nomad's
+            # plan applier does the same) before anything runs there.
+            if host.maintenance:
+                return _reject("conflict", f"host {cmd.host} is in maintenance")
+            p, used = self.policy, self._usage_of(cmd.host)
+            if (used[1] + found.memory_mib > host.memory_mib * p.memory_ratio
+                    - p.memory_reserve_mib or used[0] + found.vcpus > host.cpus * p.cpu_ratio
+                    or used[2] + found.disk_gib > host.disk_gib * p.disk_ratio):
+                return _reject("conflict", f"VM {found.name} no longer fits on {cmd.host}")
+            if found.wants_to_run:
+                used[0] += found.vcpus
+                used[1] += found.memory_mib
+                used[2] += found.disk_gib
+        vm = self._edit_vm(cmd.name)
         vm.host = cmd.host
         vm.last_host = cmd.host
         vm.observed = Observed.NONE
         vm.pending_reasons = []
         vm.version = self._bump()
-        recovery = self._incident_vm(vm.name)
-        if recovery is not None and not recovery["placed_at"]:
-            recovery["placed_at"], recovery["host"] = cmd.ts, cmd.host
+        for incident in self._recovery_of(vm.name):
+            recovery = incident.vms[vm.name]
+            if not recovery["placed_at"]:
+                self._edit_incident(incident).vms[vm.name].update(placed_at=cmd.ts,
+                                                                   host=cmd.host)
         return Result(ok=True, version=vm.version)
 
     def _mark_pending(self, cmd: c.MarkPending) -> Result:
-        vm = self._vm(cmd.name, cmd.expect_version)
-        if isinstance(vm, Result):
-            return vm
-        if vm.host is not None:
-            return _reject("conflict", f"VM {vm.name} is assigned to {vm.host}")
-        vm.pending_reasons = [str(r) for r in cmd.reasons]
+        found = self._vm(cmd.name, cmd.expect_version)
+        if isinstance(found, Result):
+            return found
+        if found.host is not None:
+            return _reject("conflict", f"VM {found.name} is assigned to {found.host}")
+        vm = self._edit_vm(cmd.name)
+        vm.pending_reasons = [text(r) for r in cmd.reasons[:len(self.hosts) + 1]]
         vm.version = self._bump()
         return Result(ok=True, version=vm.version)
 
     def _observe_vms(self, cmd: c.ObserveVms) -> Result:
         changed = 0
-        for name, observed in sorted(cmd.observed.items()):
-            vm = self.vms.get(name)
+        reports = {name: Observed(seen) for name, seen in cmd.observed.items()}  # all valid?
+        for name, new in sorted(reports.items()):
+            old = self.vms.get(name)
             # Only the assigned host's word counts; a report about a VM that moved is stale.
-            if vm is None or vm.host != cmd.host:
+            if old is None or old.host != cmd.host:
                 continue
-            new = Observed(observed)
-            if vm.observed is not new:
+            if old.observed is not new:
                 # A fact, not a change of intent: the record's version stays, so agents'
                 # reports and the leader's compare-and-set keep referring to the same record.
+                vm = self._edit_vm(name)
                 vm.observed = new
                 self._bump()
                 changed += 1
                 if new is Observed.RUNNING:
                     vm.running_since = cmd.ts
-                    recovery = self._incident_vm(vm.name)
-                    if recovery is not None and recovery["host"] == cmd.host:
-                        recovery["running_at"] = cmd.ts
+                    for incident in self._recovery_of(vm.name):
+                        if incident.vms[vm.name]["host"] == cmd.host:
+                            self._edit_incident(incident).vms[vm.name]["running_at"] = cmd.ts
         return Result(ok=True, message=f"{changed} changed", version=self.revision)
 
     def _vm_failed(self, cmd: c.VmFailed) -> Result:
-        vm = self._vm(cmd.name, cmd.expect_version)
-        if isinstance(vm, Result):
-            return vm
-        if vm.host != cmd.host or not vm.wants_to_run or vm.observed not in (
+        found = self._vm(cmd.name, cmd.expect_version)
+        if isinstance(found, Result):
+            return found
+        if found.host != cmd.host or not found.wants_to_run or found.observed not in (
                 Observed.STOPPED, Observed.CRASHED):
-            return _reject("conflict", f"VM {vm.name} is not failed on {cmd.host}")
+            return _reject("conflict", f"VM {found.name} is not failed on {cmd.host}")
+        vm = self._edit_vm(cmd.name)
         p = self.policy
         if vm.running_since and cmd.ts - vm.running_since >= p.failure_reset_after:
             vm.restarts = vm.relocations = 0  # it ran long enough: old failures are forgiven
+            vm.avoid_hosts = []
         vm.running_since = 0.0
         vm.restarts += 1
+        vm.failures = [*vm.failures[-4:], text(f"{cmd.host}: {cmd.reason or vm.observed.value}")]
+        others = [h for h in self.hosts.values() if h.status is HostStatus.UP
+                  and h.name != cmd.host and h.name not in vm.avoid_hosts]
         if vm.restarts <= p.max_restart:
             vm.observed = Observed.NONE  # its host's agent starts it again
             outcome = f"restart {vm.restarts}/{p.max_restart} on {cmd.host}"
-        elif vm.relocations < p.max_relocate:
+        elif vm.relocations < p.max_relocate and others:
             vm.relocations += 1
             vm.restarts = 0
             vm.avoid_hosts = sorted(set(vm.avoid_hosts) | {cmd.host})
@@ -365,8 +556,11 @@ class ClusterState:
             vm.observed = Observed.NONE
             outcome = f"relocate {vm.relocations}/{p.max_relocate} away from {cmd.host}"
         else:
-            vm.error = (f"failed on {cmd.host} after {p.max_restart} restart(s) and "
-                        f"{p.max_relocate} relocation(s); start or stop it to retry")
+            why = "" if others or vm.relocations >= p.max_relocate else \
+                "; no other host left to try"
+            vm.error = text(f"failed on {cmd.host} after {p.max_restart} restart(s) and "
+                            f"{vm.relocations} relocation(s){why} (last: "
+                            f"{'; '.join(vm.failures[-3:])}); start or stop it to retry")
             outcome = "error"
         vm.version = self._bump()
         return Result(ok=True, message=outcome, version=vm.version)
@@ -376,74 +570,86 @@ class ClusterState:
     def _create_rule(self, cmd: c.CreateRule) -> Result:
         try:
             rule = Rule(name=cmd.name, kind=RuleKind(cmd.kind), strength=Strength(cmd.strength),
-                        vms=[str(v) for v in cmd.vms], hosts=[str(h) for h in cmd.hosts])
+                        vms=list(cmd.vms), hosts=list(cmd.hosts))
         except ValueError as exc:
             return _reject("invalid", f"kind must be affinity, anti-affinity or host and "
                            f"strength must or should ({exc})")
+        if len(self.rules) >= MAX_RULES and cmd.name not in self.rules:
+            return _reject("invalid", f"the cluster holds its maximum of {MAX_RULES} rules")
         errors = rule_errors(rule, self.rules, self.vms, self.hosts)
         if errors:
             code = "exists" if any("already exists" in e for e in errors) else "invalid"
             return _reject(code, "; ".join(errors))
         rule.version = self._bump()
-        self.rules[rule.name] = rule
+        self._w("rules")[rule.name] = rule
+        self._owned_records.add(("rule", rule.name))
         return Result(ok=True, version=rule.version)
 
     def _delete_rule(self, cmd: c.DeleteRule) -> Result:
         if cmd.name not in self.rules:
             return _reject("not_found", f"rule {cmd.name} does not exist")
-        del self.rules[cmd.name]
+        del self._w("rules")[cmd.name]
         return Result(ok=True, version=self._bump())
 
     def _set_maintenance(self, cmd: c.SetMaintenance) -> Result:
-        host = self._host(cmd.name, None)
-        if isinstance(host, Result):
-            return host
-        if host.maintenance is bool(cmd.on):
-            return Result(ok=True, message="unchanged", version=host.version)
+        found = self._host(cmd.name, None)
+        if isinstance(found, Result):
+            return found
+        if found.maintenance is bool(cmd.on):
+            return Result(ok=True, message="unchanged", version=found.version)
+        host = self._edit_host(cmd.name)
         host.maintenance = bool(cmd.on)
         host.version = self._bump()
         return Result(ok=True, version=host.version)
 
     def _request_migration(self, cmd: c.RequestMigration) -> Result:
-        vm = self._vm(cmd.name, None)
-        if isinstance(vm, Result):
-            return vm
-        if vm.host is None or not vm.wants_to_run:
-            return _reject("conflict", f"VM {vm.name} is not running on a host")
-        if vm.migrating_to is not None:
-            return _reject("conflict", f"VM {vm.name} is already moving to {vm.migrating_to}")
+        found = self._vm(cmd.name, None)
+        if isinstance(found, Result):
+            return found
+        if found.host is None or not found.wants_to_run:
+            return _reject("conflict", f"VM {found.name} is not running on a host")
+        if found.migrating_to is not None:
+            return _reject("conflict", f"VM {found.name} is already moving to "
+                           f"{found.migrating_to}")
         if cmd.to and cmd.to not in self.hosts:
             return _reject("not_found", f"host {cmd.to} does not exist")
-        if cmd.to == vm.host:
-            return _reject("invalid", f"VM {vm.name} already runs on {cmd.to}")
+        if cmd.to == found.host:
+            return _reject("invalid", f"VM {found.name} already runs on {cmd.to}")
+        source = self.hosts.get(found.host)
+        if source is None or source.status is not HostStatus.UP:
+            return _reject("conflict", f"VM {found.name}'s host {found.host} is not up")
+        vm = self._edit_vm(cmd.name)
         vm.migration_requested, vm.migration_error = cmd.to, ""
         vm.version = self._bump()
         return Result(ok=True, version=vm.version)
 
     def _set_migration(self, cmd: c.SetMigration) -> Result:
-        vm = self._vm(cmd.name, cmd.expect_version)
-        if isinstance(vm, Result):
-            return vm
+        found = self._vm(cmd.name, cmd.expect_version)
+        if isinstance(found, Result):
+            return found
+        if cmd.to:
+            target = self.hosts.get(cmd.to)
+            if found.host is None or found.migrating_to is not None:
+                return _reject("conflict", f"VM {found.name} cannot start a move now")
+            if target is None or target.status is not HostStatus.UP or cmd.to == found.host:
+                return _reject("conflict", f"host {cmd.to} cannot take {found.name}")
+        vm = self._edit_vm(cmd.name)
         if not cmd.to:  # refused, or cancelled
             vm.migrating_to, vm.migration_requested = None, None
-            vm.migration_error = cmd.error
+            vm.migration_error = text(cmd.error)
         else:
-            target = self.hosts.get(cmd.to)
-            if vm.host is None or vm.migrating_to is not None:
-                return _reject("conflict", f"VM {vm.name} cannot start a move now")
-            if target is None or target.status is not HostStatus.UP or cmd.to == vm.host:
-                return _reject("conflict", f"host {cmd.to} cannot take {vm.name}")
             vm.migrating_to, vm.migration_requested, vm.migration_error = cmd.to, None, ""
         vm.version = self._bump()
         return Result(ok=True, version=vm.version)
 
     def _finish_migration(self, cmd: c.FinishMigration) -> Result:
-        vm = self._vm(cmd.name, None)
-        if isinstance(vm, Result):
-            return vm
-        if (vm.host, vm.migrating_to) != (cmd.source, cmd.to):
-            return _reject("conflict", f"VM {vm.name} is not moving from {cmd.source} to "
+        found = self._vm(cmd.name, None)
+        if isinstance(found, Result):
+            return found
+        if (found.host, found.migrating_to) != (cmd.source, cmd.to):
+            return _reject("conflict", f"VM {found.name} is not moving from {cmd.source} to "
                            f"{cmd.to}")
+        vm = self._edit_vm(cmd.name)
         vm.migrating_to = None
         if cmd.ok:
             vm.left = {h: t for h, t in vm.left.items() if cmd.ts - t < 86400}
@@ -451,7 +657,7 @@ class ClusterState:
             vm.host = vm.last_host = cmd.to
             vm.observed = Observed.RUNNING if cmd.mode == "live" else Observed.NONE
         else:
-            vm.migration_error = cmd.error or "migration failed"
+            vm.migration_error = text(cmd.error or "migration failed")
         vm.version = self._bump()
         return Result(ok=True, message=cmd.mode if cmd.ok else "failed", version=vm.version)
 
@@ -459,17 +665,7 @@ class ClusterState:
         conflict = self._version_conflict("policy", "", self.policy.version, cmd.expect_version)
         if conflict:
             return conflict
-        errors = []
-        for key, value in sorted(cmd.changes.items()):
-            limits = POLICY_LIMITS.get(key)
-            if limits is None:
-                errors.append(f"unknown policy setting {key!r} (known: "
-                              f"{', '.join(sorted(POLICY_LIMITS))})")
-            elif (isinstance(value, bool) or not isinstance(value, int | float)
-                  or not limits[0] <= value <= limits[1]):
-                errors.append(f"{key} must be a number in [{limits[0]:g}, {limits[1]:g}]")
-        if not cmd.changes:
-            errors.append("no policy setting given")
+        errors = policy_errors(cmd.changes)
         if errors:
             return _reject("invalid", "; ".join(errors))
         data = self.policy.to_dict()
@@ -481,15 +677,14 @@ class ClusterState:
         return Result(ok=True, version=self.policy.version)
 
     def _claim_leadership(self, cmd: c.ClaimLeadership) -> Result:
-        # apply() already refused a term below leader_term. The same claim again is the
-        # leader proving, by committing it, that it still has a majority (see LeaderLoop).
+        # apply() already refused a term below leader_term.
         if (cmd.term, cmd.leader) == (self.leader_term, self.leader):
             return Result(ok=True, message="renewed", version=self.revision)
         self.leader_term = cmd.term
         self.leader = cmd.leader
         return Result(ok=True, version=self._bump())
 
-    # ---- snapshots (plain data; pysyncobj pickles only this dict) ------------------------
+    # ---- snapshots (plain data) -----------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -500,14 +695,14 @@ class ClusterState:
             "revision": self.revision,
             "leader_term": self.leader_term,
             "leader": self.leader,
-            "recent": [[k, r.to_dict()] for k, r in self.recent.items()],
+            "recent": [[k, d, r.to_dict()] for k, (d, r) in self.recent.items()],
             "incidents": [i.to_dict() for i in self.incidents],
             "rules": [r.to_dict() for r in self.rules.values()],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ClusterState:
-        if data.get("format") != SNAPSHOT_FORMAT:
+        if data.get("format") not in (1, SNAPSHOT_FORMAT):
             raise c.UnsupportedCommand(f"snapshot format {data.get('format')!r} is unknown")
         state = cls()
         state.hosts = {h["name"]: Host.from_dict(h) for h in data["hosts"]}
@@ -516,16 +711,11 @@ class ClusterState:
         state.revision = data["revision"]
         state.leader_term = data["leader_term"]
         state.leader = data["leader"]
-        state.recent = OrderedDict((k, Result(**r)) for k, r in data["recent"])
+        state.recent = {k: (d, Result.from_dict(r)) for k, d, r in data["recent"]} \
+            if data["format"] > 1 else {k: ("", Result.from_dict(r)) for k, r in data["recent"]}
         state.incidents = [Incident.from_dict(i) for i in data.get("incidents", [])]
         state.rules = {r["name"]: Rule.from_dict(r) for r in data.get("rules", [])}
         return state
-
-    def __getstate__(self) -> dict[str, Any]:
-        return self.to_dict()
-
-    def __setstate__(self, data: dict[str, Any]) -> None:
-        self.__dict__.update(ClusterState.from_dict(data).__dict__)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ClusterState) and self.to_dict() == other.to_dict()

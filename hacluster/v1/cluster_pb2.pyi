@@ -25,7 +25,7 @@ class Member(_message.Message):
     def __init__(self, name: _Optional[str] = ..., raft_addr: _Optional[str] = ..., api_addr: _Optional[str] = ..., leader: _Optional[bool] = ..., connected: _Optional[bool] = ...) -> None: ...
 
 class ClusterStatus(_message.Message):
-    __slots__ = ("leader", "term", "quorum", "members", "self", "commit_index", "applied_index", "leader_term", "hosts_up", "vms", "vms_running", "halted")
+    __slots__ = ("leader", "term", "quorum", "members", "self", "commit_index", "applied_index", "leader_term", "hosts_up", "vms", "vms_running", "halted", "snapshot_index", "log_entries", "journal_bytes")
     LEADER_FIELD_NUMBER: _ClassVar[int]
     TERM_FIELD_NUMBER: _ClassVar[int]
     QUORUM_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +38,9 @@ class ClusterStatus(_message.Message):
     VMS_FIELD_NUMBER: _ClassVar[int]
     VMS_RUNNING_FIELD_NUMBER: _ClassVar[int]
     HALTED_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    LOG_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    JOURNAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     leader: str
     term: int
     quorum: bool
@@ -50,10 +53,13 @@ class ClusterStatus(_message.Message):
     vms: int
     vms_running: int
     halted: str
-    def __init__(self_, leader: _Optional[str] = ..., term: _Optional[int] = ..., quorum: _Optional[bool] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., self: _Optional[str] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., leader_term: _Optional[int] = ..., hosts_up: _Optional[int] = ..., vms: _Optional[int] = ..., vms_running: _Optional[int] = ..., halted: _Optional[str] = ...) -> None: ...
+    snapshot_index: int
+    log_entries: int
+    journal_bytes: int
+    def __init__(self_, leader: _Optional[str] = ..., term: _Optional[int] = ..., quorum: _Optional[bool] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., self: _Optional[str] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., leader_term: _Optional[int] = ..., hosts_up: _Optional[int] = ..., vms: _Optional[int] = ..., vms_running: _Optional[int] = ..., halted: _Optional[str] = ..., snapshot_index: _Optional[int] = ..., log_entries: _Optional[int] = ..., journal_bytes: _Optional[int] = ...) -> None: ...
 
 class Host(_message.Message):
-    __slots__ = ("name", "status", "vms", "cpus", "memory_mib", "memory_free_mib", "cpu_load", "disk_gib", "disk_free_gib", "memory_allocated_mib", "vcpus_allocated", "api_addr", "raft_addr", "last_heard_ago", "version", "memory_available_mib", "lease", "watchdog", "maintenance")
+    __slots__ = ("name", "status", "vms", "cpus", "memory_mib", "memory_free_mib", "cpu_load", "disk_gib", "disk_free_gib", "memory_allocated_mib", "vcpus_allocated", "api_addr", "raft_addr", "last_heard_ago", "version", "memory_available_mib", "lease", "watchdog", "maintenance", "fenced_by", "watchdog_error")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     VMS_FIELD_NUMBER: _ClassVar[int]
@@ -73,6 +79,8 @@ class Host(_message.Message):
     LEASE_FIELD_NUMBER: _ClassVar[int]
     WATCHDOG_FIELD_NUMBER: _ClassVar[int]
     MAINTENANCE_FIELD_NUMBER: _ClassVar[int]
+    FENCED_BY_FIELD_NUMBER: _ClassVar[int]
+    WATCHDOG_ERROR_FIELD_NUMBER: _ClassVar[int]
     name: str
     status: str
     vms: _containers.RepeatedScalarFieldContainer[str]
@@ -92,7 +100,9 @@ class Host(_message.Message):
     lease: float
     watchdog: float
     maintenance: bool
-    def __init__(self, name: _Optional[str] = ..., status: _Optional[str] = ..., vms: _Optional[_Iterable[str]] = ..., cpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., memory_free_mib: _Optional[int] = ..., cpu_load: _Optional[float] = ..., disk_gib: _Optional[int] = ..., disk_free_gib: _Optional[int] = ..., memory_allocated_mib: _Optional[int] = ..., vcpus_allocated: _Optional[int] = ..., api_addr: _Optional[str] = ..., raft_addr: _Optional[str] = ..., last_heard_ago: _Optional[float] = ..., version: _Optional[int] = ..., memory_available_mib: _Optional[float] = ..., lease: _Optional[float] = ..., watchdog: _Optional[float] = ..., maintenance: _Optional[bool] = ...) -> None: ...
+    fenced_by: str
+    watchdog_error: str
+    def __init__(self, name: _Optional[str] = ..., status: _Optional[str] = ..., vms: _Optional[_Iterable[str]] = ..., cpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., memory_free_mib: _Optional[int] = ..., cpu_load: _Optional[float] = ..., disk_gib: _Optional[int] = ..., disk_free_gib: _Optional[int] = ..., memory_allocated_mib: _Optional[int] = ..., vcpus_allocated: _Optional[int] = ..., api_addr: _Optional[str] = ..., raft_addr: _Optional[str] = ..., last_heard_ago: _Optional[float] = ..., version: _Optional[int] = ..., memory_available_mib: _Optional[float] = ..., lease: _Optional[float] = ..., watchdog: _Optional[float] = ..., maintenance: _Optional[bool] = ..., fenced_by: _Optional[str] = ..., watchdog_error: _Optional[str] = ...) -> None: ...
 
 class ListHostsRequest(_message.Message):
     __slots__ = ()
@@ -111,7 +121,7 @@ class GetHostRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class Vm(_message.Message):
-    __slots__ = ("name", "uuid", "host", "state", "status", "vcpus", "memory_mib", "disk_gib", "ha", "priority", "pending_reasons", "last_host", "version", "observed", "restarts", "relocations", "error", "migrating_to", "migration_error")
+    __slots__ = ("name", "uuid", "host", "state", "status", "vcpus", "memory_mib", "disk_gib", "ha", "priority", "pending_reasons", "last_host", "version", "observed", "restarts", "relocations", "error", "migrating_to", "migration_error", "failures")
     NAME_FIELD_NUMBER: _ClassVar[int]
     UUID_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
@@ -131,6 +141,7 @@ class Vm(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     MIGRATING_TO_FIELD_NUMBER: _ClassVar[int]
     MIGRATION_ERROR_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
     name: str
     uuid: str
     host: str
@@ -150,7 +161,8 @@ class Vm(_message.Message):
     error: str
     migrating_to: str
     migration_error: str
-    def __init__(self, name: _Optional[str] = ..., uuid: _Optional[str] = ..., host: _Optional[str] = ..., state: _Optional[str] = ..., status: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., disk_gib: _Optional[int] = ..., ha: _Optional[bool] = ..., priority: _Optional[int] = ..., pending_reasons: _Optional[_Iterable[str]] = ..., last_host: _Optional[str] = ..., version: _Optional[int] = ..., observed: _Optional[str] = ..., restarts: _Optional[int] = ..., relocations: _Optional[int] = ..., error: _Optional[str] = ..., migrating_to: _Optional[str] = ..., migration_error: _Optional[str] = ...) -> None: ...
+    failures: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., uuid: _Optional[str] = ..., host: _Optional[str] = ..., state: _Optional[str] = ..., status: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., disk_gib: _Optional[int] = ..., ha: _Optional[bool] = ..., priority: _Optional[int] = ..., pending_reasons: _Optional[_Iterable[str]] = ..., last_host: _Optional[str] = ..., version: _Optional[int] = ..., observed: _Optional[str] = ..., restarts: _Optional[int] = ..., relocations: _Optional[int] = ..., error: _Optional[str] = ..., migrating_to: _Optional[str] = ..., migration_error: _Optional[str] = ..., failures: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class MigrateVmRequest(_message.Message):
     __slots__ = ("name", "to", "request_id")
@@ -419,7 +431,7 @@ class DeleteVmResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("host", "cpu_load", "memory_available_mib", "disk_free_gib", "observed", "observed_versions")
+    __slots__ = ("host", "cpu_load", "memory_available_mib", "disk_free_gib", "observed", "observed_versions", "errors")
     class ObservedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -434,19 +446,28 @@ class HeartbeatRequest(_message.Message):
         key: str
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class ErrorsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     HOST_FIELD_NUMBER: _ClassVar[int]
     CPU_LOAD_FIELD_NUMBER: _ClassVar[int]
     MEMORY_AVAILABLE_MIB_FIELD_NUMBER: _ClassVar[int]
     DISK_FREE_GIB_FIELD_NUMBER: _ClassVar[int]
     OBSERVED_FIELD_NUMBER: _ClassVar[int]
     OBSERVED_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
     host: str
     cpu_load: float
     memory_available_mib: float
     disk_free_gib: float
     observed: _containers.ScalarMap[str, str]
     observed_versions: _containers.ScalarMap[str, int]
-    def __init__(self, host: _Optional[str] = ..., cpu_load: _Optional[float] = ..., memory_available_mib: _Optional[float] = ..., disk_free_gib: _Optional[float] = ..., observed: _Optional[_Mapping[str, str]] = ..., observed_versions: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    errors: _containers.ScalarMap[str, str]
+    def __init__(self, host: _Optional[str] = ..., cpu_load: _Optional[float] = ..., memory_available_mib: _Optional[float] = ..., disk_free_gib: _Optional[float] = ..., observed: _Optional[_Mapping[str, str]] = ..., observed_versions: _Optional[_Mapping[str, int]] = ..., errors: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
     __slots__ = ("leader_term", "lease_seconds", "message")
@@ -463,18 +484,20 @@ class LiveMetricsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HostLive(_message.Message):
-    __slots__ = ("host", "cpu_load", "memory_available_mib", "disk_free_gib", "last_heard_ago")
+    __slots__ = ("host", "cpu_load", "memory_available_mib", "disk_free_gib", "last_heard_ago", "lease_left")
     HOST_FIELD_NUMBER: _ClassVar[int]
     CPU_LOAD_FIELD_NUMBER: _ClassVar[int]
     MEMORY_AVAILABLE_MIB_FIELD_NUMBER: _ClassVar[int]
     DISK_FREE_GIB_FIELD_NUMBER: _ClassVar[int]
     LAST_HEARD_AGO_FIELD_NUMBER: _ClassVar[int]
+    LEASE_LEFT_FIELD_NUMBER: _ClassVar[int]
     host: str
     cpu_load: float
     memory_available_mib: float
     disk_free_gib: float
     last_heard_ago: float
-    def __init__(self, host: _Optional[str] = ..., cpu_load: _Optional[float] = ..., memory_available_mib: _Optional[float] = ..., disk_free_gib: _Optional[float] = ..., last_heard_ago: _Optional[float] = ...) -> None: ...
+    lease_left: float
+    def __init__(self, host: _Optional[str] = ..., cpu_load: _Optional[float] = ..., memory_available_mib: _Optional[float] = ..., disk_free_gib: _Optional[float] = ..., last_heard_ago: _Optional[float] = ..., lease_left: _Optional[float] = ...) -> None: ...
 
 class LiveMetricsResponse(_message.Message):
     __slots__ = ("hosts",)

@@ -30,6 +30,9 @@ SAMPLES: list[c.Command] = [
     c.RequestMigration(id="17", name="v", to="h2"),
     c.SetMigration(id="18", term=2, name="v", to="h2", expect_version=4),
     c.FinishMigration(id="19", name="v", source="h1", to="h2", ok=True, mode="cold"),
+    c.Batch(id="20", term=2, commands=(
+        c.AssignVm(id="20.1", term=2, name="v", host="h1", expect_version=3),
+        c.MarkPending(id="20.2", term=2, name="w", reasons=["h1: memory"]))),
 ]
 
 
@@ -59,3 +62,12 @@ def test_newer_format_or_unknown_type_is_unsupported() -> None:
 def test_malformed_bytes_are_malformed(blob: bytes) -> None:
     with pytest.raises(c.MalformedCommand):
         c.decode(blob)
+
+
+def test_digest_ignores_when_and_who_but_not_what() -> None:
+    a = c.CreateVm(id="r", ts=1.0, name="v", uuid="u", vcpus=1, memory_mib=64)
+    assert c.digest(a) == c.digest(c.CreateVm(id="r", ts=9.0, term=3, name="v", uuid="u",
+                                              vcpus=1, memory_mib=64))
+    assert c.digest(a) != c.digest(c.CreateVm(id="r", name="v", uuid="u", vcpus=2,
+                                              memory_mib=64))
+    assert c.digest(a) != c.digest(c.DeleteVm(id="r", name="v"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import pickle
+import json
 
 import pytest
 
@@ -159,7 +159,7 @@ def test_register_host_is_idempotent_and_keeps_status(state: ClusterState) -> No
 
 def test_wrongly_shaped_body_is_refused_not_raised(state: ClusterState) -> None:
     r = state.apply(c.ObserveVms(id=cid(), host="h1", observed={"a": "exploded"}))
-    assert r.ok  # no VM a on h1: nothing to judge
+    assert r.code == "invalid"  # every value is checked before anything changes
     create(state, "a")
     assign(state, "a", "h1")
     r = state.apply(c.ObserveVms(id=cid(), host="h1", observed={"a": "exploded"}))
@@ -171,7 +171,5 @@ def test_wrongly_shaped_body_is_refused_not_raised(state: ClusterState) -> None:
 def test_snapshot_is_plain_data_and_round_trips(state: ClusterState) -> None:
     create(state, "a")
     assign(state, "a", "h1")
-    blob = pickle.dumps(state)
-    assert b"hacluster.core.model" not in blob  # records are pickled as dicts
-    assert pickle.loads(blob) == state
-    assert ClusterState.from_dict(state.to_dict()) == state
+    blob = json.dumps(state.to_dict())  # plain data only: JSON takes it
+    assert ClusterState.from_dict(json.loads(blob)) == state
