@@ -32,6 +32,7 @@ from .core.host_plan import (
     watchdog_guard,
 )
 from .core.model import Observed, Vm
+from .core.validate import text
 from .hypervisor import Hypervisor, HypervisorError
 from .metrics import MetricsProbe, disk_total_gib
 from .raft import RaftNode, Unavailable
@@ -43,6 +44,16 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Report:
+    """What the last cycle saw, for the heartbeat thread to send."""
+
+    domains: list[Domain]
+    observed: dict[str, str]
+    versions: dict[str, int]
+    errors: dict[str, str]  # VM -> why a start was refused
+
+
+@dataclass(frozen=True)
 class Capacity:
     cpus: int
     memory_mib: int
@@ -51,15 +62,18 @@ class Capacity:
 
 class Agent:
     def __init__(self, config: Config, raft: RaftNode, hypervisor: Hypervisor,
-                 wake: threading.Event, watchdog: Watchdog | None = None) -> None:
+                 wake: threading.Event, watchdog: Watchdog | None = None,
+                 watchdog_error: str = "") -> None:
         self.config = config
         self.watchdog = watchdog or NoWatchdog()
+        self.watchdog_error = watchdog_error  # why the configured watchdog is not counted
         self.lease_until: float | None = None  # monotonic; None: no lease in this process yet
         self._started = time.monotonic()
         self._armed = False
-        self._failed_starts: set[tuple[str, int]] = set()  # (uuid, version) that would not start
+        # (uuid, version) that would not start, and libvirt's reason
+        self._failed_starts: dict[tuple[str, int], str] = {}
         self._report_lock = threading.Lock()
-        self._report: tuple[list[Domain], dict[str, str], dict[str, int]] | None = None
+        self._report: Report | None = None
         self._beat_now = threading.Event()
         self.heartbeat_ok = False
         self.raft = raft
@@ -94,7 +108,8 @@ class Agent:
             id=uuid.uuid4().hex, ts=time.time(), name=me.name, raft_addr=me.raft,
             api_addr=me.api, cpus=cap.cpus, memory_mib=cap.memory_mib, disk_gib=cap.disk_gib,
             lease=self.config.ha.lease, libvirt_uri=self.config.migration_uri,
-            watchdog=self.config.ha.watchdog if self.watchdog.kind != "none" else 0.0))
+            watchdog=self.config.ha.watchdog if self.watchdog.kind != "none" else 0.0,
+            watchdog_error=self.watchdog_error))
         if not result.ok:
             raise Unavailable(f"registration refused: {result.message}")
         self.registered = True
@@ -116,9 +131,9 @@ class Agent:
             domains = self.hv.domains()
         except HypervisorError as exc:
             return f"hypervisor unreachable: {exc}"
-        vms = self.raft.state.vms
+        vms = self.raft.state.vms  # one immutable snapshot for the whole cycle
         actions = decide_host(self.config.name, vms, domains, self.lease, time.monotonic(),
-                              self.raft.is_ready())
+                              self.raft.is_ready(), self._failed_starts.keys())
         done = [d for d in (self._execute(a, vms) for a in actions) if d]
         if actions:
             try:
@@ -143,7 +158,7 @@ class Agent:
                                 if u not in stopped}
         observed, versions = self.observed(domains)
         with self._report_lock:
-            self._report = (domains, observed, versions)
+            self._report = Report(domains, observed, versions, self.start_errors())
         self._beat_now.set()  # the heartbeat thread sends it, then tends the watchdog
 
     # ---- lease and watchdog ------------------------------------------------------------------
@@ -172,7 +187,12 @@ class Agent:
                 self.watchdog.disarm()
                 self._armed = False
         except WatchdogError as exc:
-            log.error("watchdog: %s", exc)
+            # It cannot fence this host any more: say so to the cluster (register again
+            # without it), so the leader never counts on it.
+            log.error("watchdog: %s; registering without it", exc)
+            self.watchdog, self.watchdog_error = NoWatchdog(), f"arming failed: {exc}"
+            self.registered = False
+            self.wake.set()
 
     def _execute(self, action: Action, vms: dict[str, Vm]) -> str:
         try:
@@ -192,7 +212,8 @@ class Agent:
             log.warning("%s %s failed: %s", action.act, action.vm, exc)
             vm = vms.get(action.vm)
             if vm is not None and action.act in (Act.DEFINE_START, Act.START):
-                self._failed_starts.add((vm.uuid, vm.version))  # report it: policy decides
+                # reported as a failure, like a crash: the restart policy decides
+                self._failed_starts[(vm.uuid, vm.version)] = text(exc, 300)
             return f"{action.act} {action.vm} failed"
         log.info("%s %s (%s)", action.act, action.vm, action.reason)
         return f"{action.act} {action.vm}"
@@ -242,8 +263,16 @@ class Agent:
 
     def observed(self, domains: list[Domain]) -> tuple[dict[str, str], dict[str, int]]:
         vms = self.raft.state.vms
-        self._failed_starts &= {(vm.uuid, vm.version) for vm in vms.values()}
-        return report(self.config.name, vms, domains, self._failed_starts)
+        current = {(vm.uuid, vm.version) for vm in vms.values()}
+        self._failed_starts = {k: v for k, v in self._failed_starts.items() if k in current}
+        return report(self.config.name, vms, domains, self._failed_starts.keys())
+
+    def start_errors(self) -> dict[str, str]:
+        """VM -> why libvirt refused to start it at its current version."""
+        vms = self.raft.state.vms
+        failed = self._failed_starts
+        return {vm.name: failed[(vm.uuid, vm.version)] for vm in vms.values()
+                if (vm.uuid, vm.version) in failed}
 
     def _memory_available(self, domains: list[Domain]) -> float | None:
         if self.hv.kind != "test":
@@ -257,16 +286,15 @@ class Agent:
             report = self._report
         if report is None:
             return False
-        domains, observed, versions = report
         leader = self.raft.leader_addr()
         api = self._api_by_raft.get(leader) if leader else None
         if api is None:
             return False
-        m = self.probe.sample(self._memory_available(domains))
+        m = self.probe.sample(self._memory_available(report.domains))
         request = pb.HeartbeatRequest(
             host=self.config.name, cpu_load=m.cpu_load,
             memory_available_mib=m.memory_available_mib, disk_free_gib=m.disk_free_gib,
-            observed=observed, observed_versions=versions)
+            observed=report.observed, observed_versions=report.versions, errors=report.errors)
         channel = self._channels.get(api)
         if channel is None:
             channel = self._channels[api] = grpc.insecure_channel(api)
@@ -292,7 +320,7 @@ class Agent:
                 if report is not None:
                     # after every attempt, renewed or not: a host that fenced itself must
                     # stand its watchdog down even while cut off
-                    self._guard(report[0])
+                    self._guard(report.domains)
             except Exception:
                 log.exception("heartbeat failed")
                 self.heartbeat_ok = False

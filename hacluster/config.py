@@ -38,6 +38,15 @@ class CapacityOverride:
 
 
 @dataclass(frozen=True)
+class ApiLimits:
+    """How much client work a member takes at once ([api] in the config)."""
+
+    workers: int = 4  # client calls served in parallel
+    queue: int = 64  # more wait; beyond that a call is refused at once (RESOURCE_EXHAUSTED)
+    streams: int = 1000  # live event streams (hactl events --follow, web console tabs)
+
+
+@dataclass(frozen=True)
 class Config:
     name: str
     members: tuple[Member, ...]
@@ -54,6 +63,7 @@ class Config:
     log_level: str = "INFO"
     libvirt_migration_uri: str = ""  # how other hosts' libvirtd reach this host's
     boot: DirectBoot | None = None  # [qemu] kernel/initrd/console_dir: direct-boot guests
+    api: ApiLimits = field(default_factory=ApiLimits)
 
     @property
     def migration_uri(self) -> str:
@@ -147,8 +157,11 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
                           f"lab:/socket, got {watchdog!r}")
     try:
         ha = replace(PROFILES[profile], **{k: float(v) for k, v in ha_section.items()})
-        raft = RaftTimings(**{**RAFT_FOR_PROFILE[profile],
-                              **{k: float(v) for k, v in data.get("raft", {}).items()}})
+        raft_section: dict[str, Any] = {k: float(v) for k, v in data.get("raft", {}).items()
+                                         if k not in ("snapshot_entries", "fsync")}
+        raft = RaftTimings(**{**RAFT_FOR_PROFILE[profile], **raft_section},
+                           snapshot_entries=int(data.get("raft", {}).get("snapshot_entries",
+                                                                          10_000)))
     except TypeError as exc:
         raise ConfigError(f"ha or raft: {exc}") from exc
     granularity = 1.0 if watchdog.startswith("/") else 0.0
@@ -157,6 +170,13 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
     if broken:
         raise ConfigError("HA timings are unsafe: " + "; ".join(broken))
     agent = data.get("agent", {})
+    try:
+        api = ApiLimits(**{k: int(v) for k, v in data.get("api", {}).items()})
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"api: {exc}") from exc
+    if not (1 <= api.workers <= 64 and 0 <= api.queue <= 10_000 and 1 <= api.streams
+            <= 100_000):
+        raise ConfigError("api: workers must be 1-64, queue 0-10000, streams 1-100000")
     try:
         return Config(
             name=name,
@@ -172,6 +192,7 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
             log_level=str(data.get("log_level", "INFO")).upper(),
             libvirt_migration_uri=str(data.get("libvirt_migration_uri", "")),
             boot=DirectBoot(**data["qemu"]) if "qemu" in data else None,
+            api=api,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from exc

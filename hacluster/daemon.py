@@ -12,17 +12,12 @@ import signal
 import sys
 import threading
 import time
-from concurrent import futures
 from types import FrameType
-
-import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from . import config as cfg
 from .agent import Agent
-from .api import AgentServicer, ClusterServicer
-from .core.commands import Command
+from .api import ApiServer
+from .core.commands import Batch, Command
 from .core.events import describe
 from .core.host_plan import concerns_host
 from .core.reconcile import concerns_leader
@@ -31,14 +26,17 @@ from .eventlog import EventLog
 from .hypervisor import Hypervisor, HypervisorError
 from .leader import LeaderLoop
 from .notify import sd_notify
-from .raft import RaftNode
-from .v1 import cluster_pb2 as pb
-from .v1 import cluster_pb2_grpc as rpc
+from .raft import RaftNode, wipe
+from .raftstore import StorageError
+from .service import ClusterService, MemberService
 from .watchdog import WatchdogError, open_watchdog
 
 log = logging.getLogger("haclusterd")
 
-EXIT_HALTED = 3  # systemd: RestartPreventExitStatus=3, an operator must upgrade this member
+# Exit statuses systemd must not answer with a restart (RestartPreventExitStatus=2 3 4):
+EXIT_CONFIG = 2  # a bad configuration file
+EXIT_HALTED = 3  # met a command it cannot apply: upgrade this member
+EXIT_STORAGE = 4  # its data cannot be trusted: wipe it and rejoin (README)
 
 
 class Daemon:
@@ -55,37 +53,32 @@ class Daemon:
         self.hypervisor = Hypervisor(config.libvirt_uri, on_event=self.wake_agent.set,
                                      boot=config.boot)
         self.leader = LeaderLoop(config, self.raft, self.wake_leader)
-        self.agent = Agent(config, self.raft, self.hypervisor, self.wake_agent,
-                           open_watchdog(config.watchdog))
-        self.health = health.HealthServicer()
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=16,
-                                                             thread_name_prefix="grpc"))
-        rpc.add_ClusterServicer_to_server(
-            ClusterServicer(config, self.raft, self.leader, self.events), self.server)
-        rpc.add_AgentServicer_to_server(AgentServicer(config, self.raft, self.leader),
-                                        self.server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        services = (pb.DESCRIPTOR.services_by_name["Cluster"].full_name,
-                    pb.DESCRIPTOR.services_by_name["Agent"].full_name,
-                    reflection.SERVICE_NAME, health.SERVICE_NAME)
-        reflection.enable_server_reflection(services, self.server)
-        if self.server.add_insecure_port(config.me.api) == 0:
-            raise OSError(f"cannot listen on {config.me.api}")
+        watchdog, watchdog_error = open_watchdog(config.watchdog)
+        if watchdog_error:
+            log.error("watchdog: %s; this host registers without one (only a fence agent or "
+                      "an operator can fence it)", watchdog_error)
+        self.agent = Agent(config, self.raft, self.hypervisor, self.wake_agent, watchdog,
+                           watchdog_error)
+        self.api = ApiServer(config.me.api, ClusterService(config, self.raft, self.leader),
+                             MemberService(config, self.raft, self.leader), self.events,
+                             config.api)
 
     def _on_applied(self, cmd: Command, result: Result, state: ClusterState) -> None:
         """Runs in the Raft tick thread: only wake the loops that have work, never block."""
-        for line in describe(cmd, result, state):
-            self.events.add(cmd.ts, cmd.TYPE, line)
-        if not result.ok:
-            return
-        if concerns_host(cmd, result, state, self.config.name):
-            self.wake_agent.set()
-        if concerns_leader(cmd):
-            self.wake_leader.set()
+        pairs = list(zip(cmd.commands, result.parts, strict=False)) \
+            if isinstance(cmd, Batch) else [(cmd, result)]
+        for sub, res in pairs:
+            for line in describe(sub, res, state):
+                self.events.add(sub.ts, sub.TYPE, line)
+            if not res.ok:
+                continue
+            if concerns_host(sub, res, state, self.config.name):
+                self.wake_agent.set()
+            if concerns_leader(sub):
+                self.wake_leader.set()
 
     def run(self) -> int:
-        self.server.start()
-        self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.api.start()
         agent_thread = threading.Thread(target=self.agent.run, args=(self.stop_event,),
                                          name="agent", daemon=True)
         agent_thread.start()
@@ -97,11 +90,11 @@ class Daemon:
                 log.critical("%s", self.raft.halted)
                 sd_notify(f"STATUS={self.raft.halted}")
                 self.shutdown()
-                return EXIT_HALTED
+                return EXIT_STORAGE if self.raft.storage_error else EXIT_HALTED
             self._supervise_leader()
             if not ready and self.raft.is_ready() and self.agent.registered:
                 ready = True
-                self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+                self.api.set_serving(True)
                 sd_notify("READY=1\nSTATUS=member of the cluster")
                 log.info("%s joined the cluster", self.config.name)
             if ready:
@@ -125,7 +118,7 @@ class Daemon:
         self.stop_event.set()
         self.wake_agent.set()
         self.leader.stop()
-        self.server.stop(grace=1.0).wait(2)
+        self.api.stop(grace=1.0)
         self.agent.close()
         self.hypervisor.close()
         self.raft.close()
@@ -134,17 +127,30 @@ class Daemon:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="haclusterd", description=__doc__)
     parser.add_argument("--config", "-c", default="/etc/hacluster/haclusterd.toml")
+    parser.add_argument("--wipe-data", action="store_true",
+                        help="set this member's Raft data aside (renamed, not deleted) and "
+                        "exit; started again, it rejoins from the other members. Only with the "
+                        "other members running and holding a majority (README: Recovering a "
+                        "member)")
     args = parser.parse_args(argv)
     try:
         config = cfg.load(args.config)
     except cfg.ConfigError as exc:
         print(f"haclusterd: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
+    if args.wipe_data:
+        aside = wipe(config.data_dir)
+        print(f"haclusterd: {config.data_dir} set aside as {aside}; start haclusterd to rejoin "
+              "(it votes again once it has caught up)")
+        return 0
     logging.basicConfig(level=config.log_level,
                         format=f"%(asctime)s {config.name} %(name)s %(levelname)s %(message)s")
     logging.getLogger("pysyncobj").setLevel(logging.WARNING)
     try:
         daemon = Daemon(config)
+    except StorageError as exc:
+        log.critical("cannot start: %s", exc)
+        return EXIT_STORAGE
     except (HypervisorError, WatchdogError, OSError) as exc:
         log.error("cannot start: %s", exc)
         return 1

@@ -1,8 +1,13 @@
 """The leader loop: runs only on the Raft leader, only after its claim of the term committed.
 
 It gathers the soft state (LiveState), asks core.reconcile for the commands to commit, and
-proposes them. Every command carries this leader's term, so once a newer leader has claimed
-its term, anything a deposed leader still proposes is rejected by apply.
+proposes them, many to a log entry (core.commands.Batch). Every command carries this leader's
+term, so once a newer leader has claimed its term, anything a deposed leader still proposes
+is rejected by apply.
+
+Its proof that it still leads (which lease grants depend on) comes from the Raft layer: the
+newest heartbeat a majority acknowledged (raft.majority_confirmed_at), renewed every
+append_entries period whatever this loop is busy with.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from .live import LiveState
 from .raft import RaftNode, Unavailable
 
 log = logging.getLogger(__name__)
+
+
+BATCH = 200  # leader commands per log entry: big enough for thousands, small to apply
 
 
 def _ids() -> Iterator[str]:
@@ -42,7 +50,7 @@ class LeaderLoop:
         self.active = False  # claim committed: this member acts as leader
         self.last_verdict = ""
         self.due_in: float | None = None
-        self.confirmed_at = float("-inf")
+        self.placed_at_revision = -1  # pending VMs were judged at this state revision
         self.balanced_at = time.monotonic()  # the first pass one interval after taking over
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -65,23 +73,21 @@ class LeaderLoop:
         return self._thread is not None and self._thread.is_alive()
 
     def _claim(self) -> bool:
-        """The barrier: commit a claim of our term before acting on anything. Committed again
-        every confirm_every, it proves this leader still has a majority."""
-        asked = time.monotonic()
+        """The barrier: commit a claim of our term before acting on anything."""
         result = self.raft.propose(c.ClaimLeadership(
             id=uuid.uuid4().hex, ts=time.time(), term=self.term, leader=self.name), timeout=2.0)
         if not result.ok:
             log.warning("leadership claim for term %d refused: %s", self.term, result.message)
             return False
-        self.confirmed_at = asked
         return True
 
     def fresh(self) -> bool:
         """May this leader grant leases now? Only within grant_window of the last proof of a
         majority: a deposed (cut off, or paused and resumed) leader stops granting within
         the bound that a new leader's grace period (core.timing) assumes."""
-        return self.active and (time.monotonic() - self.confirmed_at
-                                < self.config.ha.grant_window)
+        confirmed = self.raft.majority_confirmed_at()
+        return (self.active and confirmed is not None and self.raft.term() == self.term
+                and time.monotonic() - confirmed < self.config.ha.grant_window)
 
     def view(self) -> LeaderView:
         beats, granted, fenced_off = self.live.snapshot()
@@ -94,29 +100,36 @@ class LeaderLoop:
             metrics={h: b.metrics for h, b in beats.items()},
             observed={h: b.observed for h, b in beats.items()},
             reported_versions={h: b.versions for h, b in beats.items()},
+            errors={h: b.errors for h, b in beats.items() if b.errors},
             balance_due=time.monotonic() - self.balanced_at
-            >= self.raft.state.policy.balance_interval)
+            >= self.raft.state.policy.balance_interval,
+            pending_judged_at=self.placed_at_revision)
 
     def cycle(self) -> str:
         """One pass: plan against the current replica, propose, return the verdict."""
         if not self.raft.is_leader() or self.raft.term() != self.term:
             self._stop.set()
             return f"lost leadership of term {self.term}"
-        if time.monotonic() - self.confirmed_at >= self.config.ha.confirm_every:
-            self._claim()
-        state = self.raft.state
+        state = self.raft.state  # one immutable view for the whole pass
         self.fencer.poke(state, self.live)
         p = plan(state, self.view(), self.term, _ids(), time.time())
         self.due_in = p.due_in
         if p.balanced:
             self.balanced_at = time.monotonic()
         refused = []
-        for cmd in p.commands:
+        for i in range(0, len(p.commands), BATCH):
+            chunk = p.commands[i:i + BATCH]
+            cmd = chunk[0] if len(chunk) == 1 else c.Batch(
+                id=uuid.uuid4().hex, ts=time.time(), term=self.term, commands=tuple(chunk))
             result = self.raft.propose(cmd, timeout=2.0)
-            if not result.ok:
-                refused.append(f"{cmd.TYPE} {result.code}")
+            for sub, res in zip(chunk, result.parts or (result,), strict=False):
+                if not res.ok:
+                    refused.append(f"{sub.TYPE} {res.code}")
+        if not p.commands:  # nothing changed: pending VMs stay as judged at this revision
+            self.placed_at_revision = state.revision
         if refused:
-            return f"{p.verdict}; refused: {', '.join(refused)}"
+            return f"{p.verdict}; refused: {', '.join(refused[:5])}" + (
+                f" (+{len(refused) - 5})" if len(refused) > 5 else "")
         return p.verdict
 
     def _run(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .core.placement import HostMetrics
 
@@ -22,6 +22,7 @@ class Heartbeat:
     observed: dict[str, str]
     versions: dict[str, int]  # the VM record versions the agent's replica had
     at: float  # monotonic
+    errors: dict[str, str] = field(default_factory=dict)  # VM -> why a start was refused
 
 
 class LiveState:
@@ -34,11 +35,11 @@ class LiveState:
         self.wake = wake  # the leader loop's: set when there may be something to commit
 
     def record(self, host: str, metrics: HostMetrics, observed: dict[str, str],
-               versions: dict[str, int]) -> None:
+               versions: dict[str, int], errors: dict[str, str] | None = None) -> None:
         with self._lock:
             previous = self._beats.get(host)
             self._beats[host] = Heartbeat(host, metrics, dict(observed), dict(versions),
-                                          time.monotonic())
+                                          time.monotonic(), dict(errors or {}))
         if previous is None or previous.observed != observed or previous.versions != versions:
             self.wake.set()
 

@@ -101,24 +101,24 @@ class RaftTimings:
         return conf
 
 
-class _Replica(SyncObj):  # type: ignore[misc]
+class _Replica(SyncObj):
     """The pysyncobj object; `_cluster` holds the published ClusterState."""
 
     def __init__(self, self_addr: str, peers: list[str], conf: SyncObjConf,
                  on_applied: Callable[[c.Command, Result, ClusterState], None]) -> None:
         self._cluster = ClusterState()
         self._on_applied = on_applied
-        super().__init__(self_addr, peers, conf)
+        super().__init__(self_addr, peers, conf)  # type: ignore[no-untyped-call]
 
-    def _createSnapshotStore(self, path: str, batch_size: int) -> SnapshotStore:  # noqa: N802
+    def _createSnapshotStore(self, path: str, batch_size: int) -> SnapshotStore:
         self.snapshots = SnapshotStore(path, batch_size, lambda s: s.to_dict(),
                                        ClusterState.from_dict)
         return self.snapshots
 
-    def _snapshotState(self) -> ClusterState:  # noqa: N802
+    def _snapshotState(self) -> ClusterState:
         return self._cluster  # immutable: the next apply works on a fork
 
-    def _restoreSnapshotState(self, state: ClusterState) -> None:  # noqa: N802
+    def _restoreSnapshotState(self, state: ClusterState) -> None:
         self._cluster = state
 
     @replicated  # type: ignore[untyped-decorator]
@@ -156,7 +156,9 @@ class RaftNode:
         convert_legacy(os.path.join(data_dir, "raft.journal"))
         conf = self.timings.conf(data_dir, secret, self_addr, self._marker.exists(),
                                  lambda old, new: self.leadership_changed.set())
-        self._obj = _Replica(self_addr, peers, conf, on_applied or (lambda cmd, res, state: None))
+        # the fork is untyped pysyncobj code: Any keeps mypy's strictness on our side of it
+        self._obj: Any = _Replica(self_addr, peers, conf,
+                                  on_applied or (lambda cmd, res, state: None))
         self._thread = threading.Thread(target=self._run, name="raft-tick", daemon=True)
         self._thread.start()
 
@@ -169,8 +171,7 @@ class RaftNode:
                 log.critical("%s; upgrade this member's hacluster", self.halted)
                 return
             except StorageError as exc:
-                self.storage_error = self.halted = str(exc)
-                log.critical("%s", exc)
+                self.storage_error = self.halted = str(exc)  # the daemon says it and exits
                 return
             except Exception:
                 log.exception("raft tick failed")

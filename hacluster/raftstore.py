@@ -127,9 +127,13 @@ class FileJournal:
             self._end = len(MAGIC)
         self._allocated = os.fstat(self._fd).st_size
         committed = self.meta.commit_index
-        if self._entries and committed > self._entries[-1][1]:
-            raise StorageError(self.path, f"ends at entry {self._entries[-1][1]} but entries up "
-                               f"to {committed} were already committed here (truncated?)")
+        last = self._entries[-1][1] if self._entries else 0
+        if committed > max(last, 1):
+            raise StorageError(self.path, f"ends at entry {last} but entries up to {committed} "
+                               "were already committed here (truncated, or lost?)")
+        if not self.meta.path.exists() and any(term for _, _, term in self._entries):
+            raise StorageError(self.meta.path, "missing: the journal holds entries of elected "
+                               "terms, so this member's term and vote are lost")
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -230,7 +234,7 @@ class FileJournal:
         self._truncate_at(len(MAGIC))
         self._entries, self._offsets = [], []
 
-    def deleteEntriesFrom(self, entryFrom: int) -> None:  # noqa: N802 (pysyncobj's name)
+    def deleteEntriesFrom(self, entryFrom: int) -> None:
         if entryFrom >= len(self._entries):
             return
         self._truncate_at(self._offsets[entryFrom])
@@ -245,7 +249,7 @@ class FileJournal:
             os.fdatasync(self._fd)
         self._end = offset
 
-    def deleteEntriesTo(self, entryTo: int) -> None:  # noqa: N802
+    def deleteEntriesTo(self, entryTo: int) -> None:
         """Compaction: keep entries from entryTo on, in a new file swapped in atomically."""
         keep = self._entries[entryTo:]
         tmp = self.path.with_name(self.path.name + ".compact")
@@ -288,23 +292,23 @@ class FileJournal:
             self.meta.save_if_changed()
             os.close(self._fd)
 
-    def setRaftCommitIndex(self, raftCommitIndex: int) -> None:  # noqa: N802
+    def setRaftCommitIndex(self, raftCommitIndex: int) -> None:
         self.meta.commit_index = raftCommitIndex
 
-    def getRaftCommitIndex(self) -> int:  # noqa: N802
+    def getRaftCommitIndex(self) -> int:
         return self.meta.commit_index
 
-    def setCurrentTerm(self, term: int, votedForNodeId: str | None) -> None:  # noqa: N802, N803
+    def setCurrentTerm(self, term: int, votedForNodeId: str | None) -> None:
         # Raft: term and vote are durable before any message that reflects them is sent.
         self.meta.set_term(term, votedForNodeId)
 
-    def getCurrentTerm(self) -> int:  # noqa: N802
+    def getCurrentTerm(self) -> int:
         return self.meta.term
 
-    def getVotedForNodeId(self) -> str | None:  # noqa: N802
+    def getVotedForNodeId(self) -> str | None:
         return self.meta.voted_for
 
-    def onOneSecondTimer(self) -> None:  # noqa: N802
+    def onOneSecondTimer(self) -> None:
         self.meta.save_if_changed()
 
     @property
@@ -357,7 +361,7 @@ class Meta:
         self.term = 0
         self.voted_for: str | None = None
         self.commit_index = 1
-        self._saved = (0, None, 1)
+        self._saved: tuple[int, str | None, int] = (0, None, 1)
         if path.exists():
             self._load()
 
@@ -467,14 +471,14 @@ class SnapshotStore:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def checkSerializing(self) -> tuple[int, int | None]:  # noqa: N802
+    def checkSerializing(self) -> tuple[int, int | None]:
         with self._lock:
             state = self._state
             if state in (SnapshotState.SUCCESS, SnapshotState.FAILED):
                 self._state = SnapshotState.NOT_SERIALIZING
             return state, self._writing_id
 
-    def serialize(self, data: tuple[Any, Entry, Entry, Any], id: int) -> None:  # noqa: A002
+    def serialize(self, data: tuple[Any, Entry, Entry, Any], id: int) -> None:
         """Start writing (in a thread of its own) the snapshot of the state at entry `id`."""
         with self._lock:
             if self._state == SnapshotState.SERIALIZING:
@@ -519,14 +523,14 @@ class SnapshotStore:
 
     # -- streaming to and from other members ------------------------------------------------
 
-    def getTransmissionData(self, transmissionID: Any) -> Any:  # noqa: N802, N803
+    def getTransmissionData(self, transmissionID: Any) -> Any:
         with self._lock:
             if self._state == SnapshotState.SERIALIZING:
                 return None
         sending = self._sending.get(transmissionID)
         if sending is None:
             try:
-                sending = self._sending[transmissionID] = {"file": open(self.path, "rb"),
+                sending = self._sending[transmissionID] = {"file": open(self.path, "rb"),  # noqa: SIM115
                                                            "sent": 0}
             except OSError as exc:
                 log.error("cannot send the snapshot %s: %s", self.path, exc)
@@ -540,7 +544,7 @@ class SnapshotStore:
             self._sending.pop(transmissionID, None)
         return chunk, first, last
 
-    def setTransmissionData(self, data: Any) -> bool:  # noqa: N802
+    def setTransmissionData(self, data: Any) -> bool:
         """A chunk of a snapshot from the leader; True once a whole, valid one is in place."""
         if data is None:
             return False
@@ -562,7 +566,7 @@ class SnapshotStore:
         write_atomically(self.path, raw)
         return True
 
-    def cancelTransmisstion(self, transmissionID: Any) -> None:  # noqa: N802, N803
+    def cancelTransmisstion(self, transmissionID: Any) -> None:
         sending = self._sending.pop(transmissionID, None)
         if sending is not None:
             sending["file"].close()

@@ -106,11 +106,41 @@ class DeviceWatchdog(Watchdog):
             self._fd = None
 
 
-def open_watchdog(spec: str) -> Watchdog:
+def open_watchdog(spec: str) -> tuple[Watchdog, str]:
+    """The configured watchdog, checked: (watchdog, "") if it works, else (NoWatchdog(),
+    why). A host whose watchdog does not work registers as having none, so the leader never
+    counts on it to fence the host (only a fence agent or an operator can)."""
     if spec == "none":
-        return NoWatchdog()
+        return NoWatchdog(), ""
     if spec.startswith("lab:"):
-        return SocketWatchdog(spec[4:])
+        path = spec[4:]
+        if not os.path.exists(path):
+            return NoWatchdog(), f"lab watchdog socket {path} does not exist"
+        return SocketWatchdog(path), ""
     if spec.startswith("/"):
-        return DeviceWatchdog(spec)
-    raise WatchdogError(f"watchdog must be none, a device path or lab:/socket, got {spec!r}")
+        why = probe_device(spec)
+        return (NoWatchdog(), why) if why else (DeviceWatchdog(spec), "")
+    return NoWatchdog(), f"watchdog must be none, a device path or lab:/socket, got {spec!r}"
+
+
+def probe_device(path: str) -> str:
+    """Why the device cannot serve (or ""): it must open, and stand down on a magic close
+    (nowayout would reboot the host whenever haclusterd stands it down)."""
+    name = os.path.basename(os.path.realpath(path))
+    nowayout = f"/sys/class/watchdog/{name}/nowayout"
+    try:
+        with open(nowayout) as f:
+            if f.read().strip() == "1":
+                return (f"{path} has nowayout set: haclusterd stands the watchdog down when no "
+                        "HA VM runs; load the driver with nowayout=0")
+    except OSError:
+        pass  # no sysfs entry: nothing to tell
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError as exc:
+        return f"cannot open {path}: {exc.strerror} (see README: the watchdog device)"
+    try:
+        os.write(fd, b"V")  # magic close: stand down again at once
+    finally:
+        os.close(fd)
+    return ""

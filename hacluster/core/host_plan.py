@@ -55,9 +55,12 @@ class Action:
 
 
 def plan_host(host: str, vms: Mapping[str, Vm], domains: Iterable[Domain],
-              lease_valid: bool = True) -> list[Action]:
+              lease_valid: bool = True, failed: Set[tuple[str, int]] = frozenset()
+              ) -> list[Action]:
     """Cleanup first (a returning host never runs a copy the cluster placed elsewhere), then
-    this host's own VMs. Without a valid lease no HA VM is started here."""
+    this host's own VMs. Without a valid lease no HA VM is started here. A start libvirt
+    refused at a record version is not tried again at that version: it was reported, and
+    the leader's policy decides (a restart bumps the version)."""
     actions: list[Action] = []
     by_uuid = {d.uuid: d for d in domains}
     mine = {vm.uuid: vm for vm in vms.values() if vm.host == host}
@@ -84,7 +87,7 @@ def plan_host(host: str, vms: Mapping[str, Vm], domains: Iterable[Domain],
                                   f"to {vm.migrating_to}"))
             continue
         if vm.wants_to_run:
-            if vm.ha and not lease_valid:
+            if (vm.ha and not lease_valid) or (uuid, vm.version) in failed:
                 continue
             if dom is None:
                 actions.append(Action(Act.DEFINE_START, vm.name, uuid, "assigned here"))
@@ -147,13 +150,14 @@ class Lease:
 
 
 def decide_host(host: str, vms: Mapping[str, Vm], domains: Iterable[Domain], lease: Lease,
-                now: float, replica_ready: bool) -> list[Action]:
+                now: float, replica_ready: bool,
+                failed: Set[tuple[str, int]] = frozenset()) -> list[Action]:
     """One agent cycle's actions: self-fence once the lease is gone, else converge."""
     if lease.expired(now):
         return self_fence_plan(vms, domains)
     if not replica_ready:
         return []
-    return plan_host(host, vms, domains, lease.valid(now))
+    return plan_host(host, vms, domains, lease.valid(now), failed)
 
 
 @dataclass(frozen=True)
@@ -190,7 +194,8 @@ def report(host: str, vms: Mapping[str, Vm], domains: Iterable[Domain],
     """What the agent tells the leader: the observed state of every VM assigned here ('none'
     = not defined) and the record version it looked at. A VM the cluster just asked to be
     (re)started and that is still down is reported 'none' (a start is due, not a new
-    failure), unless starting it was tried at this version and failed."""
+    failure), unless starting it was tried at this version and failed: that is reported
+    'stopped', a failure like a crash, even if libvirt could not even define it."""
     by_uuid = {d.uuid: d for d in domains}
     observed, versions = {}, {}
     for vm in vms.values():
@@ -198,8 +203,9 @@ def report(host: str, vms: Mapping[str, Vm], domains: Iterable[Domain],
             continue
         dom = by_uuid.get(vm.uuid)
         seen = dom.state if dom else Observed.NONE
-        if (vm.observed is Observed.NONE and seen in (Observed.STOPPED, Observed.CRASHED)
-                and (vm.uuid, vm.version) not in failed_starts):
+        if (vm.uuid, vm.version) in failed_starts and seen is not Observed.RUNNING:
+            seen = Observed.STOPPED
+        elif vm.observed is Observed.NONE and seen in (Observed.STOPPED, Observed.CRASHED):
             seen = Observed.NONE
         observed[vm.name] = seen.value
         versions[vm.name] = vm.version

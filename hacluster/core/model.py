@@ -35,6 +35,9 @@ class Observed(StrEnum):
     CRASHED = "crashed"
 
 
+OBSERVED_VALUES = frozenset(o.value for o in Observed)
+
+
 class HostStatus(StrEnum):
     UP = "up"
     DOWN = "down"  # unreachable: maybe dead, maybe cut off; its VMs may still run

@@ -44,7 +44,11 @@ class LeaderView:
     # host -> vm -> the VM record version the agent's replica had when it looked: a report
     # made before the leader's latest decision about the VM (a restart, say) is stale.
     reported_versions: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    errors: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # host -> vm -> why
     balance_due: bool = False  # automatic balancing: a pass is due (the leader's interval)
+    # the state revision at which every pending VM was last judged, with nothing changed
+    # since: they need no new placement pass (thousands of them cost the leader seconds)
+    pending_judged_at: int = -1
 
     def report(self, host: str, vm: Vm) -> Observed | None:
         seen = self.observed.get(host, {}).get(vm.name)
@@ -131,11 +135,15 @@ def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
         if (vm.wants_to_run and on is not None and on.status is HostStatus.UP
                 and vm.observed in failed and view.report(on.name, vm) in failed):
             add(c.VmFailed(id=next(ids), ts=ts, term=term, name=vm.name, host=on.name,
-                           expect_version=vm.version), f"{vm.name} failed on {on.name}")
+                           expect_version=vm.version,
+                           reason=view.errors.get(on.name, {}).get(vm.name, "")),
+                f"{vm.name} failed on {on.name}")
 
     # 4. Placement of VMs that want to run and have no host.
     placer = Placer(state.policy, list(state.rules.values()))
-    waiting = [vm for vm in state.vms.values() if vm.wants_to_run and vm.host is None]
+    unchanged = view.pending_judged_at == state.revision
+    waiting = [vm for vm in state.vms.values() if vm.wants_to_run and vm.host is None
+               and not (unchanged and vm.pending_reasons)]
     if waiting:
         table = HostTable.build(state.hosts.values(), state.vms.values(), view.metrics)
         placed = pending = 0
@@ -147,7 +155,7 @@ def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
                 placed += 1
             else:
                 pending += 1
-                if d.reasons != vm.pending_reasons:
+                if reason_kinds(d.reasons) != reason_kinds(vm.pending_reasons):
                     add(c.MarkPending(id=next(ids), ts=ts, term=term, name=vm.name,
                                       reasons=d.reasons, expect_version=vm.version))
         notes.append(f"placed {placed}" + (f", {pending} pending" if pending else ""))
@@ -224,6 +232,13 @@ def migrations(state: ClusterState, view: LeaderView, placer: Placer, term: int,
                                    expect_version=vm.version),
                     f"move {vm.name} {source.name}->{to}"))
     return out
+
+
+def reason_kinds(reasons: list[str]) -> list[str]:
+    """What a pending VM's reasons say without their figures ("h1: memory: needs 512 MiB
+    memory, 300 MiB free" -> "h1: memory"): recorded again only when these change, not
+    each time a number moves (every pending VM would be rewritten on each capacity change)."""
+    return [":".join(r.split(":", 2)[:2]) for r in reasons]
 
 
 def concerns_leader(cmd: c.Command) -> bool:

@@ -22,7 +22,6 @@ from typing import Any, ClassVar
 from . import admission
 from . import commands as c
 from .model import (
-    POLICY_LIMITS,
     Host,
     HostStatus,
     Incident,

@@ -1,0 +1,94 @@
+"""Cluster state as API messages: one place that turns records into protobuf, for every front
+end (gRPC now, the web console's JSON through the client's dicts). No decisions here."""
+
+from __future__ import annotations
+
+import time
+
+from .core.model import POLICY_LIMITS, Host, Incident, Policy, Rule, Vm, vm_status
+from .core.placement import HostTable
+from .core.state import ClusterState
+from .live import LiveState
+from .v1 import cluster_pb2 as pb
+
+
+def vm_message(vm: Vm, state: ClusterState) -> pb.Vm:
+    host = state.hosts.get(vm.host) if vm.host else None
+    msg = pb.Vm(name=vm.name, uuid=vm.uuid, state=vm.state.value, status=vm_status(vm, host),
+                vcpus=vm.vcpus, memory_mib=vm.memory_mib, disk_gib=vm.disk_gib, ha=vm.ha,
+                priority=vm.priority, pending_reasons=vm.pending_reasons, version=vm.version,
+                observed=vm.observed.value, restarts=vm.restarts,
+                relocations=vm.relocations, error=vm.error,
+                migration_error=vm.migration_error, failures=vm.failures)
+    if vm.migrating_to is not None:
+        msg.migrating_to = vm.migrating_to
+    if vm.host is not None:
+        msg.host = vm.host
+    if vm.last_host is not None:
+        msg.last_host = vm.last_host
+    return msg
+
+
+def host_message(host: Host, state: ClusterState, table: HostTable,
+                 live: dict[str, pb.HostLive]) -> pb.Host:
+    i = table.index[host.name]
+    p = state.policy
+    beat = live.get(host.name)
+    return pb.Host(
+        name=host.name, status=host.status.value,
+        vms=sorted(vm.name for vm in state.vms.values() if vm.host == host.name),
+        cpus=host.cpus, memory_mib=host.memory_mib,
+        memory_free_mib=int(table.free_memory(p)[i]),
+        cpu_load=beat.cpu_load if beat else -1.0,
+        disk_gib=host.disk_gib, disk_free_gib=int(table.free_disk(p)[i]),
+        memory_allocated_mib=int(table.used_memory_mib[i]),
+        vcpus_allocated=int(table.used_vcpus[i]),
+        api_addr=host.api_addr, raft_addr=host.raft_addr,
+        last_heard_ago=beat.last_heard_ago if beat else -1.0,
+        version=host.version,
+        memory_available_mib=beat.memory_available_mib if beat else -1.0,
+        lease=host.lease, watchdog=host.watchdog, maintenance=host.maintenance,
+        fenced_by=host.fenced_by, watchdog_error=host.watchdog_error,
+    )
+
+
+def rule_message(r: Rule) -> pb.Rule:
+    return pb.Rule(name=r.name, kind=r.kind.value, strength=r.strength.value, vms=r.vms,
+                   hosts=r.hosts)
+
+
+def incident_message(i: Incident) -> pb.Incident:
+    return pb.Incident(
+        id=i.id, host=i.host, last_heard=i.last_heard, declared_at=i.declared_at,
+        fenced_at=i.fenced_at, fenced_by=i.fenced_by, returned_at=i.returned_at, open=i.open,
+        vms=[pb.IncidentVm(name=n, host=str(v.get("host") or ""),
+                           placed_at=float(v.get("placed_at") or 0.0),  # type: ignore[arg-type]
+                           running_at=float(v.get("running_at") or 0.0))  # type: ignore[arg-type]
+             for n, v in sorted(i.vms.items())])
+
+
+def policy_message(policy: Policy) -> pb.Policy:
+    data = policy.to_dict()
+    return pb.Policy(settings={k: float(data[k]) for k in POLICY_LIMITS},
+                     version=policy.version)
+
+
+def live_messages(live: LiveState, state: ClusterState, grant_window: float,
+                  margin: float) -> dict[str, pb.HostLive]:
+    """The leader's soft state per host: live figures, and how long the host's last lease
+    (as far as this leader can know: a host it never granted one may still hold its
+    predecessor's) may still run."""
+    now = time.monotonic()
+    beats, granted, _ = live.snapshot()
+    out = {}
+    for name, host in state.hosts.items():
+        last = max(granted.get(name, float("-inf")), live.since + grant_window)
+        lease_left = max(0.0, last + host.lease + margin - now)
+        b = beats.get(name)
+        out[name] = pb.HostLive(
+            host=name, lease_left=lease_left,
+            cpu_load=b.metrics.cpu_load if b else -1.0,
+            memory_available_mib=b.metrics.memory_available_mib if b else -1.0,
+            disk_free_gib=b.metrics.disk_free_gib if b else -1.0,
+            last_heard_ago=now - b.at if b else -1.0)
+    return out

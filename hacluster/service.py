@@ -1,0 +1,370 @@
+"""The service layer: what every front end calls (gRPC today; the web console and metrics
+later). It reads one immutable snapshot of the replica per call, validates every write
+against it before anything is proposed (a refused request leaves no entry in the log),
+then commits through Raft. Errors are ApiError(code, message); each front end maps the codes
+to its own statuses. No decisions about the cluster are made here: apply and the leader do.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from typing import NoReturn, TypeVar
+
+import grpc
+
+from .config import Config
+from .core import commands as c
+from .core.balance import plan_balance
+from .core.model import OBSERVED_VALUES, Host, HostStatus, Vm, VmState, vm_status
+from .core.placement import HostMetrics, HostTable, Placer
+from .core.reconcile import lease_grant
+from .core.state import ClusterState, Result
+from .core.validate import MAX_RULE_MEMBERS, heartbeat_errors, name_error, vm_spec_errors
+from .leader import LeaderLoop
+from .messages import (
+    host_message,
+    incident_message,
+    live_messages,
+    policy_message,
+    rule_message,
+    vm_message,
+)
+from .raft import DiskFull, RaftNode, Unavailable
+from .v1 import cluster_pb2 as pb
+from .v1 import cluster_pb2_grpc as rpc
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+VM_UUID_NAMESPACE = uuid.UUID("5b0f3f4e-8c57-4a1e-9a53-2d5c6f1b7e10")
+
+
+class ApiError(Exception):
+    """A refused or failed request. code: invalid | not_found | exists | conflict | busy |
+    unavailable | disk_full | denied | unauthenticated."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+RESULT_CODES = {"invalid": "invalid", "not_found": "not_found", "exists": "exists",
+                "conflict": "conflict", "stale_term": "conflict", "admission": "conflict"}
+
+
+def _fail(code: str, message: str) -> NoReturn:
+    raise ApiError(code, message)
+
+
+class ClusterService:
+    """The Cluster API, one method per RPC, protobuf in and out."""
+
+    def __init__(self, config: Config, raft: RaftNode, leader: LeaderLoop) -> None:
+        self.config = config
+        self.raft = raft
+        self.leader = leader
+        self._channels: dict[str, grpc.Channel] = {}
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def _commit(self, cmd: c.Command) -> Result:
+        """Validate against this member's replica (nothing is proposed if apply would refuse
+        it), then commit; apply checks again, and a race lost is refused the same way."""
+        verdict = self.raft.state.dry_run(cmd)
+        if verdict.ok:
+            try:
+                verdict = self.raft.propose(cmd)
+            except DiskFull as exc:
+                _fail("disk_full", str(exc))
+            except Unavailable as exc:
+                _fail("unavailable", str(exc))
+        if not verdict.ok:
+            _fail(RESULT_CODES.get(verdict.code, "conflict"), verdict.message)
+        return verdict
+
+    @staticmethod
+    def _request_id(given: str) -> str:
+        if not given:
+            return uuid.uuid4().hex
+        if not REQUEST_ID_RE.match(given):
+            _fail("invalid", "request_id must be 1-64 letters, digits or '_.:-'")
+        return given
+
+    @staticmethod
+    def _expect(request: pb.VmRequest | pb.SetVmStateRequest | pb.SetPolicyRequest
+                ) -> int | None:
+        return request.expect_version if request.HasField("expect_version") else None
+
+    @staticmethod
+    def _existing(kind: str, name: str, records: Mapping[str, R]) -> R:
+        """The named record, or invalid for a bad name, not_found for a missing one."""
+        if (err := name_error(kind, name)) is not None:
+            _fail("invalid", err)
+        record = records.get(name)
+        if record is None:
+            _fail("not_found", f"{kind} {name} does not exist")
+        return record
+
+    def _vm(self, name: str, state: ClusterState | None = None) -> Vm:
+        return self._existing("VM", name, (state or self.raft.state).vms)
+
+    def _host(self, name: str, state: ClusterState | None = None) -> Host:
+        return self._existing("host", name, (state or self.raft.state).hosts)
+
+    def live(self) -> dict[str, pb.HostLive]:
+        """Soft state (live figures, leases): our own if we lead, else the leader's."""
+        if self.leader.active:
+            return live_messages(self.leader.live, self.raft.state,
+                                 self.config.ha.grant_window, self.config.ha.margin)
+        leader = self.raft.leader_addr()
+        api = next((m.api for m in self.config.members if m.raft == leader), None)
+        if api is None:
+            return {}
+        channel = self._channels.get(api)
+        if channel is None:
+            channel = self._channels[api] = grpc.insecure_channel(api)
+        try:
+            reply = rpc.AgentStub(channel).LiveMetrics(pb.LiveMetricsRequest(), timeout=0.5)
+        except grpc.RpcError:
+            return {}
+        return {h.host: h for h in reply.hosts}
+
+    # ---- cluster and hosts -----------------------------------------------------------------
+
+    def GetStatus(self, request: pb.GetStatusRequest) -> pb.ClusterStatus:
+        state = self.raft.state
+        status = self.raft.status()
+        leader_addr = self.raft.leader_addr()
+        members = []
+        for m in self.config.members:
+            connected = (m.name == self.config.name
+                         or status.get(f"partner_node_status_server_{m.raft}") == 2)
+            members.append(pb.Member(name=m.name, raft_addr=m.raft, api_addr=m.api,
+                                     leader=m.raft == leader_addr, connected=connected))
+        leader_name = next((m.name for m in members if m.leader), "")
+        return pb.ClusterStatus(
+            leader=leader_name, term=self.raft.term(), quorum=self.raft.has_quorum(),
+            members=members, self=self.config.name,
+            commit_index=int(status.get("commit_idx", 0)),
+            applied_index=int(status.get("last_applied", 0)),
+            leader_term=state.leader_term,
+            hosts_up=sum(1 for h in state.hosts.values() if h.status is HostStatus.UP),
+            vms=len(state.vms),
+            vms_running=sum(1 for v in state.vms.values()
+                            if vm_status(v, state.hosts.get(v.host or "")) == "running"),
+            halted=self.raft.halted or "",
+            snapshot_index=int(status.get("snapshot_index", 0)),
+            log_entries=int(status.get("log_len", 0)),
+            journal_bytes=int(status.get("journal_bytes", 0)),
+        )
+
+    def _hosts(self) -> tuple[ClusterState, HostTable, dict[str, pb.HostLive]]:
+        state = self.raft.state
+        return state, HostTable.build(state.hosts.values(), state.vms.values()), self.live()
+
+    def ListHosts(self, request: pb.ListHostsRequest) -> pb.ListHostsResponse:
+        state, table, live = self._hosts()
+        return pb.ListHostsResponse(hosts=[host_message(h, state, table, live)
+                                           for h in sorted(state.hosts.values(),
+                                                           key=lambda h: h.name)])
+
+    def GetHost(self, request: pb.GetHostRequest) -> pb.Host:
+        state, table, live = self._hosts()
+        return host_message(self._host(request.name, state), state, table, live)
+
+    # ---- VMs ---------------------------------------------------------------------------------
+
+    def CreateVm(self, request: pb.CreateVmRequest) -> pb.Vm:
+        state_value = VmState.STOPPED.value if request.stopped else VmState.STARTED.value
+        errors = vm_spec_errors(request.name, request.vcpus, request.memory_mib,
+                                request.disk_gib, request.priority, state_value)
+        if errors:
+            _fail("invalid", "; ".join(errors))
+        cmd_id = self._request_id(request.request_id)
+        # The same request id always names the same VM uuid, so a retry is the same command.
+        vm_uuid = str(uuid.uuid5(VM_UUID_NAMESPACE, cmd_id))
+        self._commit(c.CreateVm(
+            id=cmd_id, ts=time.time(), name=request.name, uuid=vm_uuid,
+            vcpus=request.vcpus, memory_mib=request.memory_mib, disk_gib=request.disk_gib,
+            state=state_value, ha=request.ha, priority=request.priority))
+        return self.GetVm(pb.VmRequest(name=request.name))
+
+    def GetVm(self, request: pb.VmRequest) -> pb.Vm:
+        state = self.raft.state
+        return vm_message(self._vm(request.name, state), state)
+
+    def ListVms(self, request: pb.ListVmsRequest) -> pb.ListVmsResponse:
+        state = self.raft.state
+        return pb.ListVmsResponse(vms=[vm_message(v, state)
+                                       for v in sorted(state.vms.values(), key=lambda v: v.name)])
+
+    def _set_state(self, request: pb.VmRequest | pb.SetVmStateRequest, state: str) -> pb.Vm:
+        self._vm(request.name)
+        self._commit(c.SetVmState(id=self._request_id(request.request_id), ts=time.time(),
+                                  name=request.name, state=state,
+                                  expect_version=self._expect(request)))
+        return self.GetVm(pb.VmRequest(name=request.name))
+
+    def SetVmState(self, request: pb.SetVmStateRequest) -> pb.Vm:
+        return self._set_state(request, request.state)
+
+    def StartVm(self, request: pb.VmRequest) -> pb.Vm:
+        return self._set_state(request, VmState.STARTED.value)
+
+    def StopVm(self, request: pb.VmRequest) -> pb.Vm:
+        return self._set_state(request, VmState.STOPPED.value)
+
+    def DeleteVm(self, request: pb.VmRequest) -> pb.DeleteVmResponse:
+        self._vm(request.name)
+        self._commit(c.DeleteVm(id=self._request_id(request.request_id), ts=time.time(),
+                                name=request.name, expect_version=self._expect(request)))
+        return pb.DeleteVmResponse()
+
+    # ---- failover: fencing, incidents, policy --------------------------------------------------
+
+    def ConfirmFenced(self, request: pb.GetHostRequest) -> pb.Host:
+        host = self._host(request.name)
+        if host.status is HostStatus.DOWN:
+            # The operator vouches the host is off; still, a lease the leader granted may
+            # be running: its HA VMs might be running too until it ends.
+            live = self.live().get(host.name)
+            if live is None:
+                _fail("unavailable", f"cannot tell whether {host.name}'s last lease has "
+                      "ended: no leader answered; try again")
+            if live.lease_left > 0:
+                _fail("conflict", f"host {host.name}'s last lease may still be valid for "
+                      f"{live.lease_left:.1f}s; confirm again after that")
+        self._commit(c.ConfirmFenced(id=uuid.uuid4().hex, ts=time.time(), name=request.name))
+        return self.GetHost(request)
+
+    def ListIncidents(self, request: pb.ListIncidentsRequest
+                      ) -> pb.ListIncidentsResponse:
+        return pb.ListIncidentsResponse(
+            incidents=[incident_message(i) for i in reversed(self.raft.state.incidents)])
+
+    def GetIncident(self, request: pb.GetIncidentRequest) -> pb.Incident:
+        for incident in self.raft.state.incidents:
+            if incident.id == request.id:
+                return incident_message(incident)
+        _fail("not_found", f"incident {request.id} does not exist")
+
+    def GetPolicy(self, request: pb.GetPolicyRequest) -> pb.Policy:
+        return policy_message(self.raft.state.policy)
+
+    def SetPolicy(self, request: pb.SetPolicyRequest) -> pb.Policy:
+        self._commit(c.SetPolicy(id=self._request_id(request.request_id), ts=time.time(),
+                                 changes=dict(request.changes),
+                                 expect_version=self._expect(request)))
+        return policy_message(self.raft.state.policy)
+
+    # ---- scheduling: migration, explain, maintenance, rules --------------------------------------
+
+    def MigrateVm(self, request: pb.MigrateVmRequest) -> pb.Vm:
+        self._vm(request.name)
+        if request.to:
+            self._host(request.to)
+        self._commit(c.RequestMigration(id=self._request_id(request.request_id), ts=time.time(),
+                                        name=request.name, to=request.to))
+        return self.GetVm(pb.VmRequest(name=request.name))
+
+    def ExplainVm(self, request: pb.VmRequest) -> pb.Explanation:
+        state = self.raft.state
+        vm = self._vm(request.name, state)
+        # Judged as if it were not placed yet, so its own usage does not count against it.
+        others = [v for v in state.vms.values() if v.name != vm.name]
+        table = HostTable.build(state.hosts.values(), others)
+        candidate = Vm(**{**vm.to_dict(), "host": None, "migrating_to": None})
+        d = Placer(state.policy, list(state.rules.values())).decide(candidate, table,
+                                                                    explain=True)
+        return pb.Explanation(vm=vm.name, choice=d.host or "", hosts=[
+            pb.HostVerdict(host=h, eligible=h in d.scores, reason=d.rejected.get(h, ""),
+                           score=d.scores.get(h, 0.0)) for h in table.names])
+
+    def SetMaintenance(self, request: pb.SetMaintenanceRequest) -> pb.Host:
+        self._host(request.name)
+        self._commit(c.SetMaintenance(id=uuid.uuid4().hex, ts=time.time(), name=request.name,
+                                      on=request.on))
+        return self.GetHost(pb.GetHostRequest(name=request.name))
+
+    def CreateRule(self, request: pb.Rule) -> pb.Rule:
+        if len(request.vms) > MAX_RULE_MEMBERS or len(request.hosts) > MAX_RULE_MEMBERS:
+            _fail("invalid", f"a rule names at most {MAX_RULE_MEMBERS} VMs and "
+                  f"{MAX_RULE_MEMBERS} hosts")
+        self._commit(c.CreateRule(id=uuid.uuid4().hex, ts=time.time(), name=request.name,
+                                  kind=request.kind, strength=request.strength,
+                                  vms=list(request.vms), hosts=list(request.hosts)))
+        return rule_message(self.raft.state.rules[request.name])
+
+    def ListRules(self, request: pb.ListRulesRequest) -> pb.ListRulesResponse:
+        return pb.ListRulesResponse(rules=[rule_message(r) for r in sorted(
+            self.raft.state.rules.values(), key=lambda r: r.name)])
+
+    def DeleteRule(self, request: pb.DeleteRuleRequest) -> pb.DeleteRuleResponse:
+        if (err := name_error("rule", request.name)) is not None:
+            _fail("invalid", err)
+        self._commit(c.DeleteRule(id=uuid.uuid4().hex, ts=time.time(), name=request.name))
+        return pb.DeleteRuleResponse()
+
+    def Balance(self, request: pb.BalanceRequest) -> pb.BalanceReport:
+        metrics = {h: HostMetrics(cpu_load=max(b.cpu_load, 0.0)) for h, b in self.live().items()}
+        plan = plan_balance(self.raft.state, metrics, time.time())
+        if request.apply:
+            for move in plan.moves:
+                self._commit(c.RequestMigration(id=uuid.uuid4().hex, ts=time.time(),
+                                                name=move.vm, to=move.target))
+        return pb.BalanceReport(
+            imbalance=plan.imbalance, imbalance_after=plan.imbalance_after,
+            applied=request.apply,
+            moves=[pb.BalanceMove(vm=m.vm, source=m.source, target=m.target, gain=m.gain)
+                   for m in plan.moves])
+
+
+class MemberService:
+    """Member-to-member calls; only the acting leader answers them. Cheap and lock-free on
+    purpose: they run on the API's event loop, ahead of any client work."""
+
+    def __init__(self, config: Config, raft: RaftNode, leader: LeaderLoop) -> None:
+        self.config = config
+        self.members = {m.name for m in config.members}
+        self.raft = raft
+        self.leader = leader
+
+    def _require_leader(self) -> None:
+        if not self.leader.active:
+            _fail("conflict", "this member is not the leader")
+
+    def Heartbeat(self, request: pb.HeartbeatRequest) -> pb.HeartbeatResponse:
+        self._require_leader()
+        if request.host not in self.members:
+            _fail("invalid", f"{request.host[:80]!r} is not a cluster member")
+        errors = heartbeat_errors(request.cpu_load, request.memory_available_mib,
+                                  request.disk_free_gib, len(request.observed))
+        bad = sorted(v for v in request.observed.values() if v not in OBSERVED_VALUES)
+        if bad:
+            errors.append(f"unknown VM states: {bad[:5]}")
+        if errors:
+            _fail("invalid", "; ".join(errors))
+        self.leader.live.record(request.host, HostMetrics(
+            cpu_load=request.cpu_load, memory_available_mib=request.memory_available_mib,
+            disk_free_gib=request.disk_free_gib), dict(request.observed),
+            dict(request.observed_versions), dict(request.errors))
+        lease, why = lease_grant(self.raft.state, request.host)
+        if not self.leader.fresh():
+            lease, why = 0.0, "no lease: this leader has not proven its majority recently"
+        if lease > 0:
+            self.leader.live.grant(request.host)
+        return pb.HeartbeatResponse(leader_term=self.leader.term, lease_seconds=lease,
+                                    message=why)
+
+    def LiveMetrics(self, request: pb.LiveMetricsRequest) -> pb.LiveMetricsResponse:
+        self._require_leader()
+        return pb.LiveMetricsResponse(hosts=list(live_messages(
+            self.leader.live, self.raft.state, self.config.ha.grant_window,
+            self.config.ha.margin).values()))
+
