@@ -1224,17 +1224,19 @@ class SyncObj(object):
         return message['last_log_index'] >= self.__getCurrentLogIndex()
 
     def majorityConfirmedAt(self):
-        """hacluster: the newest time T (monotonic, this process) such that a majority of the
+        """hacluster: the newest time T (time.monotonic()) such that a majority of the
         voters, this leader included, accepted an append_entries it sent at T or later in its
         current term; None if it does not lead or no majority has answered yet. No other leader
         can have been elected before T (a majority still followed this one at T)."""
         if self.__raftState != _RAFT_STATE.LEADER:
             return None
         acked = self.__ackedSentAt
-        times = sorted([monotonicTime()] + [acked.get(n, float('-inf'))
-                                             for n in list(self.__otherNodes)], reverse=True)
+        now = monotonicTime()
+        times = sorted([now] + [acked.get(n, float('-inf'))
+                                for n in list(self.__otherNodes)], reverse=True)
         t = times[(len(times)) // 2]
-        return None if t == float('-inf') else t
+        # pysyncobj's clock is CLOCK_MONOTONIC_RAW; callers use time.monotonic(): give the age
+        return None if t == float('-inf') else time.monotonic() - (now - t)
 
     def __callErrCallback(self, err, callback):
         if callback is None:

@@ -1,0 +1,33 @@
+"""A Raft member in a process of its own, for tests that watch it from outside (strace):
+    python -m tests.adapters.raft_member SELF PEER,PEER DATA_DIR
+Reads lines from stdin: `propose ID` commits a command with that id and prints `ok ID` once
+propose returns (the client's acknowledgement); `leader?` prints yes or no; `quit` exits."""
+
+from __future__ import annotations
+
+import sys
+
+from hacluster.core import commands as c
+from hacluster.raft import RaftNode
+
+SECRET = "test-secret-0123456789"
+
+
+def main() -> int:
+    me, peers, data = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
+    node = RaftNode(me, peers, data, SECRET)
+    for line in sys.stdin:
+        words = line.split()
+        if words[:1] == ["propose"]:
+            result = node.propose(c.SetPolicy(id=words[1], changes={"max_restart": 2}))
+            print(f"ok {words[1]} {result.ok}", flush=True)
+        elif words[:1] == ["leader?"]:
+            print("yes" if node.is_leader() else "no", flush=True)
+        elif words[:1] == ["quit"]:
+            break
+    node.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
