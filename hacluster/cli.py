@@ -132,7 +132,8 @@ def cluster_status(ctx: Ctx) -> None:
         head = (f"leader: {s['leader'] or '(none)'}  term: {s['term']}  "
                 f"quorum: {'yes' if s['quorum'] else 'NO'}  answered by: {s['self']}\n"
                 f"hosts up: {s['hosts_up']}  VMs: {s['vms']} ({s['vms_running']} running)  "
-                f"commit index: {s['commit_index']}")
+                f"commit index: {s['commit_index']}  snapshot at: {s['snapshot_index']} "
+                f"(+{s['log_entries']} entries)")
         if s["halted"]:
             head += f"\nHALTED: {s['halted']}"
         return head + "\n\n" + table(s["members"], COLUMNS["member"])
@@ -561,13 +562,17 @@ def _lab_rows(lab_obj: lab_mod.Lab) -> list[dict[str, Any]]:
               show_default=True,
               help="qemu (root): each host a network namespace with its own QEMU libvirtd, "
                    "real tiny guests (TCG) and live migration.")
+@click.option("--set", "settings", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="A haclusterd.toml setting for every host, e.g. "
+                   "raft.snapshot_interval=30 (repeatable).")
 @pass_ctx
 def lab_up(ctx: Ctx, lab_dir: str, nodes: int, base_ip: str, raft_port: int, api_port: int,
-           log_level: str, profile: str, fence_agent: bool, hypervisor: str) -> None:
+           log_level: str, profile: str, fence_agent: bool, hypervisor: str,
+           settings: tuple[str, ...]) -> None:
     """Start NODES hosts and wait until the cluster has a leader and every host is up."""
     with errors():
         lab_obj = lab_mod.create(lab_dir, nodes, base_ip, raft_port, api_port, log_level,
-                                 profile, fence_agent, hypervisor)
+                                 profile, fence_agent, hypervisor, settings)
         try:
             for h in lab_obj.hosts:
                 lab_obj.start_host(h)

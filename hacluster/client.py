@@ -18,8 +18,9 @@ from .v1 import cluster_pb2_grpc as rpc
 
 M = TypeVar("M", bound=Message)
 
-# Worth another endpoint: the member is unreachable or cannot commit right now.
-FAILOVER_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+# Worth another endpoint: the member is unreachable, busy, or cannot commit right now.
+FAILOVER_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                  grpc.StatusCode.RESOURCE_EXHAUSTED}
 
 
 class ClientError(Exception):
@@ -40,6 +41,7 @@ def vm_dict(vm: pb.Vm) -> dict[str, Any]:
         "error": vm.error or None,
         "migrating_to": vm.migrating_to if vm.HasField("migrating_to") else None,
         "migration_error": vm.migration_error or None, "version": vm.version,
+        "failures": list(vm.failures),
     }
 
 
@@ -62,6 +64,7 @@ def host_dict(h: pb.Host) -> dict[str, Any]:
         "api_addr": h.api_addr, "raft_addr": h.raft_addr,
         "last_heard_ago": _unknown(h.last_heard_ago), "lease": h.lease,
         "watchdog": h.watchdog, "maintenance": h.maintenance, "version": h.version,
+        "fenced_by": h.fenced_by or None, "watchdog_error": h.watchdog_error or None,
     }
 
 
@@ -100,6 +103,8 @@ def status_dict(s: pb.ClusterStatus) -> dict[str, Any]:
         "quorum": s.quorum, "self": s.self, "commit_index": s.commit_index,
         "applied_index": s.applied_index, "hosts_up": s.hosts_up, "vms": s.vms,
         "vms_running": s.vms_running, "halted": s.halted or None,
+        "snapshot_index": s.snapshot_index, "log_entries": s.log_entries,
+        "journal_bytes": s.journal_bytes,
         "members": [{"name": m.name, "raft_addr": m.raft_addr, "api_addr": m.api_addr,
                      "leader": m.leader, "connected": m.connected} for m in s.members],
     }

@@ -21,7 +21,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+import tomllib
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -186,15 +187,41 @@ class Lab:
         netfault.remove_cgroups(self.tag)
 
 
+SETTABLE = ("raft", "api", "agent", "capacity", "ha")
+
+
+def parse_settings(items: Sequence[str]) -> dict[str, dict[str, str]]:
+    """`SECTION.KEY=VALUE` (as in haclusterd.toml, e.g. raft.snapshot_interval=20) for every
+    host's config; VALUE is a TOML value."""
+    out: dict[str, dict[str, str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or section not in SETTABLE or not name.isidentifier():
+            raise LabError(f"--set {item!r}: use SECTION.KEY=VALUE with SECTION one of "
+                           f"{', '.join(SETTABLE)}")
+        try:
+            tomllib.loads(f"x = {value}")
+        except tomllib.TOMLDecodeError as exc:
+            raise LabError(f"--set {item!r}: {value!r} is not a TOML value") from exc
+        out.setdefault(section, {})[name] = value
+    return out
+
+
 def create(lab_dir: str | Path, nodes: int, base_ip: str = "127.0.77", raft_port: int = 7400,
            api_port: int = 7401, log_level: str = "INFO", profile: str = "safe",
-           fence_agent: bool = False, hypervisor: str = "test") -> Lab:
+           fence_agent: bool = False, hypervisor: str = "test",
+           settings: Sequence[str] = ()) -> Lab:
     """Write the configs of a new lab (nothing is started). Each host gets a watchdog process;
     with fence_agent, each member's fence command powers it off as an IPMI agent would. With
     hypervisor qemu (root), each host is a network namespace with a QEMU libvirtd of its own
     and the guests are real (lab_qemu)."""
     if hypervisor not in ("test", "qemu"):
         raise LabError("--hypervisor must be test or qemu")
+    extra = parse_settings(settings)
+    ha_extra = "".join(f"{k} = {v}\n" for k, v in extra.pop("ha", {}).items())
+    sections = "".join(f"\n[{section}]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items())
+                       for section, keys in extra.items())
     if hypervisor == "qemu" and (missing := lab_qemu.requirements()):
         raise LabError("a QEMU lab needs " + ", ".join(missing))
     if not 1 <= nodes <= 50:
@@ -255,7 +282,7 @@ log_level = "{log_level}"
 [ha]
 profile = "{profile}"
 watchdog_device = "lab:{h.watchdog_socket}"
-
+{ha_extra}{sections}
 [cluster]
 secret_file = "{secret_file}"
 members = [

@@ -29,7 +29,7 @@ from pysyncobj import FAIL_REASON, SyncObjConf
 from .core import commands as c
 from .core.state import ClusterState, Result
 from .raftfork.syncobj import DISK_FULL, SyncObj, replicated
-from .raftstore import SnapshotStore, StorageError, convert_legacy
+from .raftstore import SnapshotStore, StorageError, convert_legacy, decode_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +154,9 @@ class RaftNode:
         self._stop = threading.Event()
         self._marker = Path(data_dir) / REJOIN_MARKER
         convert_legacy(os.path.join(data_dir, "raft.journal"))
+        snapshot = Path(data_dir) / "raft.snapshot"
+        if snapshot.exists():  # checked now, before anything is served (loaded at first tick)
+            decode_snapshot(snapshot, snapshot.read_bytes())
         conf = self.timings.conf(data_dir, secret, self_addr, self._marker.exists(),
                                  lambda old, new: self.leadership_changed.set())
         # the fork is untyped pysyncobj code: Any keeps mypy's strictness on our side of it

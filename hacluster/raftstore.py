@@ -115,6 +115,7 @@ class FileJournal:
         self._entries: list[Entry] = []
         self._offsets: list[int] = []  # file offset of each entry's record
         self._dirty = False
+        self._torn_at: int | None = None
         existed = self.path.exists()
         try:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -134,6 +135,12 @@ class FileJournal:
         if not self.meta.path.exists() and any(term for _, _, term in self._entries):
             raise StorageError(self.meta.path, "missing: the journal holds entries of elected "
                                "terms, so this member's term and vote are lost")
+        if self._torn_at is not None:
+            log.warning("%s: cutting off a torn last record at byte %d (a write interrupted by "
+                        "a crash, never acknowledged)", self.path, self._torn_at)
+            os.pwrite(self._fd, b"\0" * (os.fstat(self._fd).st_size - self._torn_at),
+                      self._torn_at)
+            os.fsync(self._fd)
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -177,10 +184,7 @@ class FileJournal:
         if end < size and data[end:].strip(b"\0"):
             raise StorageError(self.path, f"record at byte {pos} is damaged (checksum mismatch) "
                                "and more records follow it")
-        log.warning("%s: cutting off a torn last record at byte %d (a write interrupted by a "
-                    "crash, never acknowledged)", self.path, pos)
-        os.ftruncate(self._fd, pos)
-        os.fsync(self._fd)
+        self._torn_at = pos  # cut off once the rest checks out (see __init__)
         return pos
 
     # -- pysyncobj's Journal interface -------------------------------------------------------
@@ -323,7 +327,7 @@ def convert_legacy(path: str) -> bool:
     """Rewrite a journal written by pysyncobj itself (hacluster 0.1) in our format, with its
     term and vote; the whole cluster is stopped for this upgrade (README). True if converted."""
     p = Path(path)
-    if not p.exists() or p.read_bytes()[:len(LEGACY_MAGIC)] != LEGACY_MAGIC:
+    if not p.is_file() or p.read_bytes()[:len(LEGACY_MAGIC)] != LEGACY_MAGIC:
         return False
     import pickle  # the old files are pickles of our own making
 

@@ -60,7 +60,8 @@ def test_truncation_and_compaction_are_durable(tmp_path: Path) -> None:
     journal.sync()
     journal._destroy()
     again = FileJournal(str(tmp_path / "raft.journal"))
-    assert [again[i][1] for i in range(len(again))] == list(range(4, 12)) and again[-1] == (b"new", 11, 4)
+    assert [again[i][1] for i in range(len(again))] == list(range(4, 12))
+    assert again[-1] == (b"new", 11, 4)
 
 
 def test_a_torn_last_record_is_cut_off(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -16,6 +16,8 @@ from typing import Any
 import libvirt
 import pytest
 
+from hacluster.client import ClientError
+
 pytestmark = pytest.mark.cluster
 
 _subnets = itertools.count(90 + os.getpid() % 60)
@@ -85,7 +87,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "
         try:
             if predicate():
                 return
-        except AssertionError:
+        except (AssertionError, ClientError):  # not yet, or the member is not up yet
             pass
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or predicate}")
@@ -100,10 +102,10 @@ def make_lab(tmp_path: Path) -> Iterator[Callable[..., LabRun]]:
     started: list[LabRun] = []
 
     def make(nodes: int = 3, profile: str = "safe", fence_agent: bool = False,
-             hypervisor: str = "test") -> LabRun:
+             hypervisor: str = "test", extra: tuple[str, ...] = ()) -> LabRun:
         run = LabRun(tmp_path / f"lab{len(started)}", nodes)
-        extra = ["--fence-agent"] if fence_agent else []
-        extra += ["--hypervisor", hypervisor]
+        extra = (*extra, *(["--fence-agent"] if fence_agent else []), "--hypervisor",
+                 hypervisor)
         started.append(run)
         run.hactl("lab", "up", "--dir", str(run.dir), "--nodes", str(nodes), "--base-ip",
                   run.base_ip, "--profile", profile, *extra)

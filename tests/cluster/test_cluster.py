@@ -92,13 +92,19 @@ BAD_REQUESTS = [
 
 def test_bad_input_gets_a_clear_error_and_changes_nothing(lab3: LabRun) -> None:
     lab3.json("vm", "create", "keep", "--vcpus", "1", "--memory", "64")
+    wait_for(lambda: all_running(lab3, {"keep"}))
     before = lab3.json("vm", "list")
+    committed = [s["commit_index"] for s in (lab3.json("cluster", "status", endpoints=e)
+                                             for e in lab3.endpoints.split(","))]
     for args, message in BAD_REQUESTS:
         proc = lab3.hactl(*args, endpoints=lab3.endpoints, check=False)
         assert proc.returncode != 0, args
         assert message in proc.stderr, (args, proc.stderr)
         assert proc.stdout == ""
     assert lab3.json("vm", "list") == before
+    # refused means not committed: no member's log grew
+    assert [s["commit_index"] for s in (lab3.json("cluster", "status", endpoints=e)
+                                        for e in lab3.endpoints.split(","))] == committed
 
     # Garbage on every member's Raft and gRPC ports: refused, nothing changes, nobody falls.
     for h in lab3.status():

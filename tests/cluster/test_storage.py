@@ -1,0 +1,143 @@
+"""A member's data on disk, as users run it: journals compacted on an idle and on a busy lab,
+a member restarted from snapshot + journal agreeing with the others, and damaged data files
+stopping the member with one clear line until it is wiped and rejoins."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from hacluster.client import Client
+
+from .conftest import LabRun, wait_for
+from .test_failover import client
+
+pytestmark = pytest.mark.cluster
+
+FAST_SNAPSHOTS = ("--set", "raft.snapshot_interval=10", "--set", "raft.snapshot_entries=2000")
+
+
+def statuses(lab: LabRun) -> dict[str, dict[str, object]]:
+    return {h["name"]: Client([h["api"]], timeout=3).status() for h in lab.status()}
+
+
+def test_an_idle_lab_compacts_its_journal(make_lab: Callable[..., LabRun]) -> None:
+    lab = make_lab(3, extra=FAST_SNAPSHOTS)
+    client(lab).create_vm("idle", vcpus=1, memory_mib=64)
+    time.sleep(25)  # two snapshot intervals, nothing happening
+    for name, s in statuses(lab).items():
+        assert int(s["snapshot_index"]) > 0, (name, s)  # type: ignore[call-overload]
+        assert int(s["log_entries"]) < 50, (name, s)  # type: ignore[call-overload]
+        assert (lab.dir / name / "data" / "raft.snapshot").exists()
+    first = statuses(lab)
+    time.sleep(5)
+    again = statuses(lab)
+    # an idle cluster writes nothing: no entry per heartbeat or per leadership proof
+    assert {n: s["commit_index"] for n, s in again.items()} == {
+        n: s["commit_index"] for n, s in first.items()}
+
+
+def test_a_busy_lab_keeps_its_journal_bounded_and_restarts_from_snapshot(
+        make_lab: Callable[..., LabRun]) -> None:
+    lab = make_lab(3)  # the defaults: a snapshot every 10,000 entries or 5 minutes
+    members = [h["api"] for h in lab.status()]
+    done: list[int] = []
+
+    def drive(i: int) -> None:
+        cl = Client([members[i % 3]], timeout=10)
+        for n in range(7_500):
+            cl.set_policy({"balance_interval": 60 + (n % 2)})
+        done.append(i)
+
+    threads = [threading.Thread(target=drive, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(done) == 4  # 30,000 committed commands
+    wait_for(lambda: all(int(s["snapshot_index"]) > 20_000  # type: ignore[call-overload]
+                         for s in statuses(lab).values()), timeout=30)
+    for name, s in statuses(lab).items():
+        assert int(s["log_entries"]) <= 10_000 + 100, (name, s)  # type: ignore[call-overload]
+        assert s["commit_index"] >= 30_000  # type: ignore[operator]
+    lab.lab("kill", "host2", "--daemon-only")
+    lab.lab("start", "host2")
+    host2 = next(h["api"] for h in lab.status() if h["name"] == "host2")
+    wait_for(lambda: Client([host2]).status()["applied_index"]
+             >= client(lab).status()["commit_index"], timeout=30)
+    assert Client([host2]).get_policy() == Client([members[0]]).get_policy()
+    assert Client([host2]).get_policy()["version"] > 0
+
+
+DAMAGES = {
+    "journal truncated": lambda d: _truncate(d / "raft.journal"),
+    "journal bit flipped": lambda d: _flip(d / "raft.journal"),
+    "journal deleted": lambda d: (d / "raft.journal").unlink(),
+    "term/vote file deleted": lambda d: (d / "raft.journal.meta").unlink(),
+    "term/vote file bit flipped": lambda d: _flip(d / "raft.journal.meta", 0.1),
+    "snapshot bit flipped": lambda d: _flip(d / "raft.snapshot"),
+    "snapshot deleted": lambda d: (d / "raft.snapshot").unlink(),
+    "journal unreadable": lambda d: _unreadable(d / "raft.journal"),
+}
+
+
+def _unreadable(path: Path) -> None:
+    path.unlink()
+    path.mkdir()  # root reads any file whatever its mode; nobody reads a directory as one
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes().rstrip(b"\0")
+    path.write_bytes(data[:len(data) // 2])
+
+
+def _flip(path: Path, where: float = 0.5) -> None:
+    data = bytearray(path.read_bytes().rstrip(b"\0"))
+    data[int(len(data) * where)] ^= 0x04
+    path.write_bytes(bytes(data))
+
+
+def test_damaged_data_stops_the_member_with_one_line_until_wiped(
+        make_lab: Callable[..., LabRun], tmp_path: Path) -> None:
+    lab = make_lab(3, extra=FAST_SNAPSHOTS)
+    cl = client(lab)
+    for i in range(30):
+        cl.create_vm(f"d{i}", vcpus=1, memory_mib=32, stopped=True)
+    config = lab.dir / "host3" / "haclusterd.toml"
+    data = lab.dir / "host3" / "data"
+    wait_for(lambda: (data / "raft.snapshot").exists(), timeout=30, what="a snapshot on host3")
+    cl.create_vm("after-snapshot", vcpus=1, memory_mib=32, stopped=True)
+    time.sleep(1.5)  # the commit index reaches host3's term/vote file
+    lab.lab("kill", "host3", "--daemon-only")
+    good = tmp_path / "good"
+    shutil.copytree(data, good)
+    for what, damage in DAMAGES.items():
+        shutil.rmtree(data)
+        shutil.copytree(good, data)
+        damage(data)
+        proc = subprocess.run([sys.executable, "-m", "hacluster.daemon", "--config",
+                               str(config)], capture_output=True, text=True, timeout=30)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 4, (what, proc.returncode, proc.stderr[-2000:])
+        assert "Traceback" not in proc.stderr, (what, proc.stderr)
+        assert len(lines) == 1 and str(data) in lines[0] and "--wipe-data" in lines[0], (
+            what, lines)
+    shutil.rmtree(data)
+    shutil.copytree(good, data)
+    _flip(data / "raft.journal")
+    wiped = subprocess.run([sys.executable, "-m", "hacluster.daemon", "--config", str(config),
+                            "--wipe-data"], capture_output=True, text=True, timeout=30)
+    assert wiped.returncode == 0 and "set aside" in wiped.stdout
+    lab.lab("start", "host3")
+    host3 = Client([next(h["api"] for h in lab.status() if h["name"] == "host3")])
+    wait_for(lambda: {v["name"] for v in host3.list_vms()} == {v["name"] for v in cl.list_vms()},
+             timeout=30, what="host3 rejoined with every VM")
+    wait_for(lambda: cl.get_host("host3")["status"] == "up", timeout=15)
+    assert not (data / "REJOINING").exists()  # caught up: it votes again
