@@ -76,7 +76,7 @@ def test_a_busy_lab_keeps_its_journal_bounded_and_restarts_from_snapshot(
     assert Client([host2]).get_policy()["version"] > 0
 
 
-DAMAGES = {
+DAMAGES: dict[str, Callable[[Path], object]] = {
     "journal truncated": lambda d: _truncate(d / "raft.journal"),
     "journal bit flipped": lambda d: _flip(d / "raft.journal"),
     "journal deleted": lambda d: (d / "raft.journal").unlink(),
