@@ -23,7 +23,14 @@ from .core.model import OBSERVED_VALUES, Host, HostStatus, Vm, VmState, vm_statu
 from .core.placement import HostMetrics, HostTable, Placer
 from .core.reconcile import lease_grant
 from .core.state import ClusterState, Result
-from .core.validate import MAX_RULE_MEMBERS, heartbeat_errors, name_error, vm_spec_errors
+from .core.validate import (
+    MAX_RULE_MEMBERS,
+    heartbeat_errors,
+    name_error,
+    shown,
+    text,
+    vm_spec_errors,
+)
 from .leader import LeaderLoop
 from .messages import (
     host_message,
@@ -49,6 +56,7 @@ class ApiError(Exception):
     unavailable | disk_full | denied | unauthenticated."""
 
     def __init__(self, code: str, message: str) -> None:
+        message = text(message, 2000)  # it travels in a gRPC header (16 KiB at most)
         super().__init__(message)
         self.code = code
         self.message = message
@@ -342,7 +350,7 @@ class MemberService:
     def Heartbeat(self, request: pb.HeartbeatRequest) -> pb.HeartbeatResponse:
         self._require_leader()
         if request.host not in self.members:
-            _fail("invalid", f"{request.host[:80]!r} is not a cluster member")
+            _fail("invalid", f"{shown(request.host)} is not a cluster member")
         errors = heartbeat_errors(request.cpu_load, request.memory_available_mib,
                                   request.disk_free_gib, len(request.observed))
         bad = sorted(v for v in request.observed.values() if v not in OBSERVED_VALUES)

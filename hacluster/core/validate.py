@@ -36,10 +36,17 @@ def _check_int(label: str, value: object, low: int, high: int) -> str | None:
     return None
 
 
+def shown(value: object, limit: int = 40) -> str:
+    """A value quoted in an error message, never longer than limit (what a client sent may
+    be megabytes, and a gRPC error travels in a header of at most 16 KiB)."""
+    r = repr(value)
+    return r if len(r) <= limit else r[:limit - 3] + "..."
+
+
 def name_error(kind: str, name: object) -> str | None:
     if not isinstance(name, str) or not NAME_RE.match(name):
-        return (f"{kind} name {name!r} is invalid: use 1-63 lowercase letters, digits, '.', '_' "
-                "or '-', starting and ending with a letter or digit")
+        return (f"{kind} name {shown(name)} is invalid: use 1-63 lowercase letters, digits, "
+                "'.', '_' or '-', starting and ending with a letter or digit")
     return None
 
 
@@ -59,7 +66,7 @@ def vm_spec_errors(name: object, vcpus: object, memory_mib: object, disk_gib: ob
 
 def state_error(state: object) -> str | None:
     if state not in {s.value for s in VmState}:
-        return f"state must be one of {', '.join(s.value for s in VmState)}, got {state!r}"
+        return f"state must be one of {', '.join(s.value for s in VmState)}, got {shown(state)}"
     return None
 
 
@@ -81,7 +88,7 @@ def policy_errors(changes: object) -> list[str]:
     for key, value in sorted(changes.items(), key=lambda kv: str(kv[0])):
         limits = POLICY_LIMITS.get(key)
         if limits is None:
-            errors.append(f"unknown policy setting {key!r} (known: "
+            errors.append(f"unknown policy setting {shown(key)} (known: "
                           f"{', '.join(sorted(POLICY_LIMITS))})")
         elif (isinstance(value, bool) or not isinstance(value, int | float)
               or not math.isfinite(value) or not limits[0] <= value <= limits[1]):
