@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import grpc
@@ -72,6 +73,9 @@ class Agent:
         self._armed = False
         # (uuid, version) that would not start, and libvirt's reason
         self._failed_starts: dict[tuple[str, int], str] = {}
+        # (uuid, version) this agent started: found down again at the same version, that is
+        # a failure too (a guest that dies at boot), not a start still due
+        self._started_vms: set[tuple[str, int]] = set()
         self._report_lock = threading.Lock()
         self._report: Report | None = None
         self._beat_now = threading.Event()
@@ -132,6 +136,7 @@ class Agent:
         except HypervisorError as exc:
             return f"hypervisor unreachable: {exc}"
         vms = self.raft.state.vms  # one immutable snapshot for the whole cycle
+        self._judge_starts(vms, domains)
         actions = decide_host(self.config.name, vms, domains, self.lease, time.monotonic(),
                               self.raft.is_ready(), self._failed_starts.keys())
         done = [d for d in (self._execute(a, vms) for a in actions) if d]
@@ -156,7 +161,10 @@ class Agent:
         stopped = {d.uuid for d in domains if d.state is not Observed.RUNNING}
         self._stopping_since = {u: t for u, t in self._stopping_since.items()
                                 if u not in stopped}
-        observed, versions = self.observed(domains)
+        # Before the replica has caught up its word about VMs would be stale: heartbeats then
+        # carry no observations, only renew the lease (a restarted daemon must reach the
+        # leader within its lease, however long its journal takes to replay).
+        observed, versions = self.observed(domains) if self.raft.is_ready() else ({}, {})
         with self._report_lock:
             self._report = Report(domains, observed, versions, self.start_errors())
         self._beat_now.set()  # the heartbeat thread sends it, then tends the watchdog
@@ -215,6 +223,9 @@ class Agent:
                 # reported as a failure, like a crash: the restart policy decides
                 self._failed_starts[(vm.uuid, vm.version)] = text(exc, 300)
             return f"{action.act} {action.vm} failed"
+        vm = vms.get(action.vm)
+        if vm is not None and action.act in (Act.DEFINE_START, Act.START):
+            self._started_vms.add((vm.uuid, vm.version))
         log.info("%s %s (%s)", action.act, action.vm, action.reason)
         return f"{action.act} {action.vm}"
 
@@ -261,10 +272,24 @@ class Agent:
 
     # ---- heartbeat ---------------------------------------------------------------------------
 
-    def observed(self, domains: list[Domain]) -> tuple[dict[str, str], dict[str, int]]:
-        vms = self.raft.state.vms
+    def _judge_starts(self, vms: Mapping[str, Vm], domains: list[Domain]) -> None:
+        """Forget starts of versions gone by; a VM this agent started that is down again
+        before the cluster ever saw it running has failed (a guest dying at boot), and is
+        not started again at that version: the restart policy decides."""
         current = {(vm.uuid, vm.version) for vm in vms.values()}
         self._failed_starts = {k: v for k, v in self._failed_starts.items() if k in current}
+        self._started_vms &= current
+        down = {d.uuid: d.state for d in domains
+                if d.state in (Observed.STOPPED, Observed.CRASHED)}
+        for vm in vms.values():
+            key = (vm.uuid, vm.version)
+            if (key in self._started_vms and vm.observed is Observed.NONE and vm.uuid in down
+                    and key not in self._failed_starts):
+                self._failed_starts[key] = f"{down[vm.uuid]} right after it was started"
+
+    def observed(self, domains: list[Domain]) -> tuple[dict[str, str], dict[str, int]]:
+        vms = self.raft.state.vms
+        self._judge_starts(vms, domains)
         return report(self.config.name, vms, domains, self._failed_starts.keys())
 
     def start_errors(self) -> dict[str, str]:

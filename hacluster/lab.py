@@ -219,7 +219,9 @@ def create(lab_dir: str | Path, nodes: int, base_ip: str = "127.0.77", raft_port
     if hypervisor not in ("test", "qemu"):
         raise LabError("--hypervisor must be test or qemu")
     extra = parse_settings(settings)
-    ha_extra = "".join(f"{k} = {v}\n" for k, v in extra.pop("ha", {}).items())
+    ha_keys = {"profile": f'"{profile}"', **extra.pop("ha", {})}
+    watchdog_override = ha_keys.pop("watchdog_device", None)
+    ha_extra = "".join(f"{k} = {v}\n" for k, v in ha_keys.items())
     sections = "".join(f"\n[{section}]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items())
                        for section, keys in extra.items())
     if hypervisor == "qemu" and (missing := lab_qemu.requirements()):
@@ -280,8 +282,7 @@ log_level = "{log_level}"
 {qemu}
 
 [ha]
-profile = "{profile}"
-watchdog_device = "lab:{h.watchdog_socket}"
+watchdog_device = {watchdog_override or f'"lab:{h.watchdog_socket}"'}
 {ha_extra}{sections}
 [cluster]
 secret_file = "{secret_file}"

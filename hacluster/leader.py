@@ -50,7 +50,9 @@ class LeaderLoop:
         self.active = False  # claim committed: this member acts as leader
         self.last_verdict = ""
         self.due_in: float | None = None
-        self.placed_at_revision = -1  # pending VMs were judged at this state revision
+        self.pending_judged_at = -1  # pending VMs were judged at this room epoch
+        self.pending_from = ""  # a round of judging them resumes after this VM
+        self.round_epoch = -1
         self.balanced_at = time.monotonic()  # the first pass one interval after taking over
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -103,7 +105,7 @@ class LeaderLoop:
             errors={h: b.errors for h, b in beats.items() if b.errors},
             balance_due=time.monotonic() - self.balanced_at
             >= self.raft.state.policy.balance_interval,
-            pending_judged_at=self.placed_at_revision)
+            pending_judged_at=self.pending_judged_at, pending_from=self.pending_from)
 
     def cycle(self) -> str:
         """One pass: plan against the current replica, propose, return the verdict."""
@@ -111,6 +113,8 @@ class LeaderLoop:
             self._stop.set()
             return f"lost leadership of term {self.term}"
         state = self.raft.state  # one immutable view for the whole pass
+        if state.room_epoch != self.round_epoch:  # room may have changed: a new round
+            self.round_epoch, self.pending_from = state.room_epoch, ""
         self.fencer.poke(state, self.live)
         p = plan(state, self.view(), self.term, _ids(), time.time())
         self.due_in = p.due_in
@@ -125,8 +129,10 @@ class LeaderLoop:
             for sub, res in zip(chunk, result.parts or (result,), strict=False):
                 if not res.ok:
                     refused.append(f"{sub.TYPE} {res.code}")
-        if not p.commands:  # nothing changed: pending VMs stay as judged at this revision
-            self.placed_at_revision = state.revision
+        # pending VMs stay as judged until something may make room (state.room_epoch)
+        self.pending_from = p.pending_next or ""
+        if p.pending_next is None:
+            self.pending_judged_at = state.room_epoch
         if refused:
             return f"{p.verdict}; refused: {', '.join(refused[:5])}" + (
                 f" (+{len(refused) - 5})" if len(refused) > 5 else "")

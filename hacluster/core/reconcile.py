@@ -46,9 +46,13 @@ class LeaderView:
     reported_versions: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     errors: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # host -> vm -> why
     balance_due: bool = False  # automatic balancing: a pass is due (the leader's interval)
-    # the state revision at which every pending VM was last judged, with nothing changed
-    # since: they need no new placement pass (thousands of them cost the leader seconds)
+    # the state's room_epoch when every pending VM was last judged: until something may
+    # have made room, they need no new placement pass (thousands cost the leader seconds)
     pending_judged_at: int = -1
+    # a round of judging pending VMs goes at most placement_budget VMs a pass (the leader's
+    # cycle stays short whatever waits), resuming after the VM named pending_from
+    placement_budget: int = 500
+    pending_from: str = ""
 
     def report(self, host: str, vm: Vm) -> Observed | None:
         seen = self.observed.get(host, {}).get(vm.name)
@@ -66,6 +70,7 @@ class Plan:
     verdict: str
     due_in: float | None = None  # seconds until a fencing falls due: plan again then
     balanced: bool = False  # an automatic balancing pass ran
+    pending_next: str | None = None  # the round of pending VMs goes on after this VM
 
 
 def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
@@ -141,9 +146,18 @@ def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
 
     # 4. Placement of VMs that want to run and have no host.
     placer = Placer(state.policy, list(state.rules.values()))
-    unchanged = view.pending_judged_at == state.revision
-    waiting = [vm for vm in state.vms.values() if vm.wants_to_run and vm.host is None
-               and not (unchanged and vm.pending_reasons)]
+    # VMs never judged first (new ones), then those already pending, in rounds, only when
+    # something may have made room since they were last judged
+    unchanged = view.pending_judged_at == state.room_epoch
+    unplaced = [vm for vm in state.vms.values() if vm.wants_to_run and vm.host is None]
+    fresh = [vm for vm in unplaced if not vm.pending_reasons]
+    old = [] if unchanged else sorted(
+        (vm for vm in unplaced if vm.pending_reasons and vm.name > view.pending_from),
+        key=lambda v: v.name)
+    waiting = (fresh + old)[:view.placement_budget]
+    pending_next = None
+    if len(fresh) + len(old) > view.placement_budget:
+        pending_next = waiting[-1].name if len(fresh) < len(waiting) else view.pending_from
     if waiting:
         table = HostTable.build(state.hosts.values(), state.vms.values(), view.metrics)
         placed = pending = 0
@@ -173,7 +187,7 @@ def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
                                expect_version=state.vms[m.vm].version),
                 f"balance: {m.vm} {m.source}->{m.target} (gain {m.gain:.3f})")
 
-    return Plan(cmds, "; ".join(notes) if notes else "steady", due_in, balanced)
+    return Plan(cmds, "; ".join(notes) if notes else "steady", due_in, balanced, pending_next)
 
 
 def migrations(state: ClusterState, view: LeaderView, placer: Placer, term: int,

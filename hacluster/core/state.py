@@ -50,6 +50,11 @@ RECENT_IDS = 10_000
 
 SNAPSHOT_FORMAT = 2
 MAX_INCIDENTS = 100  # the newest are kept
+# Commands after which a VM that fitted nowhere may fit somewhere: capacity freed, hosts or
+# rules or policy changed. The rest (a VM created or placed, an observation) cannot make room.
+MAY_MAKE_ROOM = (c.RegisterHost, c.SetHostStatus, c.FenceHost, c.ConfirmFenced, c.SetVmState,
+                 c.DeleteVm, c.VmFailed, c.CreateRule, c.DeleteRule, c.SetMaintenance,
+                 c.SetMigration, c.FinishMigration, c.SetPolicy)
 
 
 @dataclass(frozen=True)
@@ -101,13 +106,15 @@ class ClusterState:
         c.ClaimLeadership: "_claim_leadership",
         c.Batch: "_batch",
     }
-    _CONTAINERS = ("hosts", "vms", "rules", "recent", "incidents")
+    _CONTAINERS = ("hosts", "vms", "rules", "recent", "incidents", "uuids")
 
     def __init__(self) -> None:
         self.hosts: dict[str, Host] = {}
         self.vms: dict[str, Vm] = {}
         self.policy = Policy()
         self.revision = 0  # bumped by every applied change; records carry it as their version
+        self.room_epoch = 0  # bumped by every change that may let a pending VM fit
+        self.uuids: dict[str, str] = {}  # VM uuid -> name
         self.leader_term = 0
         self.leader: str | None = None
         # command id -> (digest of what it asked, its result): a retry gets the same result
@@ -195,7 +202,10 @@ class ClusterState:
                            f"leader term {self.leader_term}")
         try:
             handler: Callable[[Any], Result] = getattr(self, self._HANDLERS[type(cmd)])
-            return handler(cmd)
+            result = handler(cmd)
+            if result.ok and isinstance(cmd, MAY_MAKE_ROOM) and result.message != "unchanged":
+                self.room_epoch += 1
+            return result
         except (TypeError, ValueError, AttributeError, KeyError) as exc:
             # A well-formed envelope whose body has the wrong shape: refuse it, always. The
             # handlers check before they change anything, so nothing was half done.
@@ -353,7 +363,7 @@ class ClusterState:
             return _reject("invalid", f"the cluster holds its maximum of {MAX_VMS} VMs")
         if not isinstance(cmd.uuid, str) or not 0 < len(cmd.uuid) <= 64:
             return _reject("invalid", "uuid must be a string of 1-64 characters")
-        if any(vm.uuid == cmd.uuid for vm in self.vms.values()):
+        if cmd.uuid in self.uuids:
             return _reject("exists", f"a VM with uuid {cmd.uuid} already exists")
         vm = Vm(name=cmd.name, uuid=cmd.uuid, vcpus=cmd.vcpus, memory_mib=cmd.memory_mib,
                 disk_gib=cmd.disk_gib, state=VmState(cmd.state), ha=bool(cmd.ha),
@@ -363,6 +373,7 @@ class ClusterState:
             return refused
         vm.version = self._bump()
         self._w("vms")[cmd.name] = vm
+        self._w("uuids")[vm.uuid] = vm.name
         self._owned_records.add(("vm", cmd.name))
         return Result(ok=True, version=vm.version)
 
@@ -434,6 +445,7 @@ class ClusterState:
         if doubt:
             return doubt
         del self._w("vms")[cmd.name]
+        self._w("uuids").pop(found.uuid, None)
         for rule in list(self.rules.values()):
             if cmd.name in rule.vms:
                 left = [v for v in rule.vms if v != cmd.name]
@@ -692,6 +704,7 @@ class ClusterState:
             "vms": [v.to_dict() for v in self.vms.values()],
             "policy": self.policy.to_dict(),
             "revision": self.revision,
+            "room_epoch": self.room_epoch,
             "leader_term": self.leader_term,
             "leader": self.leader,
             "recent": [[k, d, r.to_dict()] for k, (d, r) in self.recent.items()],
@@ -706,6 +719,8 @@ class ClusterState:
         state = cls()
         state.hosts = {h["name"]: Host.from_dict(h) for h in data["hosts"]}
         state.vms = {v["name"]: Vm.from_dict(v) for v in data["vms"]}
+        state.uuids = {v.uuid: v.name for v in state.vms.values()}
+        state.room_epoch = data.get("room_epoch", 0)
         state.policy = Policy.from_dict(data["policy"])
         state.revision = data["revision"]
         state.leader_term = data["leader_term"]

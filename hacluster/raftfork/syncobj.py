@@ -749,7 +749,12 @@ class SyncObj(object):
         if self.__raftCommitIndex > self.__raftLastApplied:
             count = self.__raftCommitIndex - self.__raftLastApplied
             entries = self.__getEntries(self.__raftLastApplied + 1, count)
+            # hacluster: at most ~20 ms of applying per tick, so that a member replaying a
+            # long journal (a restart) still answers the leader and learns who leads
+            budget = monotonicTime() + 0.02
             for entry in entries:
+                if monotonicTime() > budget:
+                    break
                 try:
                     currentTermID = entry[2]
                     subscribers = self.__commandsWaitingCommit.pop(entry[1], [])

@@ -3,6 +3,7 @@ plans re-checked at apply, and the operator actions that could run a VM twice.""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -213,7 +214,30 @@ def test_pending_vms_are_not_judged_again_while_nothing_changed(state: ClusterSt
     for cmd in plan(state, view, 0, iter(map(str, range(100))), 1.0).commands:
         state.apply(cmd)
     judged = LeaderView(now=10.0, leader_since=0.0, last_heard={"h1": 10.0, "h2": 10.0},
-                        pending_judged_at=state.revision)
+                        pending_judged_at=state.room_epoch)
     p = plan(state, judged, 0, iter(map(str, range(100, 200))), 2.0)
     assert "placed" not in p.verdict and p.commands == []
     assert state.vms["big"].observed is Observed.NONE
+
+
+def test_pending_vms_are_judged_in_rounds_of_a_bounded_size(state: ClusterState) -> None:
+    for i in range(7):
+        create(state, f"big{i}", memory_mib=4000)
+    judged: list[str] = []
+    cursor, epoch = "", -1
+    ids = map(str, itertools.count())
+    for _ in range(10):
+        view = LeaderView(now=10.0, leader_since=0.0, last_heard={"h1": 10.0, "h2": 10.0},
+                          placement_budget=3, pending_from=cursor, pending_judged_at=epoch)
+        p = plan(state, view, 0, ids, 1.0)
+        judged += [cmd.name for cmd in p.commands if isinstance(cmd, c.MarkPending)]
+        for cmd in p.commands:
+            state.apply(cmd)
+        cursor = p.pending_next or ""
+        if p.pending_next is None:
+            epoch = state.room_epoch
+    assert sorted(judged) == [f"big{i}" for i in range(7)]  # each once, 3 at most a pass
+    state.apply(c.SetPolicy(id=cid(), changes={"memory_ratio": 1.5}))  # may make room
+    view = LeaderView(now=10.0, leader_since=0.0, last_heard={"h1": 10.0, "h2": 10.0},
+                      placement_budget=3, pending_judged_at=epoch)
+    assert plan(state, view, 0, ids, 1.0).pending_next == "big2"
