@@ -3,9 +3,11 @@
     .venv/bin/python -m bench.write_latency [--writes 1000]
 
 Starts a lab (3 haclusterd processes, each with its own libvirtd), then creates VMs one at a
-time (each call returns after the command is committed by a majority and applied on the
-member that received it), through a follower and through the leader. VMs are created
-stopped so the figure is the control plane's alone, not libvirt's. Prints p50/p90/p99.
+time (each call returns after the command is fsync'd and committed by a majority and applied
+on the member that received it), through a follower and through the leader. VMs are created
+stopped so the figure is the control plane's alone, not libvirt's. Prints p50/p90/p99; then
+the same on a lab with fsync off (raft.fsync = false, for comparison only: never in
+production), to show what durability costs on this disk.
 """
 
 from __future__ import annotations
@@ -46,26 +48,29 @@ def main() -> None:
     ap.add_argument("--writes", type=int, default=1000)
     ap.add_argument("--base-ip", default="127.0.66")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        lab = lab_mod.create(tmp, 3, args.base_ip, log_level="WARNING")
-        try:
-            for h in lab.hosts:
-                lab.start_host(h)
-            lab_mod.wait_until_up(lab)
-            leader = Client([lab.hosts[0].api]).status()["leader"]
-            by_role = {"leader": next(h for h in lab.hosts if h.name == leader),
-                       "follower": next(h for h in lab.hosts if h.name != leader)}
-            measure(by_role["follower"].api, "warm", 50)
-            print(f"3 members on loopback, {args.writes} sequential CreateVm calls each")
-            for role, host in by_role.items():
-                s = measure(host.api, role, args.writes)
-                print(f"via {role:8s}: p50 {percentile(s, 50) * 1e3:.2f} ms  "
-                      f"p90 {percentile(s, 90) * 1e3:.2f} ms  "
-                      f"p99 {percentile(s, 99) * 1e3:.2f} ms  "
-                      f"mean {statistics.mean(s) * 1e3:.2f} ms  "
-                      f"({len(s) / sum(s):,.0f} writes/s)")
-        finally:
-            lab.stop_all()
+    print(f"3 members on loopback, {args.writes} sequential CreateVm calls each")
+    for fsync in (True, False):
+        with tempfile.TemporaryDirectory() as tmp:
+            lab = lab_mod.create(tmp, 3, args.base_ip, log_level="WARNING",
+                                 settings=[f"raft.fsync={str(fsync).lower()}"])
+            try:
+                for h in lab.hosts:
+                    lab.start_host(h)
+                lab_mod.wait_until_up(lab)
+                leader = Client([lab.hosts[0].api]).status()["leader"]
+                by_role = {"leader": next(h for h in lab.hosts if h.name == leader),
+                           "follower": next(h for h in lab.hosts if h.name != leader)}
+                measure(by_role["follower"].api, "warm", 50)
+                for role, host in by_role.items():
+                    s = measure(host.api, role, args.writes)
+                    print(f"fsync {'on ' if fsync else 'off'} via {role:8s}: "
+                          f"p50 {percentile(s, 50) * 1e3:.2f} ms  "
+                          f"p90 {percentile(s, 90) * 1e3:.2f} ms  "
+                          f"p99 {percentile(s, 99) * 1e3:.2f} ms  "
+                          f"mean {statistics.mean(s) * 1e3:.2f} ms  "
+                          f"({len(s) / sum(s):,.0f} writes/s)")
+            finally:
+                lab.stop_all()
 
 
 if __name__ == "__main__":

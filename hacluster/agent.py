@@ -80,6 +80,7 @@ class Agent:
         self._report: Report | None = None
         self._beat_now = threading.Event()
         self.heartbeat_ok = False
+        self.last_rtt_ms = -1.0  # the previous heartbeat's round trip, sent with the next
         self.raft = raft
         self.hv = hypervisor
         self.wake = wake
@@ -319,7 +320,8 @@ class Agent:
         request = pb.HeartbeatRequest(
             host=self.config.name, cpu_load=m.cpu_load,
             memory_available_mib=m.memory_available_mib, disk_free_gib=m.disk_free_gib,
-            observed=report.observed, observed_versions=report.versions, errors=report.errors)
+            observed=report.observed, observed_versions=report.versions, errors=report.errors,
+            rtt_ms=self.last_rtt_ms)
         channel = self._channels.get(api)
         if channel is None:
             channel = self._channels[api] = grpc.insecure_channel(api)
@@ -330,6 +332,7 @@ class Agent:
         except grpc.RpcError as exc:
             log.debug("heartbeat to %s failed: %s", api, exc)
             return False
+        self.last_rtt_ms = (time.monotonic() - asked) * 1000
         if reply.lease_seconds > 0 and reply.leader_term >= self.raft.state.leader_term:
             self.lease_until = asked + reply.lease_seconds
         return True

@@ -65,6 +65,7 @@ def host_dict(h: pb.Host) -> dict[str, Any]:
         "last_heard_ago": _unknown(h.last_heard_ago), "lease": h.lease,
         "watchdog": h.watchdog, "maintenance": h.maintenance, "version": h.version,
         "fenced_by": h.fenced_by or None, "watchdog_error": h.watchdog_error or None,
+        "heartbeat_rtt_ms": _unknown(h.heartbeat_rtt_ms),
     }
 
 

@@ -159,9 +159,10 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
         ha = replace(PROFILES[profile], **{k: float(v) for k, v in ha_section.items()})
         raft_section: dict[str, Any] = {k: float(v) for k, v in data.get("raft", {}).items()
                                          if k not in ("snapshot_entries", "fsync")}
+        raw = data.get("raft", {})
         raft = RaftTimings(**{**RAFT_FOR_PROFILE[profile], **raft_section},
-                           snapshot_entries=int(data.get("raft", {}).get("snapshot_entries",
-                                                                          10_000)))
+                           snapshot_entries=int(raw.get("snapshot_entries", 10_000)),
+                           fsync=raw.get("fsync", True) is not False)
     except TypeError as exc:
         raise ConfigError(f"ha or raft: {exc}") from exc
     granularity = 1.0 if watchdog.startswith("/") else 0.0

@@ -49,6 +49,7 @@ def host_message(host: Host, state: ClusterState, table: HostTable,
         memory_available_mib=beat.memory_available_mib if beat else -1.0,
         lease=host.lease, watchdog=host.watchdog, maintenance=host.maintenance,
         fenced_by=host.fenced_by, watchdog_error=host.watchdog_error,
+        heartbeat_rtt_ms=beat.heartbeat_rtt_ms if beat else -1.0,
     )
 
 
@@ -90,5 +91,6 @@ def live_messages(live: LiveState, state: ClusterState, grant_window: float,
             cpu_load=b.metrics.cpu_load if b else -1.0,
             memory_available_mib=b.metrics.memory_available_mib if b else -1.0,
             disk_free_gib=b.metrics.disk_free_gib if b else -1.0,
+            heartbeat_rtt_ms=b.metrics.heartbeat_rtt_ms if b else -1.0,
             last_heard_ago=now - b.at if b else -1.0)
     return out

@@ -360,7 +360,9 @@ class MemberService:
             _fail("invalid", "; ".join(errors))
         self.leader.live.record(request.host, HostMetrics(
             cpu_load=request.cpu_load, memory_available_mib=request.memory_available_mib,
-            disk_free_gib=request.disk_free_gib), dict(request.observed),
+            disk_free_gib=request.disk_free_gib,
+            heartbeat_rtt_ms=request.rtt_ms if 0 <= request.rtt_ms < 1e6 else -1.0),
+            dict(request.observed),
             dict(request.observed_versions), dict(request.errors))
         lease, why = lease_grant(self.raft.state, request.host)
         if not self.leader.fresh():

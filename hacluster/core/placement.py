@@ -31,6 +31,7 @@ class HostMetrics:
     cpu_load: float = 0.0  # 0..1 of the host's CPUs busy
     memory_available_mib: float = 0.0
     disk_free_gib: float = 0.0
+    heartbeat_rtt_ms: float = -1.0  # the host's previous heartbeat round trip (-1: unknown)
 
 
 @dataclass

@@ -148,30 +148,29 @@ class ClusterState:
             self._owned.add(name)
         return getattr(self, name)
 
+    def _edit(self, container: str, name: str) -> Any:
+        """The record `name` of a container, private to this object (copied on first change)."""
+        records: dict[str, Any] = self._w(container)
+        if (container, name) not in self._owned_records:
+            records[name] = records[name].clone()
+            self._owned_records.add((container, name))
+        return records[name]
+
     def _edit_vm(self, name: str) -> Vm:
-        vms: dict[str, Vm] = self._w("vms")
-        if ("vm", name) not in self._owned_records:
-            vms[name] = vms[name].clone()
-            self._owned_records.add(("vm", name))
-        return vms[name]
+        vm: Vm = self._edit("vms", name)
+        return vm
 
     def _edit_host(self, name: str) -> Host:
-        hosts: dict[str, Host] = self._w("hosts")
-        if ("host", name) not in self._owned_records:
-            hosts[name] = hosts[name].clone()
-            self._owned_records.add(("host", name))
-        return hosts[name]
+        host: Host = self._edit("hosts", name)
+        return host
 
     def _edit_rule(self, name: str) -> Rule:
-        rules: dict[str, Rule] = self._w("rules")
-        if ("rule", name) not in self._owned_records:
-            rules[name] = rules[name].clone()
-            self._owned_records.add(("rule", name))
-        return rules[name]
+        rule: Rule = self._edit("rules", name)
+        return rule
 
     def _edit_incident(self, incident: Incident) -> Incident:
         incidents: list[Incident] = self._w("incidents")
-        key = ("incident", str(incident.id))
+        key = ("incidents", str(incident.id))
         i = next(i for i, x in enumerate(incidents) if x.id == incident.id)
         if key not in self._owned_records:
             incidents[i] = incidents[i].clone()
@@ -262,7 +261,7 @@ class ClusterState:
             cmd.name, *spec[:5], status=host.status if host else HostStatus.UP,
             lease=spec[5], watchdog=spec[6], libvirt_uri=spec[7], watchdog_error=spec[8],
             maintenance=host.maintenance if host else False, version=version)
-        self._owned_records.add(("host", cmd.name))
+        self._owned_records.add(("hosts", cmd.name))
         return Result(ok=True, version=version)
 
     def _host(self, name: str, expect_version: int | None) -> Host | Result:
@@ -339,7 +338,7 @@ class ClusterState:
                             host=host, last_heard=last_heard, declared_at=ts)
         incidents: list[Incident] = self._w("incidents")
         incidents.append(incident)
-        self._owned_records.add(("incident", str(incident.id)))
+        self._owned_records.add(("incidents", str(incident.id)))
         del incidents[:-MAX_INCIDENTS]
         return incident
 
@@ -374,7 +373,7 @@ class ClusterState:
         vm.version = self._bump()
         self._w("vms")[cmd.name] = vm
         self._w("uuids")[vm.uuid] = vm.name
-        self._owned_records.add(("vm", cmd.name))
+        self._owned_records.add(("vms", cmd.name))
         return Result(ok=True, version=vm.version)
 
     def _admission(self, vm: Vm) -> Result | None:
@@ -593,7 +592,7 @@ class ClusterState:
             return _reject(code, "; ".join(errors))
         rule.version = self._bump()
         self._w("rules")[rule.name] = rule
-        self._owned_records.add(("rule", rule.name))
+        self._owned_records.add(("rules", rule.name))
         return Result(ok=True, version=rule.version)
 
     def _delete_rule(self, cmd: c.DeleteRule) -> Result:

@@ -59,7 +59,7 @@ class ClusterStatus(_message.Message):
     def __init__(self_, leader: _Optional[str] = ..., term: _Optional[int] = ..., quorum: _Optional[bool] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., self: _Optional[str] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., leader_term: _Optional[int] = ..., hosts_up: _Optional[int] = ..., vms: _Optional[int] = ..., vms_running: _Optional[int] = ..., halted: _Optional[str] = ..., snapshot_index: _Optional[int] = ..., log_entries: _Optional[int] = ..., journal_bytes: _Optional[int] = ...) -> None: ...
 
 class Host(_message.Message):
-    __slots__ = ("name", "status", "vms", "cpus", "memory_mib", "memory_free_mib", "cpu_load", "disk_gib", "disk_free_gib", "memory_allocated_mib", "vcpus_allocated", "api_addr", "raft_addr", "last_heard_ago", "version", "memory_available_mib", "lease", "watchdog", "maintenance", "fenced_by", "watchdog_error")
+    __slots__ = ("name", "status", "vms", "cpus", "memory_mib", "memory_free_mib", "cpu_load", "disk_gib", "disk_free_gib", "memory_allocated_mib", "vcpus_allocated", "api_addr", "raft_addr", "last_heard_ago", "version", "memory_available_mib", "lease", "watchdog", "maintenance", "fenced_by", "watchdog_error", "heartbeat_rtt_ms")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     VMS_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +81,7 @@ class Host(_message.Message):
     MAINTENANCE_FIELD_NUMBER: _ClassVar[int]
     FENCED_BY_FIELD_NUMBER: _ClassVar[int]
     WATCHDOG_ERROR_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_RTT_MS_FIELD_NUMBER: _ClassVar[int]
     name: str
     status: str
     vms: _containers.RepeatedScalarFieldContainer[str]
@@ -102,7 +103,8 @@ class Host(_message.Message):
     maintenance: bool
     fenced_by: str
     watchdog_error: str
-    def __init__(self, name: _Optional[str] = ..., status: _Optional[str] = ..., vms: _Optional[_Iterable[str]] = ..., cpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., memory_free_mib: _Optional[int] = ..., cpu_load: _Optional[float] = ..., disk_gib: _Optional[int] = ..., disk_free_gib: _Optional[int] = ..., memory_allocated_mib: _Optional[int] = ..., vcpus_allocated: _Optional[int] = ..., api_addr: _Optional[str] = ..., raft_addr: _Optional[str] = ..., last_heard_ago: _Optional[float] = ..., version: _Optional[int] = ..., memory_available_mib: _Optional[float] = ..., lease: _Optional[float] = ..., watchdog: _Optional[float] = ..., maintenance: _Optional[bool] = ..., fenced_by: _Optional[str] = ..., watchdog_error: _Optional[str] = ...) -> None: ...
+    heartbeat_rtt_ms: float
+    def __init__(self, name: _Optional[str] = ..., status: _Optional[str] = ..., vms: _Optional[_Iterable[str]] = ..., cpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., memory_free_mib: _Optional[int] = ..., cpu_load: _Optional[float] = ..., disk_gib: _Optional[int] = ..., disk_free_gib: _Optional[int] = ..., memory_allocated_mib: _Optional[int] = ..., vcpus_allocated: _Optional[int] = ..., api_addr: _Optional[str] = ..., raft_addr: _Optional[str] = ..., last_heard_ago: _Optional[float] = ..., version: _Optional[int] = ..., memory_available_mib: _Optional[float] = ..., lease: _Optional[float] = ..., watchdog: _Optional[float] = ..., maintenance: _Optional[bool] = ..., fenced_by: _Optional[str] = ..., watchdog_error: _Optional[str] = ..., heartbeat_rtt_ms: _Optional[float] = ...) -> None: ...
 
 class ListHostsRequest(_message.Message):
     __slots__ = ()
@@ -431,7 +433,7 @@ class DeleteVmResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("host", "cpu_load", "memory_available_mib", "disk_free_gib", "observed", "observed_versions", "errors")
+    __slots__ = ("host", "cpu_load", "memory_available_mib", "disk_free_gib", "observed", "observed_versions", "errors", "rtt_ms")
     class ObservedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -460,6 +462,7 @@ class HeartbeatRequest(_message.Message):
     OBSERVED_FIELD_NUMBER: _ClassVar[int]
     OBSERVED_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
+    RTT_MS_FIELD_NUMBER: _ClassVar[int]
     host: str
     cpu_load: float
     memory_available_mib: float
@@ -467,7 +470,8 @@ class HeartbeatRequest(_message.Message):
     observed: _containers.ScalarMap[str, str]
     observed_versions: _containers.ScalarMap[str, int]
     errors: _containers.ScalarMap[str, str]
-    def __init__(self, host: _Optional[str] = ..., cpu_load: _Optional[float] = ..., memory_available_mib: _Optional[float] = ..., disk_free_gib: _Optional[float] = ..., observed: _Optional[_Mapping[str, str]] = ..., observed_versions: _Optional[_Mapping[str, int]] = ..., errors: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    rtt_ms: float
+    def __init__(self, host: _Optional[str] = ..., cpu_load: _Optional[float] = ..., memory_available_mib: _Optional[float] = ..., disk_free_gib: _Optional[float] = ..., observed: _Optional[_Mapping[str, str]] = ..., observed_versions: _Optional[_Mapping[str, int]] = ..., errors: _Optional[_Mapping[str, str]] = ..., rtt_ms: _Optional[float] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
     __slots__ = ("leader_term", "lease_seconds", "message")
@@ -484,20 +488,22 @@ class LiveMetricsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HostLive(_message.Message):
-    __slots__ = ("host", "cpu_load", "memory_available_mib", "disk_free_gib", "last_heard_ago", "lease_left")
+    __slots__ = ("host", "cpu_load", "memory_available_mib", "disk_free_gib", "last_heard_ago", "lease_left", "heartbeat_rtt_ms")
     HOST_FIELD_NUMBER: _ClassVar[int]
     CPU_LOAD_FIELD_NUMBER: _ClassVar[int]
     MEMORY_AVAILABLE_MIB_FIELD_NUMBER: _ClassVar[int]
     DISK_FREE_GIB_FIELD_NUMBER: _ClassVar[int]
     LAST_HEARD_AGO_FIELD_NUMBER: _ClassVar[int]
     LEASE_LEFT_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_RTT_MS_FIELD_NUMBER: _ClassVar[int]
     host: str
     cpu_load: float
     memory_available_mib: float
     disk_free_gib: float
     last_heard_ago: float
     lease_left: float
-    def __init__(self, host: _Optional[str] = ..., cpu_load: _Optional[float] = ..., memory_available_mib: _Optional[float] = ..., disk_free_gib: _Optional[float] = ..., last_heard_ago: _Optional[float] = ..., lease_left: _Optional[float] = ...) -> None: ...
+    heartbeat_rtt_ms: float
+    def __init__(self, host: _Optional[str] = ..., cpu_load: _Optional[float] = ..., memory_available_mib: _Optional[float] = ..., disk_free_gib: _Optional[float] = ..., last_heard_ago: _Optional[float] = ..., lease_left: _Optional[float] = ..., heartbeat_rtt_ms: _Optional[float] = ...) -> None: ...
 
 class LiveMetricsResponse(_message.Message):
     __slots__ = ("hosts",)

@@ -1,8 +1,9 @@
-"""Replaying the log gives equal state, through the wire format and through snapshots."""
+"""Replaying the log gives equal state, through the wire format and through snapshots; and a
+state handed to a reader never changes afterwards (copy-on-write), whatever is applied."""
 
 from __future__ import annotations
 
-import pickle
+import json
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -31,6 +32,25 @@ def _cmds() -> st.SearchStrategy[c.Command]:
         st.builds(c.SetHostStatus, id=i, name=hosts, status=st.sampled_from(["up", "down"]),
                   term=st.integers(0, 3)),
         st.builds(c.ClaimLeadership, id=i, term=st.integers(0, 3), leader=hosts),
+        st.builds(c.FenceHost, id=i, name=hosts, by=st.just("lease+watchdog"),
+                  term=st.integers(0, 3)),
+        st.builds(c.ConfirmFenced, id=i, name=hosts),
+        st.builds(c.SetMaintenance, id=i, name=hosts, on=st.booleans()),
+        st.builds(c.RequestMigration, id=i, name=names, to=st.sampled_from(["", "h1", "h2"])),
+        st.builds(c.SetMigration, id=i, name=names, to=st.sampled_from(["", "h1", "h2"]),
+                  term=st.integers(0, 3)),
+        st.builds(c.FinishMigration, id=i, name=names, source=hosts, to=hosts, ok=st.booleans()),
+        st.builds(c.VmFailed, id=i, name=names, host=hosts, term=st.integers(0, 3)),
+        st.builds(c.MarkPending, id=i, name=names, reasons=st.lists(st.text(max_size=5)),
+                  term=st.integers(0, 3)),
+        st.builds(c.CreateRule, id=i, name=st.sampled_from(["r1", "r2"]),
+                  kind=st.sampled_from(["affinity", "anti-affinity"]),
+                  strength=st.sampled_from(["must", "should"]), vms=st.lists(names, max_size=3)),
+        st.builds(c.SetPolicy, id=i, changes=st.dictionaries(
+            st.sampled_from(["max_restart", "memory_ratio"]), st.sampled_from([0, 1, 1.5]),
+            max_size=2)),
+        st.builds(c.Batch, id=i, term=st.just(0), commands=st.lists(
+            st.builds(c.AssignVm, id=i, name=names, host=hosts), max_size=3).map(tuple)),
     )
 
 
@@ -43,10 +63,24 @@ def test_replay_through_codec_and_snapshot_is_equal(log: list[c.Command], cut: i
     replica = ClusterState()
     for cmd in log[:cut]:
         replica.apply(c.decode(c.encode(cmd)))
-    replica = pickle.loads(pickle.dumps(replica))  # a snapshot taken mid-log
+    replica = ClusterState.from_dict(json.loads(json.dumps(replica.to_dict())))  # a snapshot
     replayed = [replica.apply(c.decode(c.encode(cmd))) for cmd in log[cut:]]
 
     assert replica == direct
     assert replayed == results[cut:] or cut > len(log)
     for vm in direct.vms.values():  # a VM is on at most one host, and only a known one
         assert vm.host is None or vm.host in direct.hosts
+
+
+@settings(max_examples=200, deadline=None)
+@given(log=st.lists(_cmds(), max_size=40))
+def test_a_published_state_never_changes(log: list[c.Command]) -> None:
+    """As the Raft adapter does: apply each command to a fork and publish the fork."""
+    state = ClusterState()
+    published = []
+    for cmd in log:
+        state = state.fork()
+        state.apply(cmd)
+        published.append((state, state.to_dict()))
+    for view, then in published:
+        assert view.to_dict() == then
