@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from . import admission
@@ -66,9 +66,8 @@ class Result:
     parts: tuple[Result, ...] = field(default=(), compare=False)  # a batch's, in order
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["parts"] = [p.to_dict() for p in self.parts]
-        return data
+        return {"ok": self.ok, "code": self.code, "message": self.message,
+                "version": self.version, "parts": [p.to_dict() for p in self.parts]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Result:

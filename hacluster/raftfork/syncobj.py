@@ -741,6 +741,9 @@ class SyncObj(object):
             for callback in self.__onTickCallbacks:
                 callback()
 
+        if self.__raftState == _RAFT_STATE.LEADER and not self.__otherNodes and \
+                self.__raftCommitIndex < self.__getCurrentLogIndex():
+            timeToWait = 0  # hacluster: alone, nothing will wake us to commit: go on at once
         self._poller.poll(timeToWait)
 
     def __applyLogEntries(self):

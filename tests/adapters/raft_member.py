@@ -5,17 +5,18 @@ propose returns (the client's acknowledgement); `leader?` prints yes or no; `qui
 
 from __future__ import annotations
 
+import os
 import sys
 
 from hacluster.core import commands as c
-from hacluster.raft import RaftNode
+from hacluster.raft import RaftNode, RaftTimings
 
 SECRET = "test-secret-0123456789"
 
 
 def main() -> int:
     me, peers, data = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
-    node = RaftNode(me, peers, data, SECRET)
+    node = RaftNode(me, peers, data, SECRET, RaftTimings(fsync=os.environ.get("RAFT_FSYNC") != "0"))
     for line in sys.stdin:
         words = line.split()
         if words[:1] == ["propose"]:
