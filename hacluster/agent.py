@@ -36,6 +36,7 @@ from .core.model import Observed, Vm
 from .core.validate import text
 from .hypervisor import Hypervisor, HypervisorError
 from .metrics import MetricsProbe, disk_total_gib
+from .peers import Peers
 from .raft import RaftNode, Unavailable
 from .v1 import cluster_pb2 as pb
 from .v1 import cluster_pb2_grpc as rpc
@@ -87,8 +88,7 @@ class Agent:
         self.registered = False
         self.last_verdict = ""
         self._stopping_since: dict[str, float] = {}  # uuid -> monotonic time of shutdown()
-        self._api_by_raft = {m.raft: m.api for m in config.members}
-        self._channels: dict[str, grpc.Channel] = {}
+        self.peers: Peers | None = None  # mutual-TLS channels to the leader (set by the daemon)
         self._capacity: Capacity | None = None
         self.probe = MetricsProbe(config.storage_dir)
 
@@ -312,9 +312,8 @@ class Agent:
             report = self._report
         if report is None:
             return False
-        leader = self.raft.leader_addr()
-        api = self._api_by_raft.get(leader) if leader else None
-        if api is None:
+        leader = self.peers.by_raft(self.raft.leader_addr()) if self.peers else None
+        if leader is None or self.peers is None:
             return False
         m = self.probe.sample(self._memory_available(report.domains))
         request = pb.HeartbeatRequest(
@@ -322,15 +321,12 @@ class Agent:
             memory_available_mib=m.memory_available_mib, disk_free_gib=m.disk_free_gib,
             observed=report.observed, observed_versions=report.versions, errors=report.errors,
             rtt_ms=self.last_rtt_ms)
-        channel = self._channels.get(api)
-        if channel is None:
-            channel = self._channels[api] = grpc.insecure_channel(api)
         asked = time.monotonic()  # the lease counts from before we asked: ours ends first
         try:
-            reply = rpc.AgentStub(channel).Heartbeat(
+            reply = rpc.AgentStub(self.peers.channel(leader)).Heartbeat(
                 request, timeout=min(1.0, self.config.ha.lease / 2))
         except grpc.RpcError as exc:
-            log.debug("heartbeat to %s failed: %s", api, exc)
+            log.debug("heartbeat to %s failed: %s", leader.name, exc)
             return False
         self.last_rtt_ms = (time.monotonic() - asked) * 1000
         if reply.lease_seconds > 0 and reply.leader_term >= self.raft.state.leader_term:
@@ -378,5 +374,3 @@ class Agent:
 
     def close(self) -> None:
         self.watchdog.close()
-        for channel in self._channels.values():
-            channel.close()

@@ -1,5 +1,11 @@
 """The gRPC front end: an asyncio server on a thread of its own, in front of the service layer.
 
+Two ports, TLS on both (there is no plaintext port): the API port, where people and tools
+present a bearer token; the member port, where members present their certificate (mutual
+TLS: the cluster CA must have signed it). Every call is checked by auth.Authenticator before
+it runs (default deny), and event streams are checked again every second, so a revoked or
+expired token stops working everywhere within a second, streams included.
+
 Why asyncio (the issue that 16 `hactl events --follow` took the whole cluster down): in
 grpcio's threaded server every call, streams included, holds one of a fixed set of worker
 threads, so watchers starved the heartbeats. Here:
@@ -26,9 +32,11 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from .config import ApiLimits
+from .auth import Authenticator, Caller, operation
+from .config import Config
+from .errors import ApiError
 from .eventlog import EventLog, TooManyStreams
-from .service import ApiError, ClusterService, MemberService
+from .service import ClusterService, MemberService
 from .v1 import cluster_pb2 as pb
 from .v1 import cluster_pb2_grpc as rpc
 
@@ -50,13 +58,16 @@ AGENT = pb.DESCRIPTOR.services_by_name["Agent"]
 
 
 class ApiServer:
-    def __init__(self, address: str, cluster: ClusterService, member: MemberService,
-                 events: EventLog, limits: ApiLimits | None = None) -> None:
-        self.address = address
+    def __init__(self, config: Config, cluster: ClusterService, member: MemberService,
+                 events: EventLog, auth: Authenticator) -> None:
+        self.config = config
+        self.address = config.me.api
         self.cluster = cluster
         self.member = member
         self.events = events
-        self.limits = limits or ApiLimits()
+        self.auth = auth
+        self.members = {m.name for m in config.members}
+        self.limits = config.api
         events.max_streams = self.limits.streams
         self._pool = ThreadPoolExecutor(self.limits.workers, thread_name_prefix="api")
         self._waiting = 0  # client calls queued or running
@@ -93,8 +104,14 @@ class ApiServer:
         reflection.enable_server_reflection(
             (CLUSTER.full_name, AGENT.full_name, reflection.SERVICE_NAME, health.SERVICE_NAME),
             server)
-        if server.add_insecure_port(self.address) == 0:
-            raise OSError(f"cannot listen on {self.address}")
+        tls = self.config.tls
+        assert tls is not None
+        api = grpc.ssl_server_credentials([(tls.key, tls.cert)])
+        peer = grpc.ssl_server_credentials([(tls.key, tls.cert)], root_certificates=tls.ca,
+                                           require_client_auth=True)
+        for address, credentials in ((self.address, api), (self.config.me.peer, peer)):
+            if server.add_secure_port(address, credentials) == 0:
+                raise OSError(f"cannot listen on {address}")
         await server.start()
         await self._health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         self._server = server
@@ -123,46 +140,67 @@ class ApiServer:
         for method in CLUSTER.methods:
             if method.server_streaming:
                 continue
-            setattr(servicer, method.name, self._in_pool(getattr(self.cluster, method.name)))
+            setattr(servicer, method.name,
+                    self._in_pool(method.name, getattr(self.cluster, method.name)))
         servicer.WatchEvents = self._watch_events  # type: ignore[method-assign]
         return servicer
 
     def _member_servicer(self) -> Any:
         servicer = rpc.AgentServicer()
         for method in AGENT.methods:
-            setattr(servicer, method.name, self._on_loop(getattr(self.member, method.name)))
+            setattr(servicer, method.name,
+                    self._on_loop(method.name, getattr(self.member, method.name)))
         return servicer
 
-    def _in_pool(self, fn: Callable[[Any], Any]
+    def _caller(self, method: str, request: Any, context: aio.ServicerContext) -> Caller:
+        """Who calls (ApiError if nobody we know, or not allowed to)."""
+        metadata = dict(context.invocation_metadata() or ())
+        header = str(metadata.get("authorization", ""))
+        token = header[7:].strip() if header[:7].lower() == "bearer " else None
+        names = (context.auth_context() or {}).get("x509_common_name") or []
+        member = names[0].decode(errors="replace") if names else None
+        if member is not None and member not in self.members:
+            member = None  # signed by our CA, but not one of our members
+        return self.auth.check(operation(method, request), token, member, context.peer())
+
+    def _in_pool(self, method: str, fn: Callable[[Any, Caller], Any]
                  ) -> Callable[[Any, aio.ServicerContext], Awaitable[Any]]:
-        """A client call: run in the API pool, or refused at once when the queue is full."""
+        """A client call: checked, then run in the API pool, or refused at once when the
+        queue is full."""
         async def handler(request: Any, context: aio.ServicerContext) -> Any:
+            try:
+                caller = self._caller(method, request, context)
+            except ApiError as exc:
+                await context.abort(STATUS[exc.code], exc.message)
             if self._waiting >= self.limits.workers + self.limits.queue:
                 await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                     f"member busy: {self._waiting} requests in progress; "
                                     "retry shortly or use another member")
             self._waiting += 1
             try:
-                return await self._loop.run_in_executor(self._pool, fn, request)
+                return await self._loop.run_in_executor(self._pool, fn, request, caller)
             except ApiError as exc:
                 await context.abort(STATUS[exc.code], exc.message)
             finally:
                 self._waiting -= 1
         return handler
 
-    @staticmethod
-    def _on_loop(fn: Callable[[Any], Any]
+    def _on_loop(self, method: str, fn: Callable[[Any, Caller], Any]
                  ) -> Callable[[Any, aio.ServicerContext], Awaitable[Any]]:
         """A member call: short and non-blocking, answered right on the event loop."""
         async def handler(request: Any, context: aio.ServicerContext) -> Any:
             try:
-                return fn(request)
+                return fn(request, self._caller(method, request, context))
             except ApiError as exc:
                 await context.abort(STATUS[exc.code], exc.message)
         return handler
 
     async def _watch_events(self, request: pb.WatchEventsRequest,
                             context: aio.ServicerContext) -> AsyncIterator[pb.Event]:
+        try:
+            self._caller("WatchEvents", request, context)
+        except ApiError as exc:
+            await context.abort(STATUS[exc.code], exc.message)
         if request.backlog < 0:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "backlog must be >= 0")
         try:
@@ -174,6 +212,10 @@ class ApiServer:
                 if not request.follow and not sub.backlog:
                     return
                 event = await sub.next(timeout=1.0)
+                try:  # a token revoked or expired meanwhile ends the stream within a second
+                    self._caller("WatchEvents", request, context)
+                except ApiError as exc:
+                    await context.abort(STATUS[exc.code], exc.message)
                 if sub.overflowed:
                     await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                         "this stream fell too far behind and was dropped; "

@@ -1,7 +1,11 @@
 """hactl: the command-line client (and the local lab's controls).
 
 Tables for people, `--output json` for scripts (keys documented in the README). Any error is
-one line on stderr and a non-zero exit: 1 for a refused or failed request, 2 for bad usage.
+one line on stderr and a non-zero exit: 1 for a refused or failed request (including
+`unauthenticated` and `permission denied`), 2 for bad usage.
+
+Credentials: the cluster CA from --ca or HACTL_CA; a token from --token, HACTL_TOKEN, or the
+file ~/.config/hacluster/token (mode 0600; `hactl login` writes it).
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
 
+from . import certs
 from . import lab as lab_mod
 from .client import Client, ClientError
 from .lab_qemu import QemuLabError
@@ -70,15 +76,45 @@ def details(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+TOKEN_FILE = os.path.join(os.path.expanduser("~"), ".config", "hacluster", "token")
+
+
 class Ctx:
-    def __init__(self, endpoints: str | None, output: str, timeout: float) -> None:
+    def __init__(self, endpoints: str | None, output: str, timeout: float, ca: str | None,
+                 token: str | None) -> None:
         self.endpoints = endpoints
         self.output = output
         self.timeout = timeout
+        self.ca = ca
+        self.token = token
 
-    def client(self) -> Client:
+    def _ca(self) -> bytes:
+        path = self.ca or os.environ.get("HACTL_CA", "")
+        if not path:
+            raise ClientError("no CA certificate to check the members with: use --ca FILE or "
+                              "HACTL_CA (the cluster's ca.pem)")
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as exc:
+            raise ClientError(f"--ca {path}: {exc.strerror}") from exc
+
+    def _token(self) -> str | None:
+        token = self.token or os.environ.get("HACTL_TOKEN", "")
+        if token:
+            return token
+        if not os.path.exists(TOKEN_FILE):
+            return None
+        if (why := certs.private_file_error(TOKEN_FILE, "token file")) is not None \
+                or os.stat(TOKEN_FILE).st_mode & 0o077:
+            raise ClientError(why or f"token file {TOKEN_FILE} must be mode 0600")
+        with open(TOKEN_FILE) as f:
+            return f.read().strip() or None
+
+    def client(self, anonymous: bool = False) -> Client:
         raw = self.endpoints or os.environ.get("HACTL_ENDPOINTS", "")
-        return Client([e.strip() for e in raw.split(",") if e.strip()], timeout=self.timeout)
+        return Client([e.strip() for e in raw.split(",") if e.strip()], timeout=self.timeout,
+                      ca=self._ca(), token=None if anonymous else self._token())
 
     def emit(self, data: Any, render: Callable[[Any], str]) -> None:
         if self.output == "json":
@@ -92,7 +128,7 @@ def errors() -> Iterator[None]:
     """Every failure a user can cause becomes one line on stderr and exit status 1."""
     try:
         yield
-    except (ClientError, lab_mod.LabError, NetFaultError, QemuLabError) as exc:
+    except (ClientError, lab_mod.LabError, NetFaultError, QemuLabError, certs.CertError) as exc:
         click.echo(f"hactl: {exc}", err=True)
         sys.exit(1)
 
@@ -107,10 +143,14 @@ pass_ctx = click.make_pass_decorator(Ctx)
               show_default=True)
 @click.option("--timeout", type=float, default=10.0, show_default=True,
               help="Seconds to wait for each member.")
+@click.option("--ca", metavar="FILE", help="The cluster CA certificate [env: HACTL_CA].")
+@click.option("--token", metavar="TOKEN", help="An API token [env: HACTL_TOKEN; else the "
+              "file ~/.config/hacluster/token].")
 @click.pass_context
-def main(ctx: click.Context, endpoints: str | None, output: str, timeout: float) -> None:
+def main(ctx: click.Context, endpoints: str | None, output: str, timeout: float,
+         ca: str | None, token: str | None) -> None:
     """Control an hacluster cluster: hosts, VMs, and a local lab."""
-    ctx.obj = Ctx(endpoints, output, timeout)
+    ctx.obj = Ctx(endpoints, output, timeout, ca, token)
 
 
 # ---- cluster -----------------------------------------------------------------------------------
@@ -521,6 +561,166 @@ def policy_set(ctx: Ctx, settings: tuple[str, ...]) -> None:
     ctx.emit(record, details)
 
 
+# ---- credentials: certificates, tokens, logins --------------------------------------------------
+
+
+@main.group()
+def cert() -> None:
+    """The cluster CA and member certificates (README: Deploying)."""
+
+
+CERT_DIR = click.option("--dir", "cert_dir", required=True, type=click.Path(file_okay=False),
+                        help="Where the CA and certificates live (keys are written 0600).")
+
+
+@cert.command("init")
+@CERT_DIR
+def cert_init(cert_dir: str) -> None:
+    """Create the cluster CA (ca.pem, ca.key) and a bootstrap admin token (admin.token; its
+    hash, admin.token.sha256, goes into every member's [tls] admin_token_sha256_file)."""
+    with errors():
+        ca, key, _token = certs.init(cert_dir)
+    click.echo(f"CA: {ca} (key {key}, keep it off the members)\n"
+               f"bootstrap admin token: {Path(cert_dir) / 'admin.token'}")
+
+
+@cert.command("issue")
+@click.argument("name")
+@CERT_DIR
+@click.option("--addr", "addresses", multiple=True, required=True, metavar="IP|DNS",
+              help="An address the member is reached at (repeat): its Raft, API and member "
+                   "ports' hosts.")
+def cert_issue(name: str, cert_dir: str, addresses: tuple[str, ...]) -> None:
+    """Issue NAME.pem and NAME.key for member NAME, signed by the CA in --dir."""
+    with errors():
+        pem, key = certs.issue(cert_dir, name, list(addresses))
+    click.echo(f"{pem}\n{key}")
+
+
+@main.group()
+def token() -> None:
+    """API tokens: viewer (read, watch), operator (VMs, migration, maintenance, balancing),
+    admin (policy, rules, fencing, tokens, the directory)."""
+
+
+TOKEN_COLUMNS = ["name", "role", "owner", "created_at", "expires_at"]
+
+
+@token.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["viewer", "operator", "admin"]), required=True)
+@click.option("--ttl", default="0", show_default=True, metavar="DURATION",
+              help="How long it lasts: 90s, 30m, 12h, 7d, 1y; 0 = until revoked.")
+@click.option("--owner", default="", help="Who it is for (default: you).")
+@pass_ctx
+def token_create(ctx: Ctx, name: str, role: str, ttl: str, owner: str) -> None:
+    """Create a token; it is printed once (JSON key `token`) and never again."""
+    seconds = duration(ttl)
+    with errors():
+        record = ctx.client().create_token(name, role, seconds, owner)
+    ctx.emit(record, lambda r: f"{r['token']}\n(token {r['name']}, {r['role']}; shown once: "
+             "keep it now)")
+
+
+@token.command("list")
+@pass_ctx
+def token_list(ctx: Ctx) -> None:
+    with errors():
+        rows = ctx.client().list_tokens()
+    ctx.emit(rows, lambda r: table(r, TOKEN_COLUMNS))
+
+
+@token.command("revoke")
+@click.argument("name")
+@pass_ctx
+def token_revoke(ctx: Ctx, name: str) -> None:
+    """It stops working on every member within a second, streams included."""
+    with errors():
+        ctx.client().revoke_token(name)
+    ctx.emit({"name": name, "revoked": True}, details)
+
+
+def duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a duration like 90s, 30m, 12h, 7d",
+                                 param_hint="--ttl") from None
+    if value < 0:
+        raise click.BadParameter("must not be negative", param_hint="--ttl")
+    return value
+
+
+@main.command("whoami")
+@pass_ctx
+def whoami(ctx: Ctx) -> None:
+    """Who your credentials say you are, as the cluster sees it."""
+    with errors():
+        record = ctx.client().whoami()
+    ctx.emit(record, details)
+
+
+@main.command("login")
+@click.option("--user", required=True, help="Your directory (LDAP) account.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@click.option("--print", "print_only", is_flag=True,
+              help="Print the token instead of saving it to ~/.config/hacluster/token.")
+@pass_ctx
+def login(ctx: Ctx, user: str, password_stdin: bool, print_only: bool) -> None:
+    """Log in with a directory account: a short-lived token with your groups' role."""
+    password = (sys.stdin.readline().rstrip("\n") if password_stdin
+                else click.prompt("password", hide_input=True))
+    with errors():
+        record = ctx.client(anonymous=True).login(user, password)
+    if not print_only:
+        os.makedirs(os.path.dirname(TOKEN_FILE), mode=0o700, exist_ok=True)
+        fd = os.open(TOKEN_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(record["token"] + "\n")
+        record = {**record, "token": None, "saved_to": TOKEN_FILE}
+    ctx.emit(record, details)
+
+
+@main.group()
+def directory() -> None:
+    """Which role members of each directory group get when they log in."""
+
+
+@directory.command("list")
+@pass_ctx
+def directory_list(ctx: Ctx) -> None:
+    with errors():
+        roles = ctx.client().directory_roles()
+    ctx.emit(roles, lambda r: table([{"group": g, "role": x} for g, x in sorted(r.items())],
+                                    ["group", "role"]))
+
+
+@directory.command("grant")
+@click.argument("group")
+@click.option("--role", type=click.Choice(["viewer", "operator", "admin"]), required=True)
+@pass_ctx
+def directory_grant(ctx: Ctx, group: str, role: str) -> None:
+    """Members of GROUP (its DN) get ROLE at their next login."""
+    with errors():
+        client = ctx.client()
+        roles = client.set_directory_roles({**client.directory_roles(), group: role})
+    ctx.emit(roles, details)
+
+
+@directory.command("revoke")
+@click.argument("group")
+@pass_ctx
+def directory_revoke(ctx: Ctx, group: str) -> None:
+    """GROUP gives no role any more (from its members' next login)."""
+    with errors():
+        client = ctx.client()
+        roles = {g: r for g, r in client.directory_roles().items() if g != group}
+        roles = client.set_directory_roles(roles)
+    ctx.emit(roles, details)
+
+
 # ---- lab ---------------------------------------------------------------------------------------
 
 
@@ -598,10 +798,14 @@ def lab_status(ctx: Ctx, lab_dir: str) -> None:
 @lab.command("env")
 @LAB_DIR
 def lab_env(lab_dir: str) -> None:
-    """Print the export line that points hactl at the lab: eval "$(hactl lab env --dir D)"."""
+    """Print the exports that point hactl at the lab (its endpoints, CA and admin token):
+    eval "$(hactl lab env --dir D)"."""
     with errors():
         lab_obj = lab_mod.Lab.load(lab_dir)
+        token = lab_obj.admin_token()
     click.echo(f"export HACTL_ENDPOINTS={lab_obj.endpoints}")
+    click.echo(f"export HACTL_CA={lab_obj.ca_file}")
+    click.echo(f"export HACTL_TOKEN={token}")
 
 
 @lab.command("kill")

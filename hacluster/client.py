@@ -2,6 +2,8 @@
 
 The dicts are hactl's JSON output, so their keys are a documented interface (README). Writes
 carry a request id made here, so retrying one on another member applies it at most once.
+It speaks TLS only, checking the members' certificates against the cluster CA, and sends its
+token as `authorization: Bearer ...` (gRPC sends call credentials over secure channels only).
 """
 
 from __future__ import annotations
@@ -98,6 +100,11 @@ def incident_dict(i: pb.Incident) -> dict[str, Any]:
     }
 
 
+def token_dict(t: pb.TokenInfo) -> dict[str, Any]:
+    return {"name": t.name, "role": t.role, "owner": t.owner, "created_at": _t(t.created_at),
+            "expires_at": _t(t.expires_at)}
+
+
 def status_dict(s: pb.ClusterStatus) -> dict[str, Any]:
     return {
         "leader": s.leader or None, "term": s.term, "leader_term": s.leader_term,
@@ -111,27 +118,50 @@ def status_dict(s: pb.ClusterStatus) -> dict[str, Any]:
     }
 
 
+def _refusal(code: grpc.StatusCode, details: str) -> str:
+    """The server's message, saying plainly which kind of refusal it is."""
+    if code == grpc.StatusCode.UNAUTHENTICATED and not details.startswith("unauthenticated"):
+        return f"unauthenticated: {details}"
+    if code == grpc.StatusCode.PERMISSION_DENIED and not details.startswith("permission"):
+        return f"permission denied: {details}"
+    return details or str(code)
+
+
 class Client:
-    def __init__(self, endpoints: Sequence[str], timeout: float = 10.0) -> None:
+    def __init__(self, endpoints: Sequence[str], timeout: float = 10.0, *,
+                 ca: bytes | None = None, token: str | None = None) -> None:
         if not endpoints:
             raise ClientError("no endpoints: use --endpoints host:port,... or HACTL_ENDPOINTS")
+        if ca is None:
+            raise ClientError("no CA certificate to check the members with: use --ca FILE or "
+                              "HACTL_CA (the cluster's ca.pem)")
         self.endpoints = list(endpoints)
         self.timeout = timeout
+        credentials = grpc.ssl_channel_credentials(root_certificates=ca)
+        if token:
+            credentials = grpc.composite_channel_credentials(
+                credentials, grpc.access_token_call_credentials(token))
+        self._credentials = credentials
         self._channels: dict[str, grpc.Channel] = {}
+
+    def _channel(self, endpoint: str) -> grpc.Channel:
+        channel = self._channels.get(endpoint)
+        if channel is None:
+            channel = self._channels[endpoint] = grpc.secure_channel(endpoint,
+                                                                     self._credentials)
+        return channel
 
     def _call(self, method: Callable[[rpc.ClusterStub], Callable[..., M]],
               request: Message) -> M:
         errors = []
         for endpoint in self.endpoints:
-            channel = self._channels.get(endpoint)
-            if channel is None:
-                channel = self._channels[endpoint] = grpc.insecure_channel(endpoint)
             try:
-                return method(rpc.ClusterStub(channel))(request, timeout=self.timeout)
+                return method(rpc.ClusterStub(self._channel(endpoint)))(request,
+                                                                        timeout=self.timeout)
             except grpc.RpcError as exc:
-                code, details = exc.code(), exc.details()
+                code, details = exc.code(), exc.details() or ""
                 if code not in FAILOVER_CODES:
-                    raise ClientError(details or str(code), code) from exc
+                    raise ClientError(_refusal(code, details), code) from exc
                 errors.append(f"{endpoint}: {details or code.name}")
         raise ClientError("no member could answer: " + "; ".join(errors),
                           grpc.StatusCode.UNAVAILABLE)
@@ -203,9 +233,7 @@ class Client:
         """The event feed of the first member that answers, until interrupted."""
         errors = []
         for endpoint in self.endpoints:
-            channel = self._channels.get(endpoint) or grpc.insecure_channel(endpoint)
-            self._channels[endpoint] = channel
-            stream = rpc.ClusterStub(channel).WatchEvents(
+            stream = rpc.ClusterStub(self._channel(endpoint)).WatchEvents(
                 pb.WatchEventsRequest(backlog=backlog, follow=follow))
             try:
                 for e in stream:
@@ -213,7 +241,8 @@ class Client:
                 return
             except grpc.RpcError as exc:
                 if exc.code() not in FAILOVER_CODES:
-                    raise ClientError(exc.details() or str(exc.code()), exc.code()) from exc
+                    raise ClientError(_refusal(exc.code(), exc.details() or ""),
+                                      exc.code()) from exc
                 errors.append(f"{endpoint}: {exc.details() or exc.code().name}")
         raise ClientError("no member could answer: " + "; ".join(errors),
                           grpc.StatusCode.UNAVAILABLE)
@@ -254,3 +283,34 @@ class Client:
 
     def delete_vm(self, name: str) -> None:
         self._call(lambda s: s.DeleteVm, pb.VmRequest(name=name, request_id=uuid.uuid4().hex))
+
+    # ---- identity, tokens, the directory ---------------------------------------------------------
+
+    def whoami(self) -> dict[str, Any]:
+        i = self._call(lambda s: s.WhoAmI, pb.WhoAmIRequest())
+        return {"kind": i.kind, "name": i.name, "role": i.role or None, "peer": i.peer}
+
+    def create_token(self, name: str, role: str, ttl: float = 0.0, owner: str = ""
+                     ) -> dict[str, Any]:
+        reply = self._call(lambda s: s.CreateToken, pb.CreateTokenRequest(
+            name=name, role=role, ttl_seconds=ttl, owner=owner))
+        return {**token_dict(reply.info), "token": reply.token}
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        return [token_dict(t) for t in self._call(lambda s: s.ListTokens,
+                                                   pb.ListTokensRequest()).tokens]
+
+    def revoke_token(self, name: str) -> None:
+        self._call(lambda s: s.RevokeToken, pb.RevokeTokenRequest(name=name))
+
+    def login(self, user: str, password: str) -> dict[str, Any]:
+        reply = self._call(lambda s: s.Login, pb.LoginRequest(user=user, password=password))
+        return {**token_dict(reply.info), "token": reply.token}
+
+    def directory_roles(self) -> dict[str, str]:
+        return dict(self._call(lambda s: s.GetDirectoryRoles,
+                               pb.GetDirectoryRolesRequest()).roles)
+
+    def set_directory_roles(self, roles: dict[str, str]) -> dict[str, str]:
+        return dict(self._call(lambda s: s.SetDirectoryRoles,
+                               pb.DirectoryRoles(roles=roles)).roles)

@@ -1,17 +1,20 @@
 """haclusterd's configuration file (TOML), parsed and checked before anything starts.
 
 Every member lists the same `[[members]]`; `name` says which one this host is. A bad file is
-refused with a message naming the field, never half-applied.
+refused with a message naming the field, never half-applied; so are key and secret files that
+others can read, and secrets too weak to protect Raft traffic.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .certs import common_name, private_file_error
 from .core.timing import PROFILES, RAFT_FOR_PROFILE, HaTimings, problems
 from .core.validate import name_error
 from .hypervisor import DirectBoot
@@ -26,8 +29,32 @@ class ConfigError(ValueError):
 class Member:
     name: str
     raft: str  # host:port of the Raft transport
-    api: str  # host:port of the gRPC API
+    api: str  # host:port of the gRPC API (TLS; people and tools, with tokens)
     fence: tuple[str, ...] = ()  # fence agent argv: exit 0 means "this host is off now"
+    peer: str = ""  # host:port of the member port (mutual TLS: heartbeats, live metrics)
+
+
+@dataclass(frozen=True)
+class Tls:
+    """The member's certificate and key and the cluster CA (PEM), read once at start."""
+
+    ca: bytes
+    cert: bytes
+    key: bytes
+    admin_sha256: str = ""  # the bootstrap admin token's hash: added once, by the first leader
+
+
+@dataclass(frozen=True)
+class Directory:
+    """An LDAP directory people log in with (`hactl login`); [directory] in the config."""
+
+    url: str  # ldaps://host:636, or ldap://host:389 with start_tls
+    user_dn: str  # the DN to bind as, "{user}" replaced: uid={user},ou=people,dc=example,dc=org
+    group_base: str  # where groups are searched
+    group_filter: str = "(member={dn})"  # "{dn}" is the user's DN
+    ca: str = ""  # CA file for the directory's certificate ("" = the system's)
+    start_tls: bool = False
+    session_ttl: float = 8 * 3600.0  # how long a login's token lasts
 
 
 @dataclass(frozen=True)
@@ -64,6 +91,9 @@ class Config:
     libvirt_migration_uri: str = ""  # how other hosts' libvirtd reach this host's
     boot: DirectBoot | None = None  # [qemu] kernel/initrd/console_dir: direct-boot guests
     api: ApiLimits = field(default_factory=ApiLimits)
+    tls: Tls | None = None  # always set by parse(): the API is served over TLS only
+    previous_secrets: tuple[str, ...] = ()  # accepted while a new secret is rolled out
+    directory: Directory | None = None
 
     @property
     def migration_uri(self) -> str:
@@ -91,20 +121,95 @@ def _addr(label: str, value: Any) -> str:
     return value
 
 
-def _secret(data: dict[str, Any], base: Path) -> str:
-    secret = data.get("secret")
-    secret_file = data.get("secret_file")
+MIN_SECRET_BITS = 128
+
+
+def secret_bits(secret: str) -> float:
+    """A rough, generous estimate of a secret's entropy: its length times the bits of the
+    character classes it uses, no more than its distinct characters allow."""
+    pool = sum(size for chars, size in (("abcdefghijklmnopqrstuvwxyz", 26),
+                                        ("ABCDEFGHIJKLMNOPQRSTUVWXYZ", 26),
+                                        ("0123456789", 10)) if any(c in chars for c in secret))
+    pool += 32 if any(not c.isalnum() for c in secret) else 0
+    distinct = len(set(secret))
+    return len(secret) * math.log2(max(min(pool, distinct * 4), 2))
+
+
+def _path(value: str, base: Path) -> Path:
+    return Path(value) if Path(value).is_absolute() else base / value
+
+
+def _read_private(label: str, value: Any, base: Path) -> bytes:
+    """A file only haclusterd (and its group) may read: a key or a secret."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{label} must be a file path")
+    path = _path(value, base)
+    if (why := private_file_error(path, label)) is not None:
+        raise ConfigError(why)
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{label}: cannot read {path}: {exc.strerror}") from exc
+
+
+def _secret(data: dict[str, Any], base: Path, key: str = "secret") -> str:
+    secret = data.get(key)
+    secret_file = data.get(f"{key}_file")
     if secret_file:
-        path = Path(secret_file) if Path(secret_file).is_absolute() else base / secret_file
-        try:
-            secret = path.read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"cluster.secret_file: cannot read {path}: {exc}") from exc
-    if not isinstance(secret, str) or len(secret) < 16:
-        raise ConfigError("cluster.secret (or cluster.secret_file) is required and must be at "
-                          "least 16 characters: Raft traffic is pickled, so without a secret "
-                          "anyone who reaches the Raft port can run code on this host")
+        secret = _read_private(f"cluster.{key}_file", secret_file, base).decode().strip()
+    if not isinstance(secret, str) or secret_bits(secret) < MIN_SECRET_BITS:
+        raise ConfigError(f"cluster.{key} (or cluster.{key}_file) is required and must be "
+                          f"random, {MIN_SECRET_BITS} bits or more (head -c 32 /dev/urandom | "
+                          "base64): it encrypts Raft traffic, which is pickled, so whoever "
+                          "knows it can run code on every member")
     return secret
+
+
+def _tls(data: dict[str, Any], base: Path, name: str) -> Tls:
+    if not data:
+        raise ConfigError("[tls] is required (ca, cert, key): the API is served over TLS only "
+                          "and members prove who they are with their certificates; make them "
+                          "with `hactl cert init` and `hactl cert issue` (README: Deploying)")
+    try:
+        ca = _path(data["ca"], base).read_bytes()
+        cert = _path(data["cert"], base).read_bytes()
+    except KeyError as exc:
+        raise ConfigError(f"tls.{exc.args[0]} is required (hactl cert init / cert issue)") \
+            from exc
+    except OSError as exc:
+        raise ConfigError(f"tls: cannot read {exc.filename}: {exc.strerror}") from exc
+    key = _read_private("tls.key", data.get("key"), base)
+    try:
+        subject = common_name(cert)
+    except ValueError as exc:
+        raise ConfigError(f"tls.cert: not a PEM certificate: {exc}") from exc
+    if subject != name:
+        raise ConfigError(f"tls.cert is issued to {subject!r}, not to this member ({name!r}): "
+                          f"hactl cert issue {name} ...")
+    admin = str(data.get("admin_token_sha256", ""))
+    if data.get("admin_token_sha256_file"):
+        try:
+            admin = _path(data["admin_token_sha256_file"], base).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"tls.admin_token_sha256_file: {exc.strerror}") from exc
+    return Tls(ca=ca, cert=cert, key=key, admin_sha256=admin)
+
+
+def _directory(data: dict[str, Any]) -> Directory | None:
+    if not data:
+        return None
+    try:
+        directory = Directory(**data)
+    except TypeError as exc:
+        raise ConfigError(f"directory: {exc}") from exc
+    if not directory.url.startswith(("ldaps://", "ldap://")):
+        raise ConfigError("directory.url must be ldaps://HOST[:PORT] or ldap://HOST[:PORT]")
+    if directory.url.startswith("ldap://") and not directory.start_tls:
+        raise ConfigError("directory: passwords never travel in the clear: use ldaps:// or "
+                          "start_tls = true")
+    if "{user}" not in directory.user_dn:
+        raise ConfigError("directory.user_dn must contain {user}")
+    return directory
 
 
 def load(path: str | os.PathLike[str]) -> Config:
@@ -137,8 +242,11 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
         fence = m.get("fence", [])
         if not isinstance(fence, list) or not all(isinstance(a, str) for a in fence):
             raise ConfigError(f"{label}.fence must be a command as a list of strings")
-        members.append(Member(m["name"], _addr(f"{label}.raft", m.get("raft")),
-                              _addr(f"{label}.api", m.get("api")), tuple(fence)))
+        api_addr = _addr(f"{label}.api", m.get("api"))
+        host, _, port = api_addr.rpartition(":")
+        peer = _addr(f"{label}.peer", m.get("peer", f"{host}:{int(port) + 2}"))
+        members.append(Member(m["name"], _addr(f"{label}.raft", m.get("raft")), api_addr,
+                              tuple(fence), peer))
     if len({m.name for m in members}) != len(members):
         raise ConfigError("cluster.members: names must be unique")
     if len({m.raft for m in members}) != len(members):
@@ -194,6 +302,10 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
             libvirt_migration_uri=str(data.get("libvirt_migration_uri", "")),
             boot=DirectBoot(**data["qemu"]) if "qemu" in data else None,
             api=api,
+            tls=_tls(data.get("tls", {}), base, name),
+            previous_secrets=(_secret(cluster, base, "previous_secret"),)
+            if ("previous_secret" in cluster or "previous_secret_file" in cluster) else (),
+            directory=_directory(data.get("directory", {})),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from exc

@@ -17,6 +17,7 @@ from types import FrameType
 from . import config as cfg
 from .agent import Agent
 from .api import ApiServer
+from .auth import Authenticator
 from .core.commands import Batch, Command
 from .core.events import describe
 from .core.host_plan import concerns_host
@@ -26,6 +27,7 @@ from .eventlog import EventLog
 from .hypervisor import Hypervisor, HypervisorError
 from .leader import LeaderLoop
 from .notify import sd_notify
+from .peers import Peers
 from .raft import RaftNode, wipe
 from .raftstore import StorageError
 from .service import ClusterService, MemberService
@@ -49,7 +51,8 @@ class Daemon:
         self.events = EventLog()
         self.raft = RaftNode(config.me.raft, [m.raft for m in config.peers], config.data_dir,
                              config.secret, config.raft,
-                             on_applied=self._on_applied)
+                             on_applied=self._on_applied,
+                             previous_secrets=config.previous_secrets)
         self.hypervisor = Hypervisor(config.libvirt_uri, on_event=self.wake_agent.set,
                                      boot=config.boot)
         self.leader = LeaderLoop(config, self.raft, self.wake_leader)
@@ -59,9 +62,11 @@ class Daemon:
                       "an operator can fence it)", watchdog_error)
         self.agent = Agent(config, self.raft, self.hypervisor, self.wake_agent, watchdog,
                            watchdog_error)
-        self.api = ApiServer(config.me.api, ClusterService(config, self.raft, self.leader),
+        self.peers = Peers(config)
+        self.agent.peers = self.peers
+        self.api = ApiServer(config, ClusterService(config, self.raft, self.leader, self.peers),
                              MemberService(config, self.raft, self.leader), self.events,
-                             config.api)
+                             Authenticator(lambda: self.raft.state))
 
     def _on_applied(self, cmd: Command, result: Result, state: ClusterState) -> None:
         """Runs in the Raft tick thread: only wake the loops that have work, never block."""
@@ -120,6 +125,7 @@ class Daemon:
         self.leader.stop()
         self.api.stop(grace=1.0)
         self.agent.close()
+        self.peers.close()
         self.hypervisor.close()
         self.raft.close()
 

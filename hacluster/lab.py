@@ -1,5 +1,9 @@
 """A local lab: N hosts on this machine, each with its own haclusterd, data and hypervisor.
 
+It is secured as a real cluster is: a cluster CA and a certificate per host (DIR/pki), a
+random Raft secret, TLS on every API port, and an admin token (DIR/pki/admin.token) that
+`hactl lab env` exports with the endpoints and the CA.
+
 Every host gets a loopback address (127.0.x.i), a data directory, a config, a libvirtd of its
 own serving libvirt's test driver (so its VMs live outside haclusterd, as on a real host, and
 `virsh -c URI list` shows them), and a keeper process holding one connection open to that
@@ -26,7 +30,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import lab_qemu, netfault
+from . import certs, lab_qemu, netfault
+from .client import Client, ClientError  # the lab drives the cluster as hactl does
 
 LAB_FILE = "lab.json"
 PROCESSES = ("libvirtd", "keeper", "watchdog", "haclusterd")  # start order; stop in reverse
@@ -48,6 +53,12 @@ class LabHost:
     pids: dict[str, int] = field(default_factory=dict)
     hypervisor: str = "test"  # test (libvirt's test driver) | qemu (real guests, in a netns)
     index: int = 0
+
+    @property
+    def peer(self) -> str:
+        """The member port (mutual TLS), next but one to the API port as haclusterd assumes."""
+        ip, port = self.api.rsplit(":", 1)
+        return f"{ip}:{int(port) + 2}"
 
     @property
     def watchdog_socket(self) -> str:
@@ -92,6 +103,22 @@ class Lab:
     @property
     def endpoints(self) -> str:
         return ",".join(h.api for h in self.hosts)
+
+    @property
+    def ca_file(self) -> str:
+        return str(Path(self.dir) / "pki" / "ca.pem")
+
+    def admin_token(self) -> str:
+        try:
+            return (Path(self.dir) / "pki" / "admin.token").read_text().strip()
+        except OSError as exc:
+            raise LabError(f"no admin token in {self.dir}/pki: {exc.strerror}") from exc
+
+    def client(self, timeout: float = 10.0, hosts: Sequence[str] = ()) -> Client:
+        """A client of this lab as its admin (the lab's own CA and bootstrap token)."""
+        return Client([h.api for h in self.hosts if not hosts or h.name in hosts],
+                      timeout=timeout, ca=Path(self.ca_file).read_bytes(),
+                      token=self.admin_token())
 
     def host_dir(self, host: LabHost) -> Path:
         return Path(self.dir) / host.name
@@ -239,6 +266,8 @@ def create(lab_dir: str | Path, nodes: int, base_ip: str = "127.0.77", raft_port
     secret_file = root / "cluster.secret"
     secret_file.write_text(secrets.token_urlsafe(32) + "\n")
     secret_file.chmod(0o600)
+    pki = root / "pki"
+    certs.init(pki, cluster=f"lab {root.name}")
     tag = hashlib.sha1(str(root).encode()).hexdigest()[:8]
     hosts = []
     scheme = "test+unix:///default" if hypervisor == "test" else "qemu+unix:///system"
@@ -250,8 +279,9 @@ def create(lab_dir: str | Path, nodes: int, base_ip: str = "127.0.77", raft_port
             libvirt_uri=f"{scheme}?socket={runtime}/run/libvirt-sock",
             runtime_dir=runtime, hypervisor=hypervisor, index=i))
     for h in hosts:
-        for addr in (h.raft, h.api):
+        for addr in (h.raft, h.api, h.peer):
             _check_free(addr)
+        certs.issue(pki, h.name, [h.ip])
     lab = Lab(dir=str(root), hosts=hosts, secret_file=str(secret_file))
     def fence(h: LabHost) -> str:
         if not fence_agent:
@@ -284,6 +314,12 @@ log_level = "{log_level}"
 [ha]
 watchdog_device = {watchdog_override or f'"lab:{h.watchdog_socket}"'}
 {ha_extra}{sections}
+[tls]
+ca = "{pki / 'ca.pem'}"
+cert = "{pki / (h.name + '.pem')}"
+key = "{pki / (h.name + '.key')}"
+admin_token_sha256_file = "{pki / 'admin.token.sha256'}"
+
 [cluster]
 secret_file = "{secret_file}"
 members = [
@@ -307,9 +343,8 @@ def _check_free(addr: str) -> None:
 
 def wait_until_up(lab: Lab, timeout: float = 60.0) -> None:
     """Until every host is registered and up, and the cluster has a leader acting."""
-    from .client import Client, ClientError  # the lab drives the cluster as hactl does
 
-    client = Client(lab.endpoints.split(","), timeout=2.0)
+    client = lab.client(timeout=2.0)
 
     def ready() -> bool:
         for h in lab.hosts:

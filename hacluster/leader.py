@@ -105,7 +105,8 @@ class LeaderLoop:
             errors={h: b.errors for h, b in beats.items() if b.errors},
             balance_due=time.monotonic() - self.balanced_at
             >= self.raft.state.policy.balance_interval,
-            pending_judged_at=self.pending_judged_at, pending_from=self.pending_from)
+            pending_judged_at=self.pending_judged_at, pending_from=self.pending_from,
+            bootstrap_token_sha256=self.config.tls.admin_sha256 if self.config.tls else "")
 
     def cycle(self) -> str:
         """One pass: plan against the current replica, propose, return the verdict."""

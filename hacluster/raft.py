@@ -76,7 +76,8 @@ class RaftTimings:
         return out
 
     def conf(self, data_dir: str, secret: str, bind: str, rejoining: bool,
-             on_state_changed: Callable[[int, int], None]) -> SyncObjConf:
+             on_state_changed: Callable[[int, int], None],
+             previous_secrets: tuple[str, ...] = ()) -> SyncObjConf:
         conf = SyncObjConf(
             password=secret,
             journalFile=os.path.join(data_dir, "raft.journal"),
@@ -98,6 +99,7 @@ class RaftTimings:
         )
         conf.fsync = self.fsync  # the fork's own settings
         conf.rejoining = rejoining
+        conf.previous_passwords = list(previous_secrets)
         return conf
 
 
@@ -142,7 +144,7 @@ class RaftNode:
     def __init__(self, self_addr: str, peers: list[str], data_dir: str, secret: str,
                  timings: RaftTimings | None = None,
                  on_applied: Callable[[c.Command, Result, ClusterState], None] | None = None,
-                 ) -> None:
+                 previous_secrets: tuple[str, ...] = ()) -> None:
         if not secret:
             raise ValueError("a cluster secret is required: pysyncobj unpickles what it receives")
         os.makedirs(data_dir, mode=0o700, exist_ok=True)
@@ -158,7 +160,8 @@ class RaftNode:
         if snapshot.exists():  # checked now, before anything is served (loaded at first tick)
             decode_snapshot(snapshot, snapshot.read_bytes())
         conf = self.timings.conf(data_dir, secret, self_addr, self._marker.exists(),
-                                 lambda old, new: self.leadership_changed.set())
+                                 lambda old, new: self.leadership_changed.set(),
+                                 previous_secrets)
         # the fork is untyped pysyncobj code: Any keeps mypy's strictness on our side of it
         self._obj: Any = _Replica(self_addr, peers, conf,
                                   on_applied or (lambda cmd, res, state: None))

@@ -1,25 +1,30 @@
 """The service layer: what every front end calls (gRPC today; the web console and metrics
-later). It reads one immutable snapshot of the replica per call, validates every write
-against it before anything is proposed (a refused request leaves no entry in the log),
-then commits through Raft. Errors are ApiError(code, message); each front end maps the codes
-to its own statuses. No decisions about the cluster are made here: apply and the leader do.
+later), once auth.Authenticator has said who calls (every method takes the Caller). It reads
+one immutable snapshot of the replica per call, validates every write against it before
+anything is proposed (a refused request leaves no entry in the log), then commits through
+Raft, recording who asked and from where (the audit trail: the event feed and this member's
+log). Errors are ApiError(code, message); each front end maps the codes to its statuses. No
+decisions about the cluster are made here: apply and the leader do.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
 import uuid
 from collections.abc import Mapping
-from typing import NoReturn, TypeVar
+from typing import TypeVar
 
 import grpc
 
+from .auth import Caller
+from .certs import new_token, token_hash
 from .config import Config
 from .core import commands as c
 from .core.balance import plan_balance
-from .core.model import OBSERVED_VALUES, Host, HostStatus, Vm, VmState, vm_status
+from .core.model import OBSERVED_VALUES, Host, HostStatus, Token, Vm, VmState, vm_status
 from .core.placement import HostMetrics, HostTable, Placer
 from .core.reconcile import lease_grant
 from .core.state import ClusterState, Result
@@ -28,9 +33,10 @@ from .core.validate import (
     heartbeat_errors,
     name_error,
     shown,
-    text,
     vm_spec_errors,
 )
+from .directory import DirectoryLogin
+from .errors import ApiError, fail
 from .leader import LeaderLoop
 from .messages import (
     host_message,
@@ -40,6 +46,7 @@ from .messages import (
     rule_message,
     vm_message,
 )
+from .peers import Peers
 from .raft import DiskFull, RaftNode, Unavailable
 from .v1 import cluster_pb2 as pb
 from .v1 import cluster_pb2_grpc as rpc
@@ -51,39 +58,34 @@ REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 VM_UUID_NAMESPACE = uuid.UUID("5b0f3f4e-8c57-4a1e-9a53-2d5c6f1b7e10")
 
 
-class ApiError(Exception):
-    """A refused or failed request. code: invalid | not_found | exists | conflict | busy |
-    unavailable | disk_full | denied | unauthenticated."""
-
-    def __init__(self, code: str, message: str) -> None:
-        message = text(message, 2000)  # it travels in a gRPC header (16 KiB at most)
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
+MAX_TTL = 10 * 365 * 86400.0  # a token lives ten years at most
+__all__ = ["ApiError", "ClusterService", "MemberService"]
 
 RESULT_CODES = {"invalid": "invalid", "not_found": "not_found", "exists": "exists",
                 "conflict": "conflict", "stale_term": "conflict", "admission": "conflict"}
 
 
-def _fail(code: str, message: str) -> NoReturn:
-    raise ApiError(code, message)
+_fail = fail
 
 
 class ClusterService:
     """The Cluster API, one method per RPC, protobuf in and out."""
 
-    def __init__(self, config: Config, raft: RaftNode, leader: LeaderLoop) -> None:
+    def __init__(self, config: Config, raft: RaftNode, leader: LeaderLoop, peers: Peers
+                 ) -> None:
         self.config = config
         self.raft = raft
         self.leader = leader
-        self._channels: dict[str, grpc.Channel] = {}
+        self.peers = peers
+        self.directory = DirectoryLogin(config.directory) if config.directory else None
 
     # ---- helpers ---------------------------------------------------------------------------
 
-    def _commit(self, cmd: c.Command) -> Result:
+    def _commit(self, cmd: c.Command, caller: Caller) -> Result:
         """Validate against this member's replica (nothing is proposed if apply would refuse
-        it), then commit; apply checks again, and a race lost is refused the same way."""
+        it), then commit; apply checks again, and a race lost is refused the same way. The
+        command records who asked and from where."""
+        cmd = dataclasses.replace(cmd, actor=caller.actor, origin=caller.peer)
         verdict = self.raft.state.dry_run(cmd)
         if verdict.ok:
             try:
@@ -94,6 +96,8 @@ class ClusterService:
                 _fail("unavailable", str(exc))
         if not verdict.ok:
             _fail(RESULT_CODES.get(verdict.code, "conflict"), verdict.message)
+        log.info("%s from %s: %s %s", caller.actor, caller.peer, cmd.TYPE,
+                 getattr(cmd, "name", ""))
         return verdict
 
     @staticmethod
@@ -130,22 +134,19 @@ class ClusterService:
         if self.leader.active:
             return live_messages(self.leader.live, self.raft.state,
                                  self.config.ha.grant_window, self.config.ha.margin)
-        leader = self.raft.leader_addr()
-        api = next((m.api for m in self.config.members if m.raft == leader), None)
-        if api is None:
+        leader = self.peers.by_raft(self.raft.leader_addr())
+        if leader is None:
             return {}
-        channel = self._channels.get(api)
-        if channel is None:
-            channel = self._channels[api] = grpc.insecure_channel(api)
         try:
-            reply = rpc.AgentStub(channel).LiveMetrics(pb.LiveMetricsRequest(), timeout=0.5)
+            reply = rpc.AgentStub(self.peers.channel(leader)).LiveMetrics(
+                pb.LiveMetricsRequest(), timeout=0.5)
         except grpc.RpcError:
             return {}
         return {h.host: h for h in reply.hosts}
 
     # ---- cluster and hosts -----------------------------------------------------------------
 
-    def GetStatus(self, request: pb.GetStatusRequest) -> pb.ClusterStatus:
+    def GetStatus(self, request: pb.GetStatusRequest, caller: Caller) -> pb.ClusterStatus:
         state = self.raft.state
         status = self.raft.status()
         leader_addr = self.raft.leader_addr()
@@ -176,19 +177,19 @@ class ClusterService:
         state = self.raft.state
         return state, HostTable.build(state.hosts.values(), state.vms.values()), self.live()
 
-    def ListHosts(self, request: pb.ListHostsRequest) -> pb.ListHostsResponse:
+    def ListHosts(self, request: pb.ListHostsRequest, caller: Caller) -> pb.ListHostsResponse:
         state, table, live = self._hosts()
         return pb.ListHostsResponse(hosts=[host_message(h, state, table, live)
                                            for h in sorted(state.hosts.values(),
                                                            key=lambda h: h.name)])
 
-    def GetHost(self, request: pb.GetHostRequest) -> pb.Host:
+    def GetHost(self, request: pb.GetHostRequest, caller: Caller) -> pb.Host:
         state, table, live = self._hosts()
         return host_message(self._host(request.name, state), state, table, live)
 
     # ---- VMs ---------------------------------------------------------------------------------
 
-    def CreateVm(self, request: pb.CreateVmRequest) -> pb.Vm:
+    def CreateVm(self, request: pb.CreateVmRequest, caller: Caller) -> pb.Vm:
         state_value = VmState.STOPPED.value if request.stopped else VmState.STARTED.value
         errors = vm_spec_errors(request.name, request.vcpus, request.memory_mib,
                                 request.disk_gib, request.priority, state_value)
@@ -200,43 +201,45 @@ class ClusterService:
         self._commit(c.CreateVm(
             id=cmd_id, ts=time.time(), name=request.name, uuid=vm_uuid,
             vcpus=request.vcpus, memory_mib=request.memory_mib, disk_gib=request.disk_gib,
-            state=state_value, ha=request.ha, priority=request.priority))
-        return self.GetVm(pb.VmRequest(name=request.name))
+            state=state_value, ha=request.ha, priority=request.priority), caller)
+        return self.GetVm(pb.VmRequest(name=request.name), caller)
 
-    def GetVm(self, request: pb.VmRequest) -> pb.Vm:
+    def GetVm(self, request: pb.VmRequest, caller: Caller) -> pb.Vm:
         state = self.raft.state
         return vm_message(self._vm(request.name, state), state)
 
-    def ListVms(self, request: pb.ListVmsRequest) -> pb.ListVmsResponse:
+    def ListVms(self, request: pb.ListVmsRequest, caller: Caller) -> pb.ListVmsResponse:
         state = self.raft.state
         return pb.ListVmsResponse(vms=[vm_message(v, state)
                                        for v in sorted(state.vms.values(), key=lambda v: v.name)])
 
-    def _set_state(self, request: pb.VmRequest | pb.SetVmStateRequest, state: str) -> pb.Vm:
+    def _set_state(self, request: pb.VmRequest | pb.SetVmStateRequest, state: str,
+                   caller: Caller) -> pb.Vm:
         self._vm(request.name)
         self._commit(c.SetVmState(id=self._request_id(request.request_id), ts=time.time(),
                                   name=request.name, state=state,
-                                  expect_version=self._expect(request)))
-        return self.GetVm(pb.VmRequest(name=request.name))
+                                  expect_version=self._expect(request)), caller)
+        return self.GetVm(pb.VmRequest(name=request.name), caller)
 
-    def SetVmState(self, request: pb.SetVmStateRequest) -> pb.Vm:
-        return self._set_state(request, request.state)
+    def SetVmState(self, request: pb.SetVmStateRequest, caller: Caller) -> pb.Vm:
+        return self._set_state(request, request.state, caller)
 
-    def StartVm(self, request: pb.VmRequest) -> pb.Vm:
-        return self._set_state(request, VmState.STARTED.value)
+    def StartVm(self, request: pb.VmRequest, caller: Caller) -> pb.Vm:
+        return self._set_state(request, VmState.STARTED.value, caller)
 
-    def StopVm(self, request: pb.VmRequest) -> pb.Vm:
-        return self._set_state(request, VmState.STOPPED.value)
+    def StopVm(self, request: pb.VmRequest, caller: Caller) -> pb.Vm:
+        return self._set_state(request, VmState.STOPPED.value, caller)
 
-    def DeleteVm(self, request: pb.VmRequest) -> pb.DeleteVmResponse:
+    def DeleteVm(self, request: pb.VmRequest, caller: Caller) -> pb.DeleteVmResponse:
         self._vm(request.name)
         self._commit(c.DeleteVm(id=self._request_id(request.request_id), ts=time.time(),
-                                name=request.name, expect_version=self._expect(request)))
+                                name=request.name, expect_version=self._expect(request)),
+                     caller)
         return pb.DeleteVmResponse()
 
     # ---- failover: fencing, incidents, policy --------------------------------------------------
 
-    def ConfirmFenced(self, request: pb.GetHostRequest) -> pb.Host:
+    def ConfirmFenced(self, request: pb.GetHostRequest, caller: Caller) -> pb.Host:
         host = self._host(request.name)
         if host.status is HostStatus.DOWN:
             # The operator vouches the host is off; still, a lease the leader granted may
@@ -248,40 +251,41 @@ class ClusterService:
             if live.lease_left > 0:
                 _fail("conflict", f"host {host.name}'s last lease may still be valid for "
                       f"{live.lease_left:.1f}s; confirm again after that")
-        self._commit(c.ConfirmFenced(id=uuid.uuid4().hex, ts=time.time(), name=request.name))
-        return self.GetHost(request)
+        self._commit(c.ConfirmFenced(id=uuid.uuid4().hex, ts=time.time(), name=request.name),
+                     caller)
+        return self.GetHost(request, caller)
 
-    def ListIncidents(self, request: pb.ListIncidentsRequest
-                      ) -> pb.ListIncidentsResponse:
+    def ListIncidents(self, request: pb.ListIncidentsRequest,
+                      caller: Caller) -> pb.ListIncidentsResponse:
         return pb.ListIncidentsResponse(
             incidents=[incident_message(i) for i in reversed(self.raft.state.incidents)])
 
-    def GetIncident(self, request: pb.GetIncidentRequest) -> pb.Incident:
+    def GetIncident(self, request: pb.GetIncidentRequest, caller: Caller) -> pb.Incident:
         for incident in self.raft.state.incidents:
             if incident.id == request.id:
                 return incident_message(incident)
         _fail("not_found", f"incident {request.id} does not exist")
 
-    def GetPolicy(self, request: pb.GetPolicyRequest) -> pb.Policy:
+    def GetPolicy(self, request: pb.GetPolicyRequest, caller: Caller) -> pb.Policy:
         return policy_message(self.raft.state.policy)
 
-    def SetPolicy(self, request: pb.SetPolicyRequest) -> pb.Policy:
+    def SetPolicy(self, request: pb.SetPolicyRequest, caller: Caller) -> pb.Policy:
         self._commit(c.SetPolicy(id=self._request_id(request.request_id), ts=time.time(),
                                  changes=dict(request.changes),
-                                 expect_version=self._expect(request)))
+                                 expect_version=self._expect(request)), caller)
         return policy_message(self.raft.state.policy)
 
     # ---- scheduling: migration, explain, maintenance, rules --------------------------------------
 
-    def MigrateVm(self, request: pb.MigrateVmRequest) -> pb.Vm:
+    def MigrateVm(self, request: pb.MigrateVmRequest, caller: Caller) -> pb.Vm:
         self._vm(request.name)
         if request.to:
             self._host(request.to)
         self._commit(c.RequestMigration(id=self._request_id(request.request_id), ts=time.time(),
-                                        name=request.name, to=request.to))
-        return self.GetVm(pb.VmRequest(name=request.name))
+                                        name=request.name, to=request.to), caller)
+        return self.GetVm(pb.VmRequest(name=request.name), caller)
 
-    def ExplainVm(self, request: pb.VmRequest) -> pb.Explanation:
+    def ExplainVm(self, request: pb.VmRequest, caller: Caller) -> pb.Explanation:
         state = self.raft.state
         vm = self._vm(request.name, state)
         # Judged as if it were not placed yet, so its own usage does not count against it.
@@ -294,43 +298,102 @@ class ClusterService:
             pb.HostVerdict(host=h, eligible=h in d.scores, reason=d.rejected.get(h, ""),
                            score=d.scores.get(h, 0.0)) for h in table.names])
 
-    def SetMaintenance(self, request: pb.SetMaintenanceRequest) -> pb.Host:
+    def SetMaintenance(self, request: pb.SetMaintenanceRequest, caller: Caller) -> pb.Host:
         self._host(request.name)
         self._commit(c.SetMaintenance(id=uuid.uuid4().hex, ts=time.time(), name=request.name,
-                                      on=request.on))
-        return self.GetHost(pb.GetHostRequest(name=request.name))
+                                      on=request.on), caller)
+        return self.GetHost(pb.GetHostRequest(name=request.name), caller)
 
-    def CreateRule(self, request: pb.Rule) -> pb.Rule:
+    def CreateRule(self, request: pb.Rule, caller: Caller) -> pb.Rule:
         if len(request.vms) > MAX_RULE_MEMBERS or len(request.hosts) > MAX_RULE_MEMBERS:
             _fail("invalid", f"a rule names at most {MAX_RULE_MEMBERS} VMs and "
                   f"{MAX_RULE_MEMBERS} hosts")
         self._commit(c.CreateRule(id=uuid.uuid4().hex, ts=time.time(), name=request.name,
                                   kind=request.kind, strength=request.strength,
-                                  vms=list(request.vms), hosts=list(request.hosts)))
+                                  vms=list(request.vms), hosts=list(request.hosts)), caller)
         return rule_message(self.raft.state.rules[request.name])
 
-    def ListRules(self, request: pb.ListRulesRequest) -> pb.ListRulesResponse:
+    def ListRules(self, request: pb.ListRulesRequest, caller: Caller) -> pb.ListRulesResponse:
         return pb.ListRulesResponse(rules=[rule_message(r) for r in sorted(
             self.raft.state.rules.values(), key=lambda r: r.name)])
 
-    def DeleteRule(self, request: pb.DeleteRuleRequest) -> pb.DeleteRuleResponse:
+    def DeleteRule(self, request: pb.DeleteRuleRequest, caller: Caller
+                   ) -> pb.DeleteRuleResponse:
         if (err := name_error("rule", request.name)) is not None:
             _fail("invalid", err)
-        self._commit(c.DeleteRule(id=uuid.uuid4().hex, ts=time.time(), name=request.name))
+        self._commit(c.DeleteRule(id=uuid.uuid4().hex, ts=time.time(), name=request.name),
+                     caller)
         return pb.DeleteRuleResponse()
 
-    def Balance(self, request: pb.BalanceRequest) -> pb.BalanceReport:
+    def Balance(self, request: pb.BalanceRequest, caller: Caller) -> pb.BalanceReport:
         metrics = {h: HostMetrics(cpu_load=max(b.cpu_load, 0.0)) for h, b in self.live().items()}
         plan = plan_balance(self.raft.state, metrics, time.time())
         if request.apply:
             for move in plan.moves:
                 self._commit(c.RequestMigration(id=uuid.uuid4().hex, ts=time.time(),
-                                                name=move.vm, to=move.target))
+                                                name=move.vm, to=move.target), caller)
         return pb.BalanceReport(
             imbalance=plan.imbalance, imbalance_after=plan.imbalance_after,
             applied=request.apply,
             moves=[pb.BalanceMove(vm=m.vm, source=m.source, target=m.target, gain=m.gain)
                    for m in plan.moves])
+
+    # ---- who calls, tokens, the directory --------------------------------------------------------
+
+    def WhoAmI(self, request: pb.WhoAmIRequest, caller: Caller) -> pb.Identity:
+        return pb.Identity(kind=caller.kind, name=caller.name,
+                           role=caller.role.value if caller.role else "", peer=caller.peer)
+
+    def _issue(self, name: str, role: str, ttl: float, owner: str, caller: Caller
+               ) -> pb.CreatedToken:
+        if not (0 <= ttl <= MAX_TTL):
+            _fail("invalid", f"ttl must be 0 (never expires) to {MAX_TTL:.0f} seconds")
+        secret = new_token()
+        self._commit(c.CreateToken(id=uuid.uuid4().hex, ts=time.time(), name=name, role=role,
+                                   sha256=token_hash(secret), owner=owner,
+                                   expires_at=time.time() + ttl if ttl else 0.0), caller)
+        return pb.CreatedToken(token=secret, info=token_message(self.raft.state.tokens[name]))
+
+    def CreateToken(self, request: pb.CreateTokenRequest, caller: Caller) -> pb.CreatedToken:
+        return self._issue(request.name, request.role, request.ttl_seconds,
+                           request.owner or caller.actor, caller)
+
+    def ListTokens(self, request: pb.ListTokensRequest, caller: Caller) -> pb.ListTokensResponse:
+        return pb.ListTokensResponse(tokens=[token_message(t) for t in sorted(
+            self.raft.state.tokens.values(), key=lambda t: t.name)])
+
+    def RevokeToken(self, request: pb.RevokeTokenRequest, caller: Caller
+                    ) -> pb.RevokeTokenResponse:
+        if (err := name_error("token", request.name)) is not None:
+            _fail("invalid", err)
+        self._commit(c.RevokeToken(id=uuid.uuid4().hex, ts=time.time(), name=request.name),
+                     caller)
+        return pb.RevokeTokenResponse()
+
+    def Login(self, request: pb.LoginRequest, caller: Caller) -> pb.CreatedToken:
+        if self.directory is None:
+            _fail("conflict", "this member has no directory configured ([directory])")
+        role = self.directory.role_of(request.user, request.password, caller.peer,
+                                      self.raft.state.directory_roles)
+        name = f"login-{uuid.uuid4().hex[:12]}"
+        return self._issue(name, role.value, self.directory.config.session_ttl,
+                           f"ldap:{request.user}", caller)
+
+    def GetDirectoryRoles(self, request: pb.GetDirectoryRolesRequest, caller: Caller
+                          ) -> pb.DirectoryRoles:
+        return pb.DirectoryRoles(roles={g: r.value for g, r in
+                                        self.raft.state.directory_roles.items()})
+
+    def SetDirectoryRoles(self, request: pb.DirectoryRoles, caller: Caller
+                          ) -> pb.DirectoryRoles:
+        self._commit(c.SetDirectoryRoles(id=uuid.uuid4().hex, ts=time.time(),
+                                         roles=dict(request.roles)), caller)
+        return self.GetDirectoryRoles(pb.GetDirectoryRolesRequest(), caller)
+
+
+def token_message(t: Token) -> pb.TokenInfo:
+    return pb.TokenInfo(name=t.name, role=t.role.value, owner=t.owner, created_at=t.created_at,
+                        expires_at=t.expires_at)
 
 
 class MemberService:
@@ -347,7 +410,10 @@ class MemberService:
         if not self.leader.active:
             _fail("conflict", "this member is not the leader")
 
-    def Heartbeat(self, request: pb.HeartbeatRequest) -> pb.HeartbeatResponse:
+    def Heartbeat(self, request: pb.HeartbeatRequest, caller: Caller) -> pb.HeartbeatResponse:
+        if request.host != caller.name:
+            _fail("denied", f"permission denied: {caller.name}'s certificate cannot send "
+                  f"heartbeats for {shown(request.host)}")
         self._require_leader()
         if request.host not in self.members:
             _fail("invalid", f"{shown(request.host)} is not a cluster member")
@@ -372,7 +438,8 @@ class MemberService:
         return pb.HeartbeatResponse(leader_term=self.leader.term, lease_seconds=lease,
                                     message=why)
 
-    def LiveMetrics(self, request: pb.LiveMetricsRequest) -> pb.LiveMetricsResponse:
+    def LiveMetrics(self, request: pb.LiveMetricsRequest, caller: Caller
+                    ) -> pb.LiveMetricsResponse:
         self._require_leader()
         return pb.LiveMetricsResponse(hosts=list(live_messages(
             self.leader.live, self.raft.state, self.config.ha.grant_window,

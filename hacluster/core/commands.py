@@ -32,6 +32,10 @@ class Command:
     id: str
     ts: float = 0.0
     term: int = 0
+    # The audit trail: who asked (token:NAME, member:NAME, leader:NAME) and from where. Not
+    # part of what a command asks for: a retry from another address is the same request.
+    actor: str = ""
+    origin: str = ""
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -235,6 +239,32 @@ class ClaimLeadership(Command):
 
 
 @dataclass(kw_only=True, frozen=True)
+class CreateToken(Command):
+    """A new API token (its secret never enters the log: only its sha256)."""
+
+    TYPE = "token.create"
+    name: str
+    role: str
+    sha256: str
+    owner: str = ""
+    expires_at: float = 0.0  # wall clock; 0 = never
+
+
+@dataclass(kw_only=True, frozen=True)
+class RevokeToken(Command):
+    TYPE = "token.revoke"
+    name: str
+
+
+@dataclass(kw_only=True, frozen=True)
+class SetDirectoryRoles(Command):
+    """Which role members of each directory group get when they log in (replaces all)."""
+
+    TYPE = "directory.roles"
+    roles: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True, frozen=True)
 class Batch(Command):
     """Several leader commands in one log entry, applied in order (each may be refused on its
     own): a leader with thousands of placements or pending VMs to record commits them in a
@@ -268,11 +298,15 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         SetMigration,
         FinishMigration,
         ClaimLeadership,
+        CreateToken,
+        RevokeToken,
+        SetDirectoryRoles,
         Batch,
     )
 }
 
 
+ENVELOPE_FIELDS = ("id", "ts", "term", "actor", "origin")
 _BODY_FIELDS: dict[type[Command], tuple[str, ...]] = {}
 
 
@@ -280,7 +314,7 @@ def _body_fields(cls: type[Command]) -> tuple[str, ...]:
     names = _BODY_FIELDS.get(cls)
     if names is None:
         names = _BODY_FIELDS[cls] = tuple(f.name for f in fields(cls)
-                                          if f.name not in ("id", "ts", "term"))
+                                          if f.name not in ENVELOPE_FIELDS)
     return names
 
 
@@ -291,8 +325,11 @@ def _envelope(cmd: Command) -> dict[str, Any]:
         body: dict[str, Any] = {"commands": [_envelope(sub) for sub in cmd.commands]}
     else:
         body = {name: getattr(cmd, name) for name in _body_fields(type(cmd))}
-    return {"v": FORMAT_VERSION, "type": cmd.TYPE, "id": cmd.id, "ts": cmd.ts, "term": cmd.term,
-            "body": body}
+    envelope = {"v": FORMAT_VERSION, "type": cmd.TYPE, "id": cmd.id, "ts": cmd.ts,
+                "term": cmd.term, "body": body}
+    if cmd.actor or cmd.origin:
+        envelope.update(actor=cmd.actor, origin=cmd.origin)
+    return envelope
 
 
 def digest(cmd: Command) -> str:
@@ -331,7 +368,7 @@ def _from_envelope(envelope: Any) -> Command:
     body = envelope.get("body")
     if not isinstance(body, dict):
         raise MalformedCommand("command body is not an object")
-    known = {f.name for f in fields(cls)}
+    known = set(_body_fields(cls))
     args: dict[str, Any] = {k: v for k, v in body.items() if k in known}
     if cls is Batch:
         subs = args.get("commands")
@@ -340,6 +377,7 @@ def _from_envelope(envelope: Any) -> Command:
         args["commands"] = tuple(_from_envelope(sub) for sub in subs)
     try:
         return cls(id=str(envelope.get("id")), ts=float(envelope.get("ts") or 0.0),
-                   term=int(envelope.get("term") or 0), **args)
+                   term=int(envelope.get("term") or 0), actor=str(envelope.get("actor") or ""),
+                   origin=str(envelope.get("origin") or ""), **args)
     except (TypeError, ValueError) as exc:
         raise MalformedCommand(f"bad {cls.TYPE} command: {exc}") from exc

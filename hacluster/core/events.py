@@ -1,6 +1,7 @@
 """Human-readable lines for applied commands: the cluster's event feed (`hactl events`).
 
-Derived from the committed log, so every member tells the same story.
+Derived from the committed log, so every member tells the same story. A request from a
+person or a tool says who made it and from where (the audit trail).
 """
 
 from __future__ import annotations
@@ -10,6 +11,13 @@ from .state import ClusterState, Result
 
 
 def describe(cmd: c.Command, result: Result, state: ClusterState) -> list[str]:
+    lines = _describe(cmd, result, state)
+    if cmd.actor and not cmd.LEADER_ONLY:
+        lines = [f"{line} (by {cmd.actor} from {cmd.origin or '?'})" for line in lines]
+    return lines
+
+
+def _describe(cmd: c.Command, result: Result, state: ClusterState) -> list[str]:
     if not result.ok or result.message == "renewed":
         return []
     match cmd:
@@ -44,4 +52,20 @@ def describe(cmd: c.Command, result: Result, state: ClusterState) -> list[str]:
             return ["policy: " + ", ".join(f"{k}={v:g}" for k, v in sorted(cmd.changes.items()))]
         case c.ClaimLeadership():
             return [f"{cmd.leader} leads (term {cmd.term})"]
+        case c.CreateToken():
+            until = f", expires {cmd.expires_at:.0f}" if cmd.expires_at else ""
+            return [f"token {cmd.name} created: {cmd.role} for {cmd.owner}{until}"]
+        case c.RevokeToken():
+            return [f"token {cmd.name} revoked"]
+        case c.SetDirectoryRoles():
+            return ["directory roles: " + (", ".join(f"{g}={r}" for g, r in
+                                                     sorted(cmd.roles.items())) or "none")]
+        case c.SetMaintenance():
+            return [f"host {cmd.name} maintenance {'on' if cmd.on else 'off'}"]
+        case c.RequestMigration():
+            return [f"VM {cmd.name} migration requested to {cmd.to or 'the best host'}"]
+        case c.CreateRule():
+            return [f"rule {cmd.name} created: {cmd.strength} {cmd.kind}"]
+        case c.DeleteRule():
+            return [f"rule {cmd.name} deleted"]
     return []

@@ -202,6 +202,35 @@ class Rule(Record):
         self.strength = Strength(self.strength)
 
 
+class Role(StrEnum):
+    """What a token may do (vCenter's and Proxmox's roles): each includes the ones below."""
+
+    VIEWER = "viewer"  # read and watch
+    OPERATOR = "operator"  # VM lifecycle, migration, maintenance, balancing
+    ADMIN = "admin"  # policy, rules, fencing, tokens, the directory
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self) + 1
+
+
+@dataclass
+class Token(Record):
+    """An API token: only the sha256 of its secret is kept (a random 256-bit secret needs no
+    slow hash), so a copy of the state gives nobody a token."""
+
+    name: str
+    role: Role
+    sha256: str
+    owner: str  # who it is for: a person, a tool, "bootstrap", or "ldap:USER" (a login)
+    created_at: float = 0.0
+    expires_at: float = 0.0  # wall-clock seconds; 0 = never
+    version: int = 0
+
+    def __post_init__(self) -> None:
+        self.role = Role(self.role)
+
+
 @dataclass
 class Incident(Record):
     """One lost host, from silence to its HA VMs running elsewhere (wall-clock timestamps,

@@ -53,6 +53,7 @@ class LeaderView:
     # cycle stays short whatever waits), resuming after the VM named pending_from
     placement_budget: int = 500
     pending_from: str = ""
+    bootstrap_token_sha256: str = ""  # the bootstrap admin token from the config, if any
 
     def report(self, host: str, vm: Vm) -> Observed | None:
         seen = self.observed.get(host, {}).get(vm.name)
@@ -173,6 +174,16 @@ def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
                     add(c.MarkPending(id=next(ids), ts=ts, term=term, name=vm.name,
                                       reasons=d.reasons, expect_version=vm.version))
         notes.append(f"placed {placed}" + (f", {pending} pending" if pending else ""))
+
+    # 4b. Credentials: the bootstrap admin token once; expired tokens dropped (an hour late,
+    # so a clock a little ahead elsewhere changes nothing: expiry is checked on every call).
+    if not state.bootstrapped and view.bootstrap_token_sha256 and "admin" not in state.tokens:
+        add(c.CreateToken(id=next(ids), ts=ts, term=term, name="admin", role="admin",
+                          sha256=view.bootstrap_token_sha256, owner="bootstrap"),
+            "bootstrap admin token added")
+    for token in sorted(state.tokens.values(), key=lambda t: t.name):
+        if token.expires_at and token.expires_at < view.wall_now - 3600:
+            add(c.RevokeToken(id=next(ids), ts=ts, term=term, name=token.name))
 
     # 5. Moves: requested by operators, or off hosts in maintenance.
     for cmd, note in migrations(state, view, placer, term, ids, ts):

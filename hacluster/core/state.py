@@ -27,19 +27,24 @@ from .model import (
     Incident,
     Observed,
     Policy,
+    Role,
     Rule,
     RuleKind,
     Strength,
+    Token,
     Vm,
     VmState,
 )
 from .rules import rule_errors
 from .validate import (
+    MAX_RULE_MEMBERS,
     MAX_RULES,
+    MAX_TOKENS,
     MAX_VMS,
     host_capacity_errors,
     name_error,
     policy_errors,
+    shown,
     state_error,
     text,
     vm_spec_errors,
@@ -103,9 +108,13 @@ class ClusterState:
         c.SetMigration: "_set_migration",
         c.FinishMigration: "_finish_migration",
         c.ClaimLeadership: "_claim_leadership",
+        c.CreateToken: "_create_token",
+        c.RevokeToken: "_revoke_token",
+        c.SetDirectoryRoles: "_set_directory_roles",
         c.Batch: "_batch",
     }
-    _CONTAINERS = ("hosts", "vms", "rules", "recent", "incidents", "uuids")
+    _CONTAINERS = ("hosts", "vms", "rules", "recent", "incidents", "uuids", "tokens",
+                   "token_hashes", "directory_roles")
 
     def __init__(self) -> None:
         self.hosts: dict[str, Host] = {}
@@ -120,6 +129,10 @@ class ClusterState:
         self.recent: dict[str, tuple[str, Result]] = {}
         self.incidents: list[Incident] = []
         self.rules: dict[str, Rule] = {}
+        self.tokens: dict[str, Token] = {}
+        self.token_hashes: dict[str, str] = {}  # sha256 -> token name
+        self.bootstrapped = False  # the bootstrap admin token was added (never again)
+        self.directory_roles: dict[str, Role] = {}  # directory group -> role at login
         # copy-on-write bookkeeping: what this object may change in place
         self._owned: set[str] = set(self._CONTAINERS)
         self._owned_records: set[tuple[str, str]] = set()
@@ -693,6 +706,59 @@ class ClusterState:
         self.leader = cmd.leader
         return Result(ok=True, version=self._bump())
 
+    # ---- tokens and the directory ----------------------------------------------------------
+
+    def _create_token(self, cmd: c.CreateToken) -> Result:
+        if (err := name_error("token", cmd.name)) is not None:
+            return _reject("invalid", err)
+        if cmd.role not in {r.value for r in Role}:
+            return _reject("invalid", f"role must be one of {', '.join(r.value for r in Role)}")
+        if not (isinstance(cmd.sha256, str) and len(cmd.sha256) == 64
+                and all(ch in "0123456789abcdef" for ch in cmd.sha256)):
+            return _reject("invalid", "a token is stored as the hex sha256 of its secret")
+        if cmd.name in self.tokens:
+            return _reject("exists", f"token {cmd.name} already exists")
+        if cmd.sha256 in self.token_hashes:
+            return _reject("exists", "that token is already known")
+        if len(self.tokens) >= MAX_TOKENS:
+            return _reject("invalid", f"the cluster holds its maximum of {MAX_TOKENS} tokens")
+        if not 0 <= cmd.expires_at < 1e11:
+            return _reject("invalid", "expires_at must be wall-clock seconds, or 0 for never")
+        if cmd.owner == "bootstrap":
+            if self.bootstrapped:
+                return _reject("conflict", "the bootstrap token was added once already")
+            self.bootstrapped = True
+        token = Token(name=cmd.name, role=Role(cmd.role), sha256=cmd.sha256,
+                      owner=text(cmd.owner, 200), created_at=cmd.ts,
+                      expires_at=float(cmd.expires_at), version=self._bump())
+        self._w("tokens")[token.name] = token
+        self._w("token_hashes")[token.sha256] = token.name
+        self._owned_records.add(("tokens", token.name))
+        return Result(ok=True, version=token.version)
+
+    def _revoke_token(self, cmd: c.RevokeToken) -> Result:
+        token = self.tokens.get(cmd.name)
+        if token is None:
+            return _reject("not_found", f"token {cmd.name} does not exist")
+        del self._w("tokens")[cmd.name]
+        self._w("token_hashes").pop(token.sha256, None)
+        return Result(ok=True, version=self._bump())
+
+    def _set_directory_roles(self, cmd: c.SetDirectoryRoles) -> Result:
+        if not isinstance(cmd.roles, dict) or len(cmd.roles) > MAX_RULE_MEMBERS:
+            return _reject("invalid", f"at most {MAX_RULE_MEMBERS} directory groups")
+        roles = {}
+        for group, role in cmd.roles.items():
+            if not isinstance(group, str) or not 0 < len(group) <= 500:
+                return _reject("invalid", "a directory group is its DN, 1-500 characters")
+            if role not in {r.value for r in Role}:
+                return _reject("invalid", f"role must be one of "
+                               f"{', '.join(r.value for r in Role)}, got {shown(role)}")
+            roles[group] = Role(role)
+        self.directory_roles = roles
+        self._owned.add("directory_roles")
+        return Result(ok=True, version=self._bump())
+
     # ---- snapshots (plain data) -----------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
@@ -708,6 +774,9 @@ class ClusterState:
             "recent": [[k, d, r.to_dict()] for k, (d, r) in self.recent.items()],
             "incidents": [i.to_dict() for i in self.incidents],
             "rules": [r.to_dict() for r in self.rules.values()],
+            "tokens": [t.to_dict() for t in self.tokens.values()],
+            "bootstrapped": self.bootstrapped,
+            "directory_roles": {g: r.value for g, r in self.directory_roles.items()},
         }
 
     @classmethod
@@ -727,6 +796,10 @@ class ClusterState:
             if data["format"] > 1 else {k: ("", Result.from_dict(r)) for k, r in data["recent"]}
         state.incidents = [Incident.from_dict(i) for i in data.get("incidents", [])]
         state.rules = {r["name"]: Rule.from_dict(r) for r in data.get("rules", [])}
+        state.tokens = {t["name"]: Token.from_dict(t) for t in data.get("tokens", [])}
+        state.token_hashes = {t.sha256: t.name for t in state.tokens.values()}
+        state.bootstrapped = bool(data.get("bootstrapped", False))
+        state.directory_roles = {g: Role(r) for g, r in data.get("directory_roles", {}).items()}
         return state
 
     def __eq__(self, other: object) -> bool:

@@ -14,6 +14,7 @@ MAX_PRIORITY = 1000
 # every member's memory or an apply grow without bound (a rule naming 150,000 VMs, say).
 MAX_VMS = 50_000  # in the cluster
 MAX_RULES = 2_000
+MAX_TOKENS = 10_000
 MAX_RULE_MEMBERS = 256  # VMs (or hosts) one rule names
 MAX_TEXT = 1_000  # characters of a stored message (errors, reasons)
 MAX_HEARTBEAT_VMS = 10_000  # VMs one heartbeat reports

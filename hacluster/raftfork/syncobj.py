@@ -132,6 +132,13 @@ class SyncObj(object):
             if not HAS_CRYPTO:
                 raise ImportError("Please install 'cryptography' module")
             self.__encryptor = getEncryptor(self.__conf.password)
+            # hacluster: while a new cluster secret is rolled out, the previous one is still
+            # accepted (messages are encrypted with the first, decrypted with either)
+            previous = getattr(self.__conf, 'previous_passwords', ())
+            if previous:
+                from cryptography.fernet import MultiFernet
+                self.__encryptor = MultiFernet(
+                    [self.__encryptor] + [getEncryptor(p) for p in previous])
         else:
             self.__encryptor = None
 

@@ -149,6 +149,41 @@ class ClusterStub:
                 request_serializer=hacluster_dot_v1_dot_cluster__pb2.BalanceRequest.SerializeToString,
                 response_deserializer=hacluster_dot_v1_dot_cluster__pb2.BalanceReport.FromString,
                 _registered_method=True)
+        self.WhoAmI = channel.unary_unary(
+                '/hacluster.v1.Cluster/WhoAmI',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.WhoAmIRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.Identity.FromString,
+                _registered_method=True)
+        self.CreateToken = channel.unary_unary(
+                '/hacluster.v1.Cluster/CreateToken',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.CreateTokenRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.CreatedToken.FromString,
+                _registered_method=True)
+        self.ListTokens = channel.unary_unary(
+                '/hacluster.v1.Cluster/ListTokens',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.ListTokensRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.ListTokensResponse.FromString,
+                _registered_method=True)
+        self.RevokeToken = channel.unary_unary(
+                '/hacluster.v1.Cluster/RevokeToken',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.RevokeTokenRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.RevokeTokenResponse.FromString,
+                _registered_method=True)
+        self.Login = channel.unary_unary(
+                '/hacluster.v1.Cluster/Login',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.LoginRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.CreatedToken.FromString,
+                _registered_method=True)
+        self.GetDirectoryRoles = channel.unary_unary(
+                '/hacluster.v1.Cluster/GetDirectoryRoles',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.GetDirectoryRolesRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.DirectoryRoles.FromString,
+                _registered_method=True)
+        self.SetDirectoryRoles = channel.unary_unary(
+                '/hacluster.v1.Cluster/SetDirectoryRoles',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.DirectoryRoles.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.DirectoryRoles.FromString,
+                _registered_method=True)
 
 
 class ClusterServicer:
@@ -301,6 +336,51 @@ class ClusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WhoAmI(self, request, context):
+        """Who the caller's credentials say it is.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateToken(self, request, context):
+        """A new API token: its secret is in the answer only, the cluster keeps its sha256.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTokens(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeToken(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Login(self, request, context):
+        """A directory account's password for a short-lived token with its groups' role.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDirectoryRoles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetDirectoryRoles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -418,6 +498,41 @@ def add_ClusterServicer_to_server(servicer, server):
                     servicer.Balance,
                     request_deserializer=hacluster_dot_v1_dot_cluster__pb2.BalanceRequest.FromString,
                     response_serializer=hacluster_dot_v1_dot_cluster__pb2.BalanceReport.SerializeToString,
+            ),
+            'WhoAmI': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhoAmI,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.WhoAmIRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.Identity.SerializeToString,
+            ),
+            'CreateToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateToken,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.CreateTokenRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.CreatedToken.SerializeToString,
+            ),
+            'ListTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTokens,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.ListTokensRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.ListTokensResponse.SerializeToString,
+            ),
+            'RevokeToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeToken,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.RevokeTokenRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.RevokeTokenResponse.SerializeToString,
+            ),
+            'Login': grpc.unary_unary_rpc_method_handler(
+                    servicer.Login,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.LoginRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.CreatedToken.SerializeToString,
+            ),
+            'GetDirectoryRoles': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDirectoryRoles,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.GetDirectoryRolesRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.DirectoryRoles.SerializeToString,
+            ),
+            'SetDirectoryRoles': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetDirectoryRoles,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.DirectoryRoles.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.DirectoryRoles.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1051,9 +1166,199 @@ class Cluster:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def WhoAmI(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/WhoAmI',
+            hacluster_dot_v1_dot_cluster__pb2.WhoAmIRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.Identity.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/CreateToken',
+            hacluster_dot_v1_dot_cluster__pb2.CreateTokenRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.CreatedToken.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/ListTokens',
+            hacluster_dot_v1_dot_cluster__pb2.ListTokensRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.ListTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/RevokeToken',
+            hacluster_dot_v1_dot_cluster__pb2.RevokeTokenRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.RevokeTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Login(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/Login',
+            hacluster_dot_v1_dot_cluster__pb2.LoginRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.CreatedToken.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDirectoryRoles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/GetDirectoryRoles',
+            hacluster_dot_v1_dot_cluster__pb2.GetDirectoryRolesRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.DirectoryRoles.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetDirectoryRoles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/SetDirectoryRoles',
+            hacluster_dot_v1_dot_cluster__pb2.DirectoryRoles.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.DirectoryRoles.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class AgentStub:
-    """Between members: agents report to the leader; members ask the leader for live metrics.
+    """Between members, on the member port (mutual TLS: a member certificate from the cluster CA
+    is required, and a heartbeat is accepted only from the member its certificate names).
     """
 
     def __init__(self, channel):
@@ -1075,7 +1380,8 @@ class AgentStub:
 
 
 class AgentServicer:
-    """Between members: agents report to the leader; members ask the leader for live metrics.
+    """Between members, on the member port (mutual TLS: a member certificate from the cluster CA
+    is required, and a heartbeat is accepted only from the member its certificate names).
     """
 
     def Heartbeat(self, request, context):
@@ -1112,7 +1418,8 @@ def add_AgentServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Agent:
-    """Between members: agents report to the leader; members ask the leader for live metrics.
+    """Between members, on the member port (mutual TLS: a member certificate from the cluster CA
+    is required, and a heartbeat is accepted only from the member its certificate names).
     """
 
     @staticmethod

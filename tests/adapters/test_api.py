@@ -22,23 +22,35 @@ from hacluster.daemon import Daemon
 from hacluster.v1 import cluster_pb2 as pb
 from hacluster.v1 import cluster_pb2_grpc as rpc
 
-from .test_raft import free_ports, wait
+from ..conftest import admin_token, tls_section
+from .test_raft import SECRET, free_ports, wait
+
+
+def secure(daemon: Daemon, pki: Path, token: str | None = None) -> grpc.Channel:
+    """A TLS channel to the member's API, with the admin token unless given another."""
+    credentials = grpc.composite_channel_credentials(
+        grpc.ssl_channel_credentials((pki / "ca.pem").read_bytes()),
+        grpc.access_token_call_credentials(token or admin_token(pki)))
+    return grpc.secure_channel(daemon.config.me.api, credentials)
 
 
 @pytest.fixture
-def member(tmp_path: Path, host_uri: str) -> Iterator[tuple[Daemon, Client]]:
-    raft_port, api_port = free_ports(2)
+def member(tmp_path: Path, host_uri: str, pki: Path) -> Iterator[tuple[Daemon, Client]]:
+    raft_port, api_port, _, peer_port = free_ports(4)
     config = cfg.parse({
         "name": "solo", "data_dir": str(tmp_path / "data"), "libvirt_uri": host_uri,
-        "storage_dir": str(tmp_path),
-        "cluster": {"secret": "x" * 20, "members": [
-            {"name": "solo", "raft": f"127.0.0.1:{raft_port}", "api": f"127.0.0.1:{api_port}"}]},
+        "storage_dir": str(tmp_path), "tls": tls_section(pki, "solo"),
+        "cluster": {"secret": SECRET, "members": [
+            {"name": "solo", "raft": f"127.0.0.1:{raft_port}", "api": f"127.0.0.1:{api_port}",
+             "peer": f"127.0.0.1:{peer_port}"}]},
     })
     daemon = Daemon(config)
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()
-    client = Client([config.me.api], timeout=5)
-    wait(lambda: daemon.leader.active and daemon.agent.registered)
+    client = Client([config.me.api], timeout=5, ca=(pki / "ca.pem").read_bytes(),
+                    token=admin_token(pki))
+    wait(lambda: daemon.leader.active and daemon.agent.registered
+         and "admin" in daemon.raft.state.tokens)
     yield daemon, client
     daemon.stop_event.set()
     thread.join(10)
@@ -91,21 +103,24 @@ def test_unknown_names_are_not_found(member: tuple[Daemon, Client]) -> None:
         assert err.value.code == grpc.StatusCode.NOT_FOUND and "ghost" in str(err.value)
 
 
-def test_stale_expected_version_is_a_failed_precondition(member: tuple[Daemon, Client]) -> None:
+def test_stale_expected_version_is_a_failed_precondition(member: tuple[Daemon, Client],
+                                                          pki: Path) -> None:
     daemon, client = member
     vm = client.create_vm("a", vcpus=1, memory_mib=64)
-    stub = rpc.ClusterStub(grpc.insecure_channel(daemon.config.me.api))
+    stub = rpc.ClusterStub(secure(daemon, pki))
     with pytest.raises(grpc.RpcError) as err:
         stub.StopVm(pb.VmRequest(name="a", expect_version=vm["version"] + 100), timeout=5)
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert client.get_vm("a")["state"] == "started"
 
 
-def test_status_health_and_reflection(member: tuple[Daemon, Client]) -> None:
+def test_status_health_and_reflection(member: tuple[Daemon, Client], pki: Path) -> None:
     daemon, client = member
     status = client.status()
     assert status["leader"] == "solo" and status["quorum"] and status["leader_term"] >= 1
-    channel = grpc.insecure_channel(daemon.config.me.api)
+    # probes need no token; a plaintext connection is refused
+    channel = grpc.secure_channel(daemon.config.me.api,
+                                  grpc.ssl_channel_credentials((pki / "ca.pem").read_bytes()))
     health = health_pb2_grpc.HealthStub(channel)
     wait(lambda: health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
          == health_pb2.HealthCheckResponse.SERVING)

@@ -13,7 +13,7 @@ import pytest
 from hacluster.core import commands as c
 from hacluster.raft import RaftNode, Unavailable
 
-SECRET = "test-secret-0123456789"
+SECRET = "test-secret-9f3b2c71d84e5a06c1b7e29d4f8a6c03"
 
 
 def free_ports(n: int) -> list[int]:

@@ -16,7 +16,7 @@ from typing import Any
 import libvirt
 import pytest
 
-from hacluster.client import ClientError
+from hacluster.client import Client, ClientError
 
 pytestmark = pytest.mark.cluster
 
@@ -31,9 +31,27 @@ class LabRun:
         self.base_ip = f"127.0.{next(_subnets)}"
         self.nodes = nodes
 
-    def hactl(self, *args: str, endpoints: str | None = None,
-              check: bool = True) -> subprocess.CompletedProcess[str]:
+    @property
+    def ca_file(self) -> Path:
+        return self.dir / "pki" / "ca.pem"
+
+    @property
+    def token(self) -> str:
+        """The lab's bootstrap admin token."""
+        return (self.dir / "pki" / "admin.token").read_text().strip()
+
+    def client_at(self, apis: list[str], timeout: float = 10.0,
+                  token: str | None = None) -> Client:
+        """A client of these members, as the lab's admin unless given another token."""
+        return Client(apis, timeout, ca=self.ca_file.read_bytes(),
+                      token=self.token if token is None else token)
+
+    def hactl(self, *args: str, endpoints: str | None = None, check: bool = True,
+              token: str | None = None) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ)
+        if self.ca_file.exists():
+            env["HACTL_CA"] = str(self.ca_file)
+            env["HACTL_TOKEN"] = self.token if token is None else token
         if endpoints is not None:
             env["HACTL_ENDPOINTS"] = endpoints
         proc = subprocess.run([sys.executable, "-m", "hacluster.cli", *args], env=env,

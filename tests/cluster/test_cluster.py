@@ -137,7 +137,9 @@ def test_lab_status_env_and_virsh_agree(lab3: LabRun) -> None:
     assert [r["name"] for r in rows] == ["host1", "host2", "host3"]
     assert all(all(r["pids"].values()) for r in rows)
     env = lab3.lab("env").stdout.strip()
-    assert env == f"export HACTL_ENDPOINTS={lab3.endpoints}"
+    assert env.splitlines() == [f"export HACTL_ENDPOINTS={lab3.endpoints}",
+                                f"export HACTL_CA={lab3.ca_file}",
+                                f"export HACTL_TOKEN={lab3.token}"]
     lab3.json("vm", "create", "seen", "--vcpus", "1", "--memory", "64")
     wait_for(lambda: all_running(lab3, {"seen"}))
     host = lab3.json("vm", "show", "seen")["host"]

@@ -39,8 +39,8 @@ def uris(lab: LabRun) -> dict[str, str]:
 
 def client(lab: LabRun, *hosts: str) -> Client:
     data = json.loads((lab.dir / "lab.json").read_text())
-    return Client([h["api"] for h in data["hosts"] if not hosts or h["name"] in hosts],
-                  timeout=3)
+    return lab.client_at([h["api"] for h in data["hosts"] if not hosts or h["name"] in hosts],
+                         timeout=3)
 
 
 def start_vms(lab: LabRun, count: int, prefix: str = "vm") -> set[str]:

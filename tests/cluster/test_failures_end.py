@@ -12,7 +12,7 @@ from collections.abc import Callable
 import libvirt
 import pytest
 
-from hacluster.client import Client, ClientError
+from hacluster.client import ClientError
 
 from .conftest import LabRun, wait_for
 from .test_failover import busiest_follower, client, leader, start_vms, uris, watched
@@ -125,7 +125,7 @@ def test_ten_thousand_pending_vms_and_a_capacity_change_cost_no_lease(
     failed: list[str] = []
 
     def create(part: int) -> None:
-        cl = Client([members[part % 3]], timeout=30)
+        cl = lab.client_at([members[part % 3]], timeout=30)
         for i in range(part, 10_000, 4):
             try:
                 cl.create_vm(f"huge{i}", vcpus=1, memory_mib=8_000_000, ha=False)

@@ -11,8 +11,6 @@ from collections.abc import Callable
 
 import pytest
 
-from hacluster.client import Client
-
 from .conftest import LabRun, wait_for
 from .test_failover import leader, start_vms, watched
 
@@ -31,7 +29,7 @@ def test_a_host_cut_off_and_healed_costs_at_most_one_election(
                                                 if h != first)
     others = [h for h in ("host1", "host2", "host3") if h != victim]
     apis = {h["name"]: h["api"] for h in lab.status()}
-    healthy = Client([apis[h] for h in others], timeout=3)
+    healthy = lab.client_at([apis[h] for h in others], timeout=3)
     term = healthy.status()["term"]
     with watched(lab) as oracle:  # nothing runs twice, whatever happens
         lab.lab("isolate", victim)
@@ -46,7 +44,7 @@ def test_a_host_cut_off_and_healed_costs_at_most_one_election(
     assert status["term"] == term + (1 if who == "leader" else 0), (status["term"], term)
     assert status["leader"] in others if who == "leader" else status["leader"] == first
     # the member cut off never raised its term (it would be stuck above the others now)
-    assert Client([apis[victim]], timeout=3).status()["term"] == status["term"]
+    assert lab.client_at([apis[victim]], timeout=3).status()["term"] == status["term"]
     # no healthy host was ever declared down: every incident is the victim's own
     assert {i["host"] for i in healthy.incidents()} <= {victim}
     for h in others:

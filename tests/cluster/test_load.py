@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from hacluster.client import Client
-
 from .conftest import LabRun
 from .test_failover import client, leader, start_vms, watched
 
@@ -28,11 +26,17 @@ from grpc import aio
 from hacluster.v1 import cluster_pb2 as pb, cluster_pb2_grpc as rpc
 
 target, streams, readers, seconds = sys.argv[1], *map(int, sys.argv[2:5])
+ca, token = open(sys.argv[5], "rb").read(), sys.argv[6]
 stop = time.monotonic() + seconds
+
+
+def credentials():
+    return grpc.composite_channel_credentials(grpc.ssl_channel_credentials(ca),
+                                              grpc.access_token_call_credentials(token))
 counts = {"events": 0, "lists": 0, "errors": 0, "streams_open": 0}
 
 def reader():
-    stub = rpc.ClusterStub(grpc.insecure_channel(target))
+    stub = rpc.ClusterStub(grpc.secure_channel(target, credentials()))
     while time.monotonic() < stop:
         try:
             stub.ListVms(pb.ListVmsRequest(), timeout=5)
@@ -50,7 +54,7 @@ async def watcher(channel):
         pass
 
 async def main():
-    channels = [aio.insecure_channel(target) for _ in range(streams)]
+    channels = [aio.secure_channel(target, credentials()) for _ in range(streams)]
     tasks = [asyncio.create_task(watcher(c)) for c in channels]
     await asyncio.sleep(max(stop - time.monotonic(), 0))
     for t in tasks:
@@ -74,11 +78,12 @@ def test_200_watchers_and_20_readers_on_the_leader_cost_no_lease(
     target = next(h["api"] for h in lab.status() if h["name"] == first)
     term = client(lab).status()["term"]
     with watched(lab) as oracle:
-        load = subprocess.Popen([sys.executable, "-c", LOAD, target, "200", "20", "60"],
+        load = subprocess.Popen([sys.executable, "-c", LOAD, target, "200", "20", "60",
+                                 str(lab.ca_file), lab.token],
                                 cwd=ROOT, stdout=subprocess.PIPE, text=True)
         time.sleep(5)
         slowest = 0.0
-        reader = Client([target], timeout=5)
+        reader = lab.client_at([target], timeout=5)
         while load.poll() is None:
             t0 = time.monotonic()
             assert len(reader.list_vms()) == 9

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from hacluster.client import Client
-
 from .conftest import LabRun, wait_for
 from .test_failover import client
 
@@ -25,7 +23,7 @@ FAST_SNAPSHOTS = ("--set", "raft.snapshot_interval=10", "--set", "raft.snapshot_
 
 
 def statuses(lab: LabRun) -> dict[str, dict[str, object]]:
-    return {h["name"]: Client([h["api"]], timeout=3).status() for h in lab.status()}
+    return {h["name"]: lab.client_at([h["api"]], timeout=3).status() for h in lab.status()}
 
 
 def test_an_idle_lab_compacts_its_journal(make_lab: Callable[..., LabRun]) -> None:
@@ -51,7 +49,7 @@ def test_a_busy_lab_keeps_its_journal_bounded_and_restarts_from_snapshot(
     done: list[int] = []
 
     def drive(i: int) -> None:
-        cl = Client([members[i % 3]], timeout=10)
+        cl = lab.client_at([members[i % 3]], timeout=10)
         for n in range(7_500):
             cl.set_policy({"balance_interval": 60 + (n % 2)})
         done.append(i)
@@ -70,10 +68,10 @@ def test_a_busy_lab_keeps_its_journal_bounded_and_restarts_from_snapshot(
     lab.lab("kill", "host2", "--daemon-only")
     lab.lab("start", "host2")
     host2 = next(h["api"] for h in lab.status() if h["name"] == "host2")
-    wait_for(lambda: Client([host2]).status()["applied_index"]
+    wait_for(lambda: lab.client_at([host2]).status()["applied_index"]
              >= client(lab).status()["commit_index"], timeout=30)
-    assert Client([host2]).get_policy() == Client([members[0]]).get_policy()
-    assert Client([host2]).get_policy()["version"] > 0
+    assert lab.client_at([host2]).get_policy() == lab.client_at([members[0]]).get_policy()
+    assert lab.client_at([host2]).get_policy()["version"] > 0
 
 
 DAMAGES: dict[str, Callable[[Path], object]] = {
@@ -136,7 +134,7 @@ def test_damaged_data_stops_the_member_with_one_line_until_wiped(
                             "--wipe-data"], capture_output=True, text=True, timeout=30)
     assert wiped.returncode == 0 and "set aside" in wiped.stdout
     lab.lab("start", "host3")
-    host3 = Client([next(h["api"] for h in lab.status() if h["name"] == "host3")])
+    host3 = lab.client_at([next(h["api"] for h in lab.status() if h["name"] == "host3")])
     wait_for(lambda: {v["name"] for v in host3.list_vms()} == {v["name"] for v in cl.list_vms()},
              timeout=30, what="host3 rejoined with every VM")
     wait_for(lambda: cl.get_host("host3")["status"] == "up", timeout=15)

@@ -30,6 +30,10 @@ SAMPLES: list[c.Command] = [
     c.RequestMigration(id="17", name="v", to="h2"),
     c.SetMigration(id="18", term=2, name="v", to="h2", expect_version=4),
     c.FinishMigration(id="19", name="v", source="h1", to="h2", ok=True, mode="cold"),
+    c.CreateToken(id="21", name="ci", role="viewer", sha256="ab" * 32, owner="jenkins",
+                  expires_at=2e9, actor="token:admin", origin="10.0.0.9:5512"),
+    c.RevokeToken(id="22", name="ci"),
+    c.SetDirectoryRoles(id="23", roles={"cn=ops,ou=groups,dc=example": "operator"}),
     c.Batch(id="20", term=2, commands=(
         c.AssignVm(id="20.1", term=2, name="v", host="h1", expect_version=3),
         c.MarkPending(id="20.2", term=2, name="w", reasons=["h1: memory"]))),
@@ -71,3 +75,6 @@ def test_digest_ignores_when_and_who_but_not_what() -> None:
     assert c.digest(a) != c.digest(c.CreateVm(id="r", name="v", uuid="u", vcpus=2,
                                               memory_mib=64))
     assert c.digest(a) != c.digest(c.DeleteVm(id="r", name="v"))
+    # who asked, and from where, is recorded but is not what was asked
+    assert c.digest(a) == c.digest(c.CreateVm(id="r", name="v", uuid="u", vcpus=1,
+                                              memory_mib=64, actor="token:x", origin="b:1"))
