@@ -63,7 +63,7 @@ def one_config(hosts: int, profile: str, trials: int, leader_trials: int, vms: i
             for h in lab.hosts:
                 lab.start_host(h)
             lab_mod.wait_until_up(lab)
-            everyone = Client([h.api for h in lab.hosts], timeout=2)
+            everyone = lab.client(timeout=2)
             for i in range(vms):
                 everyone.create_vm(f"vm{i:03d}", vcpus=1, memory_mib=64, priority=i % 4)
             wait(lambda: all(v["status"] == "running" for v in everyone.list_vms()), 60,
@@ -82,7 +82,8 @@ def one_config(hosts: int, profile: str, trials: int, leader_trials: int, vms: i
                         key=lambda h: (len(placed[h]), h))
                     lost = placed.get(victim, set())
                     host = lab.host(victim)
-                    survivors = Client([h.api for h in lab.hosts if h is not host], timeout=1)
+                    survivors = lab.client(timeout=1, hosts=[h.name for h in lab.hosts
+                                                             if h is not host])
                     t0 = time.monotonic()
                     lab.kill_host(host)
                     acting = None

@@ -67,7 +67,7 @@ def main() -> None:
             for h in lab.hosts:
                 lab.start_host(h)
             lab_mod.wait_until_up(lab)
-            cl = Client(lab.endpoints.split(","))
+            cl = lab.client()
             for i in range(9):
                 cl.create_vm(f"vm{i}", vcpus=1, memory_mib=128)
             leader = cl.status()["leader"]
@@ -75,7 +75,8 @@ def main() -> None:
             time.sleep(3)
             report("quiet", sample(cl, args.seconds))
             load = subprocess.Popen([sys.executable, "-c", load_script(), target, "200", "20",
-                                     str(int(args.seconds) + 5)], stdout=subprocess.PIPE, text=True)
+                                     str(int(args.seconds) + 5), lab.ca_file,
+                                     lab.admin_token()], stdout=subprocess.PIPE, text=True)
             time.sleep(3)  # the streams open
             report("200 streams + 20 ListVms loops", sample(cl, args.seconds))
             counts = ast.literal_eval(load.communicate()[0])

@@ -19,7 +19,6 @@ import time
 import libvirt
 
 from hacluster import lab as lab_mod
-from hacluster.client import Client
 
 
 def wait(predicate: object, timeout: float, what: str) -> None:
@@ -42,7 +41,7 @@ def main() -> None:
             for h in lab.hosts:
                 lab.start_host(h)
             lab_mod.wait_until_up(lab)
-            cl = Client([h.api for h in lab.hosts])
+            cl = lab.client()
             cl.create_vm("mig", vcpus=1, memory_mib=96)
             wait(lambda: cl.get_vm("mig")["status"] == "running", 60, "guest running")
             time.sleep(5)  # let it boot

@@ -17,11 +17,11 @@ import statistics
 import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import grpc
 
 from hacluster import lab as lab_mod
-from hacluster.client import Client
 from hacluster.v1 import cluster_pb2 as pb
 from hacluster.v1 import cluster_pb2_grpc as rpc
 
@@ -31,8 +31,11 @@ def percentile(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
-def measure(api: str, prefix: str, n: int) -> list[float]:
-    stub = rpc.ClusterStub(grpc.insecure_channel(api))
+def measure(lab: lab_mod.Lab, api: str, prefix: str, n: int) -> list[float]:
+    credentials = grpc.composite_channel_credentials(
+        grpc.ssl_channel_credentials(Path(lab.ca_file).read_bytes()),
+        grpc.access_token_call_credentials(lab.admin_token()))
+    stub = rpc.ClusterStub(grpc.secure_channel(api, credentials))
     samples = []
     for i in range(n):
         request = pb.CreateVmRequest(name=f"{prefix}{i}", vcpus=1, memory_mib=64, stopped=True,
@@ -57,12 +60,12 @@ def main() -> None:
                 for h in lab.hosts:
                     lab.start_host(h)
                 lab_mod.wait_until_up(lab)
-                leader = Client([lab.hosts[0].api]).status()["leader"]
+                leader = lab.client().status()["leader"]
                 by_role = {"leader": next(h for h in lab.hosts if h.name == leader),
                            "follower": next(h for h in lab.hosts if h.name != leader)}
-                measure(by_role["follower"].api, "warm", 50)
+                measure(lab, by_role["follower"].api, "warm", 50)
                 for role, host in by_role.items():
-                    s = measure(host.api, role, args.writes)
+                    s = measure(lab, host.api, role, args.writes)
                     print(f"fsync {'on ' if fsync else 'off'} via {role:8s}: "
                           f"p50 {percentile(s, 50) * 1e3:.2f} ms  "
                           f"p90 {percentile(s, 90) * 1e3:.2f} ms  "

@@ -31,7 +31,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cluster CA with certificates for the names tests use (solo, h1, h2, hv1...)."""
     root = tmp_path_factory.mktemp("pki")
     certs.init(root)
-    for name in ("solo", "h1", "h2", "hv1", "hv2", "hv3"):
+    for name in ("solo", "h1", "h2", "hv1", "hv2", "hv3", "ldap"):
         certs.issue(root, name, ["127.0.0.1"])
     return root
 

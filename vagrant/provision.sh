@@ -13,12 +13,21 @@ ln -sf /opt/hacluster-venv/bin/haclusterd /opt/hacluster-venv/bin/hactl /usr/loc
 id hacluster >/dev/null 2>&1 || useradd --system --home /var/lib/hacluster --shell /usr/sbin/nologin \
     --groups libvirt hacluster
 install -d -m 0750 -o root -g hacluster /etc/hacluster
-# The same secret on every box (derived from the Vagrant project, fine for a lab only).
-echo "vagrant-lab-secret-$(echo "$members" | sha256sum | cut -c1-32)" > /etc/hacluster/cluster.secret
-chown root:hacluster /etc/hacluster/cluster.secret; chmod 0640 /etc/hacluster/cluster.secret
+# The CA, this box's certificate and key, the admin token's hash and the cluster secret were
+# made on the host (Vagrantfile trigger) and arrive with the synced folder.
+pki=/opt/hacluster/vagrant/.pki
+install -m 0644 "$pki/ca.pem" "$pki/$name.pem" "$pki/admin.token.sha256" /etc/hacluster/
+install -m 0640 -g hacluster "$pki/$name.key" "$pki/cluster.secret" /etc/hacluster/
+install -d -m 0700 /root/.config/hacluster
+install -m 0600 "$pki/admin.token" /root/.config/hacluster/token
 {
   echo "name = \"$name\""
   echo 'libvirt_uri = "qemu:///system"'
+  echo '[tls]'
+  echo 'ca = "/etc/hacluster/ca.pem"'
+  echo "cert = \"/etc/hacluster/$name.pem\""
+  echo "key = \"/etc/hacluster/$name.key\""
+  echo 'admin_token_sha256_file = "/etc/hacluster/admin.token.sha256"'
   echo '[cluster]'
   echo 'secret_file = "/etc/hacluster/cluster.secret"'
   echo 'members = ['
@@ -32,5 +41,7 @@ chown root:hacluster /etc/hacluster/cluster.secret; chmod 0640 /etc/hacluster/cl
 install -m 0644 /opt/hacluster/systemd/haclusterd.service /etc/systemd/system/
 systemctl daemon-reload
 systemctl enable --now haclusterd
-echo "export HACTL_ENDPOINTS=$(echo "$members" | sed 's/hv[0-9]*=//g; s/,/:7401,/g'):7401" \
-    > /etc/profile.d/hactl.sh
+{
+  echo "export HACTL_ENDPOINTS=$(echo "$members" | sed 's/hv[0-9]*=//g; s/,/:7401,/g'):7401"
+  echo "export HACTL_CA=/etc/hacluster/ca.pem"
+} > /etc/profile.d/hactl.sh

@@ -7,7 +7,9 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -34,15 +36,17 @@ def secure(daemon: Daemon, pki: Path, token: str | None = None) -> grpc.Channel:
     return grpc.secure_channel(daemon.config.me.api, credentials)
 
 
-@pytest.fixture
-def member(tmp_path: Path, host_uri: str, pki: Path) -> Iterator[tuple[Daemon, Client]]:
+@contextmanager
+def one_member(tmp_path: Path, host_uri: str, pki: Path, **extra: Any
+               ) -> Iterator[tuple[Daemon, Client]]:
+    """A one-member cluster in this process, over real TLS; the client is its admin."""
     raft_port, api_port, _, peer_port = free_ports(4)
     config = cfg.parse({
         "name": "solo", "data_dir": str(tmp_path / "data"), "libvirt_uri": host_uri,
         "storage_dir": str(tmp_path), "tls": tls_section(pki, "solo"),
         "cluster": {"secret": SECRET, "members": [
             {"name": "solo", "raft": f"127.0.0.1:{raft_port}", "api": f"127.0.0.1:{api_port}",
-             "peer": f"127.0.0.1:{peer_port}"}]},
+             "peer": f"127.0.0.1:{peer_port}"}]}, **extra,
     })
     daemon = Daemon(config)
     thread = threading.Thread(target=daemon.run, daemon=True)
@@ -51,10 +55,18 @@ def member(tmp_path: Path, host_uri: str, pki: Path) -> Iterator[tuple[Daemon, C
                     token=admin_token(pki))
     wait(lambda: daemon.leader.active and daemon.agent.registered
          and "admin" in daemon.raft.state.tokens)
-    yield daemon, client
-    daemon.stop_event.set()
-    thread.join(10)
-    client.close()
+    try:
+        yield daemon, client
+    finally:
+        daemon.stop_event.set()
+        thread.join(10)
+        client.close()
+
+
+@pytest.fixture
+def member(tmp_path: Path, host_uri: str, pki: Path) -> Iterator[tuple[Daemon, Client]]:
+    with one_member(tmp_path, host_uri, pki) as running:
+        yield running
 
 
 def test_create_place_and_run(member: tuple[Daemon, Client]) -> None:
