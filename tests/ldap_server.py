@@ -90,7 +90,8 @@ access to * by users read by * none
         tls = ldap3.Tls(ca_certs_file=self.ca)
         server = ldap3.Server(self.url, use_ssl=True, tls=tls)
         with ldap3.Connection(server, ROOT_DN, ROOT_PW, auto_bind=True) as conn:
-            conn.modify(group_dn(group), {"member": [(ldap3.MODIFY_DELETE, [user_dn(user)])]})
+            conn.modify(group_dn(group),  # type: ignore[no-untyped-call]
+                        {"member": [(ldap3.MODIFY_DELETE, [user_dn(user)])]})
             assert conn.result["result"] == 0, conn.result
 
     def stop(self) -> None:

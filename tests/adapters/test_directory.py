@@ -36,8 +36,7 @@ def cluster(tmp_path: Path, host_uri: str, pki: Path, ldap: LdapServer
                  "group_base": f"ou=groups,{group_dn('x').split(',', 1)[1].split(',', 1)[1]}",
                  "session_ttl": 600}
     with one_member(tmp_path, host_uri, pki, directory=directory) as running:
-        daemon, admin = running
-        admin.set_directory_roles({group_dn("operators"): "operator",
+        running[1].set_directory_roles({group_dn("operators"): "operator",
                                    group_dn("viewers"): "viewer"})
         yield running
 
@@ -49,7 +48,7 @@ def as_user(daemon: Daemon, pki: Path, token: str | None) -> Client:
 
 def test_a_login_gets_its_groups_role_and_loses_it_when_removed(
         cluster: tuple[Daemon, Client], ldap: LdapServer, pki: Path) -> None:
-    daemon, admin = cluster
+    daemon = cluster[0]
     anonymous = as_user(daemon, pki, None)
     session = anonymous.login("alice", USERS["alice"])
     assert session["role"] == "operator" and session["owner"] == "ldap:alice"
