@@ -263,8 +263,9 @@ def test_events_feed_and_incident_list_through_hactl(make_lab: Callable[..., Lab
     lab = make_lab(3)
     start_vms(lab, 2)
     follow = subprocess.Popen(
-        [sys.executable, "-m", "hacluster.cli", "--endpoints", lab.endpoints, "events", "--follow",
-         "--backlog", "0"], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+        [sys.executable, "-m", "hacluster.cli", "--endpoints", lab.endpoints, "--ca",
+         str(lab.ca_file), "--token", lab.token, "events", "--follow", "--backlog", "0"],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
     try:
         time.sleep(1.0)
         client(lab).create_vm("late", vcpus=1, memory_mib=64)
