@@ -15,13 +15,12 @@ import argparse
 import ast
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from hacluster import lab as lab_mod
 from hacluster.client import Client
 
+from .labs import running_lab
 from .write_latency import percentile
 
 LOAD = Path(__file__).resolve().parents[1] / "tests" / "cluster" / "test_load.py"
@@ -61,32 +60,25 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--base-ip", default="127.0.64")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        lab = lab_mod.create(tmp, 3, args.base_ip, log_level="WARNING")
-        try:
-            for h in lab.hosts:
-                lab.start_host(h)
-            lab_mod.wait_until_up(lab)
-            cl = lab.client()
-            for i in range(9):
-                cl.create_vm(f"vm{i}", vcpus=1, memory_mib=128)
-            leader = cl.status()["leader"]
-            target = next(h.api for h in lab.hosts if h.name == leader)
-            time.sleep(3)
-            report("quiet", sample(cl, args.seconds))
-            load = subprocess.Popen([sys.executable, "-c", load_script(), target, "200", "20",
-                                     str(int(args.seconds) + 5), lab.ca_file,
-                                     lab.admin_token()], stdout=subprocess.PIPE, text=True)
-            time.sleep(3)  # the streams open
-            report("200 streams + 20 ListVms loops", sample(cl, args.seconds))
-            counts = ast.literal_eval(load.communicate()[0])
-            print(f"load on the leader: {counts['streams_open']} streams, "
-                  f"{counts['lists'] / (int(args.seconds) + 5):,.0f} ListVms/s, "
-                  f"{counts['errors']} refused (busy)")
-            print(f"incidents: {len(cl.incidents())}, leader now {cl.status()['leader']} "
-                  f"(was {leader})")
-        finally:
-            lab.stop_all()
+    with running_lab(args.base_ip) as lab:
+        cl = lab.client()
+        for i in range(9):
+            cl.create_vm(f"vm{i}", vcpus=1, memory_mib=128)
+        leader = cl.status()["leader"]
+        target = next(h.api for h in lab.hosts if h.name == leader)
+        time.sleep(3)
+        report("quiet", sample(cl, args.seconds))
+        load = subprocess.Popen([sys.executable, "-c", load_script(), target, "200", "20",
+                                 str(int(args.seconds) + 5), lab.ca_file,
+                                 lab.admin_token()], stdout=subprocess.PIPE, text=True)
+        time.sleep(3)  # the streams open
+        report("200 streams + 20 ListVms loops", sample(cl, args.seconds))
+        counts = ast.literal_eval(load.communicate()[0])
+        print(f"load on the leader: {counts['streams_open']} streams, "
+              f"{counts['lists'] / (int(args.seconds) + 5):,.0f} ListVms/s, "
+              f"{counts['errors']} refused (busy)")
+        print(f"incidents: {len(cl.incidents())}, leader now {cl.status()['leader']} "
+              f"(was {leader})")
 
 
 if __name__ == "__main__":

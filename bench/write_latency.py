@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -24,6 +23,8 @@ import grpc
 from hacluster import lab as lab_mod
 from hacluster.v1 import cluster_pb2 as pb
 from hacluster.v1 import cluster_pb2_grpc as rpc
+
+from .labs import running_lab
 
 
 def percentile(samples: list[float], p: float) -> float:
@@ -53,27 +54,19 @@ def main() -> None:
     args = ap.parse_args()
     print(f"3 members on loopback, {args.writes} sequential CreateVm calls each")
     for fsync in (True, False):
-        with tempfile.TemporaryDirectory() as tmp:
-            lab = lab_mod.create(tmp, 3, args.base_ip, log_level="WARNING",
-                                 settings=[f"raft.fsync={str(fsync).lower()}"])
-            try:
-                for h in lab.hosts:
-                    lab.start_host(h)
-                lab_mod.wait_until_up(lab)
-                leader = lab.client().status()["leader"]
-                by_role = {"leader": next(h for h in lab.hosts if h.name == leader),
-                           "follower": next(h for h in lab.hosts if h.name != leader)}
-                measure(lab, by_role["follower"].api, "warm", 50)
-                for role, host in by_role.items():
-                    s = measure(lab, host.api, role, args.writes)
-                    print(f"fsync {'on ' if fsync else 'off'} via {role:8s}: "
-                          f"p50 {percentile(s, 50) * 1e3:.2f} ms  "
-                          f"p90 {percentile(s, 90) * 1e3:.2f} ms  "
-                          f"p99 {percentile(s, 99) * 1e3:.2f} ms  "
-                          f"mean {statistics.mean(s) * 1e3:.2f} ms  "
-                          f"({len(s) / sum(s):,.0f} writes/s)")
-            finally:
-                lab.stop_all()
+        with running_lab(args.base_ip, settings=[f"raft.fsync={str(fsync).lower()}"]) as lab:
+            leader = lab.client().status()["leader"]
+            by_role = {"leader": next(h for h in lab.hosts if h.name == leader),
+                       "follower": next(h for h in lab.hosts if h.name != leader)}
+            measure(lab, by_role["follower"].api, "warm", 50)
+            for role, host in by_role.items():
+                s = measure(lab, host.api, role, args.writes)
+                print(f"fsync {'on ' if fsync else 'off'} via {role:8s}: "
+                      f"p50 {percentile(s, 50) * 1e3:.2f} ms  "
+                      f"p90 {percentile(s, 90) * 1e3:.2f} ms  "
+                      f"p99 {percentile(s, 99) * 1e3:.2f} ms  "
+                      f"mean {statistics.mean(s) * 1e3:.2f} ms  "
+                      f"({len(s) / sum(s):,.0f} writes/s)")
 
 
 if __name__ == "__main__":

@@ -39,10 +39,10 @@ class Trio:
         self.addrs = [f"127.0.0.1:{p}" for p in free_ports(3)]
         self.nodes: list[RaftNode | None] = [None, None, None]
 
-    def start(self, i: int) -> RaftNode:
+    def start(self, i: int, secret: str = SECRET, previous: tuple[str, ...] = ()) -> RaftNode:
         addr = self.addrs[i]
         node = RaftNode(addr, [a for a in self.addrs if a != addr], str(self.root / f"n{i}"),
-                        SECRET)
+                        secret, previous_secrets=previous)
         self.nodes[i] = node
         return node
 
@@ -133,3 +133,26 @@ def test_unknown_command_halts_the_member_instead_of_diverging(trio: Trio) -> No
 def test_a_secret_is_required(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="secret"):
         RaftNode("127.0.0.1:1", [], str(tmp_path), "")
+
+
+def test_the_cluster_secret_is_rotated_by_rolling_restarts(trio: Trio) -> None:
+    """README, Security: accept the new secret, then use it, then drop the old; a member at
+    a time, every write committed all along."""
+    new = "rotated-secret-4c1d9e7a2b8f6035e1c7a9d2b4f80617"
+    written = 0
+    for secret, previous in ((SECRET, (new,)), (new, (SECRET,)), (new, ())):
+        for i in range(3):
+            trio.stop(i)
+            trio.start(i, secret, previous)
+            written += 1
+            assert trio.leader().propose(create(f"vm{written}"), timeout=10).ok
+    wait(lambda: all(len(n.state.vms) == written for n in trio.live()))
+
+
+def test_a_member_with_another_secret_takes_no_part(trio: Trio) -> None:
+    trio.leader()
+    trio.stop(2)
+    stranger = trio.start(2, "another-secret-8e2f0c5a9d1b7e4630a2f9c8e1d5b7a3")
+    assert trio.leader().propose(create("a")).ok
+    time.sleep(1.0)
+    assert "a" not in stranger.state.vms and not stranger.is_leader()
