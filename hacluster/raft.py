@@ -154,6 +154,7 @@ class RaftNode:
         self.halted: str | None = None
         self.storage_error: str | None = None
         self._stop = threading.Event()
+        self._failures: dict[str, float] = {}
         self._marker = Path(data_dir) / REJOIN_MARKER
         convert_legacy(os.path.join(data_dir, "raft.journal"))
         snapshot = Path(data_dir) / "raft.snapshot"
@@ -179,8 +180,12 @@ class RaftNode:
             except StorageError as exc:
                 self.storage_error = self.halted = str(exc)  # the daemon says it and exits
                 return
-            except Exception:
-                log.exception("raft tick failed")
+            except Exception as exc:
+                # logged once a minute per kind of failure (a full disk fails every tick)
+                key = f"{type(exc).__name__}: {exc}"
+                if time.monotonic() - self._failures.get(key, float("-inf")) > 60:
+                    self._failures[key] = time.monotonic()
+                    log.exception("raft tick failed")
                 self._stop.wait(0.05)
 
     # ---- reads (local replica, may lag the leader by a few milliseconds) -----------------
@@ -203,6 +208,12 @@ class RaftNode:
 
     def has_quorum(self) -> bool:
         return bool(self._obj.hasQuorum)
+
+    def disk_full(self) -> bool:
+        """This member failed to store an entry for want of space in the last 10 s: it can
+        take no write (as a follower it could not apply it; as the leader not store it)."""
+        at = getattr(self._obj, "diskFullAt", None)
+        return at is not None and time.monotonic() - at < 10.0
 
     def majority_confirmed_at(self) -> float | None:
         """As leader: the newest monotonic time a majority of voters still followed it."""

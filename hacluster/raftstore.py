@@ -92,7 +92,8 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 MAGIC = b"HACLRAFTJOURNAL1"  # 16 bytes
 RECORD = struct.Struct("<IIQQ")  # payload length, crc32(index, term, command), index, term
-CHUNK = 4 << 20  # space reserved ahead of the writes
+CHUNK = 4 << 20  # space reserved ahead of the writes...
+MIN_CHUNK = 64 << 10  # ...or less, on a disk nearly full
 
 
 @dataclass
@@ -116,6 +117,7 @@ class FileJournal:
         self._offsets: list[int] = []  # file offset of each entry's record
         self._dirty = False
         self._torn_at: int | None = None
+        self._full_logged = float("-inf")
         existed = self.path.exists()
         try:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -206,10 +208,17 @@ class FileJournal:
         self._dirty = True
 
     def _reserve(self, end: int) -> None:
-        """Allocate disk blocks ahead of the writes, so ENOSPC comes here, cleanly."""
+        """Allocate disk blocks ahead of the writes, so ENOSPC comes here, cleanly: a chunk
+        of 4 MiB, or an eighth of what is free if that is less (never grab a nearly full
+        disk's last space at once)."""
         if end <= self._allocated:
             return
-        want = (end // CHUNK + 1) * CHUNK
+        try:
+            st = os.fstatvfs(self._fd)
+            free = st.f_bavail * st.f_frsize
+        except OSError:
+            free = CHUNK * 8
+        want = end + max(MIN_CHUNK, min(CHUNK, free // 8))
         try:
             os.posix_fallocate(self._fd, self._allocated, want - self._allocated)
         except OSError as exc:
@@ -291,7 +300,7 @@ class FileJournal:
         return len(self._entries)
 
     def _destroy(self) -> None:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, DiskFull):
             self.sync()
             self.meta.save_if_changed()
             os.close(self._fd)
@@ -313,7 +322,15 @@ class FileJournal:
         return self.meta.voted_for
 
     def onOneSecondTimer(self) -> None:
-        self.meta.save_if_changed()
+        try:
+            self.meta.save_if_changed()
+        except DiskFull as exc:
+            # The commit index is saved for a check at start only: no reason to stop the
+            # member. (Term and vote, which Raft needs stored, still raise when they fail.)
+            now = time.monotonic()
+            if now - self._full_logged > 10:
+                log.error("%s; the commit index will be saved when there is room", exc)
+                self._full_logged = now
 
     @property
     def size_bytes(self) -> int:

@@ -86,6 +86,9 @@ class ClusterService:
         it), then commit; apply checks again, and a race lost is refused the same way. The
         command records who asked and from where."""
         cmd = dataclasses.replace(cmd, actor=caller.actor, origin=caller.peer)
+        if self.raft.disk_full():
+            _fail("disk_full", f"{self.config.name}'s disk is full: it cannot store the "
+                  "command (another member may: hactl tries the next one)")
         verdict = self.raft.state.dry_run(cmd)
         if verdict.ok:
             try:

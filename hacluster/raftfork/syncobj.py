@@ -542,7 +542,7 @@ class SyncObj(object):
         if now - getattr(self, '_diskFullLogged', 0) > 10:
             logger.error('%s: entries cannot be stored until space is freed', exc)
             self._diskFullLogged = now
-        self.diskFullAt = now
+        self.diskFullAt = time.monotonic()  # read by the adapter, on its clock
 
     def __checkCommandsToApply(self):
         startTime = monotonicTime()

@@ -4,6 +4,7 @@ stopping the member with one clear line until it is wiped and rejoins."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from hacluster.client import Client, ClientError
 
 from .conftest import LabRun, wait_for
 from .test_failover import client
@@ -139,3 +142,105 @@ def test_damaged_data_stops_the_member_with_one_line_until_wiped(
              timeout=30, what="host3 rejoined with every VM")
     wait_for(lambda: cl.get_host("host3")["status"] == "up", timeout=15)
     assert not (data / "REJOINING").exists()  # caught up: it votes again
+
+
+def _small_disk(lab: LabRun, host: str, tmp: Path) -> Path:
+    """host's data moved onto a tmpfs of 8 MiB (root only), its daemon restarted on it (the
+    journal without the space it had set aside: as on a disk just mounted)."""
+    data = lab.dir / host / "data"
+    lab.lab("kill", host, "--daemon-only")
+    aside = tmp / f"{host}-data"
+    shutil.move(str(data), aside)
+    data.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(data)],
+                   check=True)
+    for f in aside.iterdir():
+        content = f.read_bytes()
+        (data / f.name).write_bytes(content.rstrip(b"\0") if f.name == "raft.journal"
+                                    else content)
+    lab.lab("start", host)
+    wait_for(lambda: client(lab).get_host(host)["status"] == "up", timeout=20)
+    return data
+
+
+def _fill(data: Path) -> Path:
+    filler = data / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 65536)
+    except OSError:
+        pass  # full
+    finally:
+        os.close(fd)
+    return filler
+
+
+def _refused_for_disk(cl: Client) -> bool:
+    """A write that could never apply ("probe" exists): refused for the disk, or as existing."""
+    try:
+        cl.create_vm("probe", vcpus=1, memory_mib=32, stopped=True)
+    except ClientError as exc:
+        return "disk is full" in str(exc)
+    raise AssertionError("probe created twice")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small file system needs root")
+def test_a_full_disk_fails_writes_cleanly_and_recovers(make_lab: Callable[..., LabRun],
+                                                      tmp_path: Path) -> None:
+    lab = make_lab(3)
+    mounts = {h: _small_disk(lab, h, tmp_path) for h in ("host1", "host2", "host3")}
+    try:
+        cl = client(lab)
+        apis = {h["name"]: h["api"] for h in lab.status()}
+        leader_name = cl.status()["leader"]
+        follower = next(h for h in mounts if h != leader_name)
+        pids = {h["name"]: h["pids"]["haclusterd"] for h in lab.status()}
+        cl.create_vm("probe", vcpus=1, memory_mib=32, stopped=True)
+        # a follower's disk full: once the space its journal set aside is used, it refuses
+        # writes at once (it could not apply them), hactl goes on to another member, the
+        # others make a majority, nothing crashes
+        filler = _fill(mounts[follower])
+        full = lab.client_at([apis[follower]])
+        others = lab.client_at([apis[h] for h in mounts if h != follower])
+        written = 0
+        while not _refused_for_disk(full):
+            for _ in range(100):
+                others.create_vm(f"f{written}", vcpus=1, memory_mib=32, stopped=True)
+                written += 1
+            assert written < 5000, "the follower never ran out of space"
+        via_any = lab.hactl("vm", "create", "last", "--vcpus", "1", "--memory", "32",
+                            "--stopped", endpoints=f"{apis[follower]},{lab.endpoints}")
+        assert via_any.returncode == 0
+        filler.unlink()
+        wait_for(lambda: len(full.list_vms()) == written + 2, timeout=30,
+                 what=f"{follower} caught up once it had room")
+        # the leader's disk full: once the space its journal set aside is used, writes are
+        # refused with the reason, and nothing crashes
+        leader_name = cl.status()["leader"]
+        filler = _fill(mounts[leader_name])
+        leader = lab.client_at([apis[leader_name]])
+        refusal = None
+        for i in range(5000):
+            try:
+                leader.create_vm(f"g{i}", vcpus=1, memory_mib=32, stopped=True)
+            except ClientError as exc:
+                refusal = exc
+                break
+        assert refusal is not None and "disk is full" in str(refusal), refusal
+        out = lab.hactl("vm", "create", "refused", "--vcpus", "1", "--memory", "32",
+                        "--stopped", endpoints=apis[leader_name], check=False)
+        assert out.returncode == 1 and "disk is full" in out.stderr, out.stderr
+        filler.unlink()
+        wait_for(lambda: lab.hactl("vm", "create", "after", "--vcpus", "1", "--memory", "32",
+                                   "--stopped", endpoints=lab.endpoints,
+                                   check=False).returncode == 0, timeout=30)
+        assert {h["name"]: h["pids"]["haclusterd"] for h in lab.status()} == pids
+        for h in (follower, leader_name):
+            log = (lab.dir / h / "haclusterd.log").read_text()
+            assert "no space left on the device" in log and "Traceback" not in log, h
+    finally:
+        for h in mounts:
+            lab.lab("kill", h, "--daemon-only")
+        for m in mounts.values():
+            subprocess.run(["umount", "-l", str(m)], check=False)
