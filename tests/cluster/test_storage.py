@@ -176,6 +176,17 @@ def _fill(data: Path) -> Path:
     return filler
 
 
+def _settled_leader(cl: Client) -> str:
+    """The leader, once it has stayed the same for 2 s (the restarts may have moved it)."""
+    seen: list[str] = []
+    deadline = time.monotonic() + 30
+    while len(seen) < 5 or len(set(seen[-5:])) != 1 or not seen[-1]:
+        assert time.monotonic() < deadline, seen
+        seen.append(cl.status()["leader"] or "")
+        time.sleep(0.5)
+    return seen[-1]
+
+
 def _refused_for_disk(cl: Client) -> bool:
     """A write that could never apply ("probe" exists): refused for the disk, or as existing."""
     try:
@@ -193,7 +204,7 @@ def test_a_full_disk_fails_writes_cleanly_and_recovers(make_lab: Callable[..., L
     try:
         cl = client(lab)
         apis = {h["name"]: h["api"] for h in lab.status()}
-        leader_name = cl.status()["leader"]
+        leader_name = _settled_leader(cl)
         follower = next(h for h in mounts if h != leader_name)
         pids = {h["name"]: h["pids"]["haclusterd"] for h in lab.status()}
         cl.create_vm("probe", vcpus=1, memory_mib=32, stopped=True)
@@ -217,7 +228,7 @@ def test_a_full_disk_fails_writes_cleanly_and_recovers(make_lab: Callable[..., L
                  what=f"{follower} caught up once it had room")
         # the leader's disk full: once the space its journal set aside is used, writes are
         # refused with the reason, and nothing crashes
-        leader_name = cl.status()["leader"]
+        leader_name = _settled_leader(cl)
         filler = _fill(mounts[leader_name])
         leader = lab.client_at([apis[leader_name]])
         refusal = None
