@@ -40,7 +40,7 @@ REQUIRED: dict[str, Role | Need] = {
     "GetStatus": VIEWER, "ListHosts": VIEWER, "GetHost": VIEWER, "GetVm": VIEWER,
     "ListVms": VIEWER, "ListIncidents": VIEWER, "GetIncident": VIEWER, "WatchEvents": VIEWER,
     "GetPolicy": VIEWER, "ExplainVm": VIEWER, "ListRules": VIEWER, "BalancePlan": VIEWER,
-    "WhoAmI": VIEWER,
+    "WhoAmI": VIEWER, "WhatIf": VIEWER,
     # running VMs and hosts
     "CreateVm": OPERATOR, "StartVm": OPERATOR, "StopVm": OPERATOR, "DeleteVm": OPERATOR,
     "SetVmState": OPERATOR, "MigrateVm": OPERATOR, "SetMaintenance": OPERATOR,

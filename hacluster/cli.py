@@ -40,6 +40,7 @@ COLUMNS = {
     "rule": ["name", "kind", "strength", "vms", "hosts"],
     "verdict": ["host", "eligible", "score", "reason"],
     "move": ["vm", "source", "target", "gain"],
+    "what-if": ["name", "target", "reason"],
 }
 
 
@@ -324,6 +325,27 @@ def vm_explain(ctx: Ctx, name: str) -> None:
         record = ctx.client().explain_vm(name)
     ctx.emit(record, lambda r: f"placement would choose: {r['choice'] or 'no host'}\n\n"
              + table(r["hosts"], COLUMNS["verdict"]))
+
+
+@host.command("what-if")
+@click.argument("name")
+@click.option("--maintenance", is_flag=True,
+              help="If NAME entered maintenance now (default: if it failed now).")
+@pass_ctx
+def host_what_if(ctx: Ctx, name: str, maintenance: bool) -> None:
+    """Where each of NAME's VMs would go if NAME failed (or entered maintenance) now, or why
+    it would be stranded: the leader's own placement, run on a copy of the state."""
+    with errors():
+        record = ctx.client().what_if(name, maintenance)
+
+    def render(r: dict[str, Any]) -> str:
+        event = "entered maintenance" if r["maintenance"] else "failed"
+        if not r["vms"]:
+            return f"{r['host']} runs no VMs: nothing would move if it {event}"
+        stranded = sum(1 for v in r["vms"] if v["target"] is None)
+        return (f"if {r['host']} {event} now ({len(r['vms'])} VMs, {stranded} without a "
+                f"host):\n\n" + table(r["vms"], COLUMNS["what-if"]))
+    ctx.emit(record, render)
 
 
 @host.group("maintenance")

@@ -76,6 +76,12 @@ def rule_dict(r: pb.Rule) -> dict[str, Any]:
             "hosts": list(r.hosts)}
 
 
+def whatif_dict(r: pb.WhatIfReport) -> dict[str, Any]:
+    return {"host": r.host, "maintenance": r.maintenance,
+            "vms": [{"name": v.name, "target": v.target if v.HasField("target") else None,
+                     "reason": v.reason} for v in r.vms]}
+
+
 def _t(value: float) -> float | None:
     return value or None
 
@@ -257,6 +263,10 @@ class Client:
                 "hosts": [{"host": h.host, "eligible": h.eligible, "reason": h.reason or None,
                            "score": round(h.score, 3) if h.eligible else None}
                           for h in e.hosts]}
+
+    def what_if(self, host: str, maintenance: bool = False) -> dict[str, Any]:
+        r = self._call(lambda s: s.WhatIf, pb.WhatIfRequest(host=host, maintenance=maintenance))
+        return whatif_dict(r)
 
     def set_maintenance(self, name: str, on: bool) -> dict[str, Any]:
         request = pb.SetMaintenanceRequest(name=name, on=on)

@@ -35,6 +35,7 @@ from .core.validate import (
     shown,
     vm_spec_errors,
 )
+from .core.whatif import what_if
 from .directory import DirectoryLogin
 from .errors import ApiError, fail
 from .leader import LeaderLoop
@@ -301,6 +302,17 @@ class ClusterService:
             pb.HostVerdict(host=h, eligible=h in d.scores, reason=d.rejected.get(h, ""),
                            score=d.scores.get(h, 0.0)) for h in table.names])
 
+    def WhatIf(self, request: pb.WhatIfRequest, caller: Caller) -> pb.WhatIfReport:
+        state = self.raft.state
+        self._host(request.host, state)
+        answer = what_if(state, request.host, request.maintenance, self._metrics(), time.time())
+        return pb.WhatIfReport(host=answer.host, maintenance=answer.maintenance, vms=[
+            pb.WhatIfVm(name=o.name, target=o.target, reason=o.reason) for o in answer.vms])
+
+    def _metrics(self) -> dict[str, HostMetrics]:
+        """The live figures placement weighs, as the leader has them."""
+        return {h: HostMetrics(cpu_load=max(b.cpu_load, 0.0)) for h, b in self.live().items()}
+
     def SetMaintenance(self, request: pb.SetMaintenanceRequest, caller: Caller) -> pb.Host:
         self._host(request.name)
         self._commit(c.SetMaintenance(id=uuid.uuid4().hex, ts=time.time(), name=request.name,
@@ -329,8 +341,7 @@ class ClusterService:
         return pb.DeleteRuleResponse()
 
     def Balance(self, request: pb.BalanceRequest, caller: Caller) -> pb.BalanceReport:
-        metrics = {h: HostMetrics(cpu_load=max(b.cpu_load, 0.0)) for h, b in self.live().items()}
-        plan = plan_balance(self.raft.state, metrics, time.time())
+        plan = plan_balance(self.raft.state, self._metrics(), time.time())
         if request.apply:
             for move in plan.moves:
                 self._commit(c.RequestMigration(id=uuid.uuid4().hex, ts=time.time(),

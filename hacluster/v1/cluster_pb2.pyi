@@ -198,6 +198,34 @@ class Explanation(_message.Message):
     hosts: _containers.RepeatedCompositeFieldContainer[HostVerdict]
     def __init__(self, vm: _Optional[str] = ..., choice: _Optional[str] = ..., hosts: _Optional[_Iterable[_Union[HostVerdict, _Mapping]]] = ...) -> None: ...
 
+class WhatIfRequest(_message.Message):
+    __slots__ = ("host", "maintenance")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    MAINTENANCE_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    maintenance: bool
+    def __init__(self, host: _Optional[str] = ..., maintenance: _Optional[bool] = ...) -> None: ...
+
+class WhatIfVm(_message.Message):
+    __slots__ = ("name", "target", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    target: str
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., target: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class WhatIfReport(_message.Message):
+    __slots__ = ("host", "maintenance", "vms")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    MAINTENANCE_FIELD_NUMBER: _ClassVar[int]
+    VMS_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    maintenance: bool
+    vms: _containers.RepeatedCompositeFieldContainer[WhatIfVm]
+    def __init__(self, host: _Optional[str] = ..., maintenance: _Optional[bool] = ..., vms: _Optional[_Iterable[_Union[WhatIfVm, _Mapping]]] = ...) -> None: ...
+
 class SetMaintenanceRequest(_message.Message):
     __slots__ = ("name", "on")
     NAME_FIELD_NUMBER: _ClassVar[int]

@@ -129,6 +129,11 @@ class ClusterStub:
                 request_serializer=hacluster_dot_v1_dot_cluster__pb2.SetMaintenanceRequest.SerializeToString,
                 response_deserializer=hacluster_dot_v1_dot_cluster__pb2.Host.FromString,
                 _registered_method=True)
+        self.WhatIf = channel.unary_unary(
+                '/hacluster.v1.Cluster/WhatIf',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.WhatIfRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.WhatIfReport.FromString,
+                _registered_method=True)
         self.CreateRule = channel.unary_unary(
                 '/hacluster.v1.Cluster/CreateRule',
                 request_serializer=hacluster_dot_v1_dot_cluster__pb2.Rule.SerializeToString,
@@ -310,6 +315,14 @@ class ClusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WhatIf(self, request, context):
+        """If this host failed (or entered maintenance) now: where each of its VMs would go, or
+        why it would be stranded, by the leader's own placement on a copy of the state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateRule(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -478,6 +491,11 @@ def add_ClusterServicer_to_server(servicer, server):
                     servicer.SetMaintenance,
                     request_deserializer=hacluster_dot_v1_dot_cluster__pb2.SetMaintenanceRequest.FromString,
                     response_serializer=hacluster_dot_v1_dot_cluster__pb2.Host.SerializeToString,
+            ),
+            'WhatIf': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhatIf,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.WhatIfRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.WhatIfReport.SerializeToString,
             ),
             'CreateRule': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateRule,
@@ -1048,6 +1066,33 @@ class Cluster:
             '/hacluster.v1.Cluster/SetMaintenance',
             hacluster_dot_v1_dot_cluster__pb2.SetMaintenanceRequest.SerializeToString,
             hacluster_dot_v1_dot_cluster__pb2.Host.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhatIf(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/WhatIf',
+            hacluster_dot_v1_dot_cluster__pb2.WhatIfRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.WhatIfReport.FromString,
             options,
             channel_credentials,
             insecure,

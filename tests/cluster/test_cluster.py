@@ -86,6 +86,8 @@ BAD_REQUESTS = [
     (["vm", "start", "ghost"], "VM ghost does not exist"),
     (["vm", "delete", "ghost"], "VM ghost does not exist"),
     (["host", "show", "nohost"], "host nohost does not exist"),
+    (["host", "what-if", "nohost"], "host nohost does not exist"),
+    (["host", "what-if", "no host!"], "invalid"),
     (["vm", "create", "x", "--vcpus", "many", "--memory", "64"], "is not a valid integer"),
 ]
 

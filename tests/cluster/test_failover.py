@@ -115,10 +115,20 @@ def incident_of(lab: LabRun, host: str) -> dict[str, object]:
 def test_power_loss_of_a_host_restarts_its_vms_elsewhere(make_lab: Callable[..., LabRun]
                                                          ) -> None:
     lab = make_lab(3)
+    # placement by committed figures only (memory, disk): the live CPU load of lab hosts,
+    # all on one machine, moves between the question and the failover
+    lab.hactl("cluster", "policy", "set", "weight_cpu=0", endpoints=lab.endpoints)
     start_vms(lab, 6)
     victim, lost = busiest_follower(lab)
+    predicted = lab.json("host", "what-if", victim)
+    assert predicted["host"] == victim and predicted["maintenance"] is False
+    assert {v["name"] for v in predicted["vms"]} == lost
+    assert all(v["target"] not in (None, victim) for v in predicted["vms"]), predicted
     with watched(lab) as oracle:
         fault_then_recovered(lab, oracle, "kill", victim, lost, HOST_LOSS)
+    now = {vm: hosts[0] for vm, hosts in lab.running().items()}  # each host's libvirt
+    assert {v["name"]: now[v["name"]] for v in predicted["vms"]} == \
+        {v["name"]: v["target"] for v in predicted["vms"]}
     wait_for(lambda: incident_of(lab, victim)["seconds_to_all_running"] is not None)
     incident = incident_of(lab, victim)
     assert incident["fenced_by"] == "lease+watchdog"

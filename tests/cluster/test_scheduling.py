@@ -33,6 +33,10 @@ def test_migrate_to_a_host_and_maintenance_evacuation(make_lab: Callable[..., La
                       key=lambda h: sum(1 for at in where(lab).values() if at == h))
         leaving = {n for n, at in where(lab).items() if at == busiest}
         assert len(leaving) >= 2
+        plan = lab.json("host", "what-if", busiest, "--maintenance")
+        assert plan["maintenance"] is True and {v["name"] for v in plan["vms"]} == leaving
+        assert all(v["target"] not in (None, busiest) and v["reason"].startswith("live-")
+                   for v in plan["vms"]), plan
         out = lab.hactl("host", "maintenance", "enter", busiest, "--wait",
                         endpoints=lab.endpoints)
         assert f"{busiest} is empty" in out.stderr
