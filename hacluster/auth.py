@@ -41,6 +41,9 @@ REQUIRED: dict[str, Role | Need] = {
     "ListVms": VIEWER, "ListIncidents": VIEWER, "GetIncident": VIEWER, "WatchEvents": VIEWER,
     "GetPolicy": VIEWER, "ExplainVm": VIEWER, "ListRules": VIEWER, "BalancePlan": VIEWER,
     "WhoAmI": VIEWER, "WhatIf": VIEWER,
+    # the web console's own reads, its live stream, sessions, metrics
+    "GetSummary": VIEWER, "ListOperations": VIEWER, "WatchLive": VIEWER, "GetHistory": VIEWER,
+    "Metrics": VIEWER, "OpenSession": VIEWER, "CloseSession": VIEWER,
     # running VMs and hosts
     "CreateVm": OPERATOR, "StartVm": OPERATOR, "StopVm": OPERATOR, "DeleteVm": OPERATOR,
     "SetVmState": OPERATOR, "MigrateVm": OPERATOR, "SetMaintenance": OPERATOR,
@@ -50,7 +53,7 @@ REQUIRED: dict[str, Role | Need] = {
     "CreateToken": ADMIN, "ListTokens": ADMIN, "RevokeToken": ADMIN,
     "GetDirectoryRoles": ADMIN, "SetDirectoryRoles": ADMIN,
     # members only
-    "Heartbeat": MEMBER, "LiveMetrics": MEMBER,
+    "Heartbeat": MEMBER, "LiveMetrics": MEMBER, "History": MEMBER,
     # anyone (a password is checked against the directory)
     "Login": PUBLIC,
 }
@@ -125,8 +128,8 @@ class Authenticator:
                      "certificate from the cluster CA, on the member port")
             return Caller("member", member, None, peer)
         if not token:
-            fail("unauthenticated", "no token: give one with --token, HACTL_TOKEN or "
-                 "~/.config/hacluster/token")
+            fail("unauthenticated", "no token: hactl takes one with --token, HACTL_TOKEN or "
+                 "~/.config/hacluster/token; HTTP clients send Authorization: Bearer TOKEN")
         state = self.state()
         name = state.token_hashes.get(token_hash(token))
         record = state.tokens.get(name) if name else None

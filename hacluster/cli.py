@@ -34,7 +34,7 @@ COLUMNS = {
     "host": ["name", "status", "vms", "cpus", "vcpus_allocated", "memory_mib",
              "memory_free_mib", "cpu_load", "last_heard_ago"],
     "member": ["name", "api_addr", "raft_addr", "leader", "connected"],
-    "lab": ["name", "api", "libvirt_uri", "libvirtd", "keeper", "watchdog", "haclusterd"],
+    "lab": ["name", "api", "web", "libvirtd", "keeper", "watchdog", "haclusterd"],
     "incident": ["id", "host", "open", "fenced_by", "seconds_to_fenced",
                  "seconds_to_all_running", "vms"],
     "rule": ["name", "kind", "strength", "vms", "hosts"],
@@ -758,7 +758,7 @@ LAB_DIR = click.option("--dir", "lab_dir", required=True, type=click.Path(file_o
 def _lab_rows(lab_obj: lab_mod.Lab) -> list[dict[str, Any]]:
     rows = []
     for h in lab_obj.hosts:
-        row: dict[str, Any] = {"name": h.name, "api": h.api, "raft": h.raft,
+        row: dict[str, Any] = {"name": h.name, "api": h.api, "raft": h.raft, "web": h.web,
                                "libvirt_uri": h.libvirt_uri, "pids": {}}
         for proc in lab_mod.PROCESSES:
             alive = lab_obj.alive(h, proc)

@@ -71,6 +71,21 @@ def host_dict(h: pb.Host) -> dict[str, Any]:
     }
 
 
+def live_dict(b: pb.HostLive) -> dict[str, Any]:
+    """A host's live figures as the leader has them (null: not heard yet)."""
+    return {"cpu_load": _unknown(b.cpu_load),
+            "memory_available_mib": _unknown(b.memory_available_mib),
+            "last_heard_ago": _unknown(b.last_heard_ago),
+            "heartbeat_rtt_ms": _unknown(b.heartbeat_rtt_ms), "lease_left": round(b.lease_left, 3)}
+
+
+def history_dict(h: pb.HistoryReply) -> dict[str, Any]:
+    """Charts' data: sample times and each series' values (null: no sample then)."""
+    return {"step": h.step, "t": [round(t, 3) for t in h.t],
+            "series": {s.name: [None if v != v else round(v, 3) for v in s.values]
+                       for s in h.series}}
+
+
 def rule_dict(r: pb.Rule) -> dict[str, Any]:
     return {"name": r.name, "kind": r.kind, "strength": r.strength, "vms": list(r.vms),
             "hosts": list(r.hosts)}
@@ -109,6 +124,35 @@ def incident_dict(i: pb.Incident) -> dict[str, Any]:
 def token_dict(t: pb.TokenInfo) -> dict[str, Any]:
     return {"name": t.name, "role": t.role, "owner": t.owner, "created_at": _t(t.created_at),
             "expires_at": _t(t.expires_at)}
+
+
+def created_dict(c: pb.CreatedToken) -> dict[str, Any]:
+    return {**token_dict(c.info), "token": c.token}
+
+
+def policy_dict(p: pb.Policy) -> dict[str, Any]:
+    return {**{k: _number(v) for k, v in sorted(p.settings.items())}, "version": p.version}
+
+
+def event_dict(e: pb.Event) -> dict[str, Any]:
+    return {"seq": e.seq, "ts": e.ts, "kind": e.kind, "message": e.message}
+
+
+def explain_dict(e: pb.Explanation) -> dict[str, Any]:
+    return {"vm": e.vm, "choice": e.choice or None,
+            "hosts": [{"host": h.host, "eligible": h.eligible, "reason": h.reason or None,
+                       "score": round(h.score, 3) if h.eligible else None} for h in e.hosts]}
+
+
+def balance_dict(r: pb.BalanceReport) -> dict[str, Any]:
+    return {"imbalance": round(r.imbalance, 4), "imbalance_after": round(r.imbalance_after, 4),
+            "applied": r.applied,
+            "moves": [{"vm": m.vm, "source": m.source, "target": m.target,
+                       "gain": round(m.gain, 4)} for m in r.moves]}
+
+
+def identity_dict(i: pb.Identity) -> dict[str, Any]:
+    return {"kind": i.kind, "name": i.name, "role": i.role or None, "peer": i.peer}
 
 
 def status_dict(s: pb.ClusterStatus) -> dict[str, Any]:
@@ -225,15 +269,11 @@ class Client:
                                         pb.GetIncidentRequest(id=incident_id)))
 
     def get_policy(self) -> dict[str, Any]:
-        reply = self._call(lambda s: s.GetPolicy, pb.GetPolicyRequest())
-        return {**{k: _number(v) for k, v in sorted(reply.settings.items())},
-                "version": reply.version}
+        return policy_dict(self._call(lambda s: s.GetPolicy, pb.GetPolicyRequest()))
 
     def set_policy(self, changes: dict[str, float]) -> dict[str, Any]:
         request = pb.SetPolicyRequest(changes=changes, request_id=uuid.uuid4().hex)
-        reply = self._call(lambda s: s.SetPolicy, request)
-        return {**{k: _number(v) for k, v in sorted(reply.settings.items())},
-                "version": reply.version}
+        return policy_dict(self._call(lambda s: s.SetPolicy, request))
 
     def events(self, backlog: int = 20, follow: bool = False) -> Iterator[dict[str, Any]]:
         """The event feed of the first member that answers, until interrupted."""
@@ -243,7 +283,7 @@ class Client:
                 pb.WatchEventsRequest(backlog=backlog, follow=follow))
             try:
                 for e in stream:
-                    yield {"seq": e.seq, "ts": e.ts, "kind": e.kind, "message": e.message}
+                    yield event_dict(e)
                 return
             except grpc.RpcError as exc:
                 if exc.code() not in FAILOVER_CODES:
@@ -258,11 +298,7 @@ class Client:
         return vm_dict(self._call(lambda s: s.MigrateVm, request))
 
     def explain_vm(self, name: str) -> dict[str, Any]:
-        e = self._call(lambda s: s.ExplainVm, pb.VmRequest(name=name))
-        return {"vm": e.vm, "choice": e.choice or None,
-                "hosts": [{"host": h.host, "eligible": h.eligible, "reason": h.reason or None,
-                           "score": round(h.score, 3) if h.eligible else None}
-                          for h in e.hosts]}
+        return explain_dict(self._call(lambda s: s.ExplainVm, pb.VmRequest(name=name)))
 
     def what_if(self, host: str, maintenance: bool = False) -> dict[str, Any]:
         r = self._call(lambda s: s.WhatIf, pb.WhatIfRequest(host=host, maintenance=maintenance))
@@ -285,11 +321,7 @@ class Client:
         self._call(lambda s: s.DeleteRule, pb.DeleteRuleRequest(name=name))
 
     def balance(self, apply: bool = False) -> dict[str, Any]:
-        r = self._call(lambda s: s.Balance, pb.BalanceRequest(apply=apply))
-        return {"imbalance": round(r.imbalance, 4), "imbalance_after": round(r.imbalance_after, 4),
-                "applied": r.applied,
-                "moves": [{"vm": m.vm, "source": m.source, "target": m.target,
-                           "gain": round(m.gain, 4)} for m in r.moves]}
+        return balance_dict(self._call(lambda s: s.Balance, pb.BalanceRequest(apply=apply)))
 
     def delete_vm(self, name: str) -> None:
         self._call(lambda s: s.DeleteVm, pb.VmRequest(name=name, request_id=uuid.uuid4().hex))
@@ -297,14 +329,12 @@ class Client:
     # ---- identity, tokens, the directory ---------------------------------------------------------
 
     def whoami(self) -> dict[str, Any]:
-        i = self._call(lambda s: s.WhoAmI, pb.WhoAmIRequest())
-        return {"kind": i.kind, "name": i.name, "role": i.role or None, "peer": i.peer}
+        return identity_dict(self._call(lambda s: s.WhoAmI, pb.WhoAmIRequest()))
 
     def create_token(self, name: str, role: str, ttl: float = 0.0, owner: str = ""
                      ) -> dict[str, Any]:
-        reply = self._call(lambda s: s.CreateToken, pb.CreateTokenRequest(
-            name=name, role=role, ttl_seconds=ttl, owner=owner))
-        return {**token_dict(reply.info), "token": reply.token}
+        return created_dict(self._call(lambda s: s.CreateToken, pb.CreateTokenRequest(
+            name=name, role=role, ttl_seconds=ttl, owner=owner)))
 
     def list_tokens(self) -> list[dict[str, Any]]:
         return [token_dict(t) for t in self._call(lambda s: s.ListTokens,
@@ -314,8 +344,8 @@ class Client:
         self._call(lambda s: s.RevokeToken, pb.RevokeTokenRequest(name=name))
 
     def login(self, user: str, password: str) -> dict[str, Any]:
-        reply = self._call(lambda s: s.Login, pb.LoginRequest(user=user, password=password))
-        return {**token_dict(reply.info), "token": reply.token}
+        return created_dict(self._call(lambda s: s.Login,
+                                       pb.LoginRequest(user=user, password=password)))
 
     def directory_roles(self) -> dict[str, str]:
         return dict(self._call(lambda s: s.GetDirectoryRoles,

@@ -32,6 +32,7 @@ class Member:
     api: str  # host:port of the gRPC API (TLS; people and tools, with tokens)
     fence: tuple[str, ...] = ()  # fence agent argv: exit 0 means "this host is off now"
     peer: str = ""  # host:port of the member port (mutual TLS: heartbeats, live metrics)
+    web: str = ""  # host:port of the web console and JSON API (HTTPS)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class Tls:
     cert: bytes
     key: bytes
     admin_sha256: str = ""  # the bootstrap admin token's hash: added once, by the first leader
+    cert_path: str = ""  # the same files, for what loads them by name (the web server)
+    key_path: str = ""
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,8 @@ def _tls(data: dict[str, Any], base: Path, name: str) -> Tls:
             admin = _path(data["admin_token_sha256_file"], base).read_text().strip()
         except OSError as exc:
             raise ConfigError(f"tls.admin_token_sha256_file: {exc.strerror}") from exc
-    return Tls(ca=ca, cert=cert, key=key, admin_sha256=admin)
+    return Tls(ca=ca, cert=cert, key=key, admin_sha256=admin,
+               cert_path=str(_path(data["cert"], base)), key_path=str(_path(data["key"], base)))
 
 
 def _directory(data: dict[str, Any]) -> Directory | None:
@@ -245,8 +249,9 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
         api_addr = _addr(f"{label}.api", m.get("api"))
         host, _, port = api_addr.rpartition(":")
         peer = _addr(f"{label}.peer", m.get("peer", f"{host}:{int(port) + 2}"))
+        web = _addr(f"{label}.web", m.get("web", f"{host}:{int(port) + 1}"))
         members.append(Member(m["name"], _addr(f"{label}.raft", m.get("raft")), api_addr,
-                              tuple(fence), peer))
+                              tuple(fence), peer, web))
     if len({m.name for m in members}) != len(members):
         raise ConfigError("cluster.members: names must be unique")
     if len({m.raft for m in members}) != len(members):

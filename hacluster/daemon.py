@@ -24,7 +24,8 @@ from .core.host_plan import concerns_host
 from .core.reconcile import concerns_leader
 from .core.state import ClusterState, Result
 from .eventlog import EventLog
-from .hypervisor import Hypervisor, HypervisorError
+from .history import Sampler
+from .hypervisor import DomainStats, Hypervisor, HypervisorError
 from .leader import LeaderLoop
 from .notify import sd_notify
 from .peers import Peers
@@ -32,6 +33,9 @@ from .raft import RaftNode, wipe
 from .raftstore import StorageError
 from .service import ClusterService, MemberService
 from .watchdog import WatchdogError, open_watchdog
+from .web.feed import ChangeFeed
+from .web.routes import Routes
+from .web.server import WebServer
 
 log = logging.getLogger("haclusterd")
 
@@ -49,6 +53,7 @@ class Daemon:
         self.wake_agent = threading.Event()
         self.wake_leader = threading.Event()
         self.events = EventLog()
+        self.feed = ChangeFeed(max_streams=config.api.streams)
         self.raft = RaftNode(config.me.raft, [m.raft for m in config.peers], config.data_dir,
                              config.secret, config.raft,
                              on_applied=self._on_applied,
@@ -64,12 +69,25 @@ class Daemon:
                            watchdog_error)
         self.peers = Peers(config)
         self.agent.peers = self.peers
-        self.api = ApiServer(config, ClusterService(config, self.raft, self.leader, self.peers),
-                             MemberService(config, self.raft, self.leader), self.events,
-                             Authenticator(lambda: self.raft.state))
+        service = ClusterService(config, self.raft, self.leader, self.peers)
+        auth = Authenticator(lambda: self.raft.state)
+        self.api = ApiServer(config, service, MemberService(config, self.raft, self.leader,
+                                                            service.monitor),
+                             self.events, auth)
+        self.sampler = Sampler(service.monitor, self.hypervisor, self._test_host_memory)
+        self.web = WebServer(config, auth, self.feed, lambda server: Routes(
+            server, service, self.raft, self.events).table())
+
+    def _test_host_memory(self, domains: dict[str, DomainStats]) -> tuple[float, float] | None:
+        """A test-driver host is not this machine: its memory in use is its domains'."""
+        if self.hypervisor.kind != "test":
+            return None
+        used = sum(d.memory_kib for d in domains.values()) / 1024
+        return used, float(self.agent.capacity().memory_mib)
 
     def _on_applied(self, cmd: Command, result: Result, state: ClusterState) -> None:
         """Runs in the Raft tick thread: only wake the loops that have work, never block."""
+        self.feed.note(cmd, result)
         pairs = list(zip(cmd.commands, result.parts, strict=False)) \
             if isinstance(cmd, Batch) else [(cmd, result)]
         for sub, res in pairs:
@@ -84,11 +102,15 @@ class Daemon:
 
     def run(self) -> int:
         self.api.start()
+        self.web.start()
         agent_thread = threading.Thread(target=self.agent.run, args=(self.stop_event,),
                                          name="agent", daemon=True)
         agent_thread.start()
-        log.info("%s started: raft %s, api %s, libvirt %s", self.config.name,
-                 self.config.me.raft, self.config.me.api, self.config.libvirt_uri)
+        threading.Thread(target=self.sampler.run, args=(self.stop_event,), name="monitoring",
+                         daemon=True).start()
+        log.info("%s started: raft %s, api %s, web https://%s/, libvirt %s",
+                 self.config.name, self.config.me.raft, self.config.me.api,
+                 self.config.me.web, self.config.libvirt_uri)
         ready = False
         while not self.stop_event.is_set():
             if self.raft.halted:
@@ -124,6 +146,7 @@ class Daemon:
         self.wake_agent.set()
         self.leader.stop()
         self.api.stop(grace=1.0)
+        self.web.stop()
         self.agent.close()
         self.peers.close()
         self.hypervisor.close()

@@ -31,6 +31,7 @@ class Subscription:
 
     def __init__(self, log: EventLog, backlog: list[Event], seq: int, depth: int) -> None:
         self._log = log
+        self.loop = asyncio.get_running_loop()  # the gRPC server's, or the web server's
         self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=depth)
         self.backlog = backlog
         self.after = seq  # events up to here were in the backlog (or before it)
@@ -64,7 +65,6 @@ class EventLog:
         self._seq = 0
         self._lock = threading.Lock()
         self._subs: set[Subscription] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
         self.max_streams = max_streams
         self.depth = depth
         self.dropped = 0  # streams dropped for falling behind
@@ -75,27 +75,32 @@ class EventLog:
             self._seq += 1
             event = Event(self._seq, ts, kind, message)
             self._events.append(event)
-            loop = self._loop if self._subs else None
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._deliver, event)
+            loops = {sub.loop for sub in self._subs}
+        for loop in loops:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._deliver, event, loop)
 
-    def _deliver(self, event: Event) -> None:
+    def _deliver(self, event: Event, loop: asyncio.AbstractEventLoop) -> None:
         for sub in list(self._subs):
-            sub.offer(event)
+            if sub.loop is loop:
+                sub.offer(event)
 
     def recent(self, backlog: int) -> list[Event]:
         with self._lock:
             return list(self._events)[-backlog:] if backlog > 0 else []
 
-    def subscribe(self, backlog: int) -> Subscription:
-        """On the event loop: the newest `backlog` events, then every later one, no gap."""
+    def subscribe(self, backlog: int, after: int | None = None) -> Subscription:
+        """On an event loop: the newest `backlog` events (or every kept one after seq
+        `after`, to resume a stream), then every later one, no gap."""
         with self._lock:
             if len(self._subs) >= self.max_streams:
                 raise TooManyStreams(f"this member serves at most {self.max_streams} event "
                                      "streams; try another member or later")
-            self._loop = asyncio.get_running_loop()
-            sub = Subscription(self, list(self._events)[-backlog:] if backlog > 0 else [],
-                               self._seq, self.depth)
+            if after is not None:
+                past = [e for e in self._events if e.seq > after]
+            else:
+                past = list(self._events)[-backlog:] if backlog > 0 else []
+            sub = Subscription(self, past, self._seq, self.depth)
             self._subs.add(sub)
             return sub
 

@@ -61,6 +61,12 @@ class LabHost:
         return f"{ip}:{int(port) + 2}"
 
     @property
+    def web(self) -> str:
+        """The web console's URL (haclusterd's default: the port after the API's)."""
+        ip, port = self.api.rsplit(":", 1)
+        return f"https://{ip}:{int(port) + 1}/"
+
+    @property
     def watchdog_socket(self) -> str:
         return f"{Path(self.runtime_dir).parent}/{self.name}.watchdog"
 
@@ -279,7 +285,7 @@ def create(lab_dir: str | Path, nodes: int, base_ip: str = "127.0.77", raft_port
             libvirt_uri=f"{scheme}?socket={runtime}/run/libvirt-sock",
             runtime_dir=runtime, hypervisor=hypervisor, index=i))
     for h in hosts:
-        for addr in (h.raft, h.api, h.peer):
+        for addr in (h.raft, h.api, h.peer, h.web[len("https://"):-1]):
             _check_free(addr)
         certs.issue(pki, h.name, [h.ip])
     lab = Lab(dir=str(root), hosts=hosts, secret_file=str(secret_file))

@@ -8,6 +8,7 @@ import time
 from .core.model import POLICY_LIMITS, Host, Incident, Policy, Rule, Vm, vm_status
 from .core.placement import HostTable
 from .core.state import ClusterState
+from .history import Window
 from .live import LiveState
 from .v1 import cluster_pb2 as pb
 
@@ -94,3 +95,11 @@ def live_messages(live: LiveState, state: ClusterState, grant_window: float,
             heartbeat_rtt_ms=b.metrics.heartbeat_rtt_ms if b else -1.0,
             last_heard_ago=now - b.at if b else -1.0)
     return out
+
+
+def history_message(window: Window | None) -> pb.HistoryReply:
+    if window is None:
+        return pb.HistoryReply(found=False)
+    return pb.HistoryReply(found=True, step=window.step, t=window.t.tolist(), series=[
+        pb.HistorySeries(name=name, values=values.tolist())
+        for name, values in window.series.items()])

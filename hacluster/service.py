@@ -24,7 +24,16 @@ from .certs import new_token, token_hash
 from .config import Config
 from .core import commands as c
 from .core.balance import plan_balance
-from .core.model import OBSERVED_VALUES, Host, HostStatus, Token, Vm, VmState, vm_status
+from .core.model import (
+    OBSERVED_VALUES,
+    Host,
+    HostStatus,
+    Token,
+    Vm,
+    VmState,
+    session_owner,
+    vm_status,
+)
 from .core.placement import HostMetrics, HostTable, Placer
 from .core.reconcile import lease_grant
 from .core.state import ClusterState, Result
@@ -38,8 +47,10 @@ from .core.validate import (
 from .core.whatif import what_if
 from .directory import DirectoryLogin
 from .errors import ApiError, fail
+from .history import RANGES, History
 from .leader import LeaderLoop
 from .messages import (
+    history_message,
     host_message,
     incident_message,
     live_messages,
@@ -60,6 +71,7 @@ VM_UUID_NAMESPACE = uuid.UUID("5b0f3f4e-8c57-4a1e-9a53-2d5c6f1b7e10")
 
 
 MAX_TTL = 10 * 365 * 86400.0  # a token lives ten years at most
+SESSION_OWNERS = ("session-of:", "ldap:", "user:")  # tokens made by a login, ended by logout
 __all__ = ["ApiError", "ClusterService", "MemberService"]
 
 RESULT_CODES = {"invalid": "invalid", "not_found": "not_found", "exists": "exists",
@@ -79,6 +91,7 @@ class ClusterService:
         self.leader = leader
         self.peers = peers
         self.directory = DirectoryLogin(config.directory) if config.directory else None
+        self.monitor = History()  # this host's monitoring history (the daemon's sampler fills it)
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -127,10 +140,10 @@ class ClusterService:
             _fail("not_found", f"{kind} {name} does not exist")
         return record
 
-    def _vm(self, name: str, state: ClusterState | None = None) -> Vm:
+    def vm_record(self, name: str, state: ClusterState | None = None) -> Vm:
         return self._existing("VM", name, (state or self.raft.state).vms)
 
-    def _host(self, name: str, state: ClusterState | None = None) -> Host:
+    def host_record(self, name: str, state: ClusterState | None = None) -> Host:
         return self._existing("host", name, (state or self.raft.state).hosts)
 
     def live(self) -> dict[str, pb.HostLive]:
@@ -189,7 +202,7 @@ class ClusterService:
 
     def GetHost(self, request: pb.GetHostRequest, caller: Caller) -> pb.Host:
         state, table, live = self._hosts()
-        return host_message(self._host(request.name, state), state, table, live)
+        return host_message(self.host_record(request.name, state), state, table, live)
 
     # ---- VMs ---------------------------------------------------------------------------------
 
@@ -210,7 +223,7 @@ class ClusterService:
 
     def GetVm(self, request: pb.VmRequest, caller: Caller) -> pb.Vm:
         state = self.raft.state
-        return vm_message(self._vm(request.name, state), state)
+        return vm_message(self.vm_record(request.name, state), state)
 
     def ListVms(self, request: pb.ListVmsRequest, caller: Caller) -> pb.ListVmsResponse:
         state = self.raft.state
@@ -219,7 +232,7 @@ class ClusterService:
 
     def _set_state(self, request: pb.VmRequest | pb.SetVmStateRequest, state: str,
                    caller: Caller) -> pb.Vm:
-        self._vm(request.name)
+        self.vm_record(request.name)
         self._commit(c.SetVmState(id=self._request_id(request.request_id), ts=time.time(),
                                   name=request.name, state=state,
                                   expect_version=self._expect(request)), caller)
@@ -235,7 +248,7 @@ class ClusterService:
         return self._set_state(request, VmState.STOPPED.value, caller)
 
     def DeleteVm(self, request: pb.VmRequest, caller: Caller) -> pb.DeleteVmResponse:
-        self._vm(request.name)
+        self.vm_record(request.name)
         self._commit(c.DeleteVm(id=self._request_id(request.request_id), ts=time.time(),
                                 name=request.name, expect_version=self._expect(request)),
                      caller)
@@ -244,7 +257,7 @@ class ClusterService:
     # ---- failover: fencing, incidents, policy --------------------------------------------------
 
     def ConfirmFenced(self, request: pb.GetHostRequest, caller: Caller) -> pb.Host:
-        host = self._host(request.name)
+        host = self.host_record(request.name)
         if host.status is HostStatus.DOWN:
             # The operator vouches the host is off; still, a lease the leader granted may
             # be running: its HA VMs might be running too until it ends.
@@ -282,16 +295,16 @@ class ClusterService:
     # ---- scheduling: migration, explain, maintenance, rules --------------------------------------
 
     def MigrateVm(self, request: pb.MigrateVmRequest, caller: Caller) -> pb.Vm:
-        self._vm(request.name)
+        self.vm_record(request.name)
         if request.to:
-            self._host(request.to)
+            self.host_record(request.to)
         self._commit(c.RequestMigration(id=self._request_id(request.request_id), ts=time.time(),
                                         name=request.name, to=request.to), caller)
         return self.GetVm(pb.VmRequest(name=request.name), caller)
 
     def ExplainVm(self, request: pb.VmRequest, caller: Caller) -> pb.Explanation:
         state = self.raft.state
-        vm = self._vm(request.name, state)
+        vm = self.vm_record(request.name, state)
         # Judged as if it were not placed yet, so its own usage does not count against it.
         others = [v for v in state.vms.values() if v.name != vm.name]
         table = HostTable.build(state.hosts.values(), others)
@@ -304,7 +317,7 @@ class ClusterService:
 
     def WhatIf(self, request: pb.WhatIfRequest, caller: Caller) -> pb.WhatIfReport:
         state = self.raft.state
-        self._host(request.host, state)
+        self.host_record(request.host, state)
         answer = what_if(state, request.host, request.maintenance, self._metrics(), time.time())
         return pb.WhatIfReport(host=answer.host, maintenance=answer.maintenance, vms=[
             pb.WhatIfVm(name=o.name, target=o.target, reason=o.reason) for o in answer.vms])
@@ -314,7 +327,7 @@ class ClusterService:
         return {h: HostMetrics(cpu_load=max(b.cpu_load, 0.0)) for h, b in self.live().items()}
 
     def SetMaintenance(self, request: pb.SetMaintenanceRequest, caller: Caller) -> pb.Host:
-        self._host(request.name)
+        self.host_record(request.name)
         self._commit(c.SetMaintenance(id=uuid.uuid4().hex, ts=time.time(), name=request.name,
                                       on=request.on), caller)
         return self.GetHost(pb.GetHostRequest(name=request.name), caller)
@@ -354,6 +367,24 @@ class ClusterService:
 
     # ---- who calls, tokens, the directory --------------------------------------------------------
 
+    def history(self, host: str, vm: str, range_: str) -> pb.HistoryReply:
+        """A host's monitoring history (or one of its VMs'), from that host: this member's
+        own, or asked of the member over the member port."""
+        if range_ not in RANGES:
+            _fail("invalid", f"range must be one of {', '.join(RANGES)}")
+        if host == self.config.name:
+            return history_message(self.monitor.window(vm, range_))
+        member = next((m for m in self.config.members if m.name == host), None)
+        if member is None:
+            _fail("not_found", f"host {shown(host)} is not a member of this cluster")
+        try:
+            reply: pb.HistoryReply = rpc.AgentStub(self.peers.channel(member)).History(
+                pb.HistoryRequest(vm=vm, range=range_), timeout=2.0)
+            return reply
+        except grpc.RpcError as exc:
+            _fail("unavailable", f"{host} does not answer ({exc.code().name}): its charts "
+                  "come back when it does")
+
     def WhoAmI(self, request: pb.WhoAmIRequest, caller: Caller) -> pb.Identity:
         return pb.Identity(kind=caller.kind, name=caller.name,
                            role=caller.role.value if caller.role else "", peer=caller.peer)
@@ -367,6 +398,26 @@ class ClusterService:
                                    sha256=token_hash(secret), owner=owner,
                                    expires_at=time.time() + ttl if ttl else 0.0), caller)
         return pb.CreatedToken(token=secret, info=token_message(self.raft.state.tokens[name]))
+
+    def open_session(self, caller: Caller, ttl: float) -> pb.CreatedToken:
+        """A web session for a token's holder: a token of its own with the same role, that
+        ends when its parent expires at the latest, and with it when it is revoked."""
+        parent = self.raft.state.tokens.get(caller.name)
+        if caller.kind != "token" or parent is None:
+            _fail("unauthenticated", "a session is opened with a valid token")
+        root = parent.owner.removeprefix("session-of:") if parent.owner.startswith(
+            "session-of:") else parent.name
+        left = (parent.expires_at - time.time()) if parent.expires_at else ttl
+        return self._issue(f"web-{uuid.uuid4().hex[:12]}", parent.role.value,
+                           max(1.0, min(ttl, left)), session_owner(root), caller)
+
+    def close_session(self, caller: Caller) -> None:
+        """Log out: a session's own token is revoked (a token given on its own is not: an
+        operator revokes those with hactl token revoke)."""
+        token = self.raft.state.tokens.get(caller.name)
+        if token is not None and token.owner.startswith(SESSION_OWNERS):
+            self._commit(c.RevokeToken(id=uuid.uuid4().hex, ts=time.time(), name=token.name),
+                         caller)
 
     def CreateToken(self, request: pb.CreateTokenRequest, caller: Caller) -> pb.CreatedToken:
         return self._issue(request.name, request.role, request.ttl_seconds,
@@ -414,8 +465,10 @@ class MemberService:
     """Member-to-member calls; only the acting leader answers them. Cheap and lock-free on
     purpose: they run on the API's event loop, ahead of any client work."""
 
-    def __init__(self, config: Config, raft: RaftNode, leader: LeaderLoop) -> None:
+    def __init__(self, config: Config, raft: RaftNode, leader: LeaderLoop,
+                 monitor: History) -> None:
         self.config = config
+        self.monitor = monitor
         self.members = {m.name for m in config.members}
         self.raft = raft
         self.leader = leader
@@ -451,6 +504,11 @@ class MemberService:
             self.leader.live.grant(request.host)
         return pb.HeartbeatResponse(leader_term=self.leader.term, lease_seconds=lease,
                                     message=why)
+
+    def History(self, request: pb.HistoryRequest, caller: Caller) -> pb.HistoryReply:
+        if request.range not in RANGES:
+            _fail("invalid", f"range must be one of {', '.join(RANGES)}")
+        return history_message(self.monitor.window(request.vm, request.range))
 
     def LiveMetrics(self, request: pb.LiveMetricsRequest, caller: Caller
                     ) -> pb.LiveMetricsResponse:

@@ -37,11 +37,38 @@ def refusal(hosts: Iterable[Host], vms: Iterable[Vm], candidate: Vm, policy: Pol
     for lost in scenarios:
         if len(lost) >= len(hosts):
             return f"the cluster has {len(hosts)} hosts up; it cannot survive {failures} failures"
-        survivors = HostTable.build(hosts, [v for v in [*vms, placed] if v.host not in lost])
-        survivors.up &= ~np.isin(np.array(survivors.names), lost)
-        moving = [Vm(**{**v.to_dict(), "host": None}) for v in protected if v.host in lost]
-        stranded = [d.vm for d in placer.place_all(moving, survivors) if d.host is None]
+        stranded = _stranded(hosts, [*vms, placed], protected, lost, placer)
         if stranded:
             return (f"if {', '.join(lost)} failed, {', '.join(sorted(stranded))} could not "
                     f"restart (admission control: {failures} host failure(s) tolerated)")
     return None
+
+
+def _stranded(hosts: list[Host], vms: list[Vm], protected: list[Vm], lost: list[str],
+              placer: Placer) -> list[str]:
+    """The protected VMs on the lost hosts that the survivors could not restart."""
+    survivors = HostTable.build(hosts, [v for v in vms if v.host not in lost])
+    survivors.up &= ~np.isin(np.array(survivors.names), lost)
+    moving = [Vm(**{**v.to_dict(), "host": None}) for v in protected if v.host in lost]
+    return [d.vm for d in placer.place_all(moving, survivors) if d.host is None]
+
+
+def failures_tolerated(hosts: Iterable[Host], vms: Iterable[Vm], policy: Policy) -> int:
+    """How many host failures the cluster can absorb now with every running HA VM restarted
+    (the dashboard's figure, vSphere's "current failover capacity"): 1 if any single host can
+    fail, then 2, 3... the same scenarios as admission control."""
+    up = [h for h in hosts if h.status is HostStatus.UP]
+    everything = list(vms)
+    protected = [v for v in everything if v.recoverable and v.wants_to_run and v.host]
+    ha_memory = {h.name: sum(v.memory_mib for v in protected if v.host == h.name) for h in up}
+    placer = Placer(policy)
+    tolerated = 0
+    for failures in range(1, len(up)):
+        if failures == 1:
+            scenarios = [[h.name] for h in up]
+        else:
+            scenarios = [sorted(ha_memory, key=lambda n: (-ha_memory[n], n))[:failures]]
+        if any(_stranded(up, everything, protected, lost, placer) for lost in scenarios):
+            break
+        tolerated = failures
+    return tolerated

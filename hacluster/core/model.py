@@ -214,6 +214,11 @@ class Role(StrEnum):
         return list(Role).index(self) + 1
 
 
+def session_owner(token: str) -> str:
+    """The owner of a web session opened with token `token`: revoking that token ends it."""
+    return f"session-of:{token}"
+
+
 @dataclass
 class Token(Record):
     """An API token: only the sha256 of its secret is kept (a random 256-bit secret needs no

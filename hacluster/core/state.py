@@ -34,6 +34,7 @@ from .model import (
     Token,
     Vm,
     VmState,
+    session_owner,
 )
 from .rules import rule_errors
 from .validate import (
@@ -740,8 +741,10 @@ class ClusterState:
         token = self.tokens.get(cmd.name)
         if token is None:
             return _reject("not_found", f"token {cmd.name} does not exist")
-        del self._w("tokens")[cmd.name]
-        self._w("token_hashes").pop(token.sha256, None)
+        # a web session opened with a token ends with it (model.session_owner)
+        for t in [token, *(t for t in self.tokens.values() if t.owner == session_owner(cmd.name))]:
+            del self._w("tokens")[t.name]
+            self._w("token_hashes").pop(t.sha256, None)
         return Result(ok=True, version=self._bump())
 
     def _set_directory_roles(self, cmd: c.SetDirectoryRoles) -> Result:

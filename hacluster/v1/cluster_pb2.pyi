@@ -635,3 +635,31 @@ class DirectoryRoles(_message.Message):
     ROLES_FIELD_NUMBER: _ClassVar[int]
     roles: _containers.ScalarMap[str, str]
     def __init__(self, roles: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class HistoryRequest(_message.Message):
+    __slots__ = ("vm", "range")
+    VM_FIELD_NUMBER: _ClassVar[int]
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    vm: str
+    range: str
+    def __init__(self, vm: _Optional[str] = ..., range: _Optional[str] = ...) -> None: ...
+
+class HistorySeries(_message.Message):
+    __slots__ = ("name", "values")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, name: _Optional[str] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class HistoryReply(_message.Message):
+    __slots__ = ("found", "step", "t", "series")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    T_FIELD_NUMBER: _ClassVar[int]
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    step: float
+    t: _containers.RepeatedScalarFieldContainer[float]
+    series: _containers.RepeatedCompositeFieldContainer[HistorySeries]
+    def __init__(self, found: _Optional[bool] = ..., step: _Optional[float] = ..., t: _Optional[_Iterable[float]] = ..., series: _Optional[_Iterable[_Union[HistorySeries, _Mapping]]] = ...) -> None: ...

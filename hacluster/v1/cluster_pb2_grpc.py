@@ -1422,6 +1422,11 @@ class AgentStub:
                 request_serializer=hacluster_dot_v1_dot_cluster__pb2.LiveMetricsRequest.SerializeToString,
                 response_deserializer=hacluster_dot_v1_dot_cluster__pb2.LiveMetricsResponse.FromString,
                 _registered_method=True)
+        self.History = channel.unary_unary(
+                '/hacluster.v1.Agent/History',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.HistoryRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.HistoryReply.FromString,
+                _registered_method=True)
 
 
 class AgentServicer:
@@ -1441,6 +1446,14 @@ class AgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def History(self, request, context):
+        """This member's monitoring history of its host (vm empty) or of one of its VMs; any
+        member answers for itself (the web console of another member asks it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1453,6 +1466,11 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.LiveMetrics,
                     request_deserializer=hacluster_dot_v1_dot_cluster__pb2.LiveMetricsRequest.FromString,
                     response_serializer=hacluster_dot_v1_dot_cluster__pb2.LiveMetricsResponse.SerializeToString,
+            ),
+            'History': grpc.unary_unary_rpc_method_handler(
+                    servicer.History,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.HistoryRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.HistoryReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1511,6 +1529,33 @@ class Agent:
             '/hacluster.v1.Agent/LiveMetrics',
             hacluster_dot_v1_dot_cluster__pb2.LiveMetricsRequest.SerializeToString,
             hacluster_dot_v1_dot_cluster__pb2.LiveMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def History(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Agent/History',
+            hacluster_dot_v1_dot_cluster__pb2.HistoryRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.HistoryReply.FromString,
             options,
             channel_credentials,
             insecure,

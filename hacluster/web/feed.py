@@ -1,0 +1,147 @@
+"""The console's live stream: typed deltas of what each committed command changed, as
+Server-Sent Events, one stream per browser tab.
+
+The Raft thread only notes (command, result) pairs (O(1), never blocks). The web loop wakes,
+waits a few milliseconds for more, and has one delta built from them for everybody (its
+records rendered once, however many tabs watch), numbered `BOOT.SEQ` and kept in a ring, so a
+tab that reconnects with Last-Event-ID gets exactly what it missed; one too far behind, or
+from before this member restarted, is told to `reset` (reload what it shows). Each stream is
+a bounded queue: a tab that stops reading is dropped, never waited for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any
+
+from ..core.commands import Command
+from ..core.state import Result
+
+Pair = tuple[Command, Result]
+COALESCE = 0.03  # seconds a delta waits for more commits to share it
+MAX_PENDING = 20_000  # noted pairs kept before a delta; past it, streams are told to reset
+
+
+def sse(event: str, data: Any, event_id: str | None = None) -> bytes:
+    """One Server-Sent Event (JSON data: one line, as json.dumps escapes newlines)."""
+    head = f"id: {event_id}\n" if event_id else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+class TooManyStreams(Exception):
+    pass
+
+
+class Stream:
+    def __init__(self, depth: int) -> None:
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=depth)
+        self.overflowed = False
+
+    def offer(self, message: bytes) -> None:
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.overflowed = True  # the handler ends it; the tab resumes from the ring
+
+
+class ChangeFeed:
+    def __init__(self, keep: int = 2000, depth: int = 500, max_streams: int = 1000) -> None:
+        self.boot = secrets.token_hex(4)  # a restarted member's numbers mean nothing to a tab
+        self.seq = 0
+        self.ring: deque[tuple[int, bytes]] = deque(maxlen=keep)
+        self.depth = depth
+        self.max_streams = max_streams
+        self.streams: set[Stream] = set()
+        self.dropped = 0
+        self._pending: list[Pair] = []
+        self._overrun = False
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._woken = False
+
+    # ---- the Raft thread ------------------------------------------------------------------------
+
+    def note(self, cmd: Command, result: Result) -> None:
+        with self._lock:
+            if self._loop is None:
+                return  # nobody can be watching yet (the journal replays at start)
+            if len(self._pending) < MAX_PENDING:
+                self._pending.append((cmd, result))
+            else:
+                self._overrun = True
+            if self._woken:
+                return
+            self._woken = True
+            loop, wake = self._loop, self._wake
+        assert wake is not None
+        loop.call_soon_threadsafe(wake.set)
+
+    # ---- the web loop ---------------------------------------------------------------------------
+
+    async def run(self, build: Callable[[list[Pair]], Any], pool: Executor) -> None:
+        """Forever: wait for commits, have `build` make one delta of them (in a worker
+        thread: it renders records), number it and hand it to every stream."""
+        self._wake = asyncio.Event()
+        with self._lock:
+            self._loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(COALESCE)
+            self._wake.clear()
+            with self._lock:
+                pairs, self._pending = self._pending, []
+                overrun, self._overrun, self._woken = self._overrun, False, False
+            if not self.streams:
+                continue
+            if overrun:
+                self.publish("reset", {"why": "too many changes at once"})
+                continue
+            delta = await asyncio.get_running_loop().run_in_executor(pool, build, pairs)
+            if delta:
+                self.publish("delta", delta)
+
+    def publish(self, event: str, data: Any, keep: bool = True) -> None:
+        """To every stream; kept in the ring (resumable) unless it is ephemeral."""
+        if keep:
+            self.seq += 1
+            message = sse(event, data, f"{self.boot}.{self.seq}")
+            self.ring.append((self.seq, message))
+        else:
+            message = sse(event, data)
+        for stream in list(self.streams):
+            stream.offer(message)
+
+    def open(self, last_event_id: str | None) -> tuple[Stream, list[bytes]]:
+        """A new stream and what it must be sent first: what it missed since
+        last_event_id, or a `reset` when that cannot be told."""
+        if len(self.streams) >= self.max_streams:
+            raise TooManyStreams(f"this member serves at most {self.max_streams} live "
+                                 "streams; try another member or later")
+        stream = Stream(self.depth)
+        self.streams.add(stream)
+        return stream, self._missed(last_event_id)
+
+    def _missed(self, last_event_id: str | None) -> list[bytes]:
+        hello = sse("hello", {"id": f"{self.boot}.{self.seq}"}, f"{self.boot}.{self.seq}")
+        if not last_event_id:
+            return [hello]
+        boot, _, number = last_event_id.partition(".")
+        oldest = self.ring[0][0] if self.ring else self.seq + 1
+        if boot != self.boot or not number.isdigit() or not (
+                oldest - 1 <= int(number) <= self.seq):
+            return [sse("reset", {"why": "cannot resume: reload"}, f"{self.boot}.{self.seq}")]
+        return [m for seq, m in self.ring if seq > int(number)]
+
+    def close(self, stream: Stream) -> None:
+        self.streams.discard(stream)
+        if stream.overflowed:
+            self.dropped += 1

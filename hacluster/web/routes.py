@@ -1,0 +1,540 @@
+"""The JSON API (/api/v1) behind the console's pages, for scripts too (curl with a bearer
+token). Each endpoint is one service call, checked as the gRPC method of the same name
+(auth.REQUIRED), and answers with the records `hactl -o json` prints (client.*_dict), so the
+keys are the same documented ones. Errors: {"error": message, "code": code} with 400, 401,
+403, 404, 409, 503 or 507; a refused write changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from .. import client as dicts
+from ..auth import Caller
+from ..core.admission import failures_tolerated
+from ..core.changes import STATUS, touched
+from ..core.placement import HostTable
+from ..errors import ApiError, fail
+from ..eventlog import EventLog
+from ..eventlog import TooManyStreams as TooManyEventStreams
+from ..messages import host_message, vm_message
+from ..raft import RaftNode
+from ..service import ClusterService
+from ..v1 import cluster_pb2 as pb
+from .feed import Pair, TooManyStreams, sse
+from .server import WebServer
+from .session import COOKIE, clear_cookie, credentials, csrf_token, set_cookie
+from .views import VmQuery, int_arg, operations, query_vms, summary
+
+STATIC = Path(__file__).parent / "static"
+SESSION_TTL = 8 * 3600.0  # a console session lasts a working day at most
+MAX_DELTA_VMS = 200  # more VMs changed at once: the delta says so, tabs reload what they show
+LIVE_EVERY = 2.0  # seconds between live figures (load, heartbeats, leader) on the stream
+T = TypeVar("T")
+JSON = dict[str, Any]
+
+
+async def body(request: web.Request, spec: dict[str, type], required: tuple[str, ...] = ()
+               ) -> JSON:
+    """The request's JSON object, checked against spec (name -> type): unknown, missing or
+    mistyped fields are refused (400) before anything is done."""
+    if request.content_type != "application/json":
+        fail("invalid", "send a JSON object with Content-Type: application/json")
+    try:
+        data = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        fail("invalid", "the body is not valid JSON")
+    if not isinstance(data, dict):
+        fail("invalid", "the body must be a JSON object")
+    unknown = sorted(set(data) - set(spec))
+    if unknown:
+        fail("invalid", f"unknown fields: {', '.join(k[:40] for k in unknown[:5])}")
+    missing = [k for k in required if k not in data]
+    if missing:
+        fail("invalid", f"missing fields: {', '.join(missing)}")
+    for key, value in data.items():
+        kind = spec[key]
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+              if kind is float else isinstance(value, kind)
+              and not (kind is int and isinstance(value, bool)))
+        if not ok:
+            fail("invalid", f"{key} must be {kind.__name__}")
+    return data
+
+
+def flag(request: web.Request, key: str) -> bool:
+    value = request.query.get(key, "false").lower()
+    if value not in ("true", "false", "1", "0", ""):
+        fail("invalid", f"{key} must be true or false")
+    return value in ("true", "1", "")
+
+
+class Routes:
+    def __init__(self, server: WebServer, service: ClusterService, raft: RaftNode,
+                 events: EventLog) -> None:
+        self.server = server
+        self.service = service
+        self.raft = raft
+        self.events = events
+        self.live: dict[str, pb.HostLive] = {}  # the leader's live figures, every LIVE_EVERY
+        self._tolerated: tuple[int, float, int] | None = None  # revision, when, value
+        server.background += [self._deltas, self._live_figures, self._events]
+
+    def table(self) -> list[web.AbstractRouteDef]:
+        api = "/api/v1"
+        return [
+            web.get("/", self.index), web.static("/static", STATIC, follow_symlinks=False),
+            web.get(f"{api}/session", self.session), web.post(f"{api}/session", self.login),
+            web.delete(f"{api}/session", self.logout),
+            web.get(f"{api}/status", self.status), web.get(f"{api}/summary", self.summary),
+            web.get(f"{api}/operations", self.operations),
+            web.get(f"{api}/hosts", self.hosts), web.get(f"{api}/hosts/{{name}}", self.host),
+            web.post(f"{api}/hosts/{{name}}/maintenance", self.maintenance),
+            web.get(f"{api}/hosts/{{name}}/what-if", self.what_if),
+            web.post(f"{api}/hosts/{{name}}/confirm-fenced", self.confirm_fenced),
+            web.get(f"{api}/hosts/{{name}}/history", self.host_history),
+            web.get(f"{api}/vms/{{name}}/history", self.vm_history),
+            web.get(f"{api}/vms", self.vms), web.post(f"{api}/vms", self.create_vm),
+            web.get(f"{api}/vms/{{name}}", self.vm), web.delete(f"{api}/vms/{{name}}",
+                                                                self.delete_vm),
+            web.post(f"{api}/vms/{{name}}/start", self.start_vm),
+            web.post(f"{api}/vms/{{name}}/stop", self.stop_vm),
+            web.post(f"{api}/vms/{{name}}/migrate", self.migrate_vm),
+            web.get(f"{api}/vms/{{name}}/explain", self.explain_vm),
+            web.get(f"{api}/incidents", self.incidents),
+            web.get(f"{api}/incidents/{{id}}", self.incident),
+            web.get(f"{api}/rules", self.rules), web.post(f"{api}/rules", self.create_rule),
+            web.delete(f"{api}/rules/{{name}}", self.delete_rule),
+            web.get(f"{api}/balance", self.balance_plan), web.post(f"{api}/balance",
+                                                                    self.balance_run),
+            web.get(f"{api}/policy", self.policy), web.patch(f"{api}/policy", self.set_policy),
+            web.get(f"{api}/tokens", self.tokens), web.post(f"{api}/tokens", self.create_token),
+            web.delete(f"{api}/tokens/{{name}}", self.revoke_token),
+            web.get(f"{api}/events", self.event_stream), web.get(f"{api}/live", self.live_stream),
+        ]
+
+    # ---- helpers --------------------------------------------------------------------------
+
+    async def _json(self, request: web.Request, op: str, fn: Callable[[Caller], Any],
+                    status: int = 200) -> web.Response:
+        return web.json_response(await self.server.call(request, op, fn), status=status)
+
+    @staticmethod
+    def _id(request: web.Request) -> str:
+        """The Idempotency-Key header, if any: a retried write then applies at most once."""
+        return request.headers.get("Idempotency-Key", "") or uuid.uuid4().hex
+
+    async def index(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "index.html",
+                                headers={"Cache-Control": "no-cache"})
+
+    # ---- sessions ---------------------------------------------------------------------------
+
+    async def session(self, request: web.Request) -> web.Response:
+        token, via_cookie = credentials(request)
+
+        def who(caller: Caller) -> JSON:
+            record = self.raft.state.tokens.get(caller.name)
+            return {**dicts.identity_dict(self.service.WhoAmI(pb.WhoAmIRequest(), caller)),
+                    "expires_at": record.expires_at or None if record else None,
+                    "csrf": csrf_token(token) if via_cookie and token else None,
+                    "member": self.server.config.name}
+        return await self._json(request, "WhoAmI", who)
+
+    async def login(self, request: web.Request) -> web.Response:
+        """{"token": ...} or {"user": ..., "password": ...}: a session, in the cookie."""
+        data = await body(request, {"token": str, "user": str, "password": str})
+        if "token" in data:
+            caller = self.server.auth.check("OpenSession", data["token"], None,
+                                            request.remote or "?")
+            created = await self.server.in_pool(
+                lambda: self.service.open_session(caller, SESSION_TTL))
+        elif "user" in data and "password" in data:
+            public = self.server.auth.check("Login", None, None, request.remote or "?")
+            login = pb.LoginRequest(user=data["user"], password=data["password"])
+            created = await self.server.in_pool(lambda: self.service.Login(login, public))
+        else:
+            fail("invalid", "log in with a token, or a user and a password")
+        response = web.json_response({**dicts.token_dict(created.info),
+                                      "csrf": csrf_token(created.token)})
+        set_cookie(response, created.token)
+        return response
+
+    async def logout(self, request: web.Request) -> web.Response:
+        await self.server.call(request, "CloseSession", self.service.close_session)
+        response = web.json_response({})
+        if COOKIE in request.cookies:
+            clear_cookie(response)
+        return response
+
+    # ---- the cluster, hosts -------------------------------------------------------------------
+
+    async def status(self, request: web.Request) -> web.Response:
+        return await self._json(request, "GetStatus", lambda c: dicts.status_dict(
+            self.service.GetStatus(pb.GetStatusRequest(), c)))
+
+    async def summary(self, request: web.Request) -> web.Response:
+        return await self._json(request, "GetSummary", lambda c: self._summary())
+
+    def _summary(self) -> JSON:
+        state = self.raft.state
+        return {**summary(state), "failures_tolerated": self._failures_tolerated()}
+
+    def _failures_tolerated(self) -> int | None:
+        """Recomputed when the state changed, at most every 5 s (placement of every HA VM
+        for each failure tried: a second at 10,000 VMs): the last answer meanwhile."""
+        state, now = self.raft.state, time.monotonic()
+        cached = self._tolerated
+        if cached is not None and (cached[0] == state.revision or now - cached[1] < 5.0):
+            return cached[2]
+        value = failures_tolerated(state.hosts.values(), state.vms.values(), state.policy)
+        self._tolerated = (state.revision, now, value)
+        return value
+
+    async def operations(self, request: web.Request) -> web.Response:
+        return await self._json(request, "ListOperations",
+                                lambda c: {"operations": operations(self.raft.state)})
+
+    async def hosts(self, request: web.Request) -> web.Response:
+        return await self._json(request, "ListHosts", lambda c: [dicts.host_dict(h) for h in
+                                self.service.ListHosts(pb.ListHostsRequest(), c).hosts])
+
+    async def host(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        return await self._json(request, "GetHost", lambda c: dicts.host_dict(
+            self.service.GetHost(pb.GetHostRequest(name=name), c)))
+
+    async def maintenance(self, request: web.Request) -> web.Response:
+        data = await body(request, {"on": bool}, required=("on",))
+        req = pb.SetMaintenanceRequest(name=request.match_info["name"], on=data["on"])
+        return await self._json(request, "SetMaintenance", lambda c: dicts.host_dict(
+            self.service.SetMaintenance(req, c)))
+
+    async def what_if(self, request: web.Request) -> web.Response:
+        req = pb.WhatIfRequest(host=request.match_info["name"],
+                               maintenance=flag(request, "maintenance"))
+        return await self._json(request, "WhatIf", lambda c: dicts.whatif_dict(
+            self.service.WhatIf(req, c)))
+
+    async def confirm_fenced(self, request: web.Request) -> web.Response:
+        req = pb.GetHostRequest(name=request.match_info["name"])
+        return await self._json(request, "ConfirmFenced", lambda c: dicts.host_dict(
+            self.service.ConfirmFenced(req, c)))
+
+    async def host_history(self, request: web.Request) -> web.Response:
+        """The host's charts: CPU and memory every 5 s for an hour (?range=1h) or every
+        minute for a day (?range=1d), from the host itself."""
+        name, range_ = request.match_info["name"], request.query.get("range", "1h")
+
+        def fetch(caller: Caller) -> JSON:
+            self.service.host_record(name)
+            reply = self.service.history(name, "", range_)
+            return {"host": name, "vm": None, "range": range_, **dicts.history_dict(reply)}
+        return await self._json(request, "GetHistory", fetch)
+
+    async def vm_history(self, request: web.Request) -> web.Response:
+        """A VM's charts (CPU, memory, disk and network I/O), from the host it runs on."""
+        name, range_ = request.match_info["name"], request.query.get("range", "1h")
+
+        def fetch(caller: Caller) -> JSON:
+            vm = self.service.vm_record(name)
+            if vm.host is None:
+                fail("conflict", f"VM {name} is on no host: it has no charts now")
+            reply = self.service.history(vm.host, name, range_)
+            if not reply.found:
+                fail("not_found", f"{vm.host} has no samples of {name} yet (it samples "
+                     "running VMs every 5 s)")
+            return {"host": vm.host, "vm": name, "range": range_, **dicts.history_dict(reply)}
+        return await self._json(request, "GetHistory", fetch)
+
+    # ---- VMs ----------------------------------------------------------------------------------
+
+    async def vms(self, request: web.Request) -> web.Response:
+        query = VmQuery.parse(dict(request.query))
+
+        def page(caller: Caller) -> JSON:
+            state = self.raft.state
+            total, found, counts = query_vms(state, query)
+            return {"total": total, "offset": query.offset, "limit": query.limit,
+                    "counts": counts, "revision": state.revision,
+                    "vms": [dicts.vm_dict(vm_message(v, state)) for v in found]}
+        return await self._json(request, "ListVms", page)
+
+    async def create_vm(self, request: web.Request) -> web.Response:
+        data = await body(request, {"name": str, "vcpus": int, "memory_mib": int,
+                                    "disk_gib": int, "ha": bool, "priority": int,
+                                    "stopped": bool}, required=("name", "vcpus", "memory_mib"))
+        req = pb.CreateVmRequest(**{"ha": True, **data}, request_id=self._id(request))
+        return await self._json(request, "CreateVm", lambda c: dicts.vm_dict(
+            self.service.CreateVm(req, c)), status=201)
+
+    async def vm(self, request: web.Request) -> web.Response:
+        req = pb.VmRequest(name=request.match_info["name"])
+        return await self._json(request, "GetVm", lambda c: dicts.vm_dict(
+            self.service.GetVm(req, c)))
+
+    async def delete_vm(self, request: web.Request) -> web.Response:
+        req = pb.VmRequest(name=request.match_info["name"], request_id=self._id(request))
+        return await self._json(request, "DeleteVm", lambda c: (
+            self.service.DeleteVm(req, c), {})[1])
+
+    async def start_vm(self, request: web.Request) -> web.Response:
+        req = pb.VmRequest(name=request.match_info["name"], request_id=self._id(request))
+        return await self._json(request, "StartVm", lambda c: dicts.vm_dict(
+            self.service.StartVm(req, c)))
+
+    async def stop_vm(self, request: web.Request) -> web.Response:
+        req = pb.VmRequest(name=request.match_info["name"], request_id=self._id(request))
+        return await self._json(request, "StopVm", lambda c: dicts.vm_dict(
+            self.service.StopVm(req, c)))
+
+    async def migrate_vm(self, request: web.Request) -> web.Response:
+        data = await body(request, {"to": str})
+        req = pb.MigrateVmRequest(name=request.match_info["name"], to=data.get("to", ""),
+                                  request_id=self._id(request))
+        return await self._json(request, "MigrateVm", lambda c: dicts.vm_dict(
+            self.service.MigrateVm(req, c)))
+
+    async def explain_vm(self, request: web.Request) -> web.Response:
+        req = pb.VmRequest(name=request.match_info["name"])
+        return await self._json(request, "ExplainVm", lambda c: dicts.explain_dict(
+            self.service.ExplainVm(req, c)))
+
+    # ---- incidents, rules, balancing, policy, tokens ------------------------------------------
+
+    async def incidents(self, request: web.Request) -> web.Response:
+        return await self._json(request, "ListIncidents", lambda c: [
+            dicts.incident_dict(i) for i in
+            self.service.ListIncidents(pb.ListIncidentsRequest(), c).incidents])
+
+    async def incident(self, request: web.Request) -> web.Response:
+        raw = request.match_info["id"]
+        if not raw.isdigit() or len(raw) > 18:
+            fail("invalid", "an incident id is a number")
+        req = pb.GetIncidentRequest(id=int(raw))
+        return await self._json(request, "GetIncident", lambda c: dicts.incident_dict(
+            self.service.GetIncident(req, c)))
+
+    async def rules(self, request: web.Request) -> web.Response:
+        return await self._json(request, "ListRules", lambda c: [
+            dicts.rule_dict(r) for r in self.service.ListRules(pb.ListRulesRequest(), c).rules])
+
+    async def create_rule(self, request: web.Request) -> web.Response:
+        data = await body(request, {"name": str, "kind": str, "strength": str, "vms": list,
+                                    "hosts": list}, required=("name", "kind", "vms"))
+        if not all(isinstance(x, str) for x in [*data["vms"], *data.get("hosts", [])]):
+            fail("invalid", "vms and hosts are lists of names")
+        req = pb.Rule(name=data["name"], kind=data["kind"],
+                      strength=data.get("strength", "must"), vms=data["vms"],
+                      hosts=data.get("hosts", []))
+        return await self._json(request, "CreateRule", lambda c: dicts.rule_dict(
+            self.service.CreateRule(req, c)), status=201)
+
+    async def delete_rule(self, request: web.Request) -> web.Response:
+        req = pb.DeleteRuleRequest(name=request.match_info["name"])
+        return await self._json(request, "DeleteRule", lambda c: (
+            self.service.DeleteRule(req, c), {})[1])
+
+    async def balance_plan(self, request: web.Request) -> web.Response:
+        return await self._json(request, "BalancePlan", lambda c: dicts.balance_dict(
+            self.service.Balance(pb.BalanceRequest(apply=False), c)))
+
+    async def balance_run(self, request: web.Request) -> web.Response:
+        return await self._json(request, "BalanceRun", lambda c: dicts.balance_dict(
+            self.service.Balance(pb.BalanceRequest(apply=True), c)))
+
+    async def policy(self, request: web.Request) -> web.Response:
+        return await self._json(request, "GetPolicy", lambda c: dicts.policy_dict(
+            self.service.GetPolicy(pb.GetPolicyRequest(), c)))
+
+    async def set_policy(self, request: web.Request) -> web.Response:
+        data = await body(request, {"changes": dict, "expect_version": int},
+                          required=("changes",))
+        changes = data["changes"]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                   for v in changes.values()):
+            fail("invalid", "changes maps policy settings to numbers")
+        req = pb.SetPolicyRequest(changes=changes, request_id=self._id(request))
+        if "expect_version" in data:
+            req.expect_version = data["expect_version"]
+        return await self._json(request, "SetPolicy", lambda c: dicts.policy_dict(
+            self.service.SetPolicy(req, c)))
+
+    async def tokens(self, request: web.Request) -> web.Response:
+        return await self._json(request, "ListTokens", lambda c: [
+            dicts.token_dict(t) for t in
+            self.service.ListTokens(pb.ListTokensRequest(), c).tokens])
+
+    async def create_token(self, request: web.Request) -> web.Response:
+        data = await body(request, {"name": str, "role": str, "ttl_seconds": float,
+                                    "owner": str}, required=("name", "role"))
+        req = pb.CreateTokenRequest(**data)
+        return await self._json(request, "CreateToken", lambda c: dicts.created_dict(
+            self.service.CreateToken(req, c)), status=201)
+
+    async def revoke_token(self, request: web.Request) -> web.Response:
+        req = pb.RevokeTokenRequest(name=request.match_info["name"])
+        return await self._json(request, "RevokeToken", lambda c: (
+            self.service.RevokeToken(req, c), {})[1])
+
+    # ---- streams ------------------------------------------------------------------------------
+
+    async def _open_stream(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                               "Cache-Control": "no-store",
+                                               "X-Accel-Buffering": "no"})
+        await response.prepare(request)
+        await response.write(b"retry: 1000\n\n")
+        return response
+
+    def _still_allowed(self, request: web.Request, op: str) -> str | None:
+        """Why the stream must end now (token revoked or expired, client gone), or None."""
+        if request.transport is None or request.transport.is_closing():
+            return "gone"
+        try:
+            self.server.caller(request, op)
+        except ApiError as exc:
+            return exc.message
+        return None
+
+    async def event_stream(self, request: web.Request) -> web.StreamResponse:
+        """The event feed as Server-Sent Events (?backlog=N, ?follow=false to stop after
+        the backlog); resumes after Last-Event-ID with nothing missed, while this member
+        still holds it."""
+        self.server.caller(request, "WatchEvents")
+        backlog = int_arg(dict(request.query), "backlog", 20, 0, 1000)
+        follow = flag(request, "follow") if "follow" in request.query else True
+        boot, _, seq = request.headers.get("Last-Event-ID", "").partition(".")
+        after = int(seq) if boot == self.server.feed.boot and seq.isdigit() else None
+        try:
+            sub = self.events.subscribe(backlog, after)
+        except TooManyEventStreams as exc:
+            fail("busy", str(exc))
+        response = await self._open_stream(request)
+        idle = 0.0
+        try:
+            while True:
+                if not follow and not sub.backlog:
+                    break
+                event = await sub.next(timeout=1.0)
+                why = self._still_allowed(request, "WatchEvents")
+                if why is not None or sub.overflowed:
+                    await response.write(sse("end", {"why": why or "fell behind: reconnect"}))
+                    break
+                if event is not None:
+                    idle = 0.0
+                    await response.write(sse("event", asdict(event),
+                                             f"{self.server.feed.boot}.{event.seq}"))
+                elif (idle := idle + 1.0) >= 10.0:
+                    idle = 0.0
+                    await response.write(b": ping\n\n")
+        except ConnectionError:
+            pass
+        finally:
+            sub.close()
+        return response
+
+    async def live_stream(self, request: web.Request) -> web.StreamResponse:
+        """Typed deltas of every committed change (`delta`), live figures every 2 s (`live`),
+        `reset` when a tab must reload what it shows; resumable with Last-Event-ID."""
+        self.server.caller(request, "WatchLive")
+        feed = self.server.feed
+        try:
+            stream, first = feed.open(request.headers.get("Last-Event-ID")
+                                      or request.query.get("last"))
+        except TooManyStreams as exc:
+            fail("busy", str(exc))
+        try:
+            response = await self._open_stream(request)
+            await response.write(b"".join(first))
+            while True:
+                try:
+                    message: bytes | None = await asyncio.wait_for(stream.queue.get(), 1.0)
+                except TimeoutError:
+                    message = None
+                why = self._still_allowed(request, "WatchLive")
+                if why is not None or stream.overflowed:
+                    await response.write(sse("end", {"why": why or "fell behind: reconnect"}))
+                    break
+                if message is not None:
+                    await response.write(message)
+        except ConnectionError:
+            pass
+        finally:
+            feed.close(stream)
+        return response
+
+    # ---- what the streams carry -----------------------------------------------------------------
+
+    def delta(self, pairs: list[Pair]) -> JSON | None:
+        """One delta for a batch of applied commands: the records they changed, rendered
+        once from the current state (a deleted record is null), and which other views
+        (incidents, rules, policy, tokens) to reload."""
+        state = self.raft.state
+        keys: set[tuple[str, str]] = set()
+        for cmd, result in pairs:
+            keys |= touched(cmd, result, state)
+        if not keys:
+            return None
+        out: JSON = {"revision": state.revision}
+        vm_names = sorted(name for kind, name in keys if kind == "vm")
+        if len(vm_names) > MAX_DELTA_VMS:
+            out["vms_changed"] = len(vm_names)
+        elif vm_names:
+            out["vms"] = {n: dicts.vm_dict(vm_message(state.vms[n], state))
+                          if n in state.vms else None for n in vm_names}
+        host_names = sorted(name for kind, name in keys if kind == "host")
+        if host_names:
+            table = HostTable.build(state.hosts.values(), state.vms.values())
+            out["hosts"] = {n: dicts.host_dict(host_message(state.hosts[n], state, table,
+                                                            self.live))
+                            if n in state.hosts else None for n in host_names}
+        if STATUS in keys:
+            out["summary"] = self._summary()
+        out["views"] = sorted({kind for kind, _ in keys} - {"vm", "host", "status"})
+        return out
+
+    async def _deltas(self) -> None:
+        await self.server.feed.run(self.delta, self.server.pool)
+
+    async def _events(self) -> None:
+        """The event feed rides the live stream too (one stream per tab, not two)."""
+        while True:
+            sub = self.events.subscribe(0)
+            try:
+                while not sub.overflowed:
+                    event = await sub.next(timeout=5.0)
+                    if event is not None and self.server.feed.streams:
+                        self.server.feed.publish("event", asdict(event))
+            finally:
+                sub.close()
+
+    async def _live_figures(self) -> None:
+        """Every LIVE_EVERY seconds, while anyone watches: the leader's live figures per
+        host and the Raft status (what changes without a commit), not kept for resuming."""
+        while True:
+            await asyncio.sleep(LIVE_EVERY)
+            if not self.server.feed.streams:
+                continue
+            try:
+                figures = await self.server.in_pool(self._figures)
+            except ApiError:
+                continue
+            self.server.feed.publish("live", figures, keep=False)
+
+    def _figures(self) -> JSON:
+        self.live = self.service.live()
+        status = self.service.GetStatus(pb.GetStatusRequest(), Caller("member", "", None, ""))
+        return {"at": time.time(), "status": {
+            k: v for k, v in dicts.status_dict(status).items() if k != "members"},
+            "members": [{"name": m.name, "leader": m.leader, "connected": m.connected}
+                        for m in status.members],
+            "hosts": {h: dicts.live_dict(b) for h, b in sorted(self.live.items())}}
