@@ -27,7 +27,7 @@ from ..eventlog import EventLog
 from ..eventlog import TooManyStreams as TooManyEventStreams
 from ..messages import host_message, vm_message
 from ..raft import RaftNode
-from ..service import ClusterService
+from ..service import SESSION_OWNERS, ClusterService
 from ..v1 import cluster_pb2 as pb
 from .feed import Pair, TooManyStreams, sse
 from .server import WebServer
@@ -143,7 +143,11 @@ class Routes:
 
         def who(caller: Caller) -> JSON:
             record = self.raft.state.tokens.get(caller.name)
+            owner = record.owner if record else ""
             return {**dicts.identity_dict(self.service.WhoAmI(pb.WhoAmIRequest(), caller)),
+                    # who logged in: the token a session was opened with, or the user
+                    "user": owner.partition(":")[2] if owner.startswith(SESSION_OWNERS)
+                    else caller.name,
                     "expires_at": record.expires_at or None if record else None,
                     "csrf": csrf_token(token) if via_cookie and token else None,
                     "member": self.server.config.name}

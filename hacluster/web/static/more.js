@@ -1,0 +1,199 @@
+// The cluster's other pages: incidents (drawn as timelines), operations under way, the
+// event feed, rules, balancing, policy and tokens.
+
+import { act, api, can, mergeEvents, recentEvents, S } from "./core.js";
+import {
+  badge, bar, card, confirmDialog, debounce, fill, fmt, formDialog, h, link, table, toast,
+} from "./dom.js";
+import { timeline } from "./timeline.js";
+
+const enc = encodeURIComponent;
+
+// A page that shows one loaded value and reloads it when the stream says its view changed.
+function simple(title, load, draw, views) {
+  return () => {
+    let root, data;
+    const reload = debounce(async () => { data = await load(); paint(); }, 400);
+    const paint = () => fill(root, h("h2", {}, title), draw(data, reload));
+    return {
+      async render(main) { root = main; data = await load(); paint(); },
+      delta(d) {
+        if (views === "*" || (d.views || []).some((v) => views.includes(v))) reload();
+      },
+      reset() { reload(); },
+    };
+  };
+}
+
+// ---- incidents ------------------------------------------------------------------------------
+
+const incidents = simple("Incidents", () => api("GET", "/incidents"), (list) => list.length
+  ? table(["#", "Host", "Open", "Declared down", "Fenced by", "To fenced", "To all running", "VMs"],
+    list.map((i) => h("tr", { "data-incident": i.id },
+      h("td", {}, link(`#/incidents/${i.id}`, `#${i.id}`)), h("td", {}, i.host),
+      h("td", {}, i.open ? badge("open", "bad") : "closed"), h("td", {}, fmt.datetime(i.declared_at)),
+      h("td", {}, i.fenced_by || "–"), h("td", { class: "num" }, fmt.secs(i.seconds_to_fenced)),
+      h("td", { class: "num" }, fmt.secs(i.seconds_to_all_running)),
+      h("td", { class: "num" }, i.vms.length))), { "data-testid": "incidents" })
+  : h("p", { class: "muted" }, "No incidents: no host has been lost."), ["incidents"]);
+
+function incidentPage(id) {
+  let root, incident;
+  const load = async () => { incident = await api("GET", `/incidents/${enc(id)}`); };
+  const reload = debounce(async () => { await load(); draw(); }, 300);
+  const tick = setInterval(() => { if (incident?.open) draw(); }, 1000);
+
+  function draw() {
+    const i = incident;
+    fill(root,
+      h("h2", {}, `Incident #${i.id}: ${i.host} `, i.open ? badge("open", "bad") : badge("closed", "ok")),
+      h("div", { class: "cards" },
+        card("Last heard", fmt.time(i.last_heard)),
+        card("Declared down", fmt.time(i.declared_at), fmt.secs(i.seconds_to_declared)),
+        card("Fenced", i.fenced_at ? fmt.time(i.fenced_at) : "not yet",
+          i.fenced_at ? `${fmt.secs(i.seconds_to_fenced)}, by ${i.fenced_by}` : ""),
+        card("All VMs running", fmt.secs(i.seconds_to_all_running),
+          `${i.vms.filter((v) => v.running_at).length} of ${i.vms.length}`)),
+      h("section", { class: "panel" }, h("h3", {}, "Timeline (seconds since the last heartbeat)"),
+        timeline(i, Date.now() / 1000)),
+      table(["VM", "Placed on", "Placed", "Running", "Seconds to running"], i.vms.map((v) =>
+        h("tr", { "data-vm": v.name }, h("td", {}, link(`#/vms/${enc(v.name)}`, v.name)),
+          h("td", {}, v.host || "–"), h("td", {}, fmt.time(v.placed_at)),
+          h("td", {}, fmt.time(v.running_at)), h("td", { class: "num" }, fmt.secs(v.seconds_to_running))))));
+  }
+  return {
+    async render(main) { root = main; await load(); draw(); },
+    delta(d) { if ((d.views || []).includes("incidents")) reload(); },
+    reset() { reload(); },
+    leave() { clearInterval(tick); },
+  };
+}
+
+// ---- operations -----------------------------------------------------------------------------
+
+const operations = simple("Operations under way", () => api("GET", "/operations"), (data) => {
+  const ops = data.operations;
+  if (!ops.length) return h("p", { class: "muted", "data-testid": "operations" }, "Nothing under way.");
+  return table(["Kind", "What", "State", "Progress"], ops.map((o) => {
+    let what, progress = "";
+    if (o.kind === "migration") {
+      what = [link(`#/vms/${enc(o.vm)}`, o.vm), ` ${o.source || "?"} → ${o.target || "best host"}`];
+      progress = o.error || "";
+    } else if (o.kind === "evacuation") {
+      what = [link(`#/hosts/${enc(o.host)}`, o.host), " entering maintenance"];
+      progress = `${o.remaining} VM(s) still to move`;
+    } else {
+      what = [link(`#/incidents/${o.incident}`, `incident #${o.incident}`), ` on ${o.host}`];
+      progress = bar(o.vms_running, o.vms_total || 1, `${o.vms_running} / ${o.vms_total} VMs running`);
+    }
+    return h("tr", {}, h("td", {}, o.kind), h("td", {}, what), h("td", {}, badge(o.state)), h("td", {}, progress));
+  }), { "data-testid": "operations" });
+}, "*");
+
+// ---- events ---------------------------------------------------------------------------------
+
+function eventsPage() {
+  let root, events = [], filter = "";
+  const list = h("ul", { class: "events", "data-testid": "events" });
+  const draw = () => fill(list, events.filter((e) => !filter || `${e.kind} ${e.message}`.includes(filter))
+    .slice(0, 500).map((e) => h("li", {}, h("time", {}, fmt.datetime(e.ts)), " ",
+      h("span", { class: "kind" }, e.kind), " ", e.message)));
+  return {
+    async render(main) {
+      root = main;
+      events = mergeEvents(await recentEvents(500));
+      const search = h("input", { type: "search", placeholder: "filter", oninput: () => { filter = search.value; draw(); } });
+      fill(root, h("h2", {}, "Events"), h("p", { class: "muted" },
+        "This member's feed of what the cluster did and who asked (newest first), as it happens."),
+      h("div", { class: "toolbar" }, search), list);
+      draw();
+    },
+    event(e) { events.unshift(e); draw(); },
+  };
+}
+
+// ---- rules, balancing, policy, tokens ---------------------------------------------------------
+
+const rules = simple("Rules", () => api("GET", "/rules"), (list) => [
+  can("admin") ? h("div", { class: "actions" }, h("button", { class: "primary", onclick: async () => {
+    const v = await formDialog("Create a rule", [
+      { name: "name", label: "Name", required: true },
+      { name: "kind", label: "Kind", type: "select", options: ["affinity", "anti-affinity", "host"] },
+      { name: "strength", label: "Strength", type: "select", options: ["must", "should"] },
+      { name: "vms", label: "VMs (comma-separated)", required: true },
+      { name: "hosts", label: "Hosts (host rules)" }], "Create");
+    if (v) {
+      const split = (s) => s.split(",").map((x) => x.trim()).filter(Boolean);
+      await act(`create rule ${v.name}`, "POST", "/rules", { ...v, vms: split(v.vms), hosts: split(v.hosts) });
+    }
+  } }, "Create rule")) : null,
+  list.length ? table(["Name", "Kind", "Strength", "VMs", "Hosts", ""], list.map((r) => h("tr", {},
+    h("td", {}, r.name), h("td", {}, r.kind), h("td", {}, r.strength), h("td", {}, r.vms.join(", ")),
+    h("td", {}, r.hosts.join(", ") || "–"),
+    h("td", {}, can("admin") ? h("button", { class: "danger small", onclick: async () => {
+      if (await confirmDialog(`Delete rule ${r.name}?`, "", "Delete", true)) await act(`delete rule ${r.name}`, "DELETE", `/rules/${enc(r.name)}`);
+    } }, "Delete") : null))), { "data-testid": "rules" })
+    : h("p", { class: "muted" }, "No rules.")], ["rules"]);
+
+function balancePage() {
+  let root, plan;
+  const load = async () => { plan = await api("GET", "/balance"); };
+  const draw = () => fill(root, h("h2", {}, "Balancing"),
+    h("p", {}, `Load imbalance (standard deviation): ${plan.imbalance} now, ${plan.imbalance_after} after these moves.`),
+    h("div", { class: "actions" },
+      h("button", { class: "secondary", onclick: async () => { await load(); draw(); } }, "Plan again"),
+      can("operator") ? h("button", { class: "primary", disabled: !plan.moves.length, onclick: async () => {
+        if (await act("balance", "POST", "/balance")) location.hash = "#/operations";
+      } }, "Apply these moves") : null),
+    plan.moves.length ? table(["VM", "From", "To", "Gain"], plan.moves.map((m) => h("tr", {},
+      h("td", {}, link(`#/vms/${enc(m.vm)}`, m.vm)), h("td", {}, m.source), h("td", {}, m.target),
+      h("td", { class: "num" }, m.gain))), { "data-testid": "balance" })
+      : h("p", { class: "muted" }, "Balanced: no move would help."));
+  return { async render(main) { root = main; await load(); draw(); } };
+}
+
+const policy = simple("Policy", () => api("GET", "/policy"), (p, reload) => {
+  const inputs = {};
+  const rows = Object.entries(p).filter(([k]) => k !== "version").map(([k, v]) => {
+    inputs[k] = h("input", { type: "number", step: "any", value: v, disabled: !can("admin"), name: k });
+    return h("tr", {}, h("td", {}, k), h("td", {}, inputs[k]));
+  });
+  const save = async () => {
+    const changes = {};
+    for (const [k, input] of Object.entries(inputs)) {
+      if (Number(input.value) !== p[k]) changes[k] = Number(input.value);
+    }
+    if (!Object.keys(changes).length) { toast("nothing changed"); return; }
+    if (await act("policy", "PATCH", "/policy", { changes, expect_version: p.version })) reload();
+  };
+  return [h("p", { class: "muted" }, `Replicated placement and failover policy, version ${p.version}.`),
+    table(["Setting", "Value"], rows, { "data-testid": "policy" }),
+    can("admin") ? h("button", { class: "primary", onclick: save }, "Save changes") : null];
+}, ["policy"]);
+
+const tokens = simple("Tokens", () => api("GET", "/tokens"), (list) => [
+  h("div", { class: "actions" }, h("button", { class: "primary", onclick: async () => {
+    const v = await formDialog("Create a token", [
+      { name: "name", label: "Name", required: true },
+      { name: "role", label: "Role", type: "select", options: ["viewer", "operator", "admin"] },
+      { name: "ttl_seconds", label: "Expires after (seconds; 0 = never)", type: "number", value: 0 }], "Create");
+    if (!v) return;
+    const created = await act(`create token ${v.name}`, "POST", "/tokens", v);
+    if (created) {
+      await confirmDialog("Token created", h("div", {}, h("p", {}, "Copy it now: it is not shown again."),
+        h("code", { class: "secret" }, created.token)), "Done");
+    }
+  } }, "Create token")),
+  table(["Name", "Role", "Owner", "Created", "Expires", ""], list.map((t) => h("tr", {},
+    h("td", {}, t.name), h("td", {}, t.role), h("td", {}, t.owner), h("td", {}, fmt.datetime(t.created_at)),
+    h("td", {}, t.expires_at ? fmt.datetime(t.expires_at) : "never"),
+    h("td", {}, t.name === S.me.name ? "(this session)" : h("button", { class: "danger small", onclick: async () => {
+      if (await confirmDialog(`Revoke token ${t.name}?`, "Whoever uses it is refused from now on, its web sessions included.", "Revoke", true)) {
+        await act(`revoke ${t.name}`, "DELETE", `/tokens/${enc(t.name)}`);
+      }
+    } }, "Revoke")))), { "data-testid": "tokens" })], ["tokens"]);
+
+export const MORE = {
+  incidents, "incidents/item": incidentPage, operations, events: eventsPage, rules,
+  balance: balancePage, policy, tokens,
+};
