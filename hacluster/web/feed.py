@@ -15,6 +15,7 @@ import asyncio
 import json
 import secrets
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -26,6 +27,8 @@ from ..core.state import Result
 Pair = tuple[Command, Result]
 COALESCE = 0.03  # seconds a delta waits for more commits to share it
 MAX_PENDING = 20_000  # noted pairs kept before a delta; past it, streams are told to reset
+RESUME_GRACE = 120.0  # seconds after the last stream closed during which deltas are still
+# built and kept, so a tab back from a network blip resumes instead of reloading
 
 
 def sse(event: str, data: Any, event_id: str | None = None) -> bytes:
@@ -67,6 +70,7 @@ class ChangeFeed:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._woken = False
+        self._watched = float("-inf")  # when a stream was last open
 
     # ---- the Raft thread ------------------------------------------------------------------------
 
@@ -100,7 +104,12 @@ class ChangeFeed:
             with self._lock:
                 pairs, self._pending = self._pending, []
                 overrun, self._overrun, self._woken = self._overrun, False, False
-            if not self.streams:
+            if self.streams:
+                self._watched = time.monotonic()
+            elif time.monotonic() - self._watched > RESUME_GRACE:
+                # nobody watched for a while: build nothing, and no old id resumes any more
+                self.ring.clear()
+                self.seq += 1
                 continue
             if overrun:
                 self.publish("reset", {"why": "too many changes at once"})

@@ -67,6 +67,7 @@ class WebServer:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._runner: web.AppRunner | None = None
+        self.app: web.Application | None = None
         self._tasks: list[asyncio.Task[None]] = []
         # loops that run while it serves (the live stream's)
         self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
@@ -99,7 +100,7 @@ class WebServer:
         return context
 
     async def _serve(self) -> None:
-        app = web.Application(middlewares=[self._errors], client_max_size=MAX_BODY)
+        self.app = app = web.Application(middlewares=[self._errors], client_max_size=MAX_BODY)
         app.on_response_prepare.append(self._headers)
         app.add_routes(self._routes(self))
         runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -40,13 +40,13 @@ def secure(daemon: Daemon, pki: Path, token: str | None = None) -> grpc.Channel:
 def one_member(tmp_path: Path, host_uri: str, pki: Path, **extra: Any
                ) -> Iterator[tuple[Daemon, Client]]:
     """A one-member cluster in this process, over real TLS; the client is its admin."""
-    raft_port, api_port, _, peer_port = free_ports(4)
+    raft_port, api_port, web_port, peer_port = free_ports(4)
     config = cfg.parse({
         "name": "solo", "data_dir": str(tmp_path / "data"), "libvirt_uri": host_uri,
         "storage_dir": str(tmp_path), "tls": tls_section(pki, "solo"),
         "cluster": {"secret": SECRET, "members": [
             {"name": "solo", "raft": f"127.0.0.1:{raft_port}", "api": f"127.0.0.1:{api_port}",
-             "peer": f"127.0.0.1:{peer_port}"}]}, **extra,
+             "peer": f"127.0.0.1:{peer_port}", "web": f"127.0.0.1:{web_port}"}]}, **extra,
     })
     daemon = Daemon(config)
     thread = threading.Thread(target=daemon.run, daemon=True)

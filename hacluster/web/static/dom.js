@@ -1,4 +1,4 @@
-// Small DOM and formatting helpers. Text always goes in as text (never innerHTML), and no
+// Small DOM and formatting helpers. Text always goes in as text nodes (no markup strings), and no
 // style attribute is ever set (the Content-Security-Policy forbids them): widths go through
 // element.style, which it allows.
 
