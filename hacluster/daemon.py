@@ -75,8 +75,13 @@ class Daemon:
                                                             service.monitor),
                              self.events, auth)
         self.sampler = Sampler(service.monitor, self.hypervisor, self._test_host_memory)
+        self.leader_changes = 0  # seen by this member (for /metrics)
         self.web = WebServer(config, auth, self.feed, lambda server: Routes(
-            server, service, self.raft, self.events).table())
+            server, service, self.raft, self.events, self._local_counts).table())
+
+    def _local_counts(self) -> dict[str, float]:
+        return {"leader_changes": self.leader_changes, "web_streams": len(self.feed.streams),
+                "event_streams": self.events.streams}
 
     def _test_host_memory(self, domains: dict[str, DomainStats]) -> tuple[float, float] | None:
         """A test-driver host is not this machine: its memory in use is its domains'."""
@@ -112,7 +117,12 @@ class Daemon:
                  self.config.name, self.config.me.raft, self.config.me.api,
                  self.config.me.web, self.config.libvirt_uri)
         ready = False
+        leader = self.raft.leader_addr()
         while not self.stop_event.is_set():
+            now_leader = self.raft.leader_addr()
+            if now_leader != leader and now_leader is not None:
+                self.leader_changes += 1
+            leader = now_leader or leader
             if self.raft.halted:
                 log.critical("%s", self.raft.halted)
                 sd_notify(f"STATUS={self.raft.halted}")

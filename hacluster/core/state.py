@@ -55,6 +55,7 @@ RECENT_IDS = 10_000
 """How many command ids are remembered so that a retried command applies once."""
 
 SNAPSHOT_FORMAT = 2
+FAILOVER_BUCKETS = (1, 2, 3, 4, 5, 7.5, 10, 15, 20, 30, 60, 120, 300)  # seconds
 MAX_INCIDENTS = 100  # the newest are kept
 # Commands after which a VM that fitted nowhere may fit somewhere: capacity freed, hosts or
 # rules or policy changed. The rest (a VM created or placed, an observation) cannot make room.
@@ -115,7 +116,7 @@ class ClusterState:
         c.Batch: "_batch",
     }
     _CONTAINERS = ("hosts", "vms", "rules", "recent", "incidents", "uuids", "tokens",
-                   "token_hashes", "directory_roles")
+                   "token_hashes", "directory_roles", "counters")
 
     def __init__(self) -> None:
         self.hosts: dict[str, Host] = {}
@@ -134,6 +135,9 @@ class ClusterState:
         self.token_hashes: dict[str, str] = {}  # sha256 -> token name
         self.bootstrapped = False  # the bootstrap admin token was added (never again)
         self.directory_roles: dict[str, Role] = {}  # directory group -> role at login
+        # totals since the cluster began, the same on every member (metrics: fencing by
+        # method, migrations by outcome, failovers and their durations): COUNTERS
+        self.counters: dict[str, float] = {}
         # copy-on-write bookkeeping: what this object may change in place
         self._owned: set[str] = set(self._CONTAINERS)
         self._owned_records: set[tuple[str, str]] = set()
@@ -321,6 +325,7 @@ class ClusterState:
                            "can be fenced")
         incident = self._edit_incident(self._open_incident(name, 0.0, ts))
         incident.fenced_at, incident.fenced_by = ts, by
+        self._count(f"fencing:{by}")
         for vm_name in sorted(self.vms):
             old = self.vms[vm_name]
             if old.migrating_to == name:
@@ -354,6 +359,18 @@ class ClusterState:
         self._owned_records.add(("incidents", str(incident.id)))
         del incidents[:-MAX_INCIDENTS]
         return incident
+
+    def _count(self, key: str, by: float = 1) -> None:
+        counters: dict[str, float] = self._w("counters")
+        counters[key] = counters.get(key, 0) + by
+
+    def _count_failover(self, seconds: float) -> None:
+        """A host's HA VMs all run again: count it, and how long it took (a histogram)."""
+        self._count("failovers")
+        self._count("failover_seconds_sum", round(max(seconds, 0.0), 3))
+        for le in FAILOVER_BUCKETS:
+            if seconds <= le:
+                self._count(f"failover_seconds_le:{le:g}")
 
     def _recovery_of(self, vm: str) -> Iterator[Incident]:
         """The incident (if any) recovering this VM, to be filled in."""
@@ -548,7 +565,11 @@ class ClusterState:
                     vm.running_since = cmd.ts
                     for incident in self._recovery_of(vm.name):
                         if incident.vms[vm.name]["host"] == cmd.host:
-                            self._edit_incident(incident).vms[vm.name]["running_at"] = cmd.ts
+                            edited = self._edit_incident(incident)
+                            edited.vms[vm.name]["running_at"] = cmd.ts
+                            if all(v.get("running_at") for v in edited.vms.values()):
+                                self._count_failover(cmd.ts - (edited.last_heard
+                                                               or edited.declared_at))
         return Result(ok=True, message=f"{changed} changed", version=self.revision)
 
     def _vm_failed(self, cmd: c.VmFailed) -> Result:
@@ -586,6 +607,7 @@ class ClusterState:
                             f"{'; '.join(vm.failures[-3:])}); start or stop it to retry")
             outcome = "error"
         vm.version = self._bump()
+        self._count(f"vm_failures:{outcome.split()[0]}")
         return Result(ok=True, message=outcome, version=vm.version)
 
     # ---- rules, maintenance, migration ----------------------------------------------------------
@@ -674,6 +696,7 @@ class ClusterState:
                            f"{cmd.to}")
         vm = self._edit_vm(cmd.name)
         vm.migrating_to = None
+        self._count(f"migrations:{cmd.mode if cmd.ok else 'failed'}")
         if cmd.ok:
             vm.left = {h: t for h, t in vm.left.items() if cmd.ts - t < 86400}
             vm.left[cmd.source] = cmd.ts
@@ -780,6 +803,7 @@ class ClusterState:
             "tokens": [t.to_dict() for t in self.tokens.values()],
             "bootstrapped": self.bootstrapped,
             "directory_roles": {g: r.value for g, r in self.directory_roles.items()},
+            "counters": dict(sorted(self.counters.items())),
         }
 
     @classmethod
@@ -803,6 +827,7 @@ class ClusterState:
         state.token_hashes = {t.sha256: t.name for t in state.tokens.values()}
         state.bootstrapped = bool(data.get("bootstrapped", False))
         state.directory_roles = {g: Role(r) for g, r in data.get("directory_roles", {}).items()}
+        state.counters = dict(data.get("counters", {}))
         return state
 
     def __eq__(self, other: object) -> bool:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import client as dicts
 from ..auth import Caller
@@ -30,6 +31,7 @@ from ..raft import RaftNode
 from ..service import SESSION_OWNERS, ClusterService
 from ..v1 import cluster_pb2 as pb
 from .feed import Pair, TooManyStreams, sse
+from .metrics import ClusterCollector, registry
 from .server import WebServer
 from .session import COOKIE, clear_cookie, credentials, csrf_token, set_cookie
 from .views import VmQuery, int_arg, operations, query_vms, summary
@@ -79,8 +81,9 @@ def flag(request: web.Request, key: str) -> bool:
 
 class Routes:
     def __init__(self, server: WebServer, service: ClusterService, raft: RaftNode,
-                 events: EventLog) -> None:
+                 events: EventLog, local: Callable[[], dict[str, float]]) -> None:
         self.server = server
+        self.metrics = registry(ClusterCollector(raft, service.live, local))
         self.service = service
         self.raft = raft
         self.events = events
@@ -92,6 +95,7 @@ class Routes:
         api = "/api/v1"
         return [
             web.get("/", self.index), web.static("/static", STATIC, follow_symlinks=False),
+            web.get("/metrics", self.prometheus),
             web.get(f"{api}/session", self.session), web.post(f"{api}/session", self.login),
             web.delete(f"{api}/session", self.logout),
             web.get(f"{api}/status", self.status), web.get(f"{api}/summary", self.summary),
@@ -135,6 +139,13 @@ class Routes:
     async def index(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC / "index.html",
                                 headers={"Cache-Control": "no-cache"})
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        """Prometheus' scrape: a viewer token (Authorization: Bearer, as Prometheus'
+        `authorization` setting sends it)."""
+        text = await self.server.call(request, "Metrics", lambda c: generate_latest(
+            self.metrics))
+        return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     # ---- sessions ---------------------------------------------------------------------------
 

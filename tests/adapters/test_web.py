@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -71,6 +73,7 @@ ENDPOINTS: list[tuple[str, str, str, Any, str]] = [
     ("DELETE", "/api/v1/tokens/{name}", "/api/v1/tokens/ghost", None, "RevokeToken"),
     ("GET", "/api/v1/events", "/api/v1/events?follow=false", None, "WatchEvents"),
     ("GET", "/api/v1/live", "/api/v1/live", None, "WatchLive"),
+    ("GET", "/metrics", "/metrics", None, "Metrics"),
 ]
 PUBLIC_ROUTES = {("GET", "/"), ("POST", "/api/v1/session")}  # the page; logging in
 
@@ -337,3 +340,30 @@ def test_pages_headers_and_vendored_files(web: tuple[Daemon, Web, Client]) -> No
         text = script.read_text()
         assert "innerHTML" not in text and "eval(" not in text, script.name
         assert not re.search(r"setAttribute\(\s*[\"']style", text), script.name
+
+
+def test_metrics_pass_promtool_and_say_what_the_replica_says(
+        web: tuple[Daemon, Web, Client]) -> None:
+    daemon, http, client = web
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: scripts/setup installs Debian's prometheus package"
+    viewer = client.create_token("prometheus", "viewer")["token"]
+    reply = http.get("/metrics", token=viewer)
+    assert reply.status == 200 and reply.headers["Content-Type"].startswith("text/plain")
+    check = subprocess.run([promtool, "check", "metrics"], input=reply.body,
+                           capture_output=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    text = reply.body.decode()
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines()
+                   if line and not line.startswith("#"))
+    assert samples["hacluster_raft_is_leader"] == "1.0"
+    assert samples["hacluster_raft_has_leader"] == "1.0"
+    assert 0 < float(samples["hacluster_raft_commit_index"]) <= daemon.raft.status()["commit_idx"]
+    assert samples['hacluster_host_state{host="solo",state="up"}'] == "1.0"
+    assert samples['hacluster_host_state{host="solo",state="down"}'] == "0.0"
+    assert samples['hacluster_vm_state{host="solo",state="running",vm="keep"}'] == "1.0"
+    assert samples['hacluster_vms{status="running"}'] == "1.0"
+    assert float(samples['hacluster_host_memory_allocated_bytes{host="solo"}']) == 64 * 2**20
+    assert "hacluster_failover_duration_seconds_bucket" in text
+    assert "process_resident_memory_bytes" in text
+    assert http.get("/metrics", token="").status == 401
