@@ -40,14 +40,14 @@ REQUIRED: dict[str, Role | Need] = {
     "GetStatus": VIEWER, "ListHosts": VIEWER, "GetHost": VIEWER, "GetVm": VIEWER,
     "ListVms": VIEWER, "ListIncidents": VIEWER, "GetIncident": VIEWER, "WatchEvents": VIEWER,
     "GetPolicy": VIEWER, "ExplainVm": VIEWER, "ListRules": VIEWER, "BalancePlan": VIEWER,
-    "WhoAmI": VIEWER, "WhatIf": VIEWER,
+    "WhoAmI": VIEWER, "WhatIf": VIEWER, "ListAlarms": VIEWER,
     # the web console's own reads, its live stream, sessions, metrics
     "GetSummary": VIEWER, "ListOperations": VIEWER, "WatchLive": VIEWER, "GetHistory": VIEWER,
     "Metrics": VIEWER, "OpenSession": VIEWER, "CloseSession": VIEWER,
     # running VMs and hosts
     "CreateVm": OPERATOR, "StartVm": OPERATOR, "StopVm": OPERATOR, "DeleteVm": OPERATOR,
     "SetVmState": OPERATOR, "MigrateVm": OPERATOR, "SetMaintenance": OPERATOR,
-    "BalanceRun": OPERATOR,
+    "BalanceRun": OPERATOR, "AckAlarm": OPERATOR,
     # the cluster's own settings, fencing and credentials
     "SetPolicy": ADMIN, "CreateRule": ADMIN, "DeleteRule": ADMIN, "ConfirmFenced": ADMIN,
     "CreateToken": ADMIN, "ListTokens": ADMIN, "RevokeToken": ADMIN,

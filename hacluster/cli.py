@@ -41,6 +41,7 @@ COLUMNS = {
     "verdict": ["host", "eligible", "score", "reason"],
     "move": ["vm", "source", "target", "gain"],
     "what-if": ["name", "target", "reason"],
+    "alarm": ["key", "severity", "active", "acked_by", "message"],
 }
 
 
@@ -528,6 +529,32 @@ def incident_show(ctx: Ctx, incident_id: int) -> None:
     with errors():
         record = ctx.client().incident(incident_id)
     ctx.emit(record, render_incident)
+
+
+@main.group()
+def alarm() -> None:
+    """Conditions that need an operator: hosts down, VMs in error, hosts over their CPU or
+    memory thresholds (policy alarm_*), members falling behind, too little room to survive
+    a host failure, and each member's own (quorum lost, disk full)."""
+
+
+@alarm.command("list")
+@click.option("--all", "all_", is_flag=True, help="Cleared alarms too (the newest kept).")
+@pass_ctx
+def alarm_list(ctx: Ctx, all_: bool) -> None:
+    with errors():
+        rows = ctx.client().alarms(all_)
+    ctx.emit(rows, lambda r: table(r, COLUMNS["alarm"]) if r else "no alarms")
+
+
+@alarm.command("ack")
+@click.argument("key")
+@pass_ctx
+def alarm_ack(ctx: Ctx, key: str) -> None:
+    """Acknowledge alarm KEY (it stays listed until its condition clears)."""
+    with errors():
+        record = ctx.client().ack_alarm(key)
+    ctx.emit(record, details)
 
 
 @main.command("events")

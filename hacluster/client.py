@@ -86,6 +86,13 @@ def history_dict(h: pb.HistoryReply) -> dict[str, Any]:
                        for s in h.series}}
 
 
+def alarm_dict(a: pb.Alarm) -> dict[str, Any]:
+    return {"key": a.key, "kind": a.kind, "severity": a.severity, "subject": a.subject,
+            "message": a.message, "active": not a.cleared_at, "raised_at": _t(a.raised_at),
+            "cleared_at": _t(a.cleared_at), "acked_by": a.acked_by or None,
+            "acked_at": _t(a.acked_at), "local": a.local}
+
+
 def rule_dict(r: pb.Rule) -> dict[str, Any]:
     return {"name": r.name, "kind": r.kind, "strength": r.strength, "vms": list(r.vms),
             "hosts": list(r.hosts)}
@@ -303,6 +310,13 @@ class Client:
     def what_if(self, host: str, maintenance: bool = False) -> dict[str, Any]:
         r = self._call(lambda s: s.WhatIf, pb.WhatIfRequest(host=host, maintenance=maintenance))
         return whatif_dict(r)
+
+    def alarms(self, all_: bool = False) -> list[dict[str, Any]]:
+        reply = self._call(lambda s: s.ListAlarms, pb.ListAlarmsRequest(all=all_))
+        return [alarm_dict(a) for a in reply.alarms]
+
+    def ack_alarm(self, key: str) -> dict[str, Any]:
+        return alarm_dict(self._call(lambda s: s.AckAlarm, pb.AckAlarmRequest(key=key)))
 
     def set_maintenance(self, name: str, on: bool) -> dict[str, Any]:
         request = pb.SetMaintenanceRequest(name=name, on=on)

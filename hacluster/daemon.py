@@ -16,6 +16,7 @@ from types import FrameType
 
 from . import config as cfg
 from .agent import Agent
+from .alarming import AlarmEvaluator
 from .api import ApiServer
 from .auth import Authenticator
 from .core.commands import Batch, Command
@@ -75,6 +76,7 @@ class Daemon:
                                                             service.monitor),
                              self.events, auth)
         self.sampler = Sampler(service.monitor, self.hypervisor, self._test_host_memory)
+        self.alarms = AlarmEvaluator(config, self.raft, self.leader)
         self.leader_changes = 0  # seen by this member (for /metrics)
         self.web = WebServer(config, auth, self.feed, lambda server: Routes(
             server, service, self.raft, self.events, self._local_counts).table())
@@ -111,8 +113,8 @@ class Daemon:
         agent_thread = threading.Thread(target=self.agent.run, args=(self.stop_event,),
                                          name="agent", daemon=True)
         agent_thread.start()
-        threading.Thread(target=self.sampler.run, args=(self.stop_event,), name="monitoring",
-                         daemon=True).start()
+        for name, job in (("monitoring", self.sampler.run), ("alarms", self.alarms.run)):
+            threading.Thread(target=job, args=(self.stop_event,), name=name, daemon=True).start()
         log.info("%s started: raft %s, api %s, web https://%s/, libvirt %s",
                  self.config.name, self.config.me.raft, self.config.me.api,
                  self.config.me.web, self.config.libvirt_uri)

@@ -216,7 +216,7 @@ class Hypervisor:
                 try:
                     uuid = dom.UUIDString()
                     state, _reason = dom.state()
-                    memory_kib = dom.info()[1]
+                    memory_kib = dom.info()[2]  # current (ballooned), not its maximum
                     result.append(Domain(uuid=uuid, name=dom.name(),
                                          state=_STATES.get(state, Observed.STOPPED),
                                          managed=self._is_managed(dom, uuid),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from .core.model import POLICY_LIMITS, Host, Incident, Policy, Rule, Vm, vm_status
+from .core.model import POLICY_LIMITS, Alarm, Host, Incident, Policy, Rule, Vm, vm_status
 from .core.placement import HostTable
 from .core.state import ClusterState
 from .history import Window
@@ -103,3 +103,9 @@ def history_message(window: Window | None) -> pb.HistoryReply:
     return pb.HistoryReply(found=True, step=window.step, t=window.t.tolist(), series=[
         pb.HistorySeries(name=name, values=values.tolist())
         for name, values in window.series.items()])
+
+
+def alarm_message(a: Alarm) -> pb.Alarm:
+    return pb.Alarm(key=a.key, kind=a.kind, severity=a.severity.value, subject=a.subject,
+                    message=a.message, raised_at=a.raised_at, cleared_at=a.cleared_at,
+                    acked_by=a.acked_by, acked_at=a.acked_at)

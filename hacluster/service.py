@@ -50,6 +50,7 @@ from .errors import ApiError, fail
 from .history import RANGES, History
 from .leader import LeaderLoop
 from .messages import (
+    alarm_message,
     history_message,
     host_message,
     incident_message,
@@ -325,6 +326,39 @@ class ClusterService:
     def _metrics(self) -> dict[str, HostMetrics]:
         """The live figures placement weighs, as the leader has them."""
         return {h: HostMetrics(cpu_load=max(b.cpu_load, 0.0)) for h, b in self.live().items()}
+
+    def ListAlarms(self, request: pb.ListAlarmsRequest, caller: Caller
+                   ) -> pb.ListAlarmsResponse:
+        """Active alarms first (critical, then by age), this member's own on top."""
+        alarms = [alarm_message(a) for a in self.raft.state.alarms.values()
+                  if request.all or a.active]
+        alarms.sort(key=lambda a: (bool(a.cleared_at), a.severity != "critical", -a.raised_at))
+        return pb.ListAlarmsResponse(alarms=self.local_alarms() + alarms)
+
+    def local_alarms(self) -> list[pb.Alarm]:
+        """What only this member can tell: the cluster cannot commit an alarm without
+        quorum, nor this member store one on a full disk."""
+        me, out = self.config.name, []
+        if not self.raft.has_quorum():
+            out.append(pb.Alarm(key=f"quorum-lost:{me}", kind="quorum-lost", severity="critical",
+                                subject=me, local=True,
+                                message=f"{me} cannot reach a majority of the members: no "
+                                "change can be made through it"))
+        if self.raft.disk_full():
+            out.append(pb.Alarm(key=f"disk-full:{me}", kind="disk-full", severity="critical",
+                                subject=me, local=True,
+                                message=f"{me}'s disk is full: it cannot store the journal"))
+        if self.raft.halted:
+            out.append(pb.Alarm(key=f"halted:{me}", kind="halted", severity="critical",
+                                subject=me, local=True, message=self.raft.halted))
+        return out
+
+    def AckAlarm(self, request: pb.AckAlarmRequest, caller: Caller) -> pb.Alarm:
+        if request.key.partition(":")[0] in ("quorum-lost", "disk-full", "halted"):
+            _fail("invalid", f"{shown(request.key)} is a member's own alarm: it clears when "
+                  "its cause does and cannot be acknowledged")
+        self._commit(c.AckAlarm(id=uuid.uuid4().hex, ts=time.time(), key=request.key), caller)
+        return alarm_message(self.raft.state.alarms[request.key])
 
     def SetMaintenance(self, request: pb.SetMaintenanceRequest, caller: Caller) -> pb.Host:
         self.host_record(request.name)

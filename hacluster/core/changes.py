@@ -47,6 +47,8 @@ def touched(cmd: c.Command, result: Result, state: ClusterState) -> set[Key]:
             keys.add(("tokens", ""))
         case c.SetDirectoryRoles():
             keys.add(("directory", ""))
+        case c.RaiseAlarm() | c.ClearAlarm() | c.AckAlarm():
+            keys.add(("alarms", ""))
     return keys
 
 

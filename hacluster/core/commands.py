@@ -265,6 +265,36 @@ class SetDirectoryRoles(Command):
 
 
 @dataclass(kw_only=True, frozen=True)
+class RaiseAlarm(Command):
+    """The leader saw an alarm's condition hold (raised again with a new message: updated)."""
+
+    TYPE = "alarm.raise"
+    LEADER_ONLY = True
+    key: str  # kind:subject, e.g. host-down:host3
+    kind: str
+    severity: str  # warning | critical
+    subject: str
+    message: str
+
+
+@dataclass(kw_only=True, frozen=True)
+class ClearAlarm(Command):
+    """The condition no longer holds."""
+
+    TYPE = "alarm.clear"
+    LEADER_ONLY = True
+    key: str
+
+
+@dataclass(kw_only=True, frozen=True)
+class AckAlarm(Command):
+    """An operator has seen the alarm (it stays until its condition clears)."""
+
+    TYPE = "alarm.ack"
+    key: str
+
+
+@dataclass(kw_only=True, frozen=True)
 class Batch(Command):
     """Several leader commands in one log entry, applied in order (each may be refused on its
     own): a leader with thousands of placements or pending VMs to record commits them in a
@@ -279,6 +309,9 @@ class Batch(Command):
 COMMAND_TYPES: dict[str, type[Command]] = {
     cls.TYPE: cls
     for cls in (
+        RaiseAlarm,
+        ClearAlarm,
+        AckAlarm,
         RegisterHost,
         SetHostStatus,
         FenceHost,

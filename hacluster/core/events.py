@@ -32,6 +32,12 @@ def _describe(cmd: c.Command, result: Result, state: ClusterState) -> list[str]:
                       and v.host is None and v.wants_to_run]
             return [f"host {cmd.name} fenced ({by}); HA VMs to restart elsewhere: "
                     f"{', '.join(sorted(moving)) or 'none'}"]
+        case c.RaiseAlarm() if result.message != "unchanged":
+            return [f"alarm {cmd.key} ({cmd.severity}): {cmd.message}"]
+        case c.ClearAlarm():
+            return [f"alarm {cmd.key} cleared"]
+        case c.AckAlarm() if result.message != "unchanged":
+            return [f"alarm {cmd.key} acknowledged"]
         case c.CreateVm():
             return [f"VM {cmd.name} created ({cmd.vcpus} vCPUs, {cmd.memory_mib} MiB, "
                     f"{cmd.state})"]

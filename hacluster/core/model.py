@@ -161,6 +161,10 @@ class Policy(Record):
     balance_interval: float = 60.0  # seconds between automatic passes
     balance_threshold: float = 0.05  # load std deviation that starts a pass (stops at half)
     migration_cooldown: float = 600.0  # a VM moves at most this often, never straight back
+    alarm_cpu: float = 0.9  # a host's CPU load above this...
+    alarm_memory: float = 0.9  # ...or its memory in use above this share of it...
+    alarm_for: float = 60.0  # ...for this many seconds raises an alarm
+    alarm_disk_free_gib: float = 1.0  # a host's VM storage with less free raises one
     version: int = 0
 
 
@@ -173,6 +177,8 @@ POLICY_LIMITS: dict[str, tuple[float, float]] = {
     "weight_last_host": (0, 100), "weight_rules": (0, 100), "pack": (0, 1),
     "balance_mode": (0, 2), "balance_interval": (5, 86400), "balance_threshold": (0.001, 1),
     "migration_cooldown": (0, 86400),
+    "alarm_cpu": (0.01, 1), "alarm_memory": (0.01, 1), "alarm_for": (0, 86400),
+    "alarm_disk_free_gib": (0, 1 << 20),
 }
 """Every operator-settable policy field and its allowed range."""
 
@@ -212,6 +218,35 @@ class Role(StrEnum):
     @property
     def rank(self) -> int:
         return list(Role).index(self) + 1
+
+
+class Severity(StrEnum):
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+@dataclass
+class Alarm(Record):
+    """A condition an operator should see (core/alarms.py says which), raised and cleared by
+    the leader, acknowledged by an operator. Cleared ones are kept a while, for the record."""
+
+    key: str  # kind:subject
+    kind: str
+    severity: Severity
+    subject: str  # the host, the VM, or "cluster"
+    message: str
+    raised_at: float
+    cleared_at: float = 0.0
+    acked_by: str = ""
+    acked_at: float = 0.0
+    version: int = 0
+
+    def __post_init__(self) -> None:
+        self.severity = Severity(self.severity)
+
+    @property
+    def active(self) -> bool:
+        return not self.cleared_at
 
 
 def session_owner(token: str) -> str:

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from . import admission
 from . import commands as c
 from .model import (
+    Alarm,
     Host,
     HostStatus,
     Incident,
@@ -30,6 +31,7 @@ from .model import (
     Role,
     Rule,
     RuleKind,
+    Severity,
     Strength,
     Token,
     Vm,
@@ -57,6 +59,7 @@ RECENT_IDS = 10_000
 SNAPSHOT_FORMAT = 2
 FAILOVER_BUCKETS = (1, 2, 3, 4, 5, 7.5, 10, 15, 20, 30, 60, 120, 300)  # seconds
 MAX_INCIDENTS = 100  # the newest are kept
+MAX_CLEARED_ALARMS = 200  # cleared alarms kept for the record, the newest
 # Commands after which a VM that fitted nowhere may fit somewhere: capacity freed, hosts or
 # rules or policy changed. The rest (a VM created or placed, an observation) cannot make room.
 MAY_MAKE_ROOM = (c.RegisterHost, c.SetHostStatus, c.FenceHost, c.ConfirmFenced, c.SetVmState,
@@ -113,10 +116,13 @@ class ClusterState:
         c.CreateToken: "_create_token",
         c.RevokeToken: "_revoke_token",
         c.SetDirectoryRoles: "_set_directory_roles",
+        c.RaiseAlarm: "_raise_alarm",
+        c.ClearAlarm: "_clear_alarm",
+        c.AckAlarm: "_ack_alarm",
         c.Batch: "_batch",
     }
     _CONTAINERS = ("hosts", "vms", "rules", "recent", "incidents", "uuids", "tokens",
-                   "token_hashes", "directory_roles", "counters")
+                   "token_hashes", "directory_roles", "counters", "alarms")
 
     def __init__(self) -> None:
         self.hosts: dict[str, Host] = {}
@@ -138,6 +144,7 @@ class ClusterState:
         # totals since the cluster began, the same on every member (metrics: fencing by
         # method, migrations by outcome, failovers and their durations): COUNTERS
         self.counters: dict[str, float] = {}
+        self.alarms: dict[str, Alarm] = {}  # by key: the active ones, and recently cleared
         # copy-on-write bookkeeping: what this object may change in place
         self._owned: set[str] = set(self._CONTAINERS)
         self._owned_records: set[tuple[str, str]] = set()
@@ -785,6 +792,51 @@ class ClusterState:
         self._owned.add("directory_roles")
         return Result(ok=True, version=self._bump())
 
+    # ---- alarms ----------------------------------------------------------------------------
+
+    def _raise_alarm(self, cmd: c.RaiseAlarm) -> Result:
+        if not (isinstance(cmd.key, str) and 0 < len(cmd.key) <= 300):
+            return _reject("invalid", "an alarm key is 1-300 characters")
+        old = self.alarms.get(cmd.key)
+        if old is not None and old.active and (old.message, old.severity.value) == (
+                cmd.message, cmd.severity):
+            return Result(ok=True, message="unchanged", version=old.version)
+        alarms: dict[str, Alarm] = self._w("alarms")
+        if old is not None and old.active:  # the same condition, worse or better: updated
+            alarm = self._edit("alarms", cmd.key)
+            alarm.message, alarm.severity = text(cmd.message), Severity(cmd.severity)
+        else:
+            alarm = alarms[cmd.key] = Alarm(
+                key=cmd.key, kind=text(cmd.kind, 100), severity=Severity(cmd.severity),
+                subject=text(cmd.subject, 200), message=text(cmd.message), raised_at=cmd.ts)
+            self._owned_records.add(("alarms", cmd.key))
+            alarms[cmd.key] = alarms.pop(cmd.key)  # newest last
+        alarm.version = self._bump()
+        cleared = [k for k, a in alarms.items() if not a.active]
+        for key in cleared[:max(0, len(cleared) - MAX_CLEARED_ALARMS)]:
+            del alarms[key]
+        return Result(ok=True, version=alarm.version)
+
+    def _clear_alarm(self, cmd: c.ClearAlarm) -> Result:
+        old = self.alarms.get(cmd.key)
+        if old is None or not old.active:
+            return _reject("not_found", f"no active alarm {shown(cmd.key)}")
+        alarm = self._edit("alarms", cmd.key)
+        alarm.cleared_at = cmd.ts
+        alarm.version = self._bump()
+        return Result(ok=True, version=alarm.version)
+
+    def _ack_alarm(self, cmd: c.AckAlarm) -> Result:
+        old = self.alarms.get(cmd.key)
+        if old is None or not old.active:
+            return _reject("not_found", f"no active alarm {shown(cmd.key)} (hactl alarm list)")
+        if old.acked_at:
+            return Result(ok=True, message="unchanged", version=old.version)
+        alarm = self._edit("alarms", cmd.key)
+        alarm.acked_by, alarm.acked_at = text(cmd.actor or "?", 200), cmd.ts
+        alarm.version = self._bump()
+        return Result(ok=True, version=alarm.version)
+
     # ---- snapshots (plain data) -----------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
@@ -804,6 +856,7 @@ class ClusterState:
             "bootstrapped": self.bootstrapped,
             "directory_roles": {g: r.value for g, r in self.directory_roles.items()},
             "counters": dict(sorted(self.counters.items())),
+            "alarms": [a.to_dict() for a in self.alarms.values()],
         }
 
     @classmethod
@@ -828,6 +881,7 @@ class ClusterState:
         state.bootstrapped = bool(data.get("bootstrapped", False))
         state.directory_roles = {g: Role(r) for g, r in data.get("directory_roles", {}).items()}
         state.counters = dict(data.get("counters", {}))
+        state.alarms = {a["key"]: Alarm.from_dict(a) for a in data.get("alarms", [])}
         return state
 
     def __eq__(self, other: object) -> bool:

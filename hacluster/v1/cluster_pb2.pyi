@@ -198,6 +198,48 @@ class Explanation(_message.Message):
     hosts: _containers.RepeatedCompositeFieldContainer[HostVerdict]
     def __init__(self, vm: _Optional[str] = ..., choice: _Optional[str] = ..., hosts: _Optional[_Iterable[_Union[HostVerdict, _Mapping]]] = ...) -> None: ...
 
+class ListAlarmsRequest(_message.Message):
+    __slots__ = ("all",)
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    all: bool
+    def __init__(self, all: _Optional[bool] = ...) -> None: ...
+
+class Alarm(_message.Message):
+    __slots__ = ("key", "kind", "severity", "subject", "message", "raised_at", "cleared_at", "acked_by", "acked_at", "local")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RAISED_AT_FIELD_NUMBER: _ClassVar[int]
+    CLEARED_AT_FIELD_NUMBER: _ClassVar[int]
+    ACKED_BY_FIELD_NUMBER: _ClassVar[int]
+    ACKED_AT_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    kind: str
+    severity: str
+    subject: str
+    message: str
+    raised_at: float
+    cleared_at: float
+    acked_by: str
+    acked_at: float
+    local: bool
+    def __init__(self, key: _Optional[str] = ..., kind: _Optional[str] = ..., severity: _Optional[str] = ..., subject: _Optional[str] = ..., message: _Optional[str] = ..., raised_at: _Optional[float] = ..., cleared_at: _Optional[float] = ..., acked_by: _Optional[str] = ..., acked_at: _Optional[float] = ..., local: _Optional[bool] = ...) -> None: ...
+
+class ListAlarmsResponse(_message.Message):
+    __slots__ = ("alarms",)
+    ALARMS_FIELD_NUMBER: _ClassVar[int]
+    alarms: _containers.RepeatedCompositeFieldContainer[Alarm]
+    def __init__(self, alarms: _Optional[_Iterable[_Union[Alarm, _Mapping]]] = ...) -> None: ...
+
+class AckAlarmRequest(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    def __init__(self, key: _Optional[str] = ...) -> None: ...
+
 class WhatIfRequest(_message.Message):
     __slots__ = ("host", "maintenance")
     HOST_FIELD_NUMBER: _ClassVar[int]

@@ -134,6 +134,16 @@ class ClusterStub:
                 request_serializer=hacluster_dot_v1_dot_cluster__pb2.WhatIfRequest.SerializeToString,
                 response_deserializer=hacluster_dot_v1_dot_cluster__pb2.WhatIfReport.FromString,
                 _registered_method=True)
+        self.ListAlarms = channel.unary_unary(
+                '/hacluster.v1.Cluster/ListAlarms',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.ListAlarmsRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.ListAlarmsResponse.FromString,
+                _registered_method=True)
+        self.AckAlarm = channel.unary_unary(
+                '/hacluster.v1.Cluster/AckAlarm',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.AckAlarmRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.Alarm.FromString,
+                _registered_method=True)
         self.CreateRule = channel.unary_unary(
                 '/hacluster.v1.Cluster/CreateRule',
                 request_serializer=hacluster_dot_v1_dot_cluster__pb2.Rule.SerializeToString,
@@ -323,6 +333,20 @@ class ClusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAlarms(self, request, context):
+        """Alarms: raised and cleared by the leader, acknowledged by operators; the answering
+        member adds its own (quorum lost, its disk full), which cannot be committed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AckAlarm(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateRule(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -496,6 +520,16 @@ def add_ClusterServicer_to_server(servicer, server):
                     servicer.WhatIf,
                     request_deserializer=hacluster_dot_v1_dot_cluster__pb2.WhatIfRequest.FromString,
                     response_serializer=hacluster_dot_v1_dot_cluster__pb2.WhatIfReport.SerializeToString,
+            ),
+            'ListAlarms': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlarms,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.ListAlarmsRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.ListAlarmsResponse.SerializeToString,
+            ),
+            'AckAlarm': grpc.unary_unary_rpc_method_handler(
+                    servicer.AckAlarm,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.AckAlarmRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.Alarm.SerializeToString,
             ),
             'CreateRule': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateRule,
@@ -1093,6 +1127,60 @@ class Cluster:
             '/hacluster.v1.Cluster/WhatIf',
             hacluster_dot_v1_dot_cluster__pb2.WhatIfRequest.SerializeToString,
             hacluster_dot_v1_dot_cluster__pb2.WhatIfReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlarms(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/ListAlarms',
+            hacluster_dot_v1_dot_cluster__pb2.ListAlarmsRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.ListAlarmsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AckAlarm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/AckAlarm',
+            hacluster_dot_v1_dot_cluster__pb2.AckAlarmRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.Alarm.FromString,
             options,
             channel_credentials,
             insecure,

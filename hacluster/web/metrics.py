@@ -177,6 +177,16 @@ class ClusterCollector(Collector):
             "hacluster_failover_duration_seconds", "From a lost host's last heartbeat to all "
             "its HA VMs running elsewhere.", buckets=buckets,
             sum_value=totals.get("failover_seconds_sum", 0))
+        alarms = GaugeMetricFamily("hacluster_alarms_active", "Active alarms, by kind and "
+                                   "severity (replicated ones).", labels=["kind", "severity"])
+        active: dict[tuple[str, str], int] = {}
+        for a in state.alarms.values():
+            if a.active:
+                pair = (a.kind, a.severity.value)
+                active[pair] = active.get(pair, 0) + 1
+        for pair, n in sorted(active.items()):
+            alarms.add_metric(list(pair), n)
+        yield alarms
         yield GaugeMetricFamily("hacluster_incidents_open", "Lost hosts whose VMs are not all "
                                 "running again yet.",
                                 value=sum(1 for i in state.incidents if i.open))

@@ -113,6 +113,8 @@ class Routes:
             web.post(f"{api}/vms/{{name}}/stop", self.stop_vm),
             web.post(f"{api}/vms/{{name}}/migrate", self.migrate_vm),
             web.get(f"{api}/vms/{{name}}/explain", self.explain_vm),
+            web.get(f"{api}/alarms", self.alarms),
+            web.post(f"{api}/alarms/{{key}}/ack", self.ack_alarm),
             web.get(f"{api}/incidents", self.incidents),
             web.get(f"{api}/incidents/{{id}}", self.incident),
             web.get(f"{api}/rules", self.rules), web.post(f"{api}/rules", self.create_rule),
@@ -201,7 +203,14 @@ class Routes:
 
     def _summary(self) -> JSON:
         state = self.raft.state
-        return {**summary(state), "failures_tolerated": self._failures_tolerated()}
+        active = [a for a in state.alarms.values() if a.active]
+        local = self.service.local_alarms()
+        return {**summary(state), "failures_tolerated": self._failures_tolerated(),
+                "alarms": {"active": len(active) + len(local),
+                           "unacknowledged": sum(1 for a in active if not a.acked_at)
+                           + len(local),
+                           "critical": sum(1 for a in active if a.severity == "critical")
+                           + len(local)}}
 
     def _failures_tolerated(self) -> int | None:
         """Recomputed when the state changed, at most every 5 s (placement of every HA VM
@@ -323,7 +332,17 @@ class Routes:
         return await self._json(request, "ExplainVm", lambda c: dicts.explain_dict(
             self.service.ExplainVm(req, c)))
 
-    # ---- incidents, rules, balancing, policy, tokens ------------------------------------------
+    # ---- alarms, incidents, rules, balancing, policy, tokens -----------------------------------
+
+    async def alarms(self, request: web.Request) -> web.Response:
+        req = pb.ListAlarmsRequest(all=flag(request, "all") if "all" in request.query else False)
+        return await self._json(request, "ListAlarms", lambda c: [
+            dicts.alarm_dict(a) for a in self.service.ListAlarms(req, c).alarms])
+
+    async def ack_alarm(self, request: web.Request) -> web.Response:
+        req = pb.AckAlarmRequest(key=request.match_info["key"])
+        return await self._json(request, "AckAlarm", lambda c: dicts.alarm_dict(
+            self.service.AckAlarm(req, c)))
 
     async def incidents(self, request: web.Request) -> web.Response:
         return await self._json(request, "ListIncidents", lambda c: [

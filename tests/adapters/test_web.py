@@ -57,6 +57,8 @@ ENDPOINTS: list[tuple[str, str, str, Any, str]] = [
     ("POST", "/api/v1/vms/{name}/migrate", "/api/v1/vms/ghost/migrate", {"to": ""},
      "MigrateVm"),
     ("GET", "/api/v1/vms/{name}/explain", "/api/v1/vms/keep/explain", None, "ExplainVm"),
+    ("GET", "/api/v1/alarms", "/api/v1/alarms?all=true", None, "ListAlarms"),
+    ("POST", "/api/v1/alarms/{key}/ack", "/api/v1/alarms/ghost:x/ack", None, "AckAlarm"),
     ("GET", "/api/v1/incidents", "/api/v1/incidents", None, "ListIncidents"),
     ("GET", "/api/v1/incidents/{id}", "/api/v1/incidents/999", None, "GetIncident"),
     ("GET", "/api/v1/rules", "/api/v1/rules", None, "ListRules"),

@@ -34,6 +34,10 @@ SAMPLES: list[c.Command] = [
                   expires_at=2e9, actor="token:admin", origin="10.0.0.9:5512"),
     c.RevokeToken(id="22", name="ci"),
     c.SetDirectoryRoles(id="23", roles={"cn=ops,ou=groups,dc=example": "operator"}),
+    c.RaiseAlarm(id="24", term=2, key="host-down:h1", kind="host-down", severity="critical",
+                 subject="h1", message="host h1 is down"),
+    c.ClearAlarm(id="25", term=2, key="host-down:h1"),
+    c.AckAlarm(id="26", key="host-down:h1", actor="token:ops"),
     c.Batch(id="20", term=2, commands=(
         c.AssignVm(id="20.1", term=2, name="v", host="h1", expect_version=3),
         c.MarkPending(id="20.2", term=2, name="w", reasons=["h1: memory"]))),

@@ -97,13 +97,16 @@ function drawBadges() {
     S.status && !S.status.quorum ? h("span", { class: "pill bad" }, "no quorum") : null,
     h("span", { class: up < s.hosts ? "pill warn" : "pill" }, `${up}/${s.hosts} hosts up`),
     s.incidents_open ? link("#/incidents", `${s.incidents_open} open incident(s)`,
-      { class: "pill bad", "data-testid": "incident-badge" }) : null);
+      { class: "pill bad", "data-testid": "incident-badge" }) : null,
+    s.alarms && s.alarms.active ? link("#/alarms", `${s.alarms.active} alarm(s)`
+      + (s.alarms.unacknowledged ? `, ${s.alarms.unacknowledged} new` : ""),
+    { class: s.alarms.critical ? "pill bad" : "pill warn", "data-testid": "alarm-badge" }) : null);
 }
 
 // ---- frame, login, routing ----------------------------------------------------------------
 
 const NAV = [["#/", "Dashboard"], ["#/hosts", "Hosts"], ["#/vms", "VMs"],
-  ["#/incidents", "Incidents"], ["#/operations", "Operations"], ["#/events", "Events"],
+  ["#/alarms", "Alarms"], ["#/incidents", "Incidents"], ["#/operations", "Operations"], ["#/events", "Events"],
   ["#/rules", "Rules"], ["#/balance", "Balancing"], ["#/policy", "Policy"],
   ["#/tokens", "Tokens", "admin"]];
 

@@ -69,6 +69,27 @@ function incidentPage(id) {
   };
 }
 
+// ---- alarms ---------------------------------------------------------------------------------
+
+function alarmsPage(_, params) {
+  const all = params.all === "true";
+  return simple("Alarms", () => api("GET", `/alarms${all ? "?all=true" : ""}`), (list) => [
+    h("div", { class: "toolbar" }, link(all ? "#/alarms" : "#/alarms?all=true",
+      all ? "show active ones only" : "show cleared ones too")),
+    list.length ? table(["Severity", "Alarm", "Message", "Raised", "Acknowledged", ""], list.map((a) =>
+      h("tr", { "data-alarm": a.key, class: a.active ? "" : "cleared" },
+        h("td", {}, badge(a.severity, a.severity === "critical" ? "bad" : "warn")),
+        h("td", {}, a.key, a.local ? h("span", { class: "muted" }, " (this member)") : null),
+        h("td", {}, a.message),
+        h("td", {}, a.raised_at ? fmt.datetime(a.raised_at) : "now"),
+        h("td", {}, a.active ? (a.acked_by ? `by ${a.acked_by}` : "no") : `cleared ${fmt.time(a.cleared_at)}`),
+        h("td", {}, a.active && !a.acked_by && !a.local && can("operator")
+          ? h("button", { class: "secondary small", "data-testid": "ack",
+            onclick: () => act(`acknowledge ${a.key}`, "POST", `/alarms/${enc(a.key)}/ack`) }, "Acknowledge")
+          : null))), { "data-testid": "alarms" })
+      : h("p", { class: "muted", "data-testid": "alarms" }, "No alarms.")], ["alarms"])();
+}
+
 // ---- operations -----------------------------------------------------------------------------
 
 const operations = simple("Operations under way", () => api("GET", "/operations"), (data) => {
@@ -194,6 +215,6 @@ const tokens = simple("Tokens", () => api("GET", "/tokens"), (list) => [
     } }, "Revoke")))), { "data-testid": "tokens" })], ["tokens"]);
 
 export const MORE = {
-  incidents, "incidents/item": incidentPage, operations, events: eventsPage, rules,
+  alarms: alarmsPage, incidents, "incidents/item": incidentPage, operations, events: eventsPage, rules,
   balance: balancePage, policy, tokens,
 };

@@ -100,6 +100,9 @@ function dashboard() {
           { "data-testid": "card-tolerated" }),
         card("Open incidents", open.length, open.map((i) =>
           link(`#/incidents/${i.id}`, `${i.host} `))),
+        card("Alarms", link("#/alarms", String(s.alarms ? s.alarms.active : 0)),
+          s.alarms && s.alarms.active ? `${s.alarms.unacknowledged} not acknowledged, ${s.alarms.critical} critical` : "none active",
+          { "data-testid": "card-alarms" }),
       ),
       h("div", { class: "cards" },
         card("Memory allocated", bar(s.memory_mib.allocated, s.memory_mib.capacity,

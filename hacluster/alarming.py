@@ -1,0 +1,89 @@
+"""The alarm evaluator: on the acting leader, every few seconds, gathers the facts alarms
+need (live figures, each member's replication, the failures the cluster tolerates) and
+commits what core.alarms says. A thread of its own, not the leader loop: judging the failure
+tolerance places every HA VM for each failure tried, a second at 10,000 VMs, which must
+delay no placement and no fencing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+
+from .config import Config
+from .core import commands as c
+from .core.admission import failures_tolerated
+from .core.alarms import BEHIND_ENTRIES, Facts, Sustained, conditions, judged, reconcile
+from .core.state import ClusterState
+from .leader import LeaderLoop
+from .raft import RaftNode, Unavailable
+
+log = logging.getLogger(__name__)
+
+EVERY = 2.0  # seconds between evaluations
+TOLERANCE_EVERY = 30.0  # the failure tolerance is recomputed at most this often
+
+
+class AlarmEvaluator:
+    def __init__(self, config: Config, raft: RaftNode, leader: LeaderLoop) -> None:
+        self.config = config
+        self.raft = raft
+        self.leader = leader
+        self._tolerated: tuple[int, float, int] | None = None  # revision, when, value
+
+    def run(self, stop: threading.Event) -> None:
+        sustained, term = Sustained(), -1
+        while not stop.wait(EVERY):
+            if not self.leader.active:
+                term = -1
+                continue
+            if self.leader.term != term:  # a new leadership times everything afresh
+                sustained, term, self._tolerated = Sustained(), self.leader.term, None
+            try:
+                self.evaluate(sustained, term)
+            except Unavailable as exc:
+                log.debug("alarms: cannot commit: %s", exc)
+            except Exception:  # alarms must never take the daemon down
+                log.exception("alarm evaluation failed")
+
+    def evaluate(self, sustained: Sustained, term: int) -> int:
+        state = self.raft.state
+        beats, _, _ = self.leader.live.snapshot()
+        facts = Facts(metrics={h: b.metrics for h, b in beats.items()},
+                      members_behind=self._members_behind(),
+                      failures_tolerated=self._failures_tolerated(state))
+        holding = sustained.filter(conditions(state, facts), time.monotonic(),
+                                   state.policy.alarm_for)
+        ids = (uuid.uuid4().hex for _ in iter(int, 1))
+        cmds = reconcile(state, judged(state, facts, holding, sustained), term, ids,
+                         time.time())
+        if cmds:
+            self.raft.propose(c.Batch(id=uuid.uuid4().hex, ts=time.time(), term=term,
+                                      commands=tuple(cmds)), timeout=2.0)
+        return len(cmds)
+
+    def _members_behind(self) -> dict[str, str]:
+        """Members the leader cannot replicate to: disconnected, or far behind."""
+        status = self.raft.status()
+        commit = int(status.get("commit_idx", 0))
+        out = {}
+        for m in self.config.peers:
+            if status.get(f"partner_node_status_server_{m.raft}") != 2:
+                out[m.name] = "the leader cannot reach it"
+                continue
+            match = int(status.get(f"match_idx_server_{m.raft}", commit))
+            if commit - match > BEHIND_ENTRIES:
+                out[m.name] = f"{commit - match} entries behind (its journal or disk?)"
+        return out
+
+    def _failures_tolerated(self, state: ClusterState) -> int | None:
+        now = time.monotonic()
+        cached = self._tolerated
+        if cached is not None and (cached[0] == state.revision
+                                   or now - cached[1] < TOLERANCE_EVERY):
+            return cached[2]
+        value = failures_tolerated(state.hosts.values(), state.vms.values(), state.policy)
+        self._tolerated = (state.revision, now, value)
+        return value
