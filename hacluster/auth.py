@@ -52,6 +52,9 @@ REQUIRED: dict[str, Role | Need] = {
     "SetPolicy": ADMIN, "CreateRule": ADMIN, "DeleteRule": ADMIN, "ConfirmFenced": ADMIN,
     "CreateToken": ADMIN, "ListTokens": ADMIN, "RevokeToken": ADMIN,
     "GetDirectoryRoles": ADMIN, "SetDirectoryRoles": ADMIN,
+    "CreateUser": ADMIN, "ListUsers": ADMIN, "DeleteUser": ADMIN,
+    # admin for anyone's; a user logged in with their password for their own (the service)
+    "SetPassword": VIEWER,
     # members only
     "Heartbeat": MEMBER, "LiveMetrics": MEMBER, "History": MEMBER,
     # anyone (a password is checked against the directory)

@@ -712,13 +712,14 @@ def whoami(ctx: Ctx) -> None:
 
 
 @main.command("login")
-@click.option("--user", required=True, help="Your directory (LDAP) account.")
+@click.option("--user", required=True, help="Your local or directory (LDAP) account.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
 @click.option("--print", "print_only", is_flag=True,
               help="Print the token instead of saving it to ~/.config/hacluster/token.")
 @pass_ctx
 def login(ctx: Ctx, user: str, password_stdin: bool, print_only: bool) -> None:
-    """Log in with a directory account: a short-lived token with your groups' role."""
+    """Log in with a password (a local user's, else a directory account's): a token for a
+    working day, with the user's role (a directory account: its groups')."""
     password = (sys.stdin.readline().rstrip("\n") if password_stdin
                 else click.prompt("password", hide_input=True))
     with errors():
@@ -730,6 +731,61 @@ def login(ctx: Ctx, user: str, password_stdin: bool, print_only: bool) -> None:
             f.write(record["token"] + "\n")
         record = {**record, "token": None, "saved_to": TOKEN_FILE}
     ctx.emit(record, details)
+
+
+@main.group()
+def user() -> None:
+    """Local accounts for people: a name, a role and a password (kept as an argon2id hash),
+    for `hactl login` and the web console. A directory (LDAP) needs none of these."""
+
+
+def _new_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return str(click.prompt("password (12 characters or more)", hide_input=True,
+                            confirmation_prompt=True))
+
+
+@user.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["viewer", "operator", "admin"]), required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@pass_ctx
+def user_create(ctx: Ctx, name: str, role: str, password_stdin: bool) -> None:
+    password = _new_password(password_stdin)
+    with errors():
+        record = ctx.client().create_user(name, role, password)
+    ctx.emit(record, details)
+
+
+@user.command("list")
+@pass_ctx
+def user_list(ctx: Ctx) -> None:
+    with errors():
+        rows = ctx.client().list_users()
+    ctx.emit(rows, lambda r: table(r, ["name", "role", "created_at"]) if r else "no users")
+
+
+@user.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@pass_ctx
+def user_passwd(ctx: Ctx, name: str, password_stdin: bool) -> None:
+    """Set NAME's password (an admin, or NAME logged in with their password)."""
+    password = _new_password(password_stdin)
+    with errors():
+        record = ctx.client().set_password(name, password)
+    ctx.emit(record, details)
+
+
+@user.command("delete")
+@click.argument("name")
+@pass_ctx
+def user_delete(ctx: Ctx, name: str) -> None:
+    """Delete NAME; the tokens its logins got stop working at once."""
+    with errors():
+        ctx.client().delete_user(name)
+    ctx.emit({"deleted": name}, lambda r: f"user {name} deleted")
 
 
 @main.group()

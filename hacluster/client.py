@@ -133,6 +133,10 @@ def token_dict(t: pb.TokenInfo) -> dict[str, Any]:
             "expires_at": _t(t.expires_at)}
 
 
+def user_dict(u: pb.UserInfo) -> dict[str, Any]:
+    return {"name": u.name, "role": u.role, "created_at": _t(u.created_at)}
+
+
 def created_dict(c: pb.CreatedToken) -> dict[str, Any]:
     return {**token_dict(c.info), "token": c.token}
 
@@ -360,6 +364,21 @@ class Client:
     def login(self, user: str, password: str) -> dict[str, Any]:
         return created_dict(self._call(lambda s: s.Login,
                                        pb.LoginRequest(user=user, password=password)))
+
+    def create_user(self, name: str, role: str, password: str) -> dict[str, Any]:
+        return user_dict(self._call(lambda s: s.CreateUser, pb.CreateUserRequest(
+            name=name, role=role, password=password)))
+
+    def list_users(self) -> list[dict[str, Any]]:
+        return [user_dict(u) for u in self._call(lambda s: s.ListUsers,
+                                                  pb.ListUsersRequest()).users]
+
+    def delete_user(self, name: str) -> None:
+        self._call(lambda s: s.DeleteUser, pb.DeleteUserRequest(name=name))
+
+    def set_password(self, name: str, password: str) -> dict[str, Any]:
+        return user_dict(self._call(lambda s: s.SetPassword, pb.SetPasswordRequest(
+            name=name, password=password)))
 
     def directory_roles(self) -> dict[str, str]:
         return dict(self._call(lambda s: s.GetDirectoryRoles,

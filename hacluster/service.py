@@ -28,10 +28,13 @@ from .core.model import (
     OBSERVED_VALUES,
     Host,
     HostStatus,
+    Role,
     Token,
+    User,
     Vm,
     VmState,
     session_owner,
+    user_owner,
     vm_status,
 )
 from .core.placement import HostMetrics, HostTable, Placer
@@ -61,6 +64,7 @@ from .messages import (
 )
 from .peers import Peers
 from .raft import DiskFull, RaftNode, Unavailable
+from .users import LocalLogin, hash_password
 from .v1 import cluster_pb2 as pb
 from .v1 import cluster_pb2_grpc as rpc
 
@@ -73,6 +77,7 @@ VM_UUID_NAMESPACE = uuid.UUID("5b0f3f4e-8c57-4a1e-9a53-2d5c6f1b7e10")
 
 MAX_TTL = 10 * 365 * 86400.0  # a token lives ten years at most
 SESSION_OWNERS = ("session-of:", "ldap:", "user:")  # tokens made by a login, ended by logout
+SESSION_TTL = 8 * 3600.0  # a session (web console, or a local user's login) lasts a workday
 __all__ = ["ApiError", "ClusterService", "MemberService"]
 
 RESULT_CODES = {"invalid": "invalid", "not_found": "not_found", "exists": "exists",
@@ -92,6 +97,7 @@ class ClusterService:
         self.leader = leader
         self.peers = peers
         self.directory = DirectoryLogin(config.directory) if config.directory else None
+        self.local_login = LocalLogin()
         self.monitor = History()  # this host's monitoring history (the daemon's sampler fills it)
 
     # ---- helpers ---------------------------------------------------------------------------
@@ -470,13 +476,52 @@ class ClusterService:
         return pb.RevokeTokenResponse()
 
     def Login(self, request: pb.LoginRequest, caller: Caller) -> pb.CreatedToken:
-        if self.directory is None:
-            _fail("conflict", "this member has no directory configured ([directory])")
-        role = self.directory.role_of(request.user, request.password, caller.peer,
-                                      self.raft.state.directory_roles)
+        """A local user's password first, then the directory's, for a session token."""
+        state = self.raft.state
+        role = self.local_login.role_of(state.users, request.user, request.password,
+                                        caller.peer)
         name = f"login-{uuid.uuid4().hex[:12]}"
+        if role is not None:
+            return self._issue(name, role.value, SESSION_TTL, user_owner(request.user), caller)
+        if self.directory is None:
+            _fail("unauthenticated", "wrong user name or password")
+        role = self.directory.role_of(request.user, request.password, caller.peer,
+                                      state.directory_roles)
         return self._issue(name, role.value, self.directory.config.session_ttl,
                            f"ldap:{request.user}", caller)
+
+    def CreateUser(self, request: pb.CreateUserRequest, caller: Caller) -> pb.UserInfo:
+        if (err := name_error("user", request.name)) is not None:
+            _fail("invalid", err)
+        if request.name in self.raft.state.users:
+            _fail("exists", f"user {request.name} already exists")
+        self._commit(c.CreateUser(id=uuid.uuid4().hex, ts=time.time(), name=request.name,
+                                  role=request.role,
+                                  password_hash=hash_password(request.password)), caller)
+        return user_message(self.raft.state.users[request.name])
+
+    def ListUsers(self, request: pb.ListUsersRequest, caller: Caller) -> pb.ListUsersResponse:
+        return pb.ListUsersResponse(users=[user_message(u) for u in sorted(
+            self.raft.state.users.values(), key=lambda u: u.name)])
+
+    def DeleteUser(self, request: pb.DeleteUserRequest, caller: Caller
+                   ) -> pb.DeleteUserResponse:
+        self._existing("user", request.name, self.raft.state.users)
+        self._commit(c.DeleteUser(id=uuid.uuid4().hex, ts=time.time(), name=request.name),
+                     caller)
+        return pb.DeleteUserResponse()
+
+    def SetPassword(self, request: pb.SetPasswordRequest, caller: Caller) -> pb.UserInfo:
+        state = self.raft.state
+        self._existing("user", request.name, state.users)
+        token = state.tokens.get(caller.name)
+        own = token is not None and token.owner == user_owner(request.name)
+        if caller.role is not Role.ADMIN and not own:
+            _fail("denied", "permission denied: only an admin, or the user logged in with "
+                  "their password, sets a password")
+        self._commit(c.SetPassword(id=uuid.uuid4().hex, ts=time.time(), name=request.name,
+                                   password_hash=hash_password(request.password)), caller)
+        return user_message(self.raft.state.users[request.name])
 
     def GetDirectoryRoles(self, request: pb.GetDirectoryRolesRequest, caller: Caller
                           ) -> pb.DirectoryRoles:
@@ -488,6 +533,10 @@ class ClusterService:
         self._commit(c.SetDirectoryRoles(id=uuid.uuid4().hex, ts=time.time(),
                                          roles=dict(request.roles)), caller)
         return self.GetDirectoryRoles(pb.GetDirectoryRolesRequest(), caller)
+
+
+def user_message(u: User) -> pb.UserInfo:
+    return pb.UserInfo(name=u.name, role=u.role.value, created_at=u.created_at)
 
 
 def token_message(t: Token) -> pb.TokenInfo:

@@ -45,6 +45,8 @@ def touched(cmd: c.Command, result: Result, state: ClusterState) -> set[Key]:
             keys.add(("rules", ""))
         case c.CreateToken() | c.RevokeToken():
             keys.add(("tokens", ""))
+        case c.CreateUser() | c.SetPassword() | c.DeleteUser():
+            keys |= {("users", ""), ("tokens", "")}
         case c.SetDirectoryRoles():
             keys.add(("directory", ""))
         case c.RaiseAlarm() | c.ClearAlarm() | c.AckAlarm():

@@ -265,6 +265,31 @@ class SetDirectoryRoles(Command):
 
 
 @dataclass(kw_only=True, frozen=True)
+class CreateUser(Command):
+    """A local account; the service hashed its password (argon2id) before proposing."""
+
+    TYPE = "user.create"
+    name: str
+    role: str
+    password_hash: str
+
+
+@dataclass(kw_only=True, frozen=True)
+class SetPassword(Command):
+    TYPE = "user.password"
+    name: str
+    password_hash: str
+
+
+@dataclass(kw_only=True, frozen=True)
+class DeleteUser(Command):
+    """The account goes, and every token its logins got with it."""
+
+    TYPE = "user.delete"
+    name: str
+
+
+@dataclass(kw_only=True, frozen=True)
 class RaiseAlarm(Command):
     """The leader saw an alarm's condition hold (raised again with a new message: updated)."""
 
@@ -309,6 +334,9 @@ class Batch(Command):
 COMMAND_TYPES: dict[str, type[Command]] = {
     cls.TYPE: cls
     for cls in (
+        CreateUser,
+        SetPassword,
+        DeleteUser,
         RaiseAlarm,
         ClearAlarm,
         AckAlarm,

@@ -32,6 +32,12 @@ def _describe(cmd: c.Command, result: Result, state: ClusterState) -> list[str]:
                       and v.host is None and v.wants_to_run]
             return [f"host {cmd.name} fenced ({by}); HA VMs to restart elsewhere: "
                     f"{', '.join(sorted(moving)) or 'none'}"]
+        case c.CreateUser():
+            return [f"user {cmd.name} created: {cmd.role}"]
+        case c.SetPassword():
+            return [f"user {cmd.name}'s password set"]
+        case c.DeleteUser():
+            return [f"user {cmd.name} deleted"]
         case c.RaiseAlarm() if result.message != "unchanged":
             return [f"alarm {cmd.key} ({cmd.severity}): {cmd.message}"]
         case c.ClearAlarm():

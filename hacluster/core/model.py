@@ -249,6 +249,27 @@ class Alarm(Record):
         return not self.cleared_at
 
 
+@dataclass
+class User(Record):
+    """A local account for people (the web console, hactl login): its password kept only as
+    an argon2id hash (memory-hard: a copy of the state does not give the passwords away
+    cheaply). Directory (LDAP) accounts are not stored here."""
+
+    name: str
+    role: Role
+    password_hash: str
+    created_at: float = 0.0
+    version: int = 0
+
+    def __post_init__(self) -> None:
+        self.role = Role(self.role)
+
+
+def user_owner(user: str) -> str:
+    """The owner of the tokens a local user's logins get: deleting the user ends them."""
+    return f"user:{user}"
+
+
 def session_owner(token: str) -> str:
     """The owner of a web session opened with token `token`: revoking that token ends it."""
     return f"session-of:{token}"

@@ -34,9 +34,11 @@ from .model import (
     Severity,
     Strength,
     Token,
+    User,
     Vm,
     VmState,
     session_owner,
+    user_owner,
 )
 from .rules import rule_errors
 from .validate import (
@@ -60,6 +62,7 @@ SNAPSHOT_FORMAT = 2
 FAILOVER_BUCKETS = (1, 2, 3, 4, 5, 7.5, 10, 15, 20, 30, 60, 120, 300)  # seconds
 MAX_INCIDENTS = 100  # the newest are kept
 MAX_CLEARED_ALARMS = 200  # cleared alarms kept for the record, the newest
+MAX_USERS = 1000
 # Commands after which a VM that fitted nowhere may fit somewhere: capacity freed, hosts or
 # rules or policy changed. The rest (a VM created or placed, an observation) cannot make room.
 MAY_MAKE_ROOM = (c.RegisterHost, c.SetHostStatus, c.FenceHost, c.ConfirmFenced, c.SetVmState,
@@ -116,13 +119,16 @@ class ClusterState:
         c.CreateToken: "_create_token",
         c.RevokeToken: "_revoke_token",
         c.SetDirectoryRoles: "_set_directory_roles",
+        c.CreateUser: "_create_user",
+        c.SetPassword: "_set_password",
+        c.DeleteUser: "_delete_user",
         c.RaiseAlarm: "_raise_alarm",
         c.ClearAlarm: "_clear_alarm",
         c.AckAlarm: "_ack_alarm",
         c.Batch: "_batch",
     }
     _CONTAINERS = ("hosts", "vms", "rules", "recent", "incidents", "uuids", "tokens",
-                   "token_hashes", "directory_roles", "counters", "alarms")
+                   "token_hashes", "directory_roles", "counters", "alarms", "users")
 
     def __init__(self) -> None:
         self.hosts: dict[str, Host] = {}
@@ -145,6 +151,7 @@ class ClusterState:
         # method, migrations by outcome, failovers and their durations): COUNTERS
         self.counters: dict[str, float] = {}
         self.alarms: dict[str, Alarm] = {}  # by key: the active ones, and recently cleared
+        self.users: dict[str, User] = {}  # local accounts (passwords as argon2id hashes)
         # copy-on-write bookkeeping: what this object may change in place
         self._owned: set[str] = set(self._CONTAINERS)
         self._owned_records: set[tuple[str, str]] = set()
@@ -792,6 +799,52 @@ class ClusterState:
         self._owned.add("directory_roles")
         return Result(ok=True, version=self._bump())
 
+    # ---- local users ---------------------------------------------------------------------
+
+    @staticmethod
+    def _hash_error(password_hash: object) -> Result | None:
+        if not (isinstance(password_hash, str) and password_hash.startswith("$argon2id$")
+                and len(password_hash) <= 300):
+            return _reject("invalid", "a password is stored as an argon2id hash")
+        return None
+
+    def _create_user(self, cmd: c.CreateUser) -> Result:
+        if (err := name_error("user", cmd.name)) is not None:
+            return _reject("invalid", err)
+        if cmd.role not in {r.value for r in Role}:
+            return _reject("invalid", f"role must be one of {', '.join(r.value for r in Role)}")
+        if (bad := self._hash_error(cmd.password_hash)) is not None:
+            return bad
+        if cmd.name in self.users:
+            return _reject("exists", f"user {cmd.name} already exists")
+        if len(self.users) >= MAX_USERS:
+            return _reject("invalid", f"the cluster holds its maximum of {MAX_USERS} users")
+        user = User(name=cmd.name, role=Role(cmd.role), password_hash=cmd.password_hash,
+                    created_at=cmd.ts, version=self._bump())
+        self._w("users")[user.name] = user
+        self._owned_records.add(("users", user.name))
+        return Result(ok=True, version=user.version)
+
+    def _set_password(self, cmd: c.SetPassword) -> Result:
+        if cmd.name not in self.users:
+            return _reject("not_found", f"user {cmd.name} does not exist")
+        if (bad := self._hash_error(cmd.password_hash)) is not None:
+            return bad
+        user: User = self._edit("users", cmd.name)
+        user.password_hash = cmd.password_hash
+        user.version = self._bump()
+        return Result(ok=True, version=user.version)
+
+    def _delete_user(self, cmd: c.DeleteUser) -> Result:
+        if cmd.name not in self.users:
+            return _reject("not_found", f"user {cmd.name} does not exist")
+        del self._w("users")[cmd.name]
+        owner = user_owner(cmd.name)
+        for t in [t for t in self.tokens.values() if t.owner == owner]:
+            del self._w("tokens")[t.name]
+            self._w("token_hashes").pop(t.sha256, None)
+        return Result(ok=True, version=self._bump())
+
     # ---- alarms ----------------------------------------------------------------------------
 
     def _raise_alarm(self, cmd: c.RaiseAlarm) -> Result:
@@ -857,6 +910,7 @@ class ClusterState:
             "directory_roles": {g: r.value for g, r in self.directory_roles.items()},
             "counters": dict(sorted(self.counters.items())),
             "alarms": [a.to_dict() for a in self.alarms.values()],
+            "users": [u.to_dict() for u in self.users.values()],
         }
 
     @classmethod
@@ -882,6 +936,7 @@ class ClusterState:
         state.directory_roles = {g: Role(r) for g, r in data.get("directory_roles", {}).items()}
         state.counters = dict(data.get("counters", {}))
         state.alarms = {a["key"]: Alarm.from_dict(a) for a in data.get("alarms", [])}
+        state.users = {u["name"]: User.from_dict(u) for u in data.get("users", [])}
         return state
 
     def __eq__(self, other: object) -> bool:

@@ -189,6 +189,26 @@ class ClusterStub:
                 request_serializer=hacluster_dot_v1_dot_cluster__pb2.LoginRequest.SerializeToString,
                 response_deserializer=hacluster_dot_v1_dot_cluster__pb2.CreatedToken.FromString,
                 _registered_method=True)
+        self.CreateUser = channel.unary_unary(
+                '/hacluster.v1.Cluster/CreateUser',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.CreateUserRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.UserInfo.FromString,
+                _registered_method=True)
+        self.ListUsers = channel.unary_unary(
+                '/hacluster.v1.Cluster/ListUsers',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.ListUsersRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.ListUsersResponse.FromString,
+                _registered_method=True)
+        self.DeleteUser = channel.unary_unary(
+                '/hacluster.v1.Cluster/DeleteUser',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.DeleteUserRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.DeleteUserResponse.FromString,
+                _registered_method=True)
+        self.SetPassword = channel.unary_unary(
+                '/hacluster.v1.Cluster/SetPassword',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.SetPasswordRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.UserInfo.FromString,
+                _registered_method=True)
         self.GetDirectoryRoles = channel.unary_unary(
                 '/hacluster.v1.Cluster/GetDirectoryRoles',
                 request_serializer=hacluster_dot_v1_dot_cluster__pb2.GetDirectoryRolesRequest.SerializeToString,
@@ -400,7 +420,34 @@ class ClusterServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Login(self, request, context):
-        """A directory account's password for a short-lived token with its groups' role.
+        """A password for a short-lived token: a local user's (its role), else a directory
+        account's (its groups' role).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateUser(self, request, context):
+        """Local accounts (passwords hashed with argon2id), for people without a directory.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUsers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteUser(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPassword(self, request, context):
+        """An admin sets anyone's password; a user logged in with a password, their own.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -575,6 +622,26 @@ def add_ClusterServicer_to_server(servicer, server):
                     servicer.Login,
                     request_deserializer=hacluster_dot_v1_dot_cluster__pb2.LoginRequest.FromString,
                     response_serializer=hacluster_dot_v1_dot_cluster__pb2.CreatedToken.SerializeToString,
+            ),
+            'CreateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateUser,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.CreateUserRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.UserInfo.SerializeToString,
+            ),
+            'ListUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUsers,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.ListUsersRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.ListUsersResponse.SerializeToString,
+            ),
+            'DeleteUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteUser,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.DeleteUserRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.DeleteUserResponse.SerializeToString,
+            ),
+            'SetPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPassword,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.SetPasswordRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.UserInfo.SerializeToString,
             ),
             'GetDirectoryRoles': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDirectoryRoles,
@@ -1424,6 +1491,114 @@ class Cluster:
             '/hacluster.v1.Cluster/Login',
             hacluster_dot_v1_dot_cluster__pb2.LoginRequest.SerializeToString,
             hacluster_dot_v1_dot_cluster__pb2.CreatedToken.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/CreateUser',
+            hacluster_dot_v1_dot_cluster__pb2.CreateUserRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.UserInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/ListUsers',
+            hacluster_dot_v1_dot_cluster__pb2.ListUsersRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.ListUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/DeleteUser',
+            hacluster_dot_v1_dot_cluster__pb2.DeleteUserRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.DeleteUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/SetPassword',
+            hacluster_dot_v1_dot_cluster__pb2.SetPasswordRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.UserInfo.FromString,
             options,
             channel_credentials,
             insecure,

@@ -28,7 +28,7 @@ from ..eventlog import EventLog
 from ..eventlog import TooManyStreams as TooManyEventStreams
 from ..messages import host_message, vm_message
 from ..raft import RaftNode
-from ..service import SESSION_OWNERS, ClusterService
+from ..service import SESSION_OWNERS, SESSION_TTL, ClusterService
 from ..v1 import cluster_pb2 as pb
 from .feed import Pair, TooManyStreams, sse
 from .metrics import ClusterCollector, registry
@@ -37,7 +37,6 @@ from .session import COOKIE, clear_cookie, credentials, csrf_token, set_cookie
 from .views import VmQuery, int_arg, operations, query_vms, summary
 
 STATIC = Path(__file__).parent / "static"
-SESSION_TTL = 8 * 3600.0  # a console session lasts a working day at most
 MAX_DELTA_VMS = 200  # more VMs changed at once: the delta says so, tabs reload what they show
 LIVE_EVERY = 2.0  # seconds between live figures (load, heartbeats, leader) on the stream
 T = TypeVar("T")
@@ -124,6 +123,9 @@ class Routes:
             web.get(f"{api}/policy", self.policy), web.patch(f"{api}/policy", self.set_policy),
             web.get(f"{api}/tokens", self.tokens), web.post(f"{api}/tokens", self.create_token),
             web.delete(f"{api}/tokens/{{name}}", self.revoke_token),
+            web.get(f"{api}/users", self.users), web.post(f"{api}/users", self.create_user),
+            web.delete(f"{api}/users/{{name}}", self.delete_user),
+            web.put(f"{api}/users/{{name}}/password", self.set_password),
             web.get(f"{api}/events", self.event_stream), web.get(f"{api}/live", self.live_stream),
         ]
 
@@ -418,6 +420,28 @@ class Routes:
         req = pb.RevokeTokenRequest(name=request.match_info["name"])
         return await self._json(request, "RevokeToken", lambda c: (
             self.service.RevokeToken(req, c), {})[1])
+
+    async def users(self, request: web.Request) -> web.Response:
+        return await self._json(request, "ListUsers", lambda c: [
+            dicts.user_dict(u) for u in self.service.ListUsers(pb.ListUsersRequest(), c).users])
+
+    async def create_user(self, request: web.Request) -> web.Response:
+        data = await body(request, {"name": str, "role": str, "password": str},
+                          required=("name", "role", "password"))
+        req = pb.CreateUserRequest(**data)
+        return await self._json(request, "CreateUser", lambda c: dicts.user_dict(
+            self.service.CreateUser(req, c)), status=201)
+
+    async def delete_user(self, request: web.Request) -> web.Response:
+        req = pb.DeleteUserRequest(name=request.match_info["name"])
+        return await self._json(request, "DeleteUser", lambda c: (
+            self.service.DeleteUser(req, c), {})[1])
+
+    async def set_password(self, request: web.Request) -> web.Response:
+        data = await body(request, {"password": str}, required=("password",))
+        req = pb.SetPasswordRequest(name=request.match_info["name"], password=data["password"])
+        return await self._json(request, "SetPassword", lambda c: dicts.user_dict(
+            self.service.SetPassword(req, c)))
 
     # ---- streams ------------------------------------------------------------------------------
 

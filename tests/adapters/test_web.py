@@ -73,6 +73,13 @@ ENDPOINTS: list[tuple[str, str, str, Any, str]] = [
     ("POST", "/api/v1/tokens", "/api/v1/tokens", {"name": "Bad Name!", "role": "viewer"},
      "CreateToken"),
     ("DELETE", "/api/v1/tokens/{name}", "/api/v1/tokens/ghost", None, "RevokeToken"),
+    ("GET", "/api/v1/users", "/api/v1/users", None, "ListUsers"),
+    ("POST", "/api/v1/users", "/api/v1/users", {"name": "Bad Name!", "role": "viewer",
+                                                "password": "long enough password"},
+     "CreateUser"),
+    ("DELETE", "/api/v1/users/{name}", "/api/v1/users/ghost", None, "DeleteUser"),
+    ("PUT", "/api/v1/users/{name}/password", "/api/v1/users/ghost/password",
+     {"password": "long enough password"}, "SetPassword"),
     ("GET", "/api/v1/events", "/api/v1/events?follow=false", None, "WatchEvents"),
     ("GET", "/api/v1/live", "/api/v1/live", None, "WatchLive"),
     ("GET", "/metrics", "/metrics", None, "Metrics"),
@@ -369,3 +376,56 @@ def test_metrics_pass_promtool_and_say_what_the_replica_says(
     assert "hacluster_failover_duration_seconds_bucket" in text
     assert "process_resident_memory_bytes" in text
     assert http.get("/metrics", token="").status == 401
+
+
+def test_local_users_log_in_with_argon2_hashed_passwords(web: tuple[Daemon, Web, Client],
+                                                        pki: Path) -> None:
+    daemon, http, client = web
+    password = "correct horse battery"
+    short = http.request("POST", "/api/v1/users", {"name": "ann", "role": "operator",
+                                                   "password": "short"})
+    assert short.status == 400 and "12 to 1024 characters" in short.error
+    created = http.request("POST", "/api/v1/users", {"name": "ann", "role": "operator",
+                                                     "password": password})
+    assert created.status == 201 and created.json == {
+        "name": "ann", "role": "operator", "created_at": created.json["created_at"]}
+    stored = daemon.raft.state.users["ann"].password_hash
+    assert stored.startswith("$argon2id$") and password not in stored
+    assert "m=65536" in stored  # memory-hard: 64 MiB per guess
+
+    browser = Web(daemon.config.me.web, pki / "ca.pem")
+    wrong = browser.request("POST", "/api/v1/session", {"user": "ann", "password": "nope" * 4})
+    assert wrong.status == 401 and wrong.error == "wrong user name or password"
+    nobody = browser.request("POST", "/api/v1/session", {"user": "zed", "password": "x" * 12})
+    assert nobody.status == 401 and nobody.error == "wrong user name or password"
+    reply = browser.request("POST", "/api/v1/session", {"user": "ann", "password": password},
+                            token="")
+    assert reply.status == 200 and reply.json["role"] == "operator"
+    assert reply.json["owner"] == "user:ann"
+    browser.cookie = reply.headers["Set-Cookie"].split(";", 1)[0]
+    browser.csrf = reply.json["csrf"]
+    me = browser.get("/api/v1/session").json
+    assert me["user"] == "ann" and me["role"] == "operator"
+
+    # her own password she may change (with the CSRF header); nobody else's
+    headers = {"X-CSRF-Token": browser.csrf}
+    client.create_user("bob", "viewer", "another long password")
+    assert browser.request("PUT", "/api/v1/users/bob/password", {"password": "x" * 12},
+                           headers=headers).status == 403
+    assert browser.request("PUT", "/api/v1/users/ann/password", {"password": "new password 1"},
+                           headers=headers).status == 200
+    assert daemon.raft.state.users["ann"].password_hash != stored
+    assert browser.request("POST", "/api/v1/session",
+                           {"user": "ann", "password": "new password 1"}, token="").status == 200
+
+    # deleted: her sessions end at once
+    client.delete_user("ann")
+    assert browser.get("/api/v1/session").status == 401
+
+    # five wrong guesses lock the name out for a while, even with the right password then
+    for _ in range(5):
+        assert browser.request("POST", "/api/v1/session", {"user": "bob", "password": "w" * 12},
+                               token="").status == 401
+    locked = browser.request("POST", "/api/v1/session",
+                             {"user": "bob", "password": "another long password"}, token="")
+    assert locked.status == 401 and "too many failed logins" in locked.error

@@ -38,6 +38,9 @@ SAMPLES: list[c.Command] = [
                  subject="h1", message="host h1 is down"),
     c.ClearAlarm(id="25", term=2, key="host-down:h1"),
     c.AckAlarm(id="26", key="host-down:h1", actor="token:ops"),
+    c.CreateUser(id="27", name="ann", role="operator", password_hash="$argon2id$v=19$x"),
+    c.SetPassword(id="28", name="ann", password_hash="$argon2id$v=19$y"),
+    c.DeleteUser(id="29", name="ann"),
     c.Batch(id="20", term=2, commands=(
         c.AssignVm(id="20.1", term=2, name="v", host="h1", expect_version=3),
         c.MarkPending(id="20.2", term=2, name="w", reasons=["h1: memory"]))),

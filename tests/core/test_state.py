@@ -173,3 +173,26 @@ def test_snapshot_is_plain_data_and_round_trips(state: ClusterState) -> None:
     assign(state, "a", "h1")
     blob = json.dumps(state.to_dict())  # plain data only: JSON takes it
     assert ClusterState.from_dict(json.loads(blob)) == state
+
+
+def test_users_are_created_changed_and_deleted_with_their_logins() -> None:
+    s = ClusterState()
+    good = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
+    assert s.apply(c.CreateUser(id=cid(), name="ann", role="operator",
+                                password_hash=good)).ok
+    assert s.apply(c.CreateUser(id=cid(), name="ann", role="operator",
+                                password_hash=good)).code == "exists"
+    assert s.apply(c.CreateUser(id=cid(), name="bob", role="operator",
+                                password_hash="plaintext")).code == "invalid"
+    assert s.apply(c.CreateUser(id=cid(), name="bob", role="root",
+                                password_hash=good)).code == "invalid"
+    assert s.apply(c.SetPassword(id=cid(), name="ann", password_hash=good + "x")).ok
+    assert s.users["ann"].password_hash == good + "x"
+    for name, owner in (("s1", "user:ann"), ("s2", "user:annie"), ("s3", "admin")):
+        assert s.apply(c.CreateToken(id=cid(), name=name, role="operator", sha256=name[1] * 64,
+                                     owner=owner)).ok
+    assert s.apply(c.DeleteUser(id=cid(), name="ann")).ok
+    assert "ann" not in s.users and set(s.tokens) == {"s2", "s3"}
+    assert set(s.token_hashes.values()) == {"s2", "s3"}
+    assert s.apply(c.DeleteUser(id=cid(), name="ann")).code == "not_found"
+    assert ClusterState.from_dict(s.to_dict()) == s

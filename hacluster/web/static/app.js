@@ -108,7 +108,7 @@ function drawBadges() {
 const NAV = [["#/", "Dashboard"], ["#/hosts", "Hosts"], ["#/vms", "VMs"],
   ["#/alarms", "Alarms"], ["#/incidents", "Incidents"], ["#/operations", "Operations"], ["#/events", "Events"],
   ["#/rules", "Rules"], ["#/balance", "Balancing"], ["#/policy", "Policy"],
-  ["#/tokens", "Tokens", "admin"]];
+  ["#/tokens", "Access", "admin"]];
 
 function frame() {
   const who = S.me;

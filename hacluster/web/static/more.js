@@ -192,29 +192,52 @@ const policy = simple("Policy", () => api("GET", "/policy"), (p, reload) => {
     can("admin") ? h("button", { class: "primary", onclick: save }, "Save changes") : null];
 }, ["policy"]);
 
-const tokens = simple("Tokens", () => api("GET", "/tokens"), (list) => [
-  h("div", { class: "actions" }, h("button", { class: "primary", onclick: async () => {
-    const v = await formDialog("Create a token", [
-      { name: "name", label: "Name", required: true },
-      { name: "role", label: "Role", type: "select", options: ["viewer", "operator", "admin"] },
-      { name: "ttl_seconds", label: "Expires after (seconds; 0 = never)", type: "number", value: 0 }], "Create");
-    if (!v) return;
-    const created = await act(`create token ${v.name}`, "POST", "/tokens", v);
-    if (created) {
-      await confirmDialog("Token created", h("div", {}, h("p", {}, "Copy it now: it is not shown again."),
-        h("code", { class: "secret" }, created.token)), "Done");
-    }
-  } }, "Create token")),
-  table(["Name", "Role", "Owner", "Created", "Expires", ""], list.map((t) => h("tr", {},
-    h("td", {}, t.name), h("td", {}, t.role), h("td", {}, t.owner), h("td", {}, fmt.datetime(t.created_at)),
-    h("td", {}, t.expires_at ? fmt.datetime(t.expires_at) : "never"),
-    h("td", {}, t.name === S.me.name ? "(this session)" : h("button", { class: "danger small", onclick: async () => {
-      if (await confirmDialog(`Revoke token ${t.name}?`, "Whoever uses it is refused from now on, its web sessions included.", "Revoke", true)) {
-        await act(`revoke ${t.name}`, "DELETE", `/tokens/${enc(t.name)}`);
+function accessPage() {
+  const load = async () => {
+    const [tokens, users] = await Promise.all([api("GET", "/tokens"), api("GET", "/users")]);
+    return { tokens, users };
+  };
+  return simple("Access: tokens and users", load, ({ tokens, users }) => [
+    h("h3", {}, "Users"),
+    h("p", { class: "muted" }, "Local accounts: they log in here or with hactl login; passwords are kept as argon2id hashes."),
+    h("div", { class: "actions" }, h("button", { class: "primary", "data-testid": "create-user", onclick: async () => {
+      const v = await formDialog("Create a user", [
+        { name: "name", label: "Name", required: true },
+        { name: "role", label: "Role", type: "select", options: ["viewer", "operator", "admin"] },
+        { name: "password", label: "Password (12 characters or more)", type: "password", required: true }], "Create");
+      if (v) await act(`create user ${v.name}`, "POST", "/users", v);
+    } }, "Create user")),
+    users.length ? table(["Name", "Role", "Created", ""], users.map((u) => h("tr", { "data-user": u.name },
+      h("td", {}, u.name), h("td", {}, u.role), h("td", {}, fmt.datetime(u.created_at)),
+      h("td", {}, h("button", { class: "danger small", onclick: async () => {
+        if (await confirmDialog(`Delete user ${u.name}?`, "Their sessions end at once.", "Delete", true)) {
+          await act(`delete user ${u.name}`, "DELETE", `/users/${enc(u.name)}`);
+        }
+      } }, "Delete")))), { "data-testid": "users" }) : h("p", { class: "muted" }, "No local users."),
+    h("h3", {}, "Tokens"),
+    h("div", { class: "actions" }, h("button", { class: "primary", onclick: async () => {
+      const v = await formDialog("Create a token", [
+        { name: "name", label: "Name", required: true },
+        { name: "role", label: "Role", type: "select", options: ["viewer", "operator", "admin"] },
+        { name: "ttl_seconds", label: "Expires after (seconds; 0 = never)", type: "number", value: 0 }], "Create");
+      if (!v) return;
+      const created = await act(`create token ${v.name}`, "POST", "/tokens", v);
+      if (created) {
+        await confirmDialog("Token created", h("div", {}, h("p", {}, "Copy it now: it is not shown again."),
+          h("code", { class: "secret" }, created.token)), "Done");
       }
-    } }, "Revoke")))), { "data-testid": "tokens" })], ["tokens"]);
+    } }, "Create token")),
+    table(["Name", "Role", "Owner", "Created", "Expires", ""], tokens.map((t) => h("tr", {},
+      h("td", {}, t.name), h("td", {}, t.role), h("td", {}, t.owner), h("td", {}, fmt.datetime(t.created_at)),
+      h("td", {}, t.expires_at ? fmt.datetime(t.expires_at) : "never"),
+      h("td", {}, t.name === S.me.name ? "(this session)" : h("button", { class: "danger small", onclick: async () => {
+        if (await confirmDialog(`Revoke token ${t.name}?`, "Whoever uses it is refused from now on, its web sessions included.", "Revoke", true)) {
+          await act(`revoke ${t.name}`, "DELETE", `/tokens/${enc(t.name)}`);
+        }
+      } }, "Revoke")))), { "data-testid": "tokens" })], ["tokens", "users"])();
+}
 
 export const MORE = {
   alarms: alarmsPage, incidents, "incidents/item": incidentPage, operations, events: eventsPage, rules,
-  balance: balancePage, policy, tokens,
+  balance: balancePage, policy, tokens: accessPage,
 };
