@@ -355,7 +355,8 @@ function vmPage(name) {
   }, 800);
 
   async function migrate() {
-    const verdicts = explain ? explain.hosts : [];
+    explain = await api("GET", `/vms/${enc(name)}/explain`); // judged now, not as of the last change
+    const verdicts = explain.hosts;
     const select = h("select", { "data-testid": "migrate-target" },
       h("option", { value: "" }, "best host (placement decides)"),
       hostNames.filter((x) => x !== vm.host).map((x) => h("option", { value: x }, x)));
