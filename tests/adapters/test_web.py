@@ -429,3 +429,29 @@ def test_local_users_log_in_with_argon2_hashed_passwords(web: tuple[Daemon, Web,
     locked = browser.request("POST", "/api/v1/session",
                              {"user": "bob", "password": "another long password"}, token="")
     assert locked.status == 401 and "too many failed logins" in locked.error
+
+
+def test_sample_prometheus_config_and_grafana_dashboard(web: tuple[Daemon, Web, Client],
+                                                        tmp_path: Path) -> None:
+    """systemd/prometheus.yml.example passes promtool (its files put in place), and every
+    series the Grafana dashboard asks for is one this member serves."""
+    _, http, _ = web
+    root = Path(__file__).resolve().parents[2] / "systemd"
+    (tmp_path / "ca.pem").write_text("ca")
+    (tmp_path / "token").write_text("hat_x")
+    config = (root / "prometheus.yml.example").read_text() \
+        .replace("/etc/prometheus/hacluster-ca.pem", str(tmp_path / "ca.pem")) \
+        .replace("/etc/prometheus/hacluster.token", str(tmp_path / "token"))
+    (tmp_path / "prometheus.yml").write_text(config)
+    promtool = shutil.which("promtool")
+    assert promtool
+    check = subprocess.run([promtool, "check", "config", str(tmp_path / "prometheus.yml")],
+                           capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    text = http.get("/metrics").body.decode()
+    served = set(re.findall(r"^# TYPE (\S+)", text, re.M))  # with samples or not yet
+    served |= {name + "_bucket" for name in served}
+    dashboard = json.loads((root / "grafana-dashboard.json").read_text())
+    asked = {name for panel in dashboard["panels"] for target in panel["targets"]
+             for name in re.findall(r"\bhacluster_[a-z_]+", target["expr"])}
+    assert asked and asked <= served, asked - served
