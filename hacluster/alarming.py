@@ -26,12 +26,33 @@ EVERY = 2.0  # seconds between evaluations
 TOLERANCE_EVERY = 30.0  # the failure tolerance is recomputed at most this often
 
 
+class Tolerance:
+    """How many host failures the cluster tolerates now: recomputed when the state changed,
+    at most every TOLERANCE_EVERY seconds (it places every HA VM for each failure tried);
+    the alarm evaluator and the console's dashboard share one."""
+
+    def __init__(self) -> None:
+        self._cached: tuple[int, float, int] | None = None  # revision, when, value
+        self._lock = threading.Lock()
+
+    def value(self, state: ClusterState) -> int:
+        with self._lock:
+            now, cached = time.monotonic(), self._cached
+            if cached is not None and (cached[0] == state.revision
+                                       or now - cached[1] < TOLERANCE_EVERY):
+                return cached[2]
+            value = failures_tolerated(state.hosts.values(), state.vms.values(), state.policy)
+            self._cached = (state.revision, now, value)
+            return value
+
+
 class AlarmEvaluator:
-    def __init__(self, config: Config, raft: RaftNode, leader: LeaderLoop) -> None:
+    def __init__(self, config: Config, raft: RaftNode, leader: LeaderLoop,
+                 tolerance: Tolerance) -> None:
         self.config = config
         self.raft = raft
         self.leader = leader
-        self._tolerated: tuple[int, float, int] | None = None  # revision, when, value
+        self.tolerance = tolerance
 
     def run(self, stop: threading.Event) -> None:
         sustained, term = Sustained(), -1
@@ -40,7 +61,7 @@ class AlarmEvaluator:
                 term = -1
                 continue
             if self.leader.term != term:  # a new leadership times everything afresh
-                sustained, term, self._tolerated = Sustained(), self.leader.term, None
+                sustained, term = Sustained(), self.leader.term
             try:
                 self.evaluate(sustained, term)
             except Unavailable as exc:
@@ -53,7 +74,7 @@ class AlarmEvaluator:
         beats, _, _ = self.leader.live.snapshot()
         facts = Facts(metrics={h: b.metrics for h, b in beats.items()},
                       members_behind=self._members_behind(),
-                      failures_tolerated=self._failures_tolerated(state))
+                      failures_tolerated=self.tolerance.value(state))
         holding = sustained.filter(conditions(state, facts), time.monotonic(),
                                    state.policy.alarm_for)
         ids = (uuid.uuid4().hex for _ in iter(int, 1))
@@ -77,13 +98,3 @@ class AlarmEvaluator:
             if commit - match > BEHIND_ENTRIES:
                 out[m.name] = f"{commit - match} entries behind (its journal or disk?)"
         return out
-
-    def _failures_tolerated(self, state: ClusterState) -> int | None:
-        now = time.monotonic()
-        cached = self._tolerated
-        if cached is not None and (cached[0] == state.revision
-                                   or now - cached[1] < TOLERANCE_EVERY):
-            return cached[2]
-        value = failures_tolerated(state.hosts.values(), state.vms.values(), state.policy)
-        self._tolerated = (state.revision, now, value)
-        return value

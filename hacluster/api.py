@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -36,6 +35,7 @@ from .auth import Authenticator, Caller, operation
 from .config import Config
 from .errors import ApiError
 from .eventlog import EventLog, TooManyStreams
+from .loopthread import LoopThread
 from .service import ClusterService, MemberService
 from .v1 import cluster_pb2 as pb
 from .v1 import cluster_pb2_grpc as rpc
@@ -71,30 +71,15 @@ class ApiServer:
         events.max_streams = self.limits.streams
         self._pool = ThreadPoolExecutor(self.limits.workers, thread_name_prefix="api")
         self._waiting = 0  # client calls queued or running
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
         self._server: aio.Server | None = None
         self._health = health_aio.HealthServicer()
-        self._thread = threading.Thread(target=self._run, name="api-loop", daemon=True)
+        self._thread = LoopThread("api-loop", self._serve)
+        self._loop = self._thread.loop
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread.start()
-        self._ready.wait(10)
-        if self._error is not None:
-            raise OSError(f"cannot serve the API on {self.address}: {self._error}")
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self._serve())
-        except BaseException as exc:  # reported to start()
-            self._error = exc
-            self._ready.set()
-            return
-        self._loop.run_forever()
+        self._thread.start(f"cannot serve the API on {self.address}")
 
     async def _serve(self) -> None:
         server = aio.server(options=[("grpc.so_reuseport", 0)])
@@ -115,7 +100,6 @@ class ApiServer:
         await server.start()
         await self._health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         self._server = server
-        self._ready.set()
 
     def set_serving(self, serving: bool) -> None:
         status = (health_pb2.HealthCheckResponse.SERVING if serving
@@ -123,14 +107,8 @@ class ApiServer:
         asyncio.run_coroutine_threadsafe(self._health.set("", status), self._loop)
 
     def stop(self, grace: float = 1.0) -> None:
-        if self._server is not None:
-            future = asyncio.run_coroutine_threadsafe(self._server.stop(grace), self._loop)
-            try:
-                future.result(grace + 2)
-            except Exception as exc:  # stopping anyway
-                log.debug("API stop: %s", exc)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(3)
+        self._thread.stop(self._server.stop(grace) if self._server is not None else None,
+                          grace + 2)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # ---- servicers built from the service descriptors ----------------------------------------

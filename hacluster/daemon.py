@@ -16,7 +16,7 @@ from types import FrameType
 
 from . import config as cfg
 from .agent import Agent
-from .alarming import AlarmEvaluator
+from .alarming import AlarmEvaluator, Tolerance
 from .api import ApiServer
 from .auth import Authenticator
 from .core.commands import Batch, Command
@@ -76,10 +76,11 @@ class Daemon:
                                                             service.monitor),
                              self.events, auth)
         self.sampler = Sampler(service.monitor, self.hypervisor, self._test_host_memory)
-        self.alarms = AlarmEvaluator(config, self.raft, self.leader)
+        tolerance = Tolerance()  # the dashboard's and the alarms' figure, computed once
+        self.alarms = AlarmEvaluator(config, self.raft, self.leader, tolerance)
         self.leader_changes = 0  # seen by this member (for /metrics)
         self.web = WebServer(config, auth, self.feed, lambda server: Routes(
-            server, service, self.raft, self.events, self._local_counts).table())
+            server, service, self.raft, self.events, self._local_counts, tolerance).table())
 
     def _local_counts(self) -> dict[str, float]:
         return {"leader_changes": self.leader_changes, "web_streams": len(self.feed.streams),
@@ -184,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"haclusterd: {config.data_dir} set aside as {aside}; start haclusterd to rejoin "
               "(it votes again once it has caught up)")
         return 0
+    # A thread waiting for the GIL gets it within a millisecond, not Python's default 5:
+    # heartbeats are answered on the gRPC thread while the web thread may be busy.
+    sys.setswitchinterval(0.001)
     logging.basicConfig(level=config.log_level,
                         format=f"%(asctime)s {config.name} %(name)s %(levelname)s %(message)s")
     logging.getLogger("pysyncobj").setLevel(logging.WARNING)

@@ -19,8 +19,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import client as dicts
+from ..alarming import Tolerance
 from ..auth import Caller
-from ..core.admission import failures_tolerated
 from ..core.changes import STATUS, touched
 from ..core.placement import HostTable
 from ..errors import ApiError, fail
@@ -80,14 +80,15 @@ def flag(request: web.Request, key: str) -> bool:
 
 class Routes:
     def __init__(self, server: WebServer, service: ClusterService, raft: RaftNode,
-                 events: EventLog, local: Callable[[], dict[str, float]]) -> None:
+                 events: EventLog, local: Callable[[], dict[str, float]],
+                 tolerance: Tolerance) -> None:
         self.server = server
+        self.tolerance = tolerance
         self.metrics = registry(ClusterCollector(raft, service.live, local))
         self.service = service
         self.raft = raft
         self.events = events
         self.live: dict[str, pb.HostLive] = {}  # the leader's live figures, every LIVE_EVERY
-        self._tolerated: tuple[int, float, int] | None = None  # revision, when, value
         server.background += [self._deltas, self._live_figures, self._events]
 
     def table(self) -> list[web.AbstractRouteDef]:
@@ -207,23 +208,12 @@ class Routes:
         state = self.raft.state
         active = [a for a in state.alarms.values() if a.active]
         local = self.service.local_alarms()
-        return {**summary(state), "failures_tolerated": self._failures_tolerated(),
+        return {**summary(state), "failures_tolerated": self.tolerance.value(state),
                 "alarms": {"active": len(active) + len(local),
                            "unacknowledged": sum(1 for a in active if not a.acked_at)
                            + len(local),
                            "critical": sum(1 for a in active if a.severity == "critical")
                            + len(local)}}
-
-    def _failures_tolerated(self) -> int | None:
-        """Recomputed when the state changed, at most every 5 s (placement of every HA VM
-        for each failure tried: a second at 10,000 VMs): the last answer meanwhile."""
-        state, now = self.raft.state, time.monotonic()
-        cached = self._tolerated
-        if cached is not None and (cached[0] == state.revision or now - cached[1] < 5.0):
-            return cached[2]
-        value = failures_tolerated(state.hosts.values(), state.vms.values(), state.policy)
-        self._tolerated = (state.revision, now, value)
-        return value
 
     async def operations(self, request: web.Request) -> web.Response:
         return await self._json(request, "ListOperations",
@@ -510,17 +500,18 @@ class Routes:
         try:
             response = await self._open_stream(request)
             await response.write(b"".join(first))
+            checked = time.monotonic()
             while True:
-                try:
-                    message: bytes | None = await asyncio.wait_for(stream.queue.get(), 1.0)
-                except TimeoutError:
-                    message = None
-                why = self._still_allowed(request, "WatchLive")
-                if why is not None or stream.overflowed:
-                    await response.write(sse("end", {"why": why or "fell behind: reconnect"}))
-                    break
-                if message is not None:
-                    await response.write(message)
+                messages = await stream.take(timeout=1.0)
+                if time.monotonic() - checked >= 1.0 or stream.overflowed:
+                    checked = time.monotonic()  # the token, once a second as gRPC streams
+                    why = self._still_allowed(request, "WatchLive")
+                    if why is not None or stream.overflowed:
+                        await response.write(sse("end", {"why": why or "fell behind: "
+                                                         "reconnect"}))
+                        break
+                if messages:
+                    await response.write(messages)
         except ConnectionError:
             pass
         finally:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -23,6 +22,7 @@ from aiohttp import web
 from ..auth import Authenticator, Caller
 from ..config import Config
 from ..errors import ApiError, fail
+from ..loopthread import LoopThread
 from .feed import ChangeFeed
 from .session import check_csrf, credentials
 
@@ -63,33 +63,18 @@ class WebServer:
         self.feed = feed
         self._routes = routes
         self._waiting = 0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
+        self._thread = LoopThread("web-loop", self._serve)
+        self._loop = self._thread.loop
         self._runner: web.AppRunner | None = None
         self.app: web.Application | None = None
         self._tasks: list[asyncio.Task[None]] = []
         # loops that run while it serves (the live stream's)
         self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
-        self._thread = threading.Thread(target=self._run, name="web-loop", daemon=True)
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread.start()
-        self._ready.wait(10)
-        if self._error is not None:
-            raise OSError(f"cannot serve the web console on {self.address}: {self._error}")
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self._serve())
-        except BaseException as exc:  # reported to start()
-            self._error = exc
-            self._ready.set()
-            return
-        self._loop.run_forever()
+        self._thread.start(f"cannot serve the web console on {self.address}")
 
     def tls(self) -> ssl.SSLContext:
         tls = self.config.tls
@@ -110,17 +95,9 @@ class WebServer:
         await site.start()
         self._runner = runner
         self._tasks = [asyncio.create_task(job()) for job in self.background]
-        self._ready.set()
 
     def stop(self) -> None:
-        if self._runner is not None:
-            future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
-            try:
-                future.result(3)
-            except Exception as exc:  # stopping anyway
-                log.debug("web stop: %s", exc)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(3)
+        self._thread.stop(self._shutdown() if self._runner is not None else None, 3)
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     async def _shutdown(self) -> None:
