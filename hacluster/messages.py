@@ -30,14 +30,27 @@ def vm_message(vm: Vm, state: ClusterState) -> pb.Vm:
     return msg
 
 
+def vms_by_host(state: ClusterState) -> dict[str, list[str]]:
+    """Each host's VMs, sorted, in one pass over the VMs (not one per host)."""
+    out: dict[str, list[str]] = {}
+    for vm in state.vms.values():
+        if vm.host is not None:
+            out.setdefault(vm.host, []).append(vm.name)
+    for names in out.values():
+        names.sort()
+    return out
+
+
 def host_message(host: Host, state: ClusterState, table: HostTable,
-                 live: dict[str, pb.HostLive]) -> pb.Host:
+                 live: dict[str, pb.HostLive],
+                 on_hosts: dict[str, list[str]] | None = None) -> pb.Host:
     i = table.index[host.name]
     p = state.policy
     beat = live.get(host.name)
+    vms = (on_hosts.get(host.name, []) if on_hosts is not None
+           else sorted(vm.name for vm in state.vms.values() if vm.host == host.name))
     return pb.Host(
-        name=host.name, status=host.status.value,
-        vms=sorted(vm.name for vm in state.vms.values() if vm.host == host.name),
+        name=host.name, status=host.status.value, vms=vms,
         cpus=host.cpus, memory_mib=host.memory_mib,
         memory_free_mib=int(table.free_memory(p)[i]),
         cpu_load=beat.cpu_load if beat else -1.0,

@@ -61,6 +61,7 @@ from .messages import (
     policy_message,
     rule_message,
     vm_message,
+    vms_by_host,
 )
 from .peers import Peers
 from .raft import DiskFull, RaftNode, Unavailable
@@ -203,7 +204,8 @@ class ClusterService:
 
     def ListHosts(self, request: pb.ListHostsRequest, caller: Caller) -> pb.ListHostsResponse:
         state, table, live = self._hosts()
-        return pb.ListHostsResponse(hosts=[host_message(h, state, table, live)
+        on_hosts = vms_by_host(state)
+        return pb.ListHostsResponse(hosts=[host_message(h, state, table, live, on_hosts)
                                            for h in sorted(state.hosts.values(),
                                                            key=lambda h: h.name)])
 

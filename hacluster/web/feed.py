@@ -26,6 +26,7 @@ from ..core.state import Result
 
 Pair = tuple[Command, Result]
 COALESCE = 0.03  # seconds a delta waits for more commits to share it
+FLUSH = 0.02  # seconds what is published waits for more, to go to every tab in one write
 MAX_PENDING = 20_000  # noted pairs kept before a delta; past it, streams are told to reset
 RESUME_GRACE = 120.0  # seconds after the last stream closed during which deltas are still
 # built and kept, so a tab back from a network blip resumes instead of reloading
@@ -90,6 +91,8 @@ class ChangeFeed:
         self._wake: asyncio.Event | None = None
         self._woken = False
         self._watched = float("-inf")  # when a stream was last open
+        self._outbox: list[bytes] = []  # published, not yet handed to the streams
+        self._flushing = False
 
     # ---- the Raft thread ------------------------------------------------------------------------
 
@@ -138,15 +141,25 @@ class ChangeFeed:
                 self.publish("delta", delta)
 
     def publish(self, event: str, data: Any, keep: bool = True) -> None:
-        """To every stream; kept in the ring (resumable) unless it is ephemeral."""
+        """To every stream, within FLUSH seconds, together with whatever else is published
+        meanwhile (a commit's delta and its events: one wake-up and one write per tab, not
+        three); kept in the ring (resumable) unless it is ephemeral."""
         if keep:
             self.seq += 1
             message = sse(event, data, f"{self.boot}.{self.seq}")
             self.ring.append((self.seq, message))
         else:
             message = sse(event, data)
+        self._outbox.append(message)
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().call_later(FLUSH, self._flush)
+
+    def _flush(self) -> None:
+        self._flushing = False
+        burst, self._outbox = b"".join(self._outbox), []
         for stream in list(self.streams):
-            stream.offer(message)
+            stream.offer(burst)
 
     def open(self, last_event_id: str | None) -> tuple[Stream, list[bytes]]:
         """A new stream and what it must be sent first: what it missed since

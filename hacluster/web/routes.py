@@ -23,10 +23,11 @@ from ..alarming import Tolerance
 from ..auth import Caller
 from ..core.changes import STATUS, touched
 from ..core.placement import HostTable
+from ..core.state import ClusterState
 from ..errors import ApiError, fail
 from ..eventlog import EventLog
 from ..eventlog import TooManyStreams as TooManyEventStreams
-from ..messages import host_message, vm_message
+from ..messages import host_message, vm_message, vms_by_host
 from ..raft import RaftNode
 from ..service import SESSION_OWNERS, SESSION_TTL, ClusterService
 from ..v1 import cluster_pb2 as pb
@@ -89,6 +90,7 @@ class Routes:
         self.raft = raft
         self.events = events
         self.live: dict[str, pb.HostLive] = {}  # the leader's live figures, every LIVE_EVERY
+        self._summaries: tuple[ClusterState, JSON] | None = None
         server.background += [self._deltas, self._live_figures, self._events]
 
     def table(self) -> list[web.AbstractRouteDef]:
@@ -204,11 +206,16 @@ class Routes:
     async def summary(self, request: web.Request) -> web.Response:
         return await self._json(request, "GetSummary", lambda c: self._summary())
 
-    def _summary(self) -> JSON:
+    def _summary(self, table: HostTable | None = None) -> JSON:
+        """The dashboard's figures, computed once per state (a delta and every tab's GET
+        share them: 30 ms at 10,000 VMs), with this member's own alarms added fresh."""
         state = self.raft.state
+        cached = self._summaries
+        if cached is None or cached[0] is not state:
+            cached = self._summaries = (state, summary(state, table))
         active = [a for a in state.alarms.values() if a.active]
         local = self.service.local_alarms()
-        return {**summary(state), "failures_tolerated": self.tolerance.value(state),
+        return {**cached[1], "failures_tolerated": self.tolerance.value(state),
                 "alarms": {"active": len(active) + len(local),
                            "unacknowledged": sum(1 for a in active if not a.acked_at)
                            + len(local),
@@ -538,13 +545,15 @@ class Routes:
             out["vms"] = {n: dicts.vm_dict(vm_message(state.vms[n], state))
                           if n in state.vms else None for n in vm_names}
         host_names = sorted(name for kind, name in keys if kind == "host")
-        if host_names:
-            table = HostTable.build(state.hosts.values(), state.vms.values())
+        table = HostTable.build(state.hosts.values(), state.vms.values()) \
+            if host_names or STATUS in keys else None
+        if host_names and table is not None:
+            on_hosts = vms_by_host(state)
             out["hosts"] = {n: dicts.host_dict(host_message(state.hosts[n], state, table,
-                                                            self.live))
+                                                            self.live, on_hosts))
                             if n in state.hosts else None for n in host_names}
         if STATUS in keys:
-            out["summary"] = self._summary()
+            out["summary"] = self._summary(table)
         out["views"] = sorted({kind for kind, _ in keys} - {"vm", "host", "status"})
         return out
 

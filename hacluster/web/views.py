@@ -80,10 +80,11 @@ def query_vms(state: ClusterState, query: VmQuery) -> tuple[int, list[Vm], dict[
     return len(found), found[query.offset:query.offset + query.limit], dict(counts)
 
 
-def summary(state: ClusterState) -> dict[str, Any]:
+def summary(state: ClusterState, table: HostTable | None = None) -> dict[str, Any]:
     """The dashboard's figures: hosts and VMs by status, what is allocated against what the
     up hosts offer (after the policy's ratios and reserve), open incidents."""
-    table = HostTable.build(state.hosts.values(), state.vms.values())
+    if table is None:
+        table = HostTable.build(state.hosts.values(), state.vms.values())
     p = state.policy
     up = table.up
     hosts = Counter("maintenance" if h.maintenance and h.status is HostStatus.UP
