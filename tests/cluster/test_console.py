@@ -13,12 +13,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from .conftest import LabRun, wait_for
 from .test_failover import client
 
 pytestmark = pytest.mark.cluster
-playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("HACLUSTER_TEST_OUTPUT", "test-output")) / "console"
 PAGES = ["#/", "#/hosts", "#/hosts/host1", "#/vms", "#/vms/web-ui", "#/alarms", "#/incidents",
@@ -26,9 +26,9 @@ PAGES = ["#/", "#/hosts", "#/hosts/host1", "#/vms", "#/vms/web-ui", "#/alarms", 
 
 
 @pytest.fixture
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Browser]:
     assert Path(CHROMIUM).exists(), "chromium is missing: scripts/setup installs it"
-    with playwright.sync_playwright() as p:
+    with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--no-first-run"])
@@ -38,11 +38,11 @@ def browser() -> Iterator[object]:
             b.close()
 
 
-def open_console(browser: object, lab: LabRun, host: str = "host1") -> tuple[object, list[str]]:
+def open_console(browser: Browser, lab: LabRun, host: str = "host1") -> tuple[Page, list[str]]:
     """A logged-in page on `host`'s console, and the page errors seen (expected empty)."""
     url = next(h["web"] for h in lab.status() if h["name"] == host)
     # the lab CA is not the browser's: TLS itself is tested with the lab CA elsewhere
-    context = browser.new_context(ignore_https_errors=True,  # type: ignore[attr-defined]
+    context = browser.new_context(ignore_https_errors=True,
                                   viewport={"width": 1300, "height": 900})
     page = context.new_page()
     errors: list[str] = []
@@ -53,20 +53,18 @@ def open_console(browser: object, lab: LabRun, host: str = "host1") -> tuple[obj
     page.fill("input[name=token]", lab.token)
     page.click("text=Log in with token")
     page.wait_for_selector("[data-testid=card-leader]")
-    playwright.expect(page.locator("[data-testid=live]")).to_have_text("live", timeout=10_000)
-    page.base = url  # type: ignore[attr-defined]
+    expect(page.locator("[data-testid=live]")).to_have_text("live", timeout=10_000)
     return page, errors
 
 
-def go(page: object, route: str) -> None:
-    page.goto(page.base + route)  # type: ignore[attr-defined]
+def go(page: Page, route: str) -> None:
+    page.goto(page.url.split("#")[0] + route)
 
 
 def test_create_see_it_run_migrate_and_every_page(make_lab: Callable[..., LabRun],
-                                                  browser: object) -> None:
+                                                  browser: Browser) -> None:
     lab = make_lab(3)
     page, errors = open_console(browser, lab)
-    expect = playwright.expect
     go(page, "#/vms")
     page.click("[data-testid=create-vm]")
     page.fill("input[name=name]", "web-ui")
@@ -102,7 +100,7 @@ def test_create_see_it_run_migrate_and_every_page(make_lab: Callable[..., LabRun
 
 
 def test_a_lost_host_timeline_fills_in_live_as_its_what_if_said(
-        make_lab: Callable[..., LabRun], browser: object) -> None:
+        make_lab: Callable[..., LabRun], browser: Browser) -> None:
     lab = make_lab(3)
     # placement by committed figures only: the live CPU load of lab hosts (one machine)
     # moves between the question and the failover
@@ -118,7 +116,7 @@ def test_a_lost_host_timeline_fills_in_live_as_its_what_if_said(
     page, errors = open_console(browser, lab, watcher)
     go(page, f"#/hosts/{victim}")
     table = page.locator("[data-testid=what-if]")
-    playwright.expect(table.locator("tr[data-vm]").first).to_be_visible(timeout=10_000)
+    expect(table.locator("tr[data-vm]").first).to_be_visible(timeout=10_000)
     predicted = {}
     for tr in table.locator("tr[data-vm]").all():
         cells = tr.locator("td").all_inner_texts()
@@ -130,12 +128,12 @@ def test_a_lost_host_timeline_fills_in_live_as_its_what_if_said(
     page.wait_for_selector("main h2")
     lab.lab("kill", victim)
     row = page.locator("[data-incident]").first
-    playwright.expect(row).to_contain_text(victim, timeout=20_000)  # no reload
+    expect(row).to_contain_text(victim, timeout=20_000)  # no reload
     row.locator("a").click()
     timeline = page.locator("[data-testid=timeline]")
-    playwright.expect(timeline).to_contain_text("declared down", timeout=10_000)
+    expect(timeline).to_contain_text("declared down", timeout=10_000)
     for vm in predicted:
-        playwright.expect(timeline).to_contain_text(
+        expect(timeline).to_contain_text(
             re.compile(rf"running on {predicted[vm]} after"), timeout=30_000)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "incident-timeline.png"), full_page=True)
