@@ -32,7 +32,7 @@ from .core.host_plan import (
     report,
     watchdog_guard,
 )
-from .core.model import Observed, Vm
+from .core.model import Observed, Pool, Vm
 from .core.validate import text
 from .hypervisor import Hypervisor, HypervisorError
 from .metrics import MetricsProbe, disk_total_gib
@@ -43,6 +43,16 @@ from .v1 import cluster_pb2_grpc as rpc
 from .watchdog import NoWatchdog, Watchdog, WatchdogError
 
 log = logging.getLogger(__name__)
+POOL_REFRESH = 10.0  # seconds between checks of this host's storage pools (free space)
+CHORE_TIMEOUT = 1.0  # seconds a storage report may hold up a cycle
+
+
+def _close(a: list[float] | None, b: list[float] | None) -> bool:
+    """Whether two [capacity, free] GiB reports are the same for the cluster's purposes
+    (free space moves all the time; half a GiB is not worth a log entry)."""
+    if a is None or b is None:
+        return a is b
+    return abs(a[0] - b[0]) < 0.5 and abs(a[1] - b[1]) < 0.5
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,7 @@ class Agent:
         self.peers: Peers | None = None  # mutual-TLS channels to the leader (set by the daemon)
         self._capacity: Capacity | None = None
         self.probe = MetricsProbe(config.storage_dir)
+        self._pools_synced: tuple[object, float] = (None, 0.0)  # (pool set, monotonic time)
 
     # ---- facts about this host ------------------------------------------------------------
 
@@ -136,17 +147,24 @@ class Agent:
             domains = self.hv.domains()
         except HypervisorError as exc:
             return f"hypervisor unreachable: {exc}"
-        vms = self.raft.state.vms  # one immutable snapshot for the whole cycle
+        state = self.raft.state  # one immutable snapshot for the whole cycle
+        vms = state.vms
         self._judge_starts(vms, domains)
         actions = decide_host(self.config.name, vms, domains, self.lease, time.monotonic(),
                               self.raft.is_ready(), self._failed_starts.keys())
-        done = [d for d in (self._execute(a, vms) for a in actions) if d]
+        done = [d for d in (self._execute(a, vms, state.pools) for a in actions) if d]
         if actions:
             try:
                 domains = self.hv.domains()
             except HypervisorError as exc:
                 return f"hypervisor unreachable: {exc}"
         self._publish(domains)
+        # Storage chores last, and only while the leader answers (their reports are
+        # proposals): the self-fencing and the heartbeat above never wait behind them.
+        if self.registered and self.raft.is_ready() and self.heartbeat_ok:
+            self._sync_pools(state.pools)
+            if state.doomed_volumes:
+                done += self._delete_volumes(state.doomed_volumes, domains)
         running = sum(1 for d in domains if d.managed and d.state is Observed.RUNNING)
         parts = [f"{running} running", *done]
         if self.lease_expired():
@@ -203,10 +221,59 @@ class Agent:
             self.registered = False
             self.wake.set()
 
-    def _execute(self, action: Action, vms: dict[str, Vm]) -> str:
+    def _sync_pools(self, pools: Mapping[str, Pool]) -> None:
+        """Keep the cluster's pools defined and running in this host's libvirt, at once when
+        the cluster's pools change and every POOL_REFRESH seconds otherwise, and report what
+        this host sees when that differs from the replica's record."""
+        key = tuple(sorted((p.name, p.type.value, p.path) for p in pools.values()))
+        last_key, last_at = self._pools_synced
+        now = time.monotonic()
+        if key == last_key and now - last_at < POOL_REFRESH:
+            return
+        try:
+            seen, errors = self.hv.sync_pools(pools)
+        except HypervisorError as exc:
+            log.warning("storage pools: %s", exc)
+            return
+        self._pools_synced = (key, now)
+        me = self.config.name
+        if all(_close(p.seen.get(me), seen.get(n)) and p.errors.get(me, "") == errors.get(n, "")
+               for n, p in pools.items()):
+            return
+        try:
+            self.raft.propose(c.ObservePools(id=uuid.uuid4().hex, ts=time.time(), host=me,
+                                             seen=seen, errors=errors), timeout=CHORE_TIMEOUT)
+        except Unavailable as exc:
+            log.warning("could not report storage pools: %s", exc)
+            self._pools_synced = (None, 0.0)  # try again next cycle
+
+    def _delete_volumes(self, doomed: Mapping[str, Mapping[str, str]],
+                        domains: list[Domain]) -> list[str]:
+        """Delete the volumes of VMs deleted with their disks that are this host's to
+        delete, once their domain is gone from here, and tell the cluster."""
+        present = {d.uuid for d in domains}
+        deleted = []
+        for key, volume in sorted(doomed.items()):
+            if volume["host"] != self.config.name or volume["uuid"] in present:
+                continue
+            try:
+                self.hv.delete_volume(volume["pool"], volume["volume"])
+                deleted.append(key)
+            except HypervisorError as exc:
+                log.warning("%s", exc)
+        if deleted:
+            try:
+                self.raft.propose(c.VolumesDeleted(id=uuid.uuid4().hex, ts=time.time(),
+                                                   host=self.config.name, volumes=deleted),
+                                  timeout=CHORE_TIMEOUT)
+            except Unavailable as exc:
+                log.warning("could not record deleted volumes: %s (will retry)", exc)
+        return [f"deleted volume {k}" for k in deleted]
+
+    def _execute(self, action: Action, vms: dict[str, Vm], pools: Mapping[str, Pool]) -> str:
         try:
             if action.act is Act.DEFINE_START:
-                self.hv.define_start(vms[action.vm])
+                self.hv.define_start(vms[action.vm], pools)
             elif action.act is Act.START:
                 self.hv.start(action.uuid)
             elif action.act is Act.STOP:

@@ -41,7 +41,8 @@ class Tolerance:
             if cached is not None and (cached[0] == state.revision
                                        or now - cached[1] < TOLERANCE_EVERY):
                 return cached[2]
-            value = failures_tolerated(state.hosts.values(), state.vms.values(), state.policy)
+            value = failures_tolerated(state.hosts.values(), state.vms.values(), state.policy,
+                                      state.pools)
             self._cached = (state.revision, now, value)
             return value
 

@@ -38,6 +38,7 @@ COLUMNS = {
     "incident": ["id", "host", "open", "fenced_by", "seconds_to_fenced",
                  "seconds_to_all_running", "vms"],
     "rule": ["name", "kind", "strength", "vms", "hosts"],
+    "pool": ["name", "type", "shared", "capacity_gib", "free_gib", "allocated_gib", "hosts"],
     "verdict": ["host", "eligible", "score", "reason"],
     "move": ["vm", "source", "target", "gain"],
     "what-if": ["name", "target", "reason"],
@@ -68,7 +69,11 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 def details(record: dict[str, Any]) -> str:
     lines = []
     for key, value in record.items():
-        if isinstance(value, list):
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            lines.append(f"{key}:")
+            lines += [f"    {' '.join(f'{k}={_cell(v)}' for k, v in item.items())}"
+                      for item in value]
+        elif isinstance(value, list):
             shown = ", ".join(str(v) for v in value) if value else "-"
             if key == "pending_reasons" and value:
                 shown = "\n" + "\n".join(f"    {v}" for v in value)
@@ -220,20 +225,55 @@ def vm() -> None:
 @click.argument("name")
 @click.option("--vcpus", type=int, required=True)
 @click.option("--memory", "memory_mib", type=int, required=True, metavar="MIB")
-@click.option("--disk", "disk_gib", type=int, default=0, show_default=True, metavar="GIB")
+@click.option("--disk", "disks", multiple=True, metavar="POOL:GIB|GIB",
+              help="A new volume of GIB in storage pool POOL (repeat for more disks, vda "
+              "first); a bare GIB only counts host disk space for placement.")
+@click.option("--image", metavar="POOL/VOLUME[:GIB]",
+              help="The boot disk as a copy-on-write clone of this base volume (default "
+              "10 GiB).")
 @click.option("--ha/--no-ha", default=True, show_default=True,
               help="Restart it elsewhere if its host fails.")
 @click.option("--priority", type=int, default=0, show_default=True,
               help="Higher starts first (0-1000).")
 @click.option("--stopped", is_flag=True, help="Create without starting it.")
 @pass_ctx
-def vm_create(ctx: Ctx, name: str, vcpus: int, memory_mib: int, disk_gib: int, ha: bool,
-              priority: int, stopped: bool) -> None:
+def vm_create(ctx: Ctx, name: str, vcpus: int, memory_mib: int, disks: tuple[str, ...],
+              image: str | None, ha: bool, priority: int, stopped: bool) -> None:
     """Create a VM; the leader places it on the best host that fits."""
+    disk_gib, volumes = _disk_options(disks, image)
     with errors():
         record = ctx.client().create_vm(name, vcpus, memory_mib, disk_gib, ha, priority,
-                                        stopped)
+                                        stopped, volumes)
     ctx.emit(record, details)
+
+
+def _gib(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise click.BadParameter(f"{what}: {text!r} is not a whole number of GiB") from None
+
+
+def _disk_options(disks: Sequence[str], image: str | None
+                  ) -> tuple[int, list[tuple[str, int, str]]]:
+    """--disk and --image as (host disk GiB, volumes); the pools themselves are checked by
+    the cluster."""
+    disk_gib, volumes = 0, []
+    if image:
+        base, _, size = image.partition(":")
+        pool, slash, volume = base.partition("/")
+        if not slash or not pool or not volume:
+            raise click.BadParameter(f"{image!r} is not POOL/VOLUME[:GIB]", param_hint="--image")
+        volumes.append((pool, _gib(size, "--image") if size else 10, base))
+    for spec in disks:
+        pool, colon, size = spec.rpartition(":")
+        if not colon:
+            disk_gib += _gib(spec, "--disk")
+        elif not pool:
+            raise click.BadParameter(f"{spec!r} is not POOL:GIB", param_hint="--disk")
+        else:
+            volumes.append((pool, _gib(size, "--disk"), ""))
+    return disk_gib, volumes
 
 
 @vm.command("list")
@@ -270,9 +310,21 @@ def _vm_action(verb: str, call: Callable[[Client, str], Any]) -> click.Command:
 
 _vm_action("start", Client.start_vm)
 _vm_action("stop", Client.stop_vm)
-_vm_action("delete", Client.delete_vm)
 _vm_action("disable", lambda client, name: client.set_vm_state(name, "disabled"))
 _vm_action("ignore", lambda client, name: client.set_vm_state(name, "ignored"))
+
+
+@vm.command("delete")
+@click.argument("name")
+@click.option("--delete-disks", is_flag=True,
+              help="Delete its volumes too (the host that last had it does it); kept "
+              "otherwise.")
+@pass_ctx
+def vm_delete(ctx: Ctx, name: str, delete_disks: bool) -> None:
+    """Delete a VM: its host stops and undefines it."""
+    with errors():
+        ctx.client().delete_vm(name, delete_disks)
+    ctx.emit({"name": name, "deleted": True}, details)
 
 
 @host.command("confirm-fenced")
@@ -483,6 +535,53 @@ def rule_list(ctx: Ctx) -> None:
 def rule_delete(ctx: Ctx, name: str) -> None:
     with errors():
         ctx.client().delete_rule(name)
+    ctx.emit({"name": name, "deleted": True}, details)
+
+
+# ---- storage ------------------------------------------------------------------------------------
+
+
+@main.group()
+def storage() -> None:
+    """Storage pools every host defines in its libvirt; VMs' disks are volumes in them."""
+
+
+@storage.command("create")
+@click.argument("name")
+@click.option("--type", "type_", type=click.Choice(["dir", "netfs", "logical", "rbd"]),
+              required=True)
+@click.option("--path", default="", help="dir, netfs: where the volumes are on each host.")
+@click.option("--source-host", default="", help="netfs: the NFS server; rbd: a Ceph monitor.")
+@click.option("--source-path", default="",
+              help="netfs: the export; logical: the volume group; rbd: the Ceph pool.")
+@click.option("--shared/--local", default=True, show_default=True,
+              help="Every host sees the same volumes (needed for HA VMs' disks).")
+@pass_ctx
+def storage_create(ctx: Ctx, name: str, type_: str, path: str, source_host: str,
+                   source_path: str, shared: bool) -> None:
+    """Every host's agent defines and starts the pool, then reports what it sees."""
+    with errors():
+        record = ctx.client().create_pool(name, type_, shared, path, source_host, source_path)
+    ctx.emit(record, details)
+
+
+@storage.command("list")
+@pass_ctx
+def storage_list(ctx: Ctx) -> None:
+    """Per pool: type, capacity and free space as the hosts report, which hosts see it."""
+    with errors():
+        rows = ctx.client().list_pools()
+    ctx.emit(rows, lambda r: table(r, COLUMNS["pool"]))
+
+
+@storage.command("delete")
+@click.argument("name")
+@pass_ctx
+def storage_delete(ctx: Ctx, name: str) -> None:
+    """Refused while a VM has a disk in it. Hosts drop the pool from libvirt; the volumes
+    and files on the storage are left as they are."""
+    with errors():
+        ctx.client().delete_pool(name)
     ctx.emit({"name": name, "deleted": True}, details)
 
 

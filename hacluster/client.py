@@ -44,6 +44,8 @@ def vm_dict(vm: pb.Vm) -> dict[str, Any]:
         "migrating_to": vm.migrating_to if vm.HasField("migrating_to") else None,
         "migration_error": vm.migration_error or None, "version": vm.version,
         "failures": list(vm.failures),
+        "disks": [{"pool": d.pool, "volume": d.volume, "size_gib": d.size_gib,
+                   "image": d.image or None} for d in vm.disks],
     }
 
 
@@ -91,6 +93,14 @@ def alarm_dict(a: pb.Alarm) -> dict[str, Any]:
             "message": a.message, "active": not a.cleared_at, "raised_at": _t(a.raised_at),
             "cleared_at": _t(a.cleared_at), "acked_by": a.acked_by or None,
             "acked_at": _t(a.acked_at), "local": a.local}
+
+
+def pool_dict(p: pb.Pool) -> dict[str, Any]:
+    return {"name": p.name, "type": p.type, "shared": p.shared, "path": p.path or None,
+            "source_host": p.source_host or None, "source_path": p.source_path or None,
+            "capacity_gib": p.capacity_gib, "free_gib": p.free_gib,
+            "allocated_gib": p.allocated_gib, "hosts": list(p.hosts),
+            "errors": dict(sorted(p.errors.items()))}
 
 
 def rule_dict(r: pb.Rule) -> dict[str, Any]:
@@ -244,10 +254,13 @@ class Client:
         return host_dict(self._call(lambda s: s.GetHost, pb.GetHostRequest(name=name)))
 
     def create_vm(self, name: str, vcpus: int, memory_mib: int, disk_gib: int = 0,
-                  ha: bool = True, priority: int = 0, stopped: bool = False) -> dict[str, Any]:
-        request = pb.CreateVmRequest(name=name, vcpus=vcpus, memory_mib=memory_mib,
-                                     disk_gib=disk_gib, ha=ha, priority=priority,
-                                     stopped=stopped, request_id=uuid.uuid4().hex)
+                  ha: bool = True, priority: int = 0, stopped: bool = False,
+                  disks: Sequence[tuple[str, int, str]] = ()) -> dict[str, Any]:
+        """`disks`: (pool, size GiB, image "POOL/VOLUME" or "") each, vda first."""
+        request = pb.CreateVmRequest(
+            name=name, vcpus=vcpus, memory_mib=memory_mib, disk_gib=disk_gib, ha=ha,
+            priority=priority, stopped=stopped, request_id=uuid.uuid4().hex,
+            disks=[pb.DiskSpec(pool=p, size_gib=n, image=i) for p, n, i in disks])
         return vm_dict(self._call(lambda s: s.CreateVm, request))
 
     def get_vm(self, name: str) -> dict[str, Any]:
@@ -338,11 +351,25 @@ class Client:
     def delete_rule(self, name: str) -> None:
         self._call(lambda s: s.DeleteRule, pb.DeleteRuleRequest(name=name))
 
+    def create_pool(self, name: str, type_: str, shared: bool, path: str = "",
+                    source_host: str = "", source_path: str = "") -> dict[str, Any]:
+        request = pb.Pool(name=name, type=type_, shared=shared, path=path,
+                          source_host=source_host, source_path=source_path)
+        return pool_dict(self._call(lambda s: s.CreatePool, request))
+
+    def list_pools(self) -> list[dict[str, Any]]:
+        return [pool_dict(p) for p in self._call(lambda s: s.ListPools,
+                                                  pb.ListPoolsRequest()).pools]
+
+    def delete_pool(self, name: str) -> None:
+        self._call(lambda s: s.DeletePool, pb.DeletePoolRequest(name=name))
+
     def balance(self, apply: bool = False) -> dict[str, Any]:
         return balance_dict(self._call(lambda s: s.Balance, pb.BalanceRequest(apply=apply)))
 
-    def delete_vm(self, name: str) -> None:
-        self._call(lambda s: s.DeleteVm, pb.VmRequest(name=name, request_id=uuid.uuid4().hex))
+    def delete_vm(self, name: str, delete_disks: bool = False) -> None:
+        self._call(lambda s: s.DeleteVm, pb.VmRequest(name=name, request_id=uuid.uuid4().hex,
+                                                      delete_disks=delete_disks))
 
     # ---- identity, tokens, the directory ---------------------------------------------------------
 

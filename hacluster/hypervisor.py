@@ -11,14 +11,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
 import libvirt
 
+from . import storage_pools
 from .core.host_plan import Domain
-from .core.model import Observed, Vm
+from .core.model import Observed, Pool, Vm
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +74,14 @@ class DirectBoot:
     cmdline: str = "console=ttyS0 quiet panic=-1"
 
 
-def domain_xml(vm: Vm, domain_type: str, boot: DirectBoot | None = None) -> str:
+def domain_xml(vm: Vm, domain_type: str, boot: DirectBoot | None = None,
+               pools: Mapping[str, Pool] | None = None) -> str:
     """A persistent definition: minimal for the test driver; for QEMU (TCG, no KVM needed) a
-    qemu64 CPU, and with `boot` a direct kernel boot and a serial console file."""
+    qemu64 CPU, and with `boot` a direct kernel boot and a serial console file. The VM's
+    disks are volumes of the cluster's pools."""
     os_xml = "<os><type arch='x86_64'>hvm</type></os>"
-    devices = ""
+    disks = storage_pools.disks_xml(vm, pools or {})
+    devices = f"<devices>{disks}</devices>" if disks else ""
     if domain_type == "qemu":
         os_xml = "<os><type arch='x86_64' machine='pc'>hvm</type>"
         if boot is not None:
@@ -91,7 +95,7 @@ def domain_xml(vm: Vm, domain_type: str, boot: DirectBoot | None = None) -> str:
             log = f"{boot.console_dir}/{vm.name}.log"
             console = (f"<serial type='file'><source path='{escape(log)}' append='on'/>"
                        "<target port='0'/></serial>")
-        devices = f"<devices>{console}<memballoon model='none'/></devices>"
+        devices = f"<devices>{disks}{console}<memballoon model='none'/></devices>"
     return f"""<domain type='{domain_type}'>
   <name>{escape(vm.name)}</name>
   <uuid>{escape(vm.uuid)}</uuid>
@@ -269,13 +273,30 @@ class Hypervisor:
 
     # ---- actions -----------------------------------------------------------------------------
 
-    def define_start(self, vm: Vm) -> None:
+    def define_start(self, vm: Vm, pools: Mapping[str, Pool] | None = None) -> None:
+        """Define the VM (its volumes first, where missing) and start it."""
         def run(conn: libvirt.virConnect) -> None:
-            dom = conn.defineXML(domain_xml(vm, self._kind, self.boot))
+            try:
+                storage_pools.ensure_volumes(conn, vm, pools or {}, self._kind == "test")
+            except storage_pools.StorageError as exc:
+                raise HypervisorError(f"define and start {vm.name} on {self.uri}: {exc}") \
+                    from exc
+            dom = conn.defineXML(domain_xml(vm, self._kind, self.boot, pools))
             self._managed[vm.uuid] = True
             dom.create()
 
         self._call(f"define and start {vm.name}", run)
+
+    def delete_volume(self, pool: str, volume: str) -> None:
+        self._call(f"delete volume {pool}/{volume}",
+                   lambda conn: storage_pools.delete_volume(conn, pool, volume))
+
+    def sync_pools(self, pools: Mapping[str, Pool]
+                   ) -> tuple[dict[str, list[float]], dict[str, str]]:
+        """The cluster's pools defined and running here: what this host sees, and why not."""
+        result = self._call("storage pools", lambda conn: storage_pools.sync(conn, pools))
+        assert isinstance(result, tuple)
+        return result
 
     def start(self, uuid: str) -> None:
         self._call(f"start {uuid}", lambda conn: conn.lookupByUUIDString(uuid).create())

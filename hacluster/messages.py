@@ -5,7 +5,18 @@ from __future__ import annotations
 
 import time
 
-from .core.model import POLICY_LIMITS, Alarm, Host, Incident, Policy, Rule, Vm, vm_status
+from .core import storage
+from .core.model import (
+    POLICY_LIMITS,
+    Alarm,
+    Host,
+    Incident,
+    Policy,
+    Pool,
+    Rule,
+    Vm,
+    vm_status,
+)
 from .core.placement import HostTable
 from .core.state import ClusterState
 from .history import Window
@@ -20,7 +31,9 @@ def vm_message(vm: Vm, state: ClusterState) -> pb.Vm:
                 priority=vm.priority, pending_reasons=vm.pending_reasons, version=vm.version,
                 observed=vm.observed.value, restarts=vm.restarts,
                 relocations=vm.relocations, error=vm.error,
-                migration_error=vm.migration_error, failures=vm.failures)
+                migration_error=vm.migration_error, failures=vm.failures,
+                disks=[pb.Disk(pool=d["pool"], volume=d["volume"], size_gib=d["size_gib"],
+                               image=d["image"]) for d in vm.disks])
     if vm.migrating_to is not None:
         msg.migrating_to = vm.migrating_to
     if vm.host is not None:
@@ -65,6 +78,11 @@ def host_message(host: Host, state: ClusterState, table: HostTable,
         fenced_by=host.fenced_by, watchdog_error=host.watchdog_error,
         heartbeat_rtt_ms=beat.heartbeat_rtt_ms if beat else -1.0,
     )
+
+
+def pool_message(pool: Pool, state: ClusterState) -> pb.Pool:
+    d = storage.pool_dict(pool, state.vms.values())
+    return pb.Pool(**{**d, "hosts": d["hosts"], "errors": d["errors"]})
 
 
 def rule_message(r: Rule) -> pb.Rule:

@@ -23,6 +23,7 @@ from .auth import Caller
 from .certs import new_token, token_hash
 from .config import Config
 from .core import commands as c
+from .core import storage
 from .core.balance import plan_balance
 from .core.model import (
     OBSERVED_VALUES,
@@ -59,6 +60,7 @@ from .messages import (
     incident_message,
     live_messages,
     policy_message,
+    pool_message,
     rule_message,
     vm_message,
     vms_by_host,
@@ -200,7 +202,7 @@ class ClusterService:
 
     def _hosts(self) -> tuple[ClusterState, HostTable, dict[str, pb.HostLive]]:
         state = self.raft.state
-        return state, HostTable.build(state.hosts.values(), state.vms.values()), self.live()
+        return state, HostTable.of(state), self.live()
 
     def ListHosts(self, request: pb.ListHostsRequest, caller: Caller) -> pb.ListHostsResponse:
         state, table, live = self._hosts()
@@ -224,10 +226,14 @@ class ClusterService:
         cmd_id = self._request_id(request.request_id)
         # The same request id always names the same VM uuid, so a retry is the same command.
         vm_uuid = str(uuid.uuid5(VM_UUID_NAMESPACE, cmd_id))
+        if len(request.disks) > storage.MAX_DISKS:
+            _fail("invalid", f"a VM has at most {storage.MAX_DISKS} disks")
+        disks = [{"pool": d.pool, "size_gib": d.size_gib, "image": d.image}
+                 for d in request.disks]
         self._commit(c.CreateVm(
             id=cmd_id, ts=time.time(), name=request.name, uuid=vm_uuid,
             vcpus=request.vcpus, memory_mib=request.memory_mib, disk_gib=request.disk_gib,
-            state=state_value, ha=request.ha, priority=request.priority), caller)
+            state=state_value, ha=request.ha, priority=request.priority, disks=disks), caller)
         return self.GetVm(pb.VmRequest(name=request.name), caller)
 
     def GetVm(self, request: pb.VmRequest, caller: Caller) -> pb.Vm:
@@ -259,8 +265,8 @@ class ClusterService:
     def DeleteVm(self, request: pb.VmRequest, caller: Caller) -> pb.DeleteVmResponse:
         self.vm_record(request.name)
         self._commit(c.DeleteVm(id=self._request_id(request.request_id), ts=time.time(),
-                                name=request.name, expect_version=self._expect(request)),
-                     caller)
+                                name=request.name, expect_version=self._expect(request),
+                                delete_disks=request.delete_disks), caller)
         return pb.DeleteVmResponse()
 
     # ---- failover: fencing, incidents, policy --------------------------------------------------
@@ -316,7 +322,7 @@ class ClusterService:
         vm = self.vm_record(request.name, state)
         # Judged as if it were not placed yet, so its own usage does not count against it.
         others = [v for v in state.vms.values() if v.name != vm.name]
-        table = HostTable.build(state.hosts.values(), others)
+        table = HostTable.of(state, others)
         candidate = Vm(**{**vm.to_dict(), "host": None, "migrating_to": None})
         d = Placer(state.policy, list(state.rules.values())).decide(candidate, table,
                                                                     explain=True)
@@ -394,6 +400,31 @@ class ClusterService:
         self._commit(c.DeleteRule(id=uuid.uuid4().hex, ts=time.time(), name=request.name),
                      caller)
         return pb.DeleteRuleResponse()
+
+    def CreatePool(self, request: pb.Pool, caller: Caller) -> pb.Pool:
+        errors = storage.pool_errors(request.name, request.type, request.path,
+                                     request.source_host, request.source_path)
+        if errors:
+            _fail("invalid", "; ".join(errors))
+        self._commit(c.CreatePool(id=uuid.uuid4().hex, ts=time.time(), name=request.name,
+                                  type=request.type, shared=request.shared, path=request.path,
+                                  source_host=request.source_host,
+                                  source_path=request.source_path), caller)
+        state = self.raft.state
+        return pool_message(state.pools[request.name], state)
+
+    def ListPools(self, request: pb.ListPoolsRequest, caller: Caller) -> pb.ListPoolsResponse:
+        state = self.raft.state
+        return pb.ListPoolsResponse(pools=[pool_message(p, state) for p in sorted(
+            state.pools.values(), key=lambda p: p.name)])
+
+    def DeletePool(self, request: pb.DeletePoolRequest, caller: Caller
+                   ) -> pb.DeletePoolResponse:
+        if (err := name_error("pool", request.name)) is not None:
+            _fail("invalid", err)
+        self._commit(c.DeletePool(id=uuid.uuid4().hex, ts=time.time(), name=request.name),
+                     caller)
+        return pb.DeletePoolResponse()
 
     def Balance(self, request: pb.BalanceRequest, caller: Caller) -> pb.BalanceReport:
         plan = plan_balance(self.raft.state, self._metrics(), time.time())

@@ -8,21 +8,21 @@ that needs the most room in all but contrived clusters.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from .model import Host, HostStatus, Policy, Vm
+from .model import Host, HostStatus, Policy, Pool, Vm
 from .placement import HostTable, Placer
 
 
 def refusal(hosts: Iterable[Host], vms: Iterable[Vm], candidate: Vm, policy: Policy,
-            failures: int) -> str | None:
+            failures: int, pools: Mapping[str, Pool] | None = None) -> str | None:
     """Why admitting candidate would break the guarantee, or None if it keeps it."""
     hosts = [h for h in hosts if h.status is HostStatus.UP]
     vms = [v for v in vms if v.name != candidate.name]
     placer = Placer(policy)
-    table = HostTable.build(hosts, vms)
+    table = HostTable.build(hosts, vms, pools=pools)
     decision = placer.decide(candidate, table)
     if decision.host is None:
         return None  # it will wait pending like any VM that fits nowhere
@@ -37,7 +37,7 @@ def refusal(hosts: Iterable[Host], vms: Iterable[Vm], candidate: Vm, policy: Pol
     for lost in scenarios:
         if len(lost) >= len(hosts):
             return f"the cluster has {len(hosts)} hosts up; it cannot survive {failures} failures"
-        stranded = _stranded(hosts, [*vms, placed], protected, lost, placer)
+        stranded = _stranded(hosts, [*vms, placed], protected, lost, placer, pools)
         if stranded:
             return (f"if {', '.join(lost)} failed, {', '.join(sorted(stranded))} could not "
                     f"restart (admission control: {failures} host failure(s) tolerated)")
@@ -45,15 +45,16 @@ def refusal(hosts: Iterable[Host], vms: Iterable[Vm], candidate: Vm, policy: Pol
 
 
 def _stranded(hosts: list[Host], vms: list[Vm], protected: list[Vm], lost: list[str],
-              placer: Placer) -> list[str]:
+              placer: Placer, pools: Mapping[str, Pool] | None) -> list[str]:
     """The protected VMs on the lost hosts that the survivors could not restart."""
-    survivors = HostTable.build(hosts, [v for v in vms if v.host not in lost])
+    survivors = HostTable.build(hosts, [v for v in vms if v.host not in lost], pools=pools)
     survivors.up &= ~np.isin(np.array(survivors.names), lost)
     moving = [Vm(**{**v.to_dict(), "host": None}) for v in protected if v.host in lost]
     return [d.vm for d in placer.place_all(moving, survivors) if d.host is None]
 
 
-def failures_tolerated(hosts: Iterable[Host], vms: Iterable[Vm], policy: Policy) -> int:
+def failures_tolerated(hosts: Iterable[Host], vms: Iterable[Vm], policy: Policy,
+                       pools: Mapping[str, Pool] | None = None) -> int:
     """How many host failures the cluster can absorb now with every running HA VM restarted
     (the dashboard's figure, vSphere's "current failover capacity"): 1 if any single host can
     fail, then 2, 3... the same scenarios as admission control."""
@@ -68,7 +69,8 @@ def failures_tolerated(hosts: Iterable[Host], vms: Iterable[Vm], policy: Policy)
             scenarios = [[h.name] for h in up]
         else:
             scenarios = [sorted(ha_memory, key=lambda n: (-ha_memory[n], n))[:failures]]
-        if any(_stranded(up, everything, protected, lost, placer) for lost in scenarios):
+        if any(_stranded(up, everything, protected, lost, placer, pools)
+               for lost in scenarios):
             break
         tolerated = failures
     return tolerated

@@ -47,7 +47,7 @@ class BalancePlan:
 def plan_balance(state: ClusterState, metrics: Mapping[str, HostMetrics], now: float,
                  max_moves: int = 8) -> BalancePlan:
     p = state.policy
-    table = HostTable.build(state.hosts.values(), state.vms.values(), metrics)
+    table = HostTable.of(state, metrics=metrics)
     usable = table.up & ~table.maintenance
     rows = np.flatnonzero(usable)
     if rows.size < 2:

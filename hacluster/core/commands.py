@@ -99,6 +99,7 @@ class CreateVm(Command):
     state: str = "started"
     ha: bool = True
     priority: int = 0
+    disks: list[dict[str, Any]] = field(default_factory=list)  # {pool, volume, size_gib, image}
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -116,6 +117,7 @@ class DeleteVm(Command):
     TYPE = "vm.delete"
     name: str
     expect_version: int | None = None
+    delete_disks: bool = False  # its volumes too (by the host that last had it)
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -320,6 +322,45 @@ class AckAlarm(Command):
 
 
 @dataclass(kw_only=True, frozen=True)
+class CreatePool(Command):
+    """A storage pool every host defines in its libvirt (core/storage.py)."""
+
+    TYPE = "pool.create"
+    name: str
+    type: str
+    shared: bool
+    path: str = ""
+    source_host: str = ""
+    source_path: str = ""
+
+
+@dataclass(kw_only=True, frozen=True)
+class DeletePool(Command):
+    TYPE = "pool.delete"
+    name: str
+
+
+@dataclass(kw_only=True, frozen=True)
+class ObservePools(Command):
+    """A host's agent reports the pools its libvirt has running: name -> [capacity GiB,
+    free GiB], and name -> why one would not start. Proposed only when it changed."""
+
+    TYPE = "pool.observe"
+    host: str
+    seen: dict[str, list[float]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True, frozen=True)
+class VolumesDeleted(Command):
+    """A host's agent deleted volumes of deleted VMs (keys "pool/volume")."""
+
+    TYPE = "pool.volumes_deleted"
+    host: str
+    volumes: list[str] = field(default_factory=list)
+
+
+@dataclass(kw_only=True, frozen=True)
 class Batch(Command):
     """Several leader commands in one log entry, applied in order (each may be refused on its
     own): a leader with thousands of placements or pending VMs to record commits them in a
@@ -362,6 +403,10 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         CreateToken,
         RevokeToken,
         SetDirectoryRoles,
+        CreatePool,
+        DeletePool,
+        ObservePools,
+        VolumesDeleted,
         Batch,
     )
 }

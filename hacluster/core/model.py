@@ -121,6 +121,9 @@ class Vm(Record):
     migration_error: str = ""  # why the last migration failed (it kept running)
     left: dict[str, float] = field(default_factory=dict)  # host -> ts it was moved off it
     failures: list[str] = field(default_factory=list)  # the last few: "host: why"
+    # volumes in the cluster's storage pools, in device order (vda, vdb, ...): each
+    # {"pool", "volume", "size_gib", "image"}; never changed in place (core/storage.py)
+    disks: list[dict[str, Any]] = field(default_factory=list)
     version: int = 0
 
     def __post_init__(self) -> None:
@@ -181,6 +184,46 @@ POLICY_LIMITS: dict[str, tuple[float, float]] = {
     "alarm_disk_free_gib": (0, 1 << 20),
 }
 """Every operator-settable policy field and its allowed range."""
+
+
+class PoolType(StrEnum):
+    """The libvirt storage pool types the cluster defines on its hosts."""
+
+    DIR = "dir"  # a directory (shared when it is a mount every host has, e.g. NFS by fstab)
+    NETFS = "netfs"  # an NFS export libvirt mounts itself
+    LOGICAL = "logical"  # an LVM volume group (shared only on a cluster-wide SAN LUN)
+    RBD = "rbd"  # a Ceph pool
+
+
+@dataclass
+class Pool(Record):
+    """A storage pool every host defines in its own libvirt: `shared` says the hosts see
+    the same volumes (what failover and live migration need). `seen` is what each host's
+    agent last reported: host -> [capacity GiB, free GiB]; a host absent from it does not
+    see the pool, and `errors` says why where its libvirt said so."""
+
+    name: str
+    type: PoolType
+    shared: bool
+    path: str = ""  # where the volumes appear on each host (dir, netfs; logical: /dev/VG)
+    source_host: str = ""  # the NFS server, or the Ceph monitor
+    source_path: str = ""  # the NFS export, the LVM volume group, or the Ceph pool
+    seen: dict[str, list[float]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    created_at: float = 0.0
+    version: int = 0
+
+    def __post_init__(self) -> None:
+        self.type = PoolType(self.type)
+
+    @property
+    def capacity_gib(self) -> float:
+        """The largest capacity a host reports (one figure for a shared pool)."""
+        return max((s[0] for s in self.seen.values()), default=0.0)
+
+    @property
+    def free_gib(self) -> float:
+        return min((s[1] for s in self.seen.values()), default=0.0)
 
 
 class RuleKind(StrEnum):

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from .model import Host, HostStatus, Policy, Rule, RuleKind, Strength, Vm
+from . import storage
+from .model import Host, HostStatus, Policy, Pool, Rule, RuleKind, Strength, Vm
 
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
@@ -32,6 +34,19 @@ class HostMetrics:
     memory_available_mib: float = 0.0
     disk_free_gib: float = 0.0
     heartbeat_rtt_ms: float = -1.0  # the host's previous heartbeat round trip (-1: unknown)
+
+
+class HasPlacement(Protocol):
+    """What a table is built from (a ClusterState), without importing the state machine."""
+
+    @property
+    def hosts(self) -> Mapping[str, Host]: ...
+
+    @property
+    def vms(self) -> Mapping[str, Vm]: ...
+
+    @property
+    def pools(self) -> Mapping[str, Pool]: ...
 
 
 @dataclass
@@ -50,18 +65,36 @@ class HostTable:
     maintenance: Bools
     index: dict[str, int] = field(default_factory=dict)
     where: dict[str, set[int]] = field(default_factory=dict)  # VM -> rows it occupies
+    pools: Mapping[str, Pool] = field(default_factory=dict)
+    pool_used: dict[str, Floats] = field(default_factory=dict)  # local pool -> GiB per row
+
+    @classmethod
+    def of(cls, state: HasPlacement, vms: Iterable[Vm] | None = None,
+           metrics: Mapping[str, HostMetrics] | None = None) -> HostTable:
+        """The table of a cluster state (its hosts, VMs and pools); `vms` replaces its VMs."""
+        return cls.build(state.hosts.values(), state.vms.values() if vms is None else vms,
+                         metrics, state.pools)
 
     @classmethod
     def build(cls, hosts: Iterable[Host], vms: Iterable[Vm],
-              metrics: Mapping[str, HostMetrics] | None = None) -> HostTable:
-        """A migrating VM occupies its source and its target until the move completes."""
+              metrics: Mapping[str, HostMetrics] | None = None,
+              pools: Mapping[str, Pool] | None = None) -> HostTable:
+        """A migrating VM occupies its source and its target until the move completes.
+        A VM's volumes on a local pool occupy its host's pool whether it runs or not."""
+        pools = pools or {}
         ordered = sorted(hosts, key=lambda h: h.name)
         names = [h.name for h in ordered]
         index = {n: i for i, n in enumerate(names)}
         n = len(names)
         used = np.zeros((3, n))
         where: dict[str, set[int]] = {}
+        local = {name: np.zeros(n) for name, p in pools.items() if not p.shared}
         for vm in vms:
+            if vm.disks and local:
+                home = index.get(vm.host or vm.last_host or "")
+                for pool, gib in storage.needs(vm).items():
+                    if pool in local and home is not None:
+                        local[pool][home] += gib
             if not vm.wants_to_run:
                 continue
             for h in (vm.host, vm.migrating_to):
@@ -82,7 +115,7 @@ class HostTable:
             disk_gib=np.array([h.disk_gib for h in ordered], dtype=float),
             used_vcpus=used[0], used_memory_mib=used[1], used_disk_gib=used[2],
             cpu_load=np.array([live[h].cpu_load if h in live else 0.0 for h in names]),
-            index=index,
+            index=index, pools=pools, pool_used=local,
         )
 
     def free_memory(self, policy: Policy) -> Floats:
@@ -102,6 +135,11 @@ class HostTable:
         self.used_vcpus[i] += sign * vm.vcpus
         self.used_memory_mib[i] += sign * vm.memory_mib
         self.used_disk_gib[i] += sign * vm.disk_gib
+        if vm.disks and vm.host is None and vm.last_host is None:
+            # a first placement: its new volumes take room on that host's local pools
+            for pool, gib in storage.needs(vm).items():
+                if pool in self.pool_used:
+                    self.pool_used[pool][i] += sign * gib
         rows = self.where.setdefault(vm.name, set())
         if sign > 0:
             rows.add(i)
@@ -172,6 +210,47 @@ class DiskFilter(Filter):
     def reason(self, vm: Vm, t: HostTable, i: int, policy: Policy) -> str:
         free = t.free_disk(policy)[i]
         return f"needs {vm.disk_gib} GiB disk, {max(free, 0):.0f} GiB free"
+
+
+class StorageFilter(Filter):
+    """A host must see every pool the VM has disks in; a VM with disks on a local pool
+    stays on its home host (where its volumes are), and a first placement needs room on
+    the host's local pool (core/storage.py)."""
+
+    name = "storage"
+
+    def _verdicts(self, vm: Vm, t: HostTable, policy: Policy) -> list[tuple[Bools, str]]:
+        out = []
+        n = len(t.names)
+        home = t.index.get(vm.host or vm.last_host or "")
+        for name, need in sorted(storage.needs(vm).items()):
+            pool = t.pools.get(name)
+            seen = np.array([h in pool.seen for h in t.names], dtype=bool) if pool \
+                else np.zeros(n, dtype=bool)
+            out.append((seen, f"does not see storage pool {name}"))
+            if pool is None or pool.shared:
+                continue
+            if home is not None:
+                at_home = np.zeros(n, dtype=bool)
+                at_home[home] = True
+                out.append((at_home, f"the VM's volumes are on local pool {name} of "
+                                     f"{t.names[home]}"))
+                continue
+            room = np.array([pool.seen.get(h, [0.0, 0.0])[0] for h in t.names]) * \
+                policy.disk_ratio - t.pool_used.get(name, np.zeros(n))
+            out.append((room >= need, f"local pool {name} has too little room for "
+                                      f"{need} GiB"))
+        return out
+
+    def mask(self, vm: Vm, t: HostTable, policy: Policy) -> Bools:
+        ok = np.ones(len(t.names), dtype=bool)
+        if vm.disks:
+            for passed, _why in self._verdicts(vm, t, policy):
+                ok &= passed
+        return ok
+
+    def reason(self, vm: Vm, t: HostTable, i: int, policy: Policy) -> str:
+        return "; ".join(why for passed, why in self._verdicts(vm, t, policy) if not passed[i])
 
 
 class MaintenanceFilter(Filter):
@@ -339,7 +418,7 @@ class ShouldRulesWeigher(Weigher):
 
 def filters(rules: Sequence[Rule] = ()) -> tuple[Filter, ...]:
     return (HostUpFilter(), MaintenanceFilter(), RuleFilter(rules), AvoidHostsFilter(),
-            MemoryFilter(), VcpuFilter(), DiskFilter())
+            MemoryFilter(), VcpuFilter(), DiskFilter(), StorageFilter())
 
 
 def weighers(rules: Sequence[Rule] = ()) -> tuple[Weigher, ...]:

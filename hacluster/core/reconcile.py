@@ -160,7 +160,7 @@ def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
     if len(fresh) + len(old) > view.placement_budget:
         pending_next = waiting[-1].name if len(fresh) < len(waiting) else view.pending_from
     if waiting:
-        table = HostTable.build(state.hosts.values(), state.vms.values(), view.metrics)
+        table = HostTable.of(state, metrics=view.metrics)
         placed = pending = 0
         for d in placer.place_all(waiting, table):
             vm = state.vms[d.vm]
@@ -230,7 +230,7 @@ def migrations(state: ClusterState, view: LeaderView, placer: Placer, term: int,
         if busy.get(source.name, 0) >= limit:
             continue
         if table is None:
-            table = HostTable.build(state.hosts.values(), state.vms.values(), view.metrics)
+            table = HostTable.of(state, metrics=view.metrics)
         # Judge the VM as if it were not on its host yet (it leaves it), and never back there.
         table.add(vm, table.index[source.name], -1)
         moving = Vm(**{**vm.to_dict(), "host": None,

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from . import admission
+from . import admission, storage
 from . import commands as c
 from .model import (
     Alarm,
@@ -28,6 +28,8 @@ from .model import (
     Incident,
     Observed,
     Policy,
+    Pool,
+    PoolType,
     Role,
     Rule,
     RuleKind,
@@ -67,7 +69,7 @@ MAX_USERS = 1000
 # rules or policy changed. The rest (a VM created or placed, an observation) cannot make room.
 MAY_MAKE_ROOM = (c.RegisterHost, c.SetHostStatus, c.FenceHost, c.ConfirmFenced, c.SetVmState,
                  c.DeleteVm, c.VmFailed, c.CreateRule, c.DeleteRule, c.SetMaintenance,
-                 c.SetMigration, c.FinishMigration, c.SetPolicy)
+                 c.SetMigration, c.FinishMigration, c.SetPolicy, c.ObservePools)
 
 
 @dataclass(frozen=True)
@@ -125,10 +127,15 @@ class ClusterState:
         c.RaiseAlarm: "_raise_alarm",
         c.ClearAlarm: "_clear_alarm",
         c.AckAlarm: "_ack_alarm",
+        c.CreatePool: "_create_pool",
+        c.DeletePool: "_delete_pool",
+        c.ObservePools: "_observe_pools",
+        c.VolumesDeleted: "_volumes_deleted",
         c.Batch: "_batch",
     }
     _CONTAINERS = ("hosts", "vms", "rules", "recent", "incidents", "uuids", "tokens",
-                   "token_hashes", "directory_roles", "counters", "alarms", "users")
+                   "token_hashes", "directory_roles", "counters", "alarms", "users", "pools",
+                   "doomed_volumes")
 
     def __init__(self) -> None:
         self.hosts: dict[str, Host] = {}
@@ -152,6 +159,10 @@ class ClusterState:
         self.counters: dict[str, float] = {}
         self.alarms: dict[str, Alarm] = {}  # by key: the active ones, and recently cleared
         self.users: dict[str, User] = {}  # local accounts (passwords as argon2id hashes)
+        self.pools: dict[str, Pool] = {}  # storage pools every host defines
+        # "pool/volume" -> {"pool", "volume", "host", "uuid"}: volumes of VMs deleted with
+        # their disks, for that host's agent to delete once the domain is gone
+        self.doomed_volumes: dict[str, dict[str, str]] = {}
         # copy-on-write bookkeeping: what this object may change in place
         self._owned: set[str] = set(self._CONTAINERS)
         self._owned_records: set[tuple[str, str]] = set()
@@ -408,9 +419,17 @@ class ClusterState:
             return _reject("invalid", "uuid must be a string of 1-64 characters")
         if cmd.uuid in self.uuids:
             return _reject("exists", f"a VM with uuid {cmd.uuid} already exists")
+        errors = storage.disk_errors(cmd.disks, self.pools, bool(cmd.ha))
+        if errors:
+            return _reject("invalid", "; ".join(errors))
         vm = Vm(name=cmd.name, uuid=cmd.uuid, vcpus=cmd.vcpus, memory_mib=cmd.memory_mib,
                 disk_gib=cmd.disk_gib, state=VmState(cmd.state), ha=bool(cmd.ha),
-                priority=cmd.priority, created_at=cmd.ts)
+                priority=cmd.priority, created_at=cmd.ts,
+                disks=storage.disk_records(cmd.name, cmd.uuid, cmd.disks))
+        no_room = storage.shared_space_error(vm, self.pools, self.vms.values(),
+                                             self.policy.disk_ratio)
+        if no_room:
+            return _reject("admission", no_room)
         refused = self._admission(vm)
         if refused:
             return refused
@@ -424,7 +443,7 @@ class ClusterState:
         if not (self.policy.admission_control and vm.ha and vm.wants_to_run):
             return None
         why = admission.refusal(self.hosts.values(), self.vms.values(), vm, self.policy,
-                                self.policy.admission_failures)
+                                self.policy.admission_failures, self.pools)
         return _reject("admission", why) if why else None
 
     def _host_in_doubt(self, vm: Vm, doing: str) -> Result | None:
@@ -487,6 +506,10 @@ class ClusterState:
         doubt = self._host_in_doubt(found, "delete")
         if doubt:
             return doubt
+        if cmd.delete_disks:
+            doomed = self._w("doomed_volumes")
+            for volume in storage.volumes_to_delete(found, self.pools):
+                doomed[f"{volume['pool']}/{volume['volume']}"] = volume
         del self._w("vms")[cmd.name]
         self._w("uuids").pop(found.uuid, None)
         for rule in list(self.rules.values()):
@@ -532,6 +555,10 @@ class ClusterState:
                     - p.memory_reserve_mib or used[0] + found.vcpus > host.cpus * p.cpu_ratio
                     or used[2] + found.disk_gib > host.disk_gib * p.disk_ratio):
                 return _reject("conflict", f"VM {found.name} no longer fits on {cmd.host}")
+            unseen = storage.unseen_pools(found, self.pools, cmd.host)
+            if unseen:
+                return _reject("conflict", f"host {cmd.host} cannot open VM {found.name}'s "
+                               f"disks: {unseen}")
             if found.wants_to_run:
                 used[0] += found.vcpus
                 used[1] += found.memory_mib
@@ -677,6 +704,9 @@ class ClusterState:
         source = self.hosts.get(found.host)
         if source is None or source.status is not HostStatus.UP:
             return _reject("conflict", f"VM {found.name}'s host {found.host} is not up")
+        if storage.is_local(found, self.pools):
+            return _reject("conflict", f"VM {found.name} has disks on a local pool: it stays "
+                           f"on {found.host}, where its volumes are")
         vm = self._edit_vm(cmd.name)
         vm.migration_requested, vm.migration_error = cmd.to, ""
         vm.version = self._bump()
@@ -692,6 +722,10 @@ class ClusterState:
                 return _reject("conflict", f"VM {found.name} cannot start a move now")
             if target is None or target.status is not HostStatus.UP or cmd.to == found.host:
                 return _reject("conflict", f"host {cmd.to} cannot take {found.name}")
+            unseen = storage.unseen_pools(found, self.pools, cmd.to)
+            if unseen:
+                return _reject("conflict", f"host {cmd.to} cannot open {found.name}'s disks: "
+                               f"{unseen}")
         vm = self._edit_vm(cmd.name)
         if not cmd.to:  # refused, or cancelled
             vm.migrating_to, vm.migration_requested = None, None
@@ -890,6 +924,73 @@ class ClusterState:
         alarm.version = self._bump()
         return Result(ok=True, version=alarm.version)
 
+    # ---- storage pools ---------------------------------------------------------------------
+
+    def _create_pool(self, cmd: c.CreatePool) -> Result:
+        errors = storage.pool_errors(cmd.name, cmd.type, cmd.path, cmd.source_host,
+                                     cmd.source_path)
+        if errors:
+            return _reject("invalid", "; ".join(errors))
+        if cmd.name in self.pools:
+            return _reject("exists", f"storage pool {cmd.name} already exists")
+        if len(self.pools) >= storage.MAX_POOLS:
+            return _reject("invalid", f"the cluster holds its maximum of {storage.MAX_POOLS} "
+                           "storage pools")
+        version = self._bump()
+        self._w("pools")[cmd.name] = Pool(
+            name=cmd.name, type=PoolType(cmd.type), shared=bool(cmd.shared), path=cmd.path,
+            source_host=cmd.source_host, source_path=cmd.source_path, created_at=cmd.ts,
+            version=version)
+        self._owned_records.add(("pools", cmd.name))
+        return Result(ok=True, version=version)
+
+    def _delete_pool(self, cmd: c.DeletePool) -> Result:
+        if cmd.name not in self.pools:
+            return _reject("not_found", f"storage pool {shown(cmd.name)} does not exist")
+        users = sorted(vm.name for vm in self.vms.values()
+                       if any(d["pool"] == cmd.name for d in vm.disks))
+        if users:
+            return _reject("conflict", f"storage pool {cmd.name} holds disks of "
+                           f"{len(users)} VMs ({', '.join(users[:5])}"
+                           f"{', ...' if len(users) > 5 else ''}); delete those VMs first")
+        del self._w("pools")[cmd.name]
+        return Result(ok=True, version=self._bump())
+
+    def _observe_pools(self, cmd: c.ObservePools) -> Result:
+        if cmd.host not in self.hosts:
+            return _reject("not_found", f"host {shown(cmd.host)} is not registered")
+        problem = storage.observation_error(cmd.seen, cmd.errors)
+        if problem:
+            return _reject("invalid", problem)
+        seen = {k: [float(v[0]), float(v[1])] for k, v in cmd.seen.items()}
+        errors = {k: text(v, 300) for k, v in cmd.errors.items()}
+        changed = False
+        for name in self.pools:
+            pool = self.pools[name]
+            mine, why = seen.get(name), errors.get(name, "")
+            if pool.seen.get(cmd.host) == mine and pool.errors.get(cmd.host, "") == why:
+                continue
+            edit: Pool = self._edit("pools", name)
+            edit.seen.pop(cmd.host, None)
+            edit.errors.pop(cmd.host, None)
+            if mine is not None:
+                edit.seen[cmd.host] = mine
+            if why:
+                edit.errors[cmd.host] = why
+            edit.version = self._bump()
+            changed = True
+        return Result(ok=True, message="" if changed else "unchanged", version=self.revision)
+
+    def _volumes_deleted(self, cmd: c.VolumesDeleted) -> Result:
+        mine = [k for k in cmd.volumes if self.doomed_volumes.get(str(k), {}).get("host")
+                == cmd.host]
+        if not mine:
+            return Result(ok=True, message="unchanged", version=self.revision)
+        doomed = self._w("doomed_volumes")
+        for key in mine:
+            del doomed[key]
+        return Result(ok=True, version=self._bump())
+
     # ---- snapshots (plain data) -----------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
@@ -911,6 +1012,8 @@ class ClusterState:
             "counters": dict(sorted(self.counters.items())),
             "alarms": [a.to_dict() for a in self.alarms.values()],
             "users": [u.to_dict() for u in self.users.values()],
+            "pools": [p.to_dict() for p in self.pools.values()],
+            "doomed_volumes": dict(self.doomed_volumes),
         }
 
     @classmethod
@@ -937,6 +1040,8 @@ class ClusterState:
         state.counters = dict(data.get("counters", {}))
         state.alarms = {a["key"]: Alarm.from_dict(a) for a in data.get("alarms", [])}
         state.users = {u["name"]: User.from_dict(u) for u in data.get("users", [])}
+        state.pools = {p["name"]: Pool.from_dict(p) for p in data.get("pools", [])}
+        state.doomed_volumes = dict(data.get("doomed_volumes", {}))
         return state
 
     def __eq__(self, other: object) -> bool:

@@ -123,7 +123,7 @@ class GetHostRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class Vm(_message.Message):
-    __slots__ = ("name", "uuid", "host", "state", "status", "vcpus", "memory_mib", "disk_gib", "ha", "priority", "pending_reasons", "last_host", "version", "observed", "restarts", "relocations", "error", "migrating_to", "migration_error", "failures")
+    __slots__ = ("name", "uuid", "host", "state", "status", "vcpus", "memory_mib", "disk_gib", "ha", "priority", "pending_reasons", "last_host", "version", "observed", "restarts", "relocations", "error", "migrating_to", "migration_error", "failures", "disks")
     NAME_FIELD_NUMBER: _ClassVar[int]
     UUID_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
@@ -144,6 +144,7 @@ class Vm(_message.Message):
     MIGRATING_TO_FIELD_NUMBER: _ClassVar[int]
     MIGRATION_ERROR_FIELD_NUMBER: _ClassVar[int]
     FAILURES_FIELD_NUMBER: _ClassVar[int]
+    DISKS_FIELD_NUMBER: _ClassVar[int]
     name: str
     uuid: str
     host: str
@@ -164,7 +165,83 @@ class Vm(_message.Message):
     migrating_to: str
     migration_error: str
     failures: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., uuid: _Optional[str] = ..., host: _Optional[str] = ..., state: _Optional[str] = ..., status: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., disk_gib: _Optional[int] = ..., ha: _Optional[bool] = ..., priority: _Optional[int] = ..., pending_reasons: _Optional[_Iterable[str]] = ..., last_host: _Optional[str] = ..., version: _Optional[int] = ..., observed: _Optional[str] = ..., restarts: _Optional[int] = ..., relocations: _Optional[int] = ..., error: _Optional[str] = ..., migrating_to: _Optional[str] = ..., migration_error: _Optional[str] = ..., failures: _Optional[_Iterable[str]] = ...) -> None: ...
+    disks: _containers.RepeatedCompositeFieldContainer[Disk]
+    def __init__(self, name: _Optional[str] = ..., uuid: _Optional[str] = ..., host: _Optional[str] = ..., state: _Optional[str] = ..., status: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., disk_gib: _Optional[int] = ..., ha: _Optional[bool] = ..., priority: _Optional[int] = ..., pending_reasons: _Optional[_Iterable[str]] = ..., last_host: _Optional[str] = ..., version: _Optional[int] = ..., observed: _Optional[str] = ..., restarts: _Optional[int] = ..., relocations: _Optional[int] = ..., error: _Optional[str] = ..., migrating_to: _Optional[str] = ..., migration_error: _Optional[str] = ..., failures: _Optional[_Iterable[str]] = ..., disks: _Optional[_Iterable[_Union[Disk, _Mapping]]] = ...) -> None: ...
+
+class Disk(_message.Message):
+    __slots__ = ("pool", "volume", "size_gib", "image")
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_GIB_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    pool: str
+    volume: str
+    size_gib: int
+    image: str
+    def __init__(self, pool: _Optional[str] = ..., volume: _Optional[str] = ..., size_gib: _Optional[int] = ..., image: _Optional[str] = ...) -> None: ...
+
+class DiskSpec(_message.Message):
+    __slots__ = ("pool", "size_gib", "image")
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    SIZE_GIB_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    pool: str
+    size_gib: int
+    image: str
+    def __init__(self, pool: _Optional[str] = ..., size_gib: _Optional[int] = ..., image: _Optional[str] = ...) -> None: ...
+
+class Pool(_message.Message):
+    __slots__ = ("name", "type", "shared", "path", "source_host", "source_path", "capacity_gib", "free_gib", "allocated_gib", "hosts", "errors")
+    class ErrorsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_HOST_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_GIB_FIELD_NUMBER: _ClassVar[int]
+    FREE_GIB_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATED_GIB_FIELD_NUMBER: _ClassVar[int]
+    HOSTS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: str
+    shared: bool
+    path: str
+    source_host: str
+    source_path: str
+    capacity_gib: float
+    free_gib: float
+    allocated_gib: int
+    hosts: _containers.RepeatedScalarFieldContainer[str]
+    errors: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., shared: _Optional[bool] = ..., path: _Optional[str] = ..., source_host: _Optional[str] = ..., source_path: _Optional[str] = ..., capacity_gib: _Optional[float] = ..., free_gib: _Optional[float] = ..., allocated_gib: _Optional[int] = ..., hosts: _Optional[_Iterable[str]] = ..., errors: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ListPoolsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListPoolsResponse(_message.Message):
+    __slots__ = ("pools",)
+    POOLS_FIELD_NUMBER: _ClassVar[int]
+    pools: _containers.RepeatedCompositeFieldContainer[Pool]
+    def __init__(self, pools: _Optional[_Iterable[_Union[Pool, _Mapping]]] = ...) -> None: ...
+
+class DeletePoolRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeletePoolResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class MigrateVmRequest(_message.Message):
     __slots__ = ("name", "to", "request_id")
@@ -459,7 +536,7 @@ class SetPolicyRequest(_message.Message):
     def __init__(self, changes: _Optional[_Mapping[str, float]] = ..., expect_version: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class CreateVmRequest(_message.Message):
-    __slots__ = ("name", "vcpus", "memory_mib", "disk_gib", "ha", "priority", "stopped", "request_id")
+    __slots__ = ("name", "vcpus", "memory_mib", "disk_gib", "ha", "priority", "stopped", "request_id", "disks")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VCPUS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
@@ -468,6 +545,7 @@ class CreateVmRequest(_message.Message):
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     STOPPED_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DISKS_FIELD_NUMBER: _ClassVar[int]
     name: str
     vcpus: int
     memory_mib: int
@@ -476,17 +554,20 @@ class CreateVmRequest(_message.Message):
     priority: int
     stopped: bool
     request_id: str
-    def __init__(self, name: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., disk_gib: _Optional[int] = ..., ha: _Optional[bool] = ..., priority: _Optional[int] = ..., stopped: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+    disks: _containers.RepeatedCompositeFieldContainer[DiskSpec]
+    def __init__(self, name: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., disk_gib: _Optional[int] = ..., ha: _Optional[bool] = ..., priority: _Optional[int] = ..., stopped: _Optional[bool] = ..., request_id: _Optional[str] = ..., disks: _Optional[_Iterable[_Union[DiskSpec, _Mapping]]] = ...) -> None: ...
 
 class VmRequest(_message.Message):
-    __slots__ = ("name", "expect_version", "request_id")
+    __slots__ = ("name", "expect_version", "request_id", "delete_disks")
     NAME_FIELD_NUMBER: _ClassVar[int]
     EXPECT_VERSION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DELETE_DISKS_FIELD_NUMBER: _ClassVar[int]
     name: str
     expect_version: int
     request_id: str
-    def __init__(self, name: _Optional[str] = ..., expect_version: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+    delete_disks: bool
+    def __init__(self, name: _Optional[str] = ..., expect_version: _Optional[int] = ..., request_id: _Optional[str] = ..., delete_disks: _Optional[bool] = ...) -> None: ...
 
 class ListVmsRequest(_message.Message):
     __slots__ = ()

@@ -219,6 +219,21 @@ class ClusterStub:
                 request_serializer=hacluster_dot_v1_dot_cluster__pb2.DirectoryRoles.SerializeToString,
                 response_deserializer=hacluster_dot_v1_dot_cluster__pb2.DirectoryRoles.FromString,
                 _registered_method=True)
+        self.CreatePool = channel.unary_unary(
+                '/hacluster.v1.Cluster/CreatePool',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.Pool.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.Pool.FromString,
+                _registered_method=True)
+        self.ListPools = channel.unary_unary(
+                '/hacluster.v1.Cluster/ListPools',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.ListPoolsRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.ListPoolsResponse.FromString,
+                _registered_method=True)
+        self.DeletePool = channel.unary_unary(
+                '/hacluster.v1.Cluster/DeletePool',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.DeletePoolRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.DeletePoolResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServicer:
@@ -465,6 +480,25 @@ class ClusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreatePool(self, request, context):
+        """Storage pools every host defines in its libvirt (admin creates and deletes them).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPools(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeletePool(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -652,6 +686,21 @@ def add_ClusterServicer_to_server(servicer, server):
                     servicer.SetDirectoryRoles,
                     request_deserializer=hacluster_dot_v1_dot_cluster__pb2.DirectoryRoles.FromString,
                     response_serializer=hacluster_dot_v1_dot_cluster__pb2.DirectoryRoles.SerializeToString,
+            ),
+            'CreatePool': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePool,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.Pool.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.Pool.SerializeToString,
+            ),
+            'ListPools': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPools,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.ListPoolsRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.ListPoolsResponse.SerializeToString,
+            ),
+            'DeletePool': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePool,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.DeletePoolRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.DeletePoolResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1653,6 +1702,87 @@ class Cluster:
             '/hacluster.v1.Cluster/SetDirectoryRoles',
             hacluster_dot_v1_dot_cluster__pb2.DirectoryRoles.SerializeToString,
             hacluster_dot_v1_dot_cluster__pb2.DirectoryRoles.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePool(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/CreatePool',
+            hacluster_dot_v1_dot_cluster__pb2.Pool.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.Pool.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPools(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/ListPools',
+            hacluster_dot_v1_dot_cluster__pb2.ListPoolsRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.ListPoolsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeletePool(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/DeletePool',
+            hacluster_dot_v1_dot_cluster__pb2.DeletePoolRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.DeletePoolResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -87,7 +87,7 @@ class ClusterCollector(Collector):
 
     def _hosts(self, state: ClusterState) -> Iterator[Metric]:
         live = self.live()
-        table = HostTable.build(state.hosts.values(), state.vms.values())
+        table = HostTable.of(state)
         p = state.policy
         free_memory = table.free_memory(p)
         families = {

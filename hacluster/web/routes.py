@@ -121,6 +121,8 @@ class Routes:
             web.get(f"{api}/incidents/{{id}}", self.incident),
             web.get(f"{api}/rules", self.rules), web.post(f"{api}/rules", self.create_rule),
             web.delete(f"{api}/rules/{{name}}", self.delete_rule),
+            web.get(f"{api}/storage", self.pools), web.post(f"{api}/storage", self.create_pool),
+            web.delete(f"{api}/storage/{{name}}", self.delete_pool),
             web.get(f"{api}/balance", self.balance_plan), web.post(f"{api}/balance",
                                                                     self.balance_run),
             web.get(f"{api}/policy", self.policy), web.patch(f"{api}/policy", self.set_policy),
@@ -291,8 +293,15 @@ class Routes:
     async def create_vm(self, request: web.Request) -> web.Response:
         data = await body(request, {"name": str, "vcpus": int, "memory_mib": int,
                                     "disk_gib": int, "ha": bool, "priority": int,
-                                    "stopped": bool}, required=("name", "vcpus", "memory_mib"))
-        req = pb.CreateVmRequest(**{"ha": True, **data}, request_id=self._id(request))
+                                    "stopped": bool, "disks": list},
+                          required=("name", "vcpus", "memory_mib"))
+        disks = data.pop("disks", [])
+        if not all(isinstance(d, dict) and isinstance(d.get("pool"), str)
+                   and type(d.get("size_gib")) is int and isinstance(d.get("image", ""), str)
+                   and set(d) <= {"pool", "size_gib", "image"} for d in disks):
+            fail("invalid", "disks is a list of {pool, size_gib, image}")
+        req = pb.CreateVmRequest(**{"ha": True, **data}, request_id=self._id(request),
+                                 disks=[pb.DiskSpec(**d) for d in disks])
         return await self._json(request, "CreateVm", lambda c: dicts.vm_dict(
             self.service.CreateVm(req, c)), status=201)
 
@@ -302,7 +311,11 @@ class Routes:
             self.service.GetVm(req, c)))
 
     async def delete_vm(self, request: web.Request) -> web.Response:
-        req = pb.VmRequest(name=request.match_info["name"], request_id=self._id(request))
+        flag = request.query.get("delete_disks", "false")
+        if flag not in ("true", "false"):
+            fail("invalid", "delete_disks is true or false")
+        req = pb.VmRequest(name=request.match_info["name"], request_id=self._id(request),
+                           delete_disks=flag == "true")
         return await self._json(request, "DeleteVm", lambda c: (
             self.service.DeleteVm(req, c), {})[1])
 
@@ -372,6 +385,23 @@ class Routes:
         req = pb.DeleteRuleRequest(name=request.match_info["name"])
         return await self._json(request, "DeleteRule", lambda c: (
             self.service.DeleteRule(req, c), {})[1])
+
+    async def pools(self, request: web.Request) -> web.Response:
+        return await self._json(request, "ListPools", lambda c: [
+            dicts.pool_dict(p) for p in self.service.ListPools(pb.ListPoolsRequest(), c).pools])
+
+    async def create_pool(self, request: web.Request) -> web.Response:
+        data = await body(request, {"name": str, "type": str, "shared": bool, "path": str,
+                                    "source_host": str, "source_path": str},
+                          required=("name", "type"))
+        req = pb.Pool(**{"shared": True, **data})
+        return await self._json(request, "CreatePool", lambda c: dicts.pool_dict(
+            self.service.CreatePool(req, c)), status=201)
+
+    async def delete_pool(self, request: web.Request) -> web.Response:
+        req = pb.DeletePoolRequest(name=request.match_info["name"])
+        return await self._json(request, "DeletePool", lambda c: (
+            self.service.DeletePool(req, c), {})[1])
 
     async def balance_plan(self, request: web.Request) -> web.Response:
         return await self._json(request, "BalancePlan", lambda c: dicts.balance_dict(
@@ -545,7 +575,7 @@ class Routes:
             out["vms"] = {n: dicts.vm_dict(vm_message(state.vms[n], state))
                           if n in state.vms else None for n in vm_names}
         host_names = sorted(name for kind, name in keys if kind == "host")
-        table = HostTable.build(state.hosts.values(), state.vms.values()) \
+        table = HostTable.of(state) \
             if host_names or STATUS in keys else None
         if host_names and table is not None:
             on_hosts = vms_by_host(state)

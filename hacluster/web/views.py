@@ -84,7 +84,7 @@ def summary(state: ClusterState, table: HostTable | None = None) -> dict[str, An
     """The dashboard's figures: hosts and VMs by status, what is allocated against what the
     up hosts offer (after the policy's ratios and reserve), open incidents."""
     if table is None:
-        table = HostTable.build(state.hosts.values(), state.vms.values())
+        table = HostTable.of(state)
     p = state.policy
     up = table.up
     hosts = Counter("maintenance" if h.maintenance and h.status is HostStatus.UP

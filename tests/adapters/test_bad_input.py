@@ -50,6 +50,8 @@ def message(desc: Descriptor) -> st.SearchStrategy[dict[str, Any]]:
             key = SCALARS[f.message_type.fields_by_name["key"].type]
             value = SCALARS[f.message_type.fields_by_name["value"].type]
             fields[f.name] = st.dictionaries(key, value, max_size=5)
+        elif f.message_type is not None and f.is_repeated:
+            fields[f.name] = st.lists(message(f.message_type), max_size=10)
         elif f.message_type is not None:
             fields[f.name] = message(f.message_type)
         elif f.is_repeated:

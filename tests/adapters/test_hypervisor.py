@@ -7,8 +7,10 @@ import uuid
 
 import pytest
 
-from hacluster.core.model import Observed, Vm
+from hacluster.core.model import Observed, Pool, PoolType, Vm
+from hacluster.core.storage import disk_records
 from hacluster.hypervisor import Hypervisor, HypervisorError
+from hacluster.storage_pools import pool_uuid
 
 
 def make_vm(name: str = "vm1") -> Vm:
@@ -56,3 +58,80 @@ def test_errors_name_the_call_and_uri(host_uri: str) -> None:
         hv.start(str(uuid.uuid4()))
     with pytest.raises(HypervisorError, match="cannot connect"):
         Hypervisor("test+unix:///default?socket=/nonexistent/sock")
+
+
+# ---- storage pools and volumes (hacluster/storage_pools.py) -----------------------------------
+
+
+def pools(*specs: Pool) -> dict[str, Pool]:
+    return {p.name: p for p in specs}
+
+
+NFS = Pool(name="nfs", type=PoolType.NETFS, shared=True, path="/mnt/nfs",
+           source_host="nas.lab", source_path="/export/vms")
+SCRATCH = Pool(name="scratch", type=PoolType.DIR, shared=False, path="/var/lib/scratch")
+
+
+def test_pools_are_defined_started_reported_and_dropped(host_uri: str) -> None:
+    hv = Hypervisor(host_uri)
+    seen, errors = hv.sync_pools(pools(NFS, SCRATCH))
+    assert errors == {} and set(seen) == {"nfs", "scratch"}
+    assert seen["nfs"][0] > 0 and seen["nfs"][1] <= seen["nfs"][0]
+    conn = hv._connect()  # a test:///FILE host lives in its connection
+    nfs = conn.storagePoolLookupByName("nfs")
+    assert nfs.isActive() and nfs.autostart()
+    assert "<host name=\"nas.lab\"/>" in nfs.XMLDesc() or "nas.lab" in nfs.XMLDesc()
+    assert nfs.UUIDString() == pool_uuid("nfs")
+    # synced again: nothing changes; the cluster drops scratch: libvirt drops it too
+    assert hv.sync_pools(pools(NFS, SCRATCH))[0].keys() == seen.keys()
+    seen, errors = hv.sync_pools(pools(NFS))
+    assert set(seen) == {"nfs"}
+    assert "scratch" not in conn.listStoragePools() + conn.listDefinedStoragePools()
+
+
+def test_a_pool_the_operator_defined_is_never_touched(host_uri: str) -> None:
+    hv = Hypervisor(host_uri)
+    conn = hv._connect()
+    mine = conn.storagePoolDefineXML("<pool type='dir'><name>scratch</name><target>"
+                                     "<path>/srv/other</path></target></pool>")
+    seen, errors = hv.sync_pools(pools(SCRATCH))
+    assert seen == {} and "hacluster did not define" in errors["scratch"]
+    hv.sync_pools({})
+    assert conn.storagePoolLookupByName("scratch").UUIDString() == mine.UUIDString()
+
+
+def test_a_vm_gets_its_volumes_and_its_disks(host_uri: str) -> None:
+    hv = Hypervisor(host_uri)
+    hv.sync_pools(pools(NFS))
+    conn = hv._connect()
+    base = conn.storagePoolLookupByName("nfs").createXML(
+        "<volume><name>debian-12</name><capacity unit='GiB'>2</capacity>"
+        "<target><format type='qcow2'/></target></volume>", 0)
+    vm = Vm(name="web", uuid=str(uuid.uuid4()), vcpus=1, memory_mib=128,
+            disks=disk_records("web", "0123456789", [
+                {"pool": "nfs", "size_gib": 20, "image": "nfs/debian-12"},
+                {"pool": "nfs", "size_gib": 5, "image": ""}]))
+    hv.define_start(vm, pools(NFS))
+    pool = conn.storagePoolLookupByName("nfs")
+    boot = pool.storageVolLookupByName("web-01234567-disk0")
+    assert boot.info()[1] == 20 << 30 and base.path() in boot.XMLDesc()  # a clone of it
+    assert pool.storageVolLookupByName("web-01234567-disk1").info()[1] == 5 << 30
+    xml = conn.lookupByUUIDString(vm.uuid).XMLDesc()
+    assert "volume='web-01234567-disk0'" in xml and "dev='vda'" in xml
+    assert "volume='web-01234567-disk1'" in xml and "dev='vdb'" in xml
+    # defined again elsewhere (or after an undefine): existing volumes are kept, not re-made
+    hv.destroy(vm.uuid)
+    hv.undefine(vm.uuid)
+    hv.define_start(vm, pools(NFS))
+    assert pool.storageVolLookupByName("web-01234567-disk0").info()[1] == 20 << 30
+
+
+def test_a_missing_volume_of_a_vm_that_ran_is_not_recreated_empty(host_uri: str) -> None:
+    hv = Hypervisor(host_uri)
+    hv.sync_pools(pools(NFS))
+    vm = Vm(name="db", uuid=str(uuid.uuid4()), vcpus=1, memory_mib=128, running_since=5.0,
+            disks=disk_records("db", "abcdef0123", [{"pool": "nfs", "size_gib": 3}]))
+    hv._kind = "qemu"  # what a real driver would do; the test driver simulates sharing
+    with pytest.raises(HypervisorError, match="not creating an empty disk"):
+        hv.define_start(vm, pools(NFS))
+    assert hv._connect().storagePoolLookupByName("nfs").listVolumes() == []

@@ -395,6 +395,8 @@ function vmPage(name) {
       ["Priority", vm.priority], ["vCPUs", vm.vcpus], ["Memory", fmt.mib(vm.memory_mib)],
       ["Disk", `${vm.disk_gib} GiB`], ["Restarts / relocations", `${vm.restarts} / ${vm.relocations}`],
       ["UUID", vm.uuid], ["Version", vm.version]];
+    (vm.disks || []).forEach((d, i) => facts.push([`Disk vd${"abcdefgh"[i]}`,
+      `${d.pool}/${d.volume}, ${d.size_gib} GiB${d.image ? `, a clone of ${d.image}` : ""}`]));
     if (vm.migrating_to) facts.push(["Moving to", vm.migrating_to]);
     if (vm.migration_error) facts.push(["Last move", vm.migration_error]);
     if (vm.error) facts.push(["Error", vm.error]);

@@ -1,0 +1,136 @@
+"""Storage pools and VM disks on a real lab, through hactl as the README shows it, judged by
+each host's own libvirt: every host defines and starts the pools, a VM's volume is created
+in its pool and is its disk, it fails over to a host that sees the pool, a VM with a disk on
+a local pool is refused HA and never moves, a pool holding disks cannot be deleted, a VM
+deleted with --delete-disks takes its volumes along and one deleted without keeps them.
+
+The lab's hypervisor is libvirt's test driver, whose pools live in each libvirtd's memory:
+"shared" is simulated there by creating the volume where the VM lands (storage_pools.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import libvirt
+import pytest
+
+from .conftest import LabRun, wait_for
+from .test_failover import uris
+
+pytestmark = pytest.mark.cluster
+
+
+@contextmanager
+def host_libvirt(lab: LabRun, host: str) -> Iterator[libvirt.virConnect]:
+    conn = libvirt.openReadOnly(uris(lab)[host])
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def pool_state(lab: LabRun, host: str, pool: str) -> tuple[bool, list[str]]:
+    """(active, volumes) of a pool in the host's own libvirt."""
+    with host_libvirt(lab, host) as conn:
+        handle = conn.storagePoolLookupByName(pool)
+        active = bool(handle.isActive())
+        return active, sorted(handle.listVolumes()) if active else []
+
+
+def disk_sources(lab: LabRun, host: str, vm: str) -> list[str]:
+    with host_libvirt(lab, host) as conn:
+        xml = conn.lookupByName(vm).XMLDesc()
+    return [line.strip() for line in xml.splitlines() if "<source pool=" in line]
+
+
+def test_pools_disks_failover_and_local_pools(make_lab: object) -> None:
+    lab: LabRun = make_lab(3)  # type: ignore[operator]
+    hosts = sorted(uris(lab))
+    lab.hactl("storage", "create", "shared", "--type", "dir", "--path", "/srv/hac/shared",
+              endpoints=lab.endpoints)
+    lab.hactl("storage", "create", "scratch", "--type", "dir", "--path", "/srv/hac/scratch",
+              "--local", endpoints=lab.endpoints)
+    wait_for(lambda: all(p["hosts"] == hosts for p in lab.json("storage", "list")),
+             what="every host sees both pools")
+    for h in hosts:
+        assert pool_state(lab, h, "shared") == (True, [])
+    listed = {p["name"]: p for p in lab.json("storage", "list")}
+    assert listed["shared"]["shared"] is True and listed["scratch"]["shared"] is False
+    assert listed["shared"]["type"] == "dir" and listed["shared"]["capacity_gib"] > 0
+
+    # bad input: a clear error, exit 1, nothing stored
+    bad = lab.hactl("vm", "create", "db", "--vcpus", "1", "--memory", "128", "--disk",
+                    "scratch:5", check=False, endpoints=lab.endpoints)
+    assert bad.returncode == 1 and "an HA VM needs every disk on a shared pool" in bad.stderr
+    bad = lab.hactl("vm", "create", "db", "--vcpus", "1", "--memory", "128", "--disk",
+                    "nowhere:5", check=False, endpoints=lab.endpoints)
+    assert bad.returncode == 1 and "storage pool 'nowhere' does not exist" in bad.stderr
+    bad = lab.hactl("vm", "create", "db", "--vcpus", "1", "--memory", "128", "--disk",
+                    "shared:ten", check=False, endpoints=lab.endpoints)
+    assert bad.returncode == 2 and "not a whole number" in bad.stderr
+    assert lab.json("vm", "list") == []
+
+    web = lab.json("vm", "create", "web", "--vcpus", "1", "--memory", "128", "--disk",
+                   "shared:10", "--disk", "shared:2")
+    volumes = [d["volume"] for d in web["disks"]]
+    assert [d["size_gib"] for d in web["disks"]] == [10, 2]
+    wait_for(lambda: "web" in lab.running(), what="web running per libvirt")
+    (home,) = lab.running()["web"]
+    assert pool_state(lab, home, "shared") == (True, sorted(volumes))
+    assert disk_sources(lab, home, "web") == [
+        f"<source pool='shared' volume='{v}'/>" for v in volumes]
+
+    db = lab.json("vm", "create", "db", "--vcpus", "1", "--memory", "128", "--disk",
+                  "scratch:5", "--no-ha")
+    wait_for(lambda: "db" in lab.running(), what="db running per libvirt")
+    (db_home,) = lab.running()["db"]
+    assert pool_state(lab, db_home, "scratch")[1] == [db["disks"][0]["volume"]]
+    moved = lab.hactl("vm", "migrate", "db", check=False, endpoints=lab.endpoints)
+    assert moved.returncode == 1 and "local pool" in moved.stderr
+
+    # web moves (a cold handover on the test driver) to a host the shared pool is on, away
+    # from db; then that host loses power: web runs elsewhere, on its disks
+    target = next(h for h in hosts if h not in (home, db_home))
+    lab.hactl("vm", "migrate", "web", "--to", target, "--wait", endpoints=lab.endpoints)
+    wait_for(lambda: lab.running().get("web") == [target], what="web running on " + target)
+    assert disk_sources(lab, target, "web") == [
+        f"<source pool='shared' volume='{v}'/>" for v in volumes]
+    home = target
+    lab.lab("kill", home)
+    wait_for(lambda: lab.running().get("web", [home]) != [home], timeout=60,
+             what="web running on another host")
+    (new_home,) = lab.running()["web"]
+    assert new_home != home
+    assert disk_sources(lab, new_home, "web") == [
+        f"<source pool='shared' volume='{v}'/>" for v in volumes]
+    assert pool_state(lab, new_home, "shared")[1] == sorted(volumes)
+    vm = lab.json("vm", "show", "web")
+    assert vm["host"] == new_home and vm["disks"][0]["volume"] == volumes[0]
+
+    refused = lab.hactl("storage", "delete", "shared", check=False, endpoints=lab.endpoints)
+    assert refused.returncode == 1 and "holds disks of 1 VMs (web)" in refused.stderr
+    # deleted with its disks: the host that had it deletes the volumes; without: kept
+    lab.hactl("vm", "delete", "web", "--delete-disks", endpoints=lab.endpoints)
+    lab.hactl("vm", "delete", "db", endpoints=lab.endpoints)
+    wait_for(lambda: pool_state(lab, new_home, "shared")[1] == [],
+             what="web's volumes deleted on " + new_home)
+    wait_for(lambda: "db" not in lab.domains(db_home), what="db undefined")
+    assert pool_state(lab, db_home, "scratch")[1] == [db["disks"][0]["volume"]]
+    lab.hactl("storage", "delete", "shared", endpoints=lab.endpoints)
+    survivors = [h for h in hosts if h != home]
+
+    def dropped() -> bool:
+        for h in survivors:
+            with host_libvirt(lab, h) as conn:
+                if "shared" in conn.listStoragePools() + conn.listDefinedStoragePools():
+                    return False
+        return True
+
+    wait_for(dropped, what="the deleted pool gone from every live host's libvirt")
+    assert [p["name"] for p in lab.json("storage", "list")] == ["scratch"]
+    out = lab.hactl("-o", "json", "storage", "list", endpoints=lab.endpoints).stdout
+    assert set(json.loads(out)[0]) >= {"name", "type", "shared", "capacity_gib", "free_gib",
+                                       "hosts"}
