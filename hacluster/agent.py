@@ -32,10 +32,11 @@ from .core.host_plan import (
     report,
     watchdog_guard,
 )
-from .core.model import Observed, Pool, Vm
+from .core.model import Observed, Vm
+from .core.state import ClusterState
 from .core.validate import text
 from .hypervisor import Hypervisor, HypervisorError
-from .metrics import MetricsProbe, disk_total_gib
+from .metrics import MetricsProbe, bridges_present, disk_total_gib
 from .peers import Peers
 from .raft import RaftNode, Unavailable
 from .v1 import cluster_pb2 as pb
@@ -43,7 +44,7 @@ from .v1 import cluster_pb2_grpc as rpc
 from .watchdog import NoWatchdog, Watchdog, WatchdogError
 
 log = logging.getLogger(__name__)
-POOL_REFRESH = 10.0  # seconds between checks of this host's storage pools (free space)
+FACTS_REFRESH = 10.0  # seconds between checks of this host's pools (free space), bridges
 CHORE_TIMEOUT = 1.0  # seconds a storage report may hold up a cycle
 
 
@@ -101,7 +102,7 @@ class Agent:
         self.peers: Peers | None = None  # mutual-TLS channels to the leader (set by the daemon)
         self._capacity: Capacity | None = None
         self.probe = MetricsProbe(config.storage_dir)
-        self._pools_synced: tuple[object, float] = (None, 0.0)  # (pool set, monotonic time)
+        self._facts_synced: tuple[object, float] = (None, 0.0)  # (pools+networks, when)
 
     # ---- facts about this host ------------------------------------------------------------
 
@@ -152,7 +153,7 @@ class Agent:
         self._judge_starts(vms, domains)
         actions = decide_host(self.config.name, vms, domains, self.lease, time.monotonic(),
                               self.raft.is_ready(), self._failed_starts.keys())
-        done = [d for d in (self._execute(a, vms, state.pools) for a in actions) if d]
+        done = [d for d in (self._execute(a, state) for a in actions) if d]
         if actions:
             try:
                 domains = self.hv.domains()
@@ -162,7 +163,7 @@ class Agent:
         # Storage chores last, and only while the leader answers (their reports are
         # proposals): the self-fencing and the heartbeat above never wait behind them.
         if self.registered and self.raft.is_ready() and self.heartbeat_ok:
-            self._sync_pools(state.pools)
+            self._sync_host_facts(state)
             if state.doomed_volumes:
                 done += self._delete_volumes(state.doomed_volumes, domains)
         running = sum(1 for d in domains if d.managed and d.state is Observed.RUNNING)
@@ -221,31 +222,38 @@ class Agent:
             self.registered = False
             self.wake.set()
 
-    def _sync_pools(self, pools: Mapping[str, Pool]) -> None:
-        """Keep the cluster's pools defined and running in this host's libvirt, at once when
-        the cluster's pools change and every POOL_REFRESH seconds otherwise, and report what
-        this host sees when that differs from the replica's record."""
-        key = tuple(sorted((p.name, p.type.value, p.path) for p in pools.values()))
-        last_key, last_at = self._pools_synced
+    def _sync_host_facts(self, state: ClusterState) -> None:
+        """Keep the cluster's pools defined and running in this host's libvirt and look for
+        its networks' bridges, at once when the cluster's pools or networks change and every
+        FACTS_REFRESH seconds otherwise; report what this host sees when that differs from
+        the replica's record."""
+        pools, nets = state.pools, state.networks
+        key = (tuple(sorted((p.name, p.type.value, p.path) for p in pools.values())),
+               tuple(sorted((n.name, n.bridge) for n in nets.values())))
+        last_key, last_at = self._facts_synced
         now = time.monotonic()
-        if key == last_key and now - last_at < POOL_REFRESH:
+        if key == last_key and now - last_at < FACTS_REFRESH:
             return
         try:
             seen, errors = self.hv.sync_pools(pools)
         except HypervisorError as exc:
             log.warning("storage pools: %s", exc)
             return
-        self._pools_synced = (key, now)
+        bridges = bridges_present({n.bridge for n in nets.values()})
+        has = sorted(n.name for n in nets.values() if n.bridge in bridges)
+        self._facts_synced = (key, now)
         me = self.config.name
         if all(_close(p.seen.get(me), seen.get(n)) and p.errors.get(me, "") == errors.get(n, "")
-               for n, p in pools.items()):
+               for n, p in pools.items()) and has == sorted(
+                   n.name for n in nets.values() if me in n.hosts):
             return
         try:
-            self.raft.propose(c.ObservePools(id=uuid.uuid4().hex, ts=time.time(), host=me,
-                                             seen=seen, errors=errors), timeout=CHORE_TIMEOUT)
+            self.raft.propose(c.ObserveHostFacts(
+                id=uuid.uuid4().hex, ts=time.time(), host=me, pools=seen, pool_errors=errors,
+                networks=has), timeout=CHORE_TIMEOUT)
         except Unavailable as exc:
-            log.warning("could not report storage pools: %s", exc)
-            self._pools_synced = (None, 0.0)  # try again next cycle
+            log.warning("could not report storage pools and networks: %s", exc)
+            self._facts_synced = (None, 0.0)  # try again next cycle
 
     def _delete_volumes(self, doomed: Mapping[str, Mapping[str, str]],
                         domains: list[Domain]) -> list[str]:
@@ -270,10 +278,11 @@ class Agent:
                 log.warning("could not record deleted volumes: %s (will retry)", exc)
         return [f"deleted volume {k}" for k in deleted]
 
-    def _execute(self, action: Action, vms: dict[str, Vm], pools: Mapping[str, Pool]) -> str:
+    def _execute(self, action: Action, state: ClusterState) -> str:
+        vms = state.vms
         try:
             if action.act is Act.DEFINE_START:
-                self.hv.define_start(vms[action.vm], pools)
+                self.hv.define_start(vms[action.vm], state.pools, state.networks)
             elif action.act is Act.START:
                 self.hv.start(action.uuid)
             elif action.act is Act.STOP:

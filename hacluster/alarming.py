@@ -42,7 +42,7 @@ class Tolerance:
                                        or now - cached[1] < TOLERANCE_EVERY):
                 return cached[2]
             value = failures_tolerated(state.hosts.values(), state.vms.values(), state.policy,
-                                      state.pools)
+                                      state)
             self._cached = (state.revision, now, value)
             return value
 

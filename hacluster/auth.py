@@ -40,7 +40,7 @@ REQUIRED: dict[str, Role | Need] = {
     "GetStatus": VIEWER, "ListHosts": VIEWER, "GetHost": VIEWER, "GetVm": VIEWER,
     "ListVms": VIEWER, "ListIncidents": VIEWER, "GetIncident": VIEWER, "WatchEvents": VIEWER,
     "GetPolicy": VIEWER, "ExplainVm": VIEWER, "ListRules": VIEWER, "BalancePlan": VIEWER,
-    "ListPools": VIEWER,
+    "ListPools": VIEWER, "ListNetworks": VIEWER,
     "WhoAmI": VIEWER, "WhatIf": VIEWER, "ListAlarms": VIEWER,
     # the web console's own reads, its live stream, sessions, metrics
     "GetSummary": VIEWER, "ListOperations": VIEWER, "WatchLive": VIEWER, "GetHistory": VIEWER,
@@ -54,7 +54,7 @@ REQUIRED: dict[str, Role | Need] = {
     "CreateToken": ADMIN, "ListTokens": ADMIN, "RevokeToken": ADMIN,
     "GetDirectoryRoles": ADMIN, "SetDirectoryRoles": ADMIN,
     "CreateUser": ADMIN, "ListUsers": ADMIN, "DeleteUser": ADMIN,
-    "CreatePool": ADMIN, "DeletePool": ADMIN,
+    "CreatePool": ADMIN, "DeletePool": ADMIN, "CreateNetwork": ADMIN, "DeleteNetwork": ADMIN,
     # admin for anyone's; a user logged in with their password for their own (the service)
     "SetPassword": VIEWER,
     # members only

@@ -39,6 +39,7 @@ COLUMNS = {
                  "seconds_to_all_running", "vms"],
     "rule": ["name", "kind", "strength", "vms", "hosts"],
     "pool": ["name", "type", "shared", "capacity_gib", "free_gib", "allocated_gib", "hosts"],
+    "network": ["name", "bridge", "hosts", "vms"],
     "verdict": ["host", "eligible", "score", "reason"],
     "move": ["vm", "source", "target", "gain"],
     "what-if": ["name", "target", "reason"],
@@ -231,6 +232,8 @@ def vm() -> None:
 @click.option("--image", metavar="POOL/VOLUME[:GIB]",
               help="The boot disk as a copy-on-write clone of this base volume (default "
               "10 GiB).")
+@click.option("--net", "nets", multiple=True, metavar="NETWORK",
+              help="A NIC on this network (repeat for more, in order).")
 @click.option("--ha/--no-ha", default=True, show_default=True,
               help="Restart it elsewhere if its host fails.")
 @click.option("--priority", type=int, default=0, show_default=True,
@@ -238,12 +241,13 @@ def vm() -> None:
 @click.option("--stopped", is_flag=True, help="Create without starting it.")
 @pass_ctx
 def vm_create(ctx: Ctx, name: str, vcpus: int, memory_mib: int, disks: tuple[str, ...],
-              image: str | None, ha: bool, priority: int, stopped: bool) -> None:
+              image: str | None, nets: tuple[str, ...], ha: bool, priority: int,
+              stopped: bool) -> None:
     """Create a VM; the leader places it on the best host that fits."""
     disk_gib, volumes = _disk_options(disks, image)
     with errors():
         record = ctx.client().create_vm(name, vcpus, memory_mib, disk_gib, ha, priority,
-                                        stopped, volumes)
+                                        stopped, volumes, nets)
     ctx.emit(record, details)
 
 
@@ -538,7 +542,7 @@ def rule_delete(ctx: Ctx, name: str) -> None:
     ctx.emit({"name": name, "deleted": True}, details)
 
 
-# ---- storage ------------------------------------------------------------------------------------
+# ---- storage and networks -----------------------------------------------------------------------
 
 
 @main.group()
@@ -582,6 +586,40 @@ def storage_delete(ctx: Ctx, name: str) -> None:
     and files on the storage are left as they are."""
     with errors():
         ctx.client().delete_pool(name)
+    ctx.emit({"name": name, "deleted": True}, details)
+
+
+@main.group()
+def network() -> None:
+    """Networks VMs attach to: a Linux bridge of the same name on the hosts that offer it."""
+
+
+@network.command("create")
+@click.argument("name")
+@click.option("--bridge", required=True, help="The bridge's name on each host, e.g. br0.")
+@pass_ctx
+def network_create(ctx: Ctx, name: str, bridge: str) -> None:
+    """Hosts report whether they have the bridge; placement uses only those that do."""
+    with errors():
+        record = ctx.client().create_network(name, bridge)
+    ctx.emit(record, details)
+
+
+@network.command("list")
+@pass_ctx
+def network_list(ctx: Ctx) -> None:
+    with errors():
+        rows = ctx.client().list_networks()
+    ctx.emit(rows, lambda r: table(r, COLUMNS["network"]))
+
+
+@network.command("delete")
+@click.argument("name")
+@pass_ctx
+def network_delete(ctx: Ctx, name: str) -> None:
+    """Refused while a VM has a NIC on it."""
+    with errors():
+        ctx.client().delete_network(name)
     ctx.emit({"name": name, "deleted": True}, details)
 
 

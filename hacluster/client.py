@@ -46,6 +46,7 @@ def vm_dict(vm: pb.Vm) -> dict[str, Any]:
         "failures": list(vm.failures),
         "disks": [{"pool": d.pool, "volume": d.volume, "size_gib": d.size_gib,
                    "image": d.image or None} for d in vm.disks],
+        "nics": [{"network": n.network, "mac": n.mac} for n in vm.nics],
     }
 
 
@@ -101,6 +102,10 @@ def pool_dict(p: pb.Pool) -> dict[str, Any]:
             "capacity_gib": p.capacity_gib, "free_gib": p.free_gib,
             "allocated_gib": p.allocated_gib, "hosts": list(p.hosts),
             "errors": dict(sorted(p.errors.items()))}
+
+
+def network_dict(n: pb.Network) -> dict[str, Any]:
+    return {"name": n.name, "bridge": n.bridge, "hosts": list(n.hosts), "vms": n.vms}
 
 
 def rule_dict(r: pb.Rule) -> dict[str, Any]:
@@ -255,12 +260,15 @@ class Client:
 
     def create_vm(self, name: str, vcpus: int, memory_mib: int, disk_gib: int = 0,
                   ha: bool = True, priority: int = 0, stopped: bool = False,
-                  disks: Sequence[tuple[str, int, str]] = ()) -> dict[str, Any]:
-        """`disks`: (pool, size GiB, image "POOL/VOLUME" or "") each, vda first."""
+                  disks: Sequence[tuple[str, int, str]] = (),
+                  networks: Sequence[str] = ()) -> dict[str, Any]:
+        """`disks`: (pool, size GiB, image "POOL/VOLUME" or "") each, vda first;
+        `networks`: a NIC on each."""
         request = pb.CreateVmRequest(
             name=name, vcpus=vcpus, memory_mib=memory_mib, disk_gib=disk_gib, ha=ha,
             priority=priority, stopped=stopped, request_id=uuid.uuid4().hex,
-            disks=[pb.DiskSpec(pool=p, size_gib=n, image=i) for p, n, i in disks])
+            disks=[pb.DiskSpec(pool=p, size_gib=n, image=i) for p, n, i in disks],
+            networks=networks)
         return vm_dict(self._call(lambda s: s.CreateVm, request))
 
     def get_vm(self, name: str) -> dict[str, Any]:
@@ -363,6 +371,17 @@ class Client:
 
     def delete_pool(self, name: str) -> None:
         self._call(lambda s: s.DeletePool, pb.DeletePoolRequest(name=name))
+
+    def create_network(self, name: str, bridge: str) -> dict[str, Any]:
+        request = pb.Network(name=name, bridge=bridge)
+        return network_dict(self._call(lambda s: s.CreateNetwork, request))
+
+    def list_networks(self) -> list[dict[str, Any]]:
+        return [network_dict(n) for n in self._call(lambda s: s.ListNetworks,
+                                                     pb.ListNetworksRequest()).networks]
+
+    def delete_network(self, name: str) -> None:
+        self._call(lambda s: s.DeleteNetwork, pb.DeleteNetworkRequest(name=name))
 
     def balance(self, apply: bool = False) -> dict[str, Any]:
         return balance_dict(self._call(lambda s: s.Balance, pb.BalanceRequest(apply=apply)))

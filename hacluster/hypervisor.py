@@ -13,13 +13,13 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, quoteattr
 
 import libvirt
 
 from . import storage_pools
 from .core.host_plan import Domain
-from .core.model import Observed, Pool, Vm
+from .core.model import Network, Observed, Pool, Vm
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +74,25 @@ class DirectBoot:
     cmdline: str = "console=ttyS0 quiet panic=-1"
 
 
+def nics_xml(vm: Vm, networks: Mapping[str, Network]) -> str:
+    """The VM's NICs: virtio on its networks' bridges, with the MACs the cluster chose."""
+    out = []
+    for nic in vm.nics:
+        net = networks.get(nic["network"])
+        bridge = net.bridge if net else nic["network"]
+        out.append(f"<interface type='bridge'><mac address={quoteattr(nic['mac'])}/>"
+                   f"<source bridge={quoteattr(bridge)}/><model type='virtio'/></interface>")
+    return "".join(out)
+
+
 def domain_xml(vm: Vm, domain_type: str, boot: DirectBoot | None = None,
-               pools: Mapping[str, Pool] | None = None) -> str:
+               pools: Mapping[str, Pool] | None = None,
+               networks: Mapping[str, Network] | None = None) -> str:
     """A persistent definition: minimal for the test driver; for QEMU (TCG, no KVM needed) a
     qemu64 CPU, and with `boot` a direct kernel boot and a serial console file. The VM's
-    disks are volumes of the cluster's pools."""
+    disks are volumes of the cluster's pools, its NICs on its networks' bridges."""
     os_xml = "<os><type arch='x86_64'>hvm</type></os>"
-    disks = storage_pools.disks_xml(vm, pools or {})
+    disks = storage_pools.disks_xml(vm, pools or {}) + nics_xml(vm, networks or {})
     devices = f"<devices>{disks}</devices>" if disks else ""
     if domain_type == "qemu":
         os_xml = "<os><type arch='x86_64' machine='pc'>hvm</type>"
@@ -273,7 +285,8 @@ class Hypervisor:
 
     # ---- actions -----------------------------------------------------------------------------
 
-    def define_start(self, vm: Vm, pools: Mapping[str, Pool] | None = None) -> None:
+    def define_start(self, vm: Vm, pools: Mapping[str, Pool] | None = None,
+                     networks: Mapping[str, Network] | None = None) -> None:
         """Define the VM (its volumes first, where missing) and start it."""
         def run(conn: libvirt.virConnect) -> None:
             try:
@@ -281,7 +294,7 @@ class Hypervisor:
             except storage_pools.StorageError as exc:
                 raise HypervisorError(f"define and start {vm.name} on {self.uri}: {exc}") \
                     from exc
-            dom = conn.defineXML(domain_xml(vm, self._kind, self.boot, pools))
+            dom = conn.defineXML(domain_xml(vm, self._kind, self.boot, pools, networks))
             self._managed[vm.uuid] = True
             dom.create()
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import time
 
-from .core import storage
+from .core import networks, storage
 from .core.model import (
     POLICY_LIMITS,
     Alarm,
     Host,
     Incident,
+    Network,
     Policy,
     Pool,
     Rule,
@@ -33,7 +34,8 @@ def vm_message(vm: Vm, state: ClusterState) -> pb.Vm:
                 relocations=vm.relocations, error=vm.error,
                 migration_error=vm.migration_error, failures=vm.failures,
                 disks=[pb.Disk(pool=d["pool"], volume=d["volume"], size_gib=d["size_gib"],
-                               image=d["image"]) for d in vm.disks])
+                               image=d["image"]) for d in vm.disks],
+                nics=[pb.Nic(network=n["network"], mac=n["mac"]) for n in vm.nics])
     if vm.migrating_to is not None:
         msg.migrating_to = vm.migrating_to
     if vm.host is not None:
@@ -83,6 +85,10 @@ def host_message(host: Host, state: ClusterState, table: HostTable,
 def pool_message(pool: Pool, state: ClusterState) -> pb.Pool:
     d = storage.pool_dict(pool, state.vms.values())
     return pb.Pool(**{**d, "hosts": d["hosts"], "errors": d["errors"]})
+
+
+def network_message(net: Network, state: ClusterState) -> pb.Network:
+    return pb.Network(**networks.network_dict(net, state.vms))
 
 
 def rule_message(r: Rule) -> pb.Rule:

@@ -1,6 +1,10 @@
-"""Host metrics through psutil: the live figures an agent sends with every heartbeat."""
+"""Host metrics through psutil (the live figures an agent sends with every heartbeat), and
+the host facts the kernel tells: its disk, its bridges."""
 
 from __future__ import annotations
+
+import os
+from collections.abc import Iterable
 
 import psutil
 
@@ -38,3 +42,8 @@ def disk_total_gib(storage_dir: str) -> int:
         return int(psutil.disk_usage(storage_dir).total // 2**30)
     except OSError:
         return 0
+
+
+def bridges_present(names: Iterable[str], sys_net: str = "/sys/class/net") -> set[str]:
+    """Which of these Linux bridges exist in this host's (network namespace's) kernel."""
+    return {n for n in names if os.path.isdir(os.path.join(sys_net, n, "bridge"))}

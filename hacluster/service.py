@@ -23,7 +23,7 @@ from .auth import Caller
 from .certs import new_token, token_hash
 from .config import Config
 from .core import commands as c
-from .core import storage
+from .core import networks, storage
 from .core.balance import plan_balance
 from .core.model import (
     OBSERVED_VALUES,
@@ -59,6 +59,7 @@ from .messages import (
     host_message,
     incident_message,
     live_messages,
+    network_message,
     policy_message,
     pool_message,
     rule_message,
@@ -226,14 +227,16 @@ class ClusterService:
         cmd_id = self._request_id(request.request_id)
         # The same request id always names the same VM uuid, so a retry is the same command.
         vm_uuid = str(uuid.uuid5(VM_UUID_NAMESPACE, cmd_id))
-        if len(request.disks) > storage.MAX_DISKS:
-            _fail("invalid", f"a VM has at most {storage.MAX_DISKS} disks")
+        if len(request.disks) > storage.MAX_DISKS or len(request.networks) > networks.MAX_NICS:
+            _fail("invalid", f"a VM has at most {storage.MAX_DISKS} disks and "
+                  f"{networks.MAX_NICS} NICs")
         disks = [{"pool": d.pool, "size_gib": d.size_gib, "image": d.image}
                  for d in request.disks]
         self._commit(c.CreateVm(
             id=cmd_id, ts=time.time(), name=request.name, uuid=vm_uuid,
             vcpus=request.vcpus, memory_mib=request.memory_mib, disk_gib=request.disk_gib,
-            state=state_value, ha=request.ha, priority=request.priority, disks=disks), caller)
+            state=state_value, ha=request.ha, priority=request.priority, disks=disks,
+            networks=list(request.networks)), caller)
         return self.GetVm(pb.VmRequest(name=request.name), caller)
 
     def GetVm(self, request: pb.VmRequest, caller: Caller) -> pb.Vm:
@@ -425,6 +428,29 @@ class ClusterService:
         self._commit(c.DeletePool(id=uuid.uuid4().hex, ts=time.time(), name=request.name),
                      caller)
         return pb.DeletePoolResponse()
+
+    def CreateNetwork(self, request: pb.Network, caller: Caller) -> pb.Network:
+        errors = networks.network_errors(request.name, request.bridge)
+        if errors:
+            _fail("invalid", "; ".join(errors))
+        self._commit(c.CreateNetwork(id=uuid.uuid4().hex, ts=time.time(), name=request.name,
+                                     bridge=request.bridge), caller)
+        state = self.raft.state
+        return network_message(state.networks[request.name], state)
+
+    def ListNetworks(self, request: pb.ListNetworksRequest, caller: Caller
+                     ) -> pb.ListNetworksResponse:
+        state = self.raft.state
+        return pb.ListNetworksResponse(networks=[network_message(n, state) for n in sorted(
+            state.networks.values(), key=lambda n: n.name)])
+
+    def DeleteNetwork(self, request: pb.DeleteNetworkRequest, caller: Caller
+                      ) -> pb.DeleteNetworkResponse:
+        if (err := name_error("network", request.name)) is not None:
+            _fail("invalid", err)
+        self._commit(c.DeleteNetwork(id=uuid.uuid4().hex, ts=time.time(), name=request.name),
+                     caller)
+        return pb.DeleteNetworkResponse()
 
     def Balance(self, request: pb.BalanceRequest, caller: Caller) -> pb.BalanceReport:
         plan = plan_balance(self.raft.state, self._metrics(), time.time())

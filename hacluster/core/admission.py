@@ -8,21 +8,30 @@ that needs the most room in all but contrived clusters.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import numpy as np
 
-from .model import Host, HostStatus, Policy, Pool, Vm
-from .placement import HostTable, Placer
+from .model import Host, HostStatus, Policy, Vm
+from .placement import HasPlacement, HostTable, Placer
+
+
+def _table(hosts: Iterable[Host], vms: Iterable[Vm], cluster: HasPlacement | None
+           ) -> HostTable:
+    """A table of these hosts and VMs, with the cluster's pools and networks (what VMs'
+    disks and NICs need)."""
+    if cluster is None:
+        return HostTable.build(hosts, vms)
+    return HostTable.build(hosts, vms, pools=cluster.pools, networks=cluster.networks)
 
 
 def refusal(hosts: Iterable[Host], vms: Iterable[Vm], candidate: Vm, policy: Policy,
-            failures: int, pools: Mapping[str, Pool] | None = None) -> str | None:
+            failures: int, cluster: HasPlacement | None = None) -> str | None:
     """Why admitting candidate would break the guarantee, or None if it keeps it."""
     hosts = [h for h in hosts if h.status is HostStatus.UP]
     vms = [v for v in vms if v.name != candidate.name]
     placer = Placer(policy)
-    table = HostTable.build(hosts, vms, pools=pools)
+    table = _table(hosts, vms, cluster)
     decision = placer.decide(candidate, table)
     if decision.host is None:
         return None  # it will wait pending like any VM that fits nowhere
@@ -37,7 +46,7 @@ def refusal(hosts: Iterable[Host], vms: Iterable[Vm], candidate: Vm, policy: Pol
     for lost in scenarios:
         if len(lost) >= len(hosts):
             return f"the cluster has {len(hosts)} hosts up; it cannot survive {failures} failures"
-        stranded = _stranded(hosts, [*vms, placed], protected, lost, placer, pools)
+        stranded = _stranded(hosts, [*vms, placed], protected, lost, placer, cluster)
         if stranded:
             return (f"if {', '.join(lost)} failed, {', '.join(sorted(stranded))} could not "
                     f"restart (admission control: {failures} host failure(s) tolerated)")
@@ -45,16 +54,16 @@ def refusal(hosts: Iterable[Host], vms: Iterable[Vm], candidate: Vm, policy: Pol
 
 
 def _stranded(hosts: list[Host], vms: list[Vm], protected: list[Vm], lost: list[str],
-              placer: Placer, pools: Mapping[str, Pool] | None) -> list[str]:
+              placer: Placer, cluster: HasPlacement | None) -> list[str]:
     """The protected VMs on the lost hosts that the survivors could not restart."""
-    survivors = HostTable.build(hosts, [v for v in vms if v.host not in lost], pools=pools)
+    survivors = _table(hosts, [v for v in vms if v.host not in lost], cluster)
     survivors.up &= ~np.isin(np.array(survivors.names), lost)
     moving = [Vm(**{**v.to_dict(), "host": None}) for v in protected if v.host in lost]
     return [d.vm for d in placer.place_all(moving, survivors) if d.host is None]
 
 
 def failures_tolerated(hosts: Iterable[Host], vms: Iterable[Vm], policy: Policy,
-                       pools: Mapping[str, Pool] | None = None) -> int:
+                       cluster: HasPlacement | None = None) -> int:
     """How many host failures the cluster can absorb now with every running HA VM restarted
     (the dashboard's figure, vSphere's "current failover capacity"): 1 if any single host can
     fail, then 2, 3... the same scenarios as admission control."""
@@ -69,7 +78,7 @@ def failures_tolerated(hosts: Iterable[Host], vms: Iterable[Vm], policy: Policy,
             scenarios = [[h.name] for h in up]
         else:
             scenarios = [sorted(ha_memory, key=lambda n: (-ha_memory[n], n))[:failures]]
-        if any(_stranded(up, everything, protected, lost, placer, pools)
+        if any(_stranded(up, everything, protected, lost, placer, cluster)
                for lost in scenarios):
             break
         tolerated = failures

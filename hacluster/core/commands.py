@@ -99,7 +99,8 @@ class CreateVm(Command):
     state: str = "started"
     ha: bool = True
     priority: int = 0
-    disks: list[dict[str, Any]] = field(default_factory=list)  # {pool, volume, size_gib, image}
+    disks: list[dict[str, Any]] = field(default_factory=list)  # {pool, size_gib, image}
+    networks: list[str] = field(default_factory=list)  # a NIC on each, in order
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -341,14 +342,29 @@ class DeletePool(Command):
 
 
 @dataclass(kw_only=True, frozen=True)
-class ObservePools(Command):
-    """A host's agent reports the pools its libvirt has running: name -> [capacity GiB,
-    free GiB], and name -> why one would not start. Proposed only when it changed."""
+class ObserveHostFacts(Command):
+    """A host's agent reports the pools its libvirt has running (name -> [capacity GiB,
+    free GiB]; name -> why one would not start) and which networks' bridges it has.
+    Proposed only when it differs from the replica."""
 
-    TYPE = "pool.observe"
+    TYPE = "host.facts"
     host: str
-    seen: dict[str, list[float]] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
+    pools: dict[str, list[float]] = field(default_factory=dict)
+    pool_errors: dict[str, str] = field(default_factory=dict)
+    networks: list[str] = field(default_factory=list)
+
+
+@dataclass(kw_only=True, frozen=True)
+class CreateNetwork(Command):
+    TYPE = "network.create"
+    name: str
+    bridge: str
+
+
+@dataclass(kw_only=True, frozen=True)
+class DeleteNetwork(Command):
+    TYPE = "network.delete"
+    name: str
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -405,7 +421,9 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         SetDirectoryRoles,
         CreatePool,
         DeletePool,
-        ObservePools,
+        ObserveHostFacts,
+        CreateNetwork,
+        DeleteNetwork,
         VolumesDeleted,
         Batch,
     )

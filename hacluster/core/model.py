@@ -124,6 +124,9 @@ class Vm(Record):
     # volumes in the cluster's storage pools, in device order (vda, vdb, ...): each
     # {"pool", "volume", "size_gib", "image"}; never changed in place (core/storage.py)
     disks: list[dict[str, Any]] = field(default_factory=list)
+    # network interfaces, in order: each {"network", "mac"}; the MAC is chosen once, at
+    # creation, and kept across restarts, failovers and migrations (core/networks.py)
+    nics: list[dict[str, str]] = field(default_factory=list)
     version: int = 0
 
     def __post_init__(self) -> None:
@@ -224,6 +227,19 @@ class Pool(Record):
     @property
     def free_gib(self) -> float:
         return min((s[1] for s in self.seen.values()), default=0.0)
+
+
+@dataclass
+class Network(Record):
+    """A network VMs attach to: a Linux bridge of that name on each host (what is under
+    the bridge, a VLAN or a bond, is the host's business). `hosts` are those whose agent
+    last reported the bridge present."""
+
+    name: str
+    bridge: str
+    hosts: list[str] = field(default_factory=list)
+    created_at: float = 0.0
+    version: int = 0
 
 
 class RuleKind(StrEnum):

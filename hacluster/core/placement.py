@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import storage
-from .model import Host, HostStatus, Policy, Pool, Rule, RuleKind, Strength, Vm
+from .model import Host, HostStatus, Network, Policy, Pool, Rule, RuleKind, Strength, Vm
 
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
@@ -48,6 +48,9 @@ class HasPlacement(Protocol):
     @property
     def pools(self) -> Mapping[str, Pool]: ...
 
+    @property
+    def networks(self) -> Mapping[str, Network]: ...
+
 
 @dataclass
 class HostTable:
@@ -67,18 +70,21 @@ class HostTable:
     where: dict[str, set[int]] = field(default_factory=dict)  # VM -> rows it occupies
     pools: Mapping[str, Pool] = field(default_factory=dict)
     pool_used: dict[str, Floats] = field(default_factory=dict)  # local pool -> GiB per row
+    networks: Mapping[str, Network] = field(default_factory=dict)
 
     @classmethod
     def of(cls, state: HasPlacement, vms: Iterable[Vm] | None = None,
            metrics: Mapping[str, HostMetrics] | None = None) -> HostTable:
-        """The table of a cluster state (its hosts, VMs and pools); `vms` replaces its VMs."""
+        """The table of a cluster state (its hosts, VMs, pools and networks); `vms`
+        replaces its VMs."""
         return cls.build(state.hosts.values(), state.vms.values() if vms is None else vms,
-                         metrics, state.pools)
+                         metrics, state.pools, state.networks)
 
     @classmethod
     def build(cls, hosts: Iterable[Host], vms: Iterable[Vm],
               metrics: Mapping[str, HostMetrics] | None = None,
-              pools: Mapping[str, Pool] | None = None) -> HostTable:
+              pools: Mapping[str, Pool] | None = None,
+              networks: Mapping[str, Network] | None = None) -> HostTable:
         """A migrating VM occupies its source and its target until the move completes.
         A VM's volumes on a local pool occupy its host's pool whether it runs or not."""
         pools = pools or {}
@@ -115,7 +121,7 @@ class HostTable:
             disk_gib=np.array([h.disk_gib for h in ordered], dtype=float),
             used_vcpus=used[0], used_memory_mib=used[1], used_disk_gib=used[2],
             cpu_load=np.array([live[h].cpu_load if h in live else 0.0 for h in names]),
-            index=index, pools=pools, pool_used=local,
+            index=index, pools=pools, pool_used=local, networks=networks or {},
         )
 
     def free_memory(self, policy: Policy) -> Floats:
@@ -251,6 +257,32 @@ class StorageFilter(Filter):
 
     def reason(self, vm: Vm, t: HostTable, i: int, policy: Policy) -> str:
         return "; ".join(why for passed, why in self._verdicts(vm, t, policy) if not passed[i])
+
+
+class NetworkFilter(Filter):
+    """A host must have the bridge of every network the VM has a NIC on."""
+
+    name = "network"
+
+    def _missing(self, vm: Vm, t: HostTable) -> list[tuple[Bools, str]]:
+        out = []
+        for name in sorted({nic["network"] for nic in vm.nics}):
+            net = t.networks.get(name)
+            hosts = set(net.hosts) if net else set()
+            bridge = f" (bridge {net.bridge})" if net else ""
+            out.append((np.array([h in hosts for h in t.names], dtype=bool),
+                        f"lacks network {name}{bridge}"))
+        return out
+
+    def mask(self, vm: Vm, t: HostTable, policy: Policy) -> Bools:
+        ok = np.ones(len(t.names), dtype=bool)
+        if vm.nics:
+            for passed, _why in self._missing(vm, t):
+                ok &= passed
+        return ok
+
+    def reason(self, vm: Vm, t: HostTable, i: int, policy: Policy) -> str:
+        return "; ".join(why for passed, why in self._missing(vm, t) if not passed[i])
 
 
 class MaintenanceFilter(Filter):
@@ -418,7 +450,7 @@ class ShouldRulesWeigher(Weigher):
 
 def filters(rules: Sequence[Rule] = ()) -> tuple[Filter, ...]:
     return (HostUpFilter(), MaintenanceFilter(), RuleFilter(rules), AvoidHostsFilter(),
-            MemoryFilter(), VcpuFilter(), DiskFilter(), StorageFilter())
+            MemoryFilter(), VcpuFilter(), DiskFilter(), StorageFilter(), NetworkFilter())
 
 
 def weighers(rules: Sequence[Rule] = ()) -> tuple[Weigher, ...]:

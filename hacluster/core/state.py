@@ -19,13 +19,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from . import admission, storage
+from . import admission, networks, storage
 from . import commands as c
 from .model import (
     Alarm,
     Host,
     HostStatus,
     Incident,
+    Network,
     Observed,
     Policy,
     Pool,
@@ -69,7 +70,7 @@ MAX_USERS = 1000
 # rules or policy changed. The rest (a VM created or placed, an observation) cannot make room.
 MAY_MAKE_ROOM = (c.RegisterHost, c.SetHostStatus, c.FenceHost, c.ConfirmFenced, c.SetVmState,
                  c.DeleteVm, c.VmFailed, c.CreateRule, c.DeleteRule, c.SetMaintenance,
-                 c.SetMigration, c.FinishMigration, c.SetPolicy, c.ObservePools)
+                 c.SetMigration, c.FinishMigration, c.SetPolicy, c.ObserveHostFacts)
 
 
 @dataclass(frozen=True)
@@ -129,13 +130,15 @@ class ClusterState:
         c.AckAlarm: "_ack_alarm",
         c.CreatePool: "_create_pool",
         c.DeletePool: "_delete_pool",
-        c.ObservePools: "_observe_pools",
+        c.ObserveHostFacts: "_observe_host_facts",
+        c.CreateNetwork: "_create_network",
+        c.DeleteNetwork: "_delete_network",
         c.VolumesDeleted: "_volumes_deleted",
         c.Batch: "_batch",
     }
     _CONTAINERS = ("hosts", "vms", "rules", "recent", "incidents", "uuids", "tokens",
                    "token_hashes", "directory_roles", "counters", "alarms", "users", "pools",
-                   "doomed_volumes")
+                   "doomed_volumes", "networks", "macs")
 
     def __init__(self) -> None:
         self.hosts: dict[str, Host] = {}
@@ -163,6 +166,8 @@ class ClusterState:
         # "pool/volume" -> {"pool", "volume", "host", "uuid"}: volumes of VMs deleted with
         # their disks, for that host's agent to delete once the domain is gone
         self.doomed_volumes: dict[str, dict[str, str]] = {}
+        self.networks: dict[str, Network] = {}  # bridges VMs attach to
+        self.macs: dict[str, str] = {}  # every MAC given out -> its VM (derived, not stored)
         # copy-on-write bookkeeping: what this object may change in place
         self._owned: set[str] = set(self._CONTAINERS)
         self._owned_records: set[tuple[str, str]] = set()
@@ -420,12 +425,18 @@ class ClusterState:
         if cmd.uuid in self.uuids:
             return _reject("exists", f"a VM with uuid {cmd.uuid} already exists")
         errors = storage.disk_errors(cmd.disks, self.pools, bool(cmd.ha))
+        errors += networks.nic_errors(cmd.networks, self.networks)
         if errors:
             return _reject("invalid", "; ".join(errors))
+        nics: list[dict[str, str]] = []
+        for i, net in enumerate(cmd.networks):
+            mac = networks.mac_for(cmd.uuid, i, lambda m: m in self.macs or any(
+                n["mac"] == m for n in nics))
+            nics.append({"network": net, "mac": mac})
         vm = Vm(name=cmd.name, uuid=cmd.uuid, vcpus=cmd.vcpus, memory_mib=cmd.memory_mib,
                 disk_gib=cmd.disk_gib, state=VmState(cmd.state), ha=bool(cmd.ha),
                 priority=cmd.priority, created_at=cmd.ts,
-                disks=storage.disk_records(cmd.name, cmd.uuid, cmd.disks))
+                disks=storage.disk_records(cmd.name, cmd.uuid, cmd.disks), nics=nics)
         no_room = storage.shared_space_error(vm, self.pools, self.vms.values(),
                                              self.policy.disk_ratio)
         if no_room:
@@ -436,6 +447,8 @@ class ClusterState:
         vm.version = self._bump()
         self._w("vms")[cmd.name] = vm
         self._w("uuids")[vm.uuid] = vm.name
+        if nics:
+            self._w("macs").update({n["mac"]: vm.name for n in nics})
         self._owned_records.add(("vms", cmd.name))
         return Result(ok=True, version=vm.version)
 
@@ -443,7 +456,7 @@ class ClusterState:
         if not (self.policy.admission_control and vm.ha and vm.wants_to_run):
             return None
         why = admission.refusal(self.hosts.values(), self.vms.values(), vm, self.policy,
-                                self.policy.admission_failures, self.pools)
+                                self.policy.admission_failures, self)
         return _reject("admission", why) if why else None
 
     def _host_in_doubt(self, vm: Vm, doing: str) -> Result | None:
@@ -512,6 +525,8 @@ class ClusterState:
                 doomed[f"{volume['pool']}/{volume['volume']}"] = volume
         del self._w("vms")[cmd.name]
         self._w("uuids").pop(found.uuid, None)
+        for nic in found.nics:
+            self._w("macs").pop(nic["mac"], None)
         for rule in list(self.rules.values()):
             if cmd.name in rule.vms:
                 left = [v for v in rule.vms if v != cmd.name]
@@ -555,7 +570,8 @@ class ClusterState:
                     - p.memory_reserve_mib or used[0] + found.vcpus > host.cpus * p.cpu_ratio
                     or used[2] + found.disk_gib > host.disk_gib * p.disk_ratio):
                 return _reject("conflict", f"VM {found.name} no longer fits on {cmd.host}")
-            unseen = storage.unseen_pools(found, self.pools, cmd.host)
+            unseen = (storage.unseen_pools(found, self.pools, cmd.host)
+                      or networks.missing_networks(found, self.networks, cmd.host))
             if unseen:
                 return _reject("conflict", f"host {cmd.host} cannot open VM {found.name}'s "
                                f"disks: {unseen}")
@@ -722,7 +738,8 @@ class ClusterState:
                 return _reject("conflict", f"VM {found.name} cannot start a move now")
             if target is None or target.status is not HostStatus.UP or cmd.to == found.host:
                 return _reject("conflict", f"host {cmd.to} cannot take {found.name}")
-            unseen = storage.unseen_pools(found, self.pools, cmd.to)
+            unseen = (storage.unseen_pools(found, self.pools, cmd.to)
+                      or networks.missing_networks(found, self.networks, cmd.to))
             if unseen:
                 return _reject("conflict", f"host {cmd.to} cannot open {found.name}'s disks: "
                                f"{unseen}")
@@ -956,30 +973,66 @@ class ClusterState:
         del self._w("pools")[cmd.name]
         return Result(ok=True, version=self._bump())
 
-    def _observe_pools(self, cmd: c.ObservePools) -> Result:
+    def _observe_host_facts(self, cmd: c.ObserveHostFacts) -> Result:
         if cmd.host not in self.hosts:
             return _reject("not_found", f"host {shown(cmd.host)} is not registered")
-        problem = storage.observation_error(cmd.seen, cmd.errors)
-        if problem:
-            return _reject("invalid", problem)
-        seen = {k: [float(v[0]), float(v[1])] for k, v in cmd.seen.items()}
-        errors = {k: text(v, 300) for k, v in cmd.errors.items()}
+        problem = storage.observation_error(cmd.pools, cmd.pool_errors)
+        if problem or not isinstance(cmd.networks, list) or not all(
+                isinstance(n, str) for n in cmd.networks):
+            return _reject("invalid", problem or "networks must be a list of names")
+        seen = {k: [float(v[0]), float(v[1])] for k, v in cmd.pools.items()}
+        errors = {k: text(v, 300) for k, v in cmd.pool_errors.items()}
+        has = set(cmd.networks)
         changed = False
+        for name, net in self.networks.items():
+            if (cmd.host in net.hosts) != (name in has):
+                edit: Network = self._edit("networks", name)
+                edit.hosts = sorted({*net.hosts, cmd.host} if name in has
+                                    else set(net.hosts) - {cmd.host})
+                edit.version = self._bump()
+                changed = True
         for name in self.pools:
             pool = self.pools[name]
             mine, why = seen.get(name), errors.get(name, "")
             if pool.seen.get(cmd.host) == mine and pool.errors.get(cmd.host, "") == why:
                 continue
-            edit: Pool = self._edit("pools", name)
-            edit.seen.pop(cmd.host, None)
-            edit.errors.pop(cmd.host, None)
+            changing: Pool = self._edit("pools", name)
+            changing.seen.pop(cmd.host, None)
+            changing.errors.pop(cmd.host, None)
             if mine is not None:
-                edit.seen[cmd.host] = mine
+                changing.seen[cmd.host] = mine
             if why:
-                edit.errors[cmd.host] = why
-            edit.version = self._bump()
+                changing.errors[cmd.host] = why
+            changing.version = self._bump()
             changed = True
         return Result(ok=True, message="" if changed else "unchanged", version=self.revision)
+
+    def _create_network(self, cmd: c.CreateNetwork) -> Result:
+        errors = networks.network_errors(cmd.name, cmd.bridge)
+        if errors:
+            return _reject("invalid", "; ".join(errors))
+        if cmd.name in self.networks:
+            return _reject("exists", f"network {cmd.name} already exists")
+        if len(self.networks) >= networks.MAX_NETWORKS:
+            return _reject("invalid", f"the cluster holds its maximum of "
+                           f"{networks.MAX_NETWORKS} networks")
+        version = self._bump()
+        self._w("networks")[cmd.name] = Network(name=cmd.name, bridge=cmd.bridge,
+                                                created_at=cmd.ts, version=version)
+        self._owned_records.add(("networks", cmd.name))
+        return Result(ok=True, version=version)
+
+    def _delete_network(self, cmd: c.DeleteNetwork) -> Result:
+        if cmd.name not in self.networks:
+            return _reject("not_found", f"network {shown(cmd.name)} does not exist")
+        users = sorted(vm.name for vm in self.vms.values()
+                       if any(n["network"] == cmd.name for n in vm.nics))
+        if users:
+            return _reject("conflict", f"network {cmd.name} is used by {len(users)} VMs "
+                           f"({', '.join(users[:5])}{', ...' if len(users) > 5 else ''}); "
+                           "delete those VMs first")
+        del self._w("networks")[cmd.name]
+        return Result(ok=True, version=self._bump())
 
     def _volumes_deleted(self, cmd: c.VolumesDeleted) -> Result:
         mine = [k for k in cmd.volumes if self.doomed_volumes.get(str(k), {}).get("host")
@@ -1014,6 +1067,7 @@ class ClusterState:
             "users": [u.to_dict() for u in self.users.values()],
             "pools": [p.to_dict() for p in self.pools.values()],
             "doomed_volumes": dict(self.doomed_volumes),
+            "networks": [n.to_dict() for n in self.networks.values()],
         }
 
     @classmethod
@@ -1042,6 +1096,8 @@ class ClusterState:
         state.users = {u["name"]: User.from_dict(u) for u in data.get("users", [])}
         state.pools = {p["name"]: Pool.from_dict(p) for p in data.get("pools", [])}
         state.doomed_volumes = dict(data.get("doomed_volumes", {}))
+        state.networks = {n["name"]: Network.from_dict(n) for n in data.get("networks", [])}
+        state.macs = {nic["mac"]: vm.name for vm in state.vms.values() for nic in vm.nics}
         return state
 
     def __eq__(self, other: object) -> bool:

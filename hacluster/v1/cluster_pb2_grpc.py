@@ -234,6 +234,21 @@ class ClusterStub:
                 request_serializer=hacluster_dot_v1_dot_cluster__pb2.DeletePoolRequest.SerializeToString,
                 response_deserializer=hacluster_dot_v1_dot_cluster__pb2.DeletePoolResponse.FromString,
                 _registered_method=True)
+        self.CreateNetwork = channel.unary_unary(
+                '/hacluster.v1.Cluster/CreateNetwork',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.Network.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.Network.FromString,
+                _registered_method=True)
+        self.ListNetworks = channel.unary_unary(
+                '/hacluster.v1.Cluster/ListNetworks',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.ListNetworksRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.ListNetworksResponse.FromString,
+                _registered_method=True)
+        self.DeleteNetwork = channel.unary_unary(
+                '/hacluster.v1.Cluster/DeleteNetwork',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.DeleteNetworkRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.DeleteNetworkResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServicer:
@@ -499,6 +514,25 @@ class ClusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateNetwork(self, request, context):
+        """Networks: a bridge of that name on the hosts that offer it (admin creates and deletes).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListNetworks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteNetwork(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -701,6 +735,21 @@ def add_ClusterServicer_to_server(servicer, server):
                     servicer.DeletePool,
                     request_deserializer=hacluster_dot_v1_dot_cluster__pb2.DeletePoolRequest.FromString,
                     response_serializer=hacluster_dot_v1_dot_cluster__pb2.DeletePoolResponse.SerializeToString,
+            ),
+            'CreateNetwork': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateNetwork,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.Network.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.Network.SerializeToString,
+            ),
+            'ListNetworks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNetworks,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.ListNetworksRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.ListNetworksResponse.SerializeToString,
+            ),
+            'DeleteNetwork': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteNetwork,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.DeleteNetworkRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.DeleteNetworkResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1783,6 +1832,87 @@ class Cluster:
             '/hacluster.v1.Cluster/DeletePool',
             hacluster_dot_v1_dot_cluster__pb2.DeletePoolRequest.SerializeToString,
             hacluster_dot_v1_dot_cluster__pb2.DeletePoolResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateNetwork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/CreateNetwork',
+            hacluster_dot_v1_dot_cluster__pb2.Network.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.Network.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNetworks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/ListNetworks',
+            hacluster_dot_v1_dot_cluster__pb2.ListNetworksRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.ListNetworksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteNetwork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/DeleteNetwork',
+            hacluster_dot_v1_dot_cluster__pb2.DeleteNetworkRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.DeleteNetworkResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -123,6 +123,9 @@ class Routes:
             web.delete(f"{api}/rules/{{name}}", self.delete_rule),
             web.get(f"{api}/storage", self.pools), web.post(f"{api}/storage", self.create_pool),
             web.delete(f"{api}/storage/{{name}}", self.delete_pool),
+            web.get(f"{api}/networks", self.networks),
+            web.post(f"{api}/networks", self.create_network),
+            web.delete(f"{api}/networks/{{name}}", self.delete_network),
             web.get(f"{api}/balance", self.balance_plan), web.post(f"{api}/balance",
                                                                     self.balance_run),
             web.get(f"{api}/policy", self.policy), web.patch(f"{api}/policy", self.set_policy),
@@ -293,13 +296,15 @@ class Routes:
     async def create_vm(self, request: web.Request) -> web.Response:
         data = await body(request, {"name": str, "vcpus": int, "memory_mib": int,
                                     "disk_gib": int, "ha": bool, "priority": int,
-                                    "stopped": bool, "disks": list},
+                                    "stopped": bool, "disks": list, "networks": list},
                           required=("name", "vcpus", "memory_mib"))
         disks = data.pop("disks", [])
         if not all(isinstance(d, dict) and isinstance(d.get("pool"), str)
                    and type(d.get("size_gib")) is int and isinstance(d.get("image", ""), str)
                    and set(d) <= {"pool", "size_gib", "image"} for d in disks):
             fail("invalid", "disks is a list of {pool, size_gib, image}")
+        if not all(isinstance(n, str) for n in data.get("networks", [])):
+            fail("invalid", "networks is a list of names")
         req = pb.CreateVmRequest(**{"ha": True, **data}, request_id=self._id(request),
                                  disks=[pb.DiskSpec(**d) for d in disks])
         return await self._json(request, "CreateVm", lambda c: dicts.vm_dict(
@@ -402,6 +407,22 @@ class Routes:
         req = pb.DeletePoolRequest(name=request.match_info["name"])
         return await self._json(request, "DeletePool", lambda c: (
             self.service.DeletePool(req, c), {})[1])
+
+    async def networks(self, request: web.Request) -> web.Response:
+        return await self._json(request, "ListNetworks", lambda c: [
+            dicts.network_dict(n) for n in self.service.ListNetworks(
+                pb.ListNetworksRequest(), c).networks])
+
+    async def create_network(self, request: web.Request) -> web.Response:
+        data = await body(request, {"name": str, "bridge": str}, required=("name", "bridge"))
+        req = pb.Network(name=data["name"], bridge=data["bridge"])
+        return await self._json(request, "CreateNetwork", lambda c: dicts.network_dict(
+            self.service.CreateNetwork(req, c)), status=201)
+
+    async def delete_network(self, request: web.Request) -> web.Response:
+        req = pb.DeleteNetworkRequest(name=request.match_info["name"])
+        return await self._json(request, "DeleteNetwork", lambda c: (
+            self.service.DeleteNetwork(req, c), {})[1])
 
     async def balance_plan(self, request: web.Request) -> web.Response:
         return await self._json(request, "BalancePlan", lambda c: dicts.balance_dict(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 import uuid
+from pathlib import Path
 
 import pytest
 
-from hacluster.core.model import Observed, Pool, PoolType, Vm
+from hacluster.core.model import Network, Observed, Pool, PoolType, Vm
 from hacluster.core.storage import disk_records
 from hacluster.hypervisor import Hypervisor, HypervisorError
+from hacluster.metrics import bridges_present
 from hacluster.storage_pools import pool_uuid
 
 
@@ -135,3 +137,18 @@ def test_a_missing_volume_of_a_vm_that_ran_is_not_recreated_empty(host_uri: str)
     with pytest.raises(HypervisorError, match="not creating an empty disk"):
         hv.define_start(vm, pools(NFS))
     assert hv._connect().storagePoolLookupByName("nfs").listVolumes() == []
+
+
+def test_nics_are_on_their_bridges_with_the_clusters_macs(host_uri: str,
+                                                         tmp_path: Path) -> None:
+    hv = Hypervisor(host_uri)
+    nets = {"lan": Network(name="lan", bridge="br-lan")}
+    vm = Vm(name="web", uuid=str(uuid.uuid4()), vcpus=1, memory_mib=128,
+            nics=[{"network": "lan", "mac": "52:54:00:0a:0b:0c"}])
+    hv.define_start(vm, {}, nets)
+    xml = hv._connect().lookupByUUIDString(vm.uuid).XMLDesc()
+    assert "<mac address='52:54:00:0a:0b:0c'/>" in xml and "<source bridge='br-lan'/>" in xml
+    # which bridges a host has: its kernel's /sys/class/net/NAME/bridge
+    (tmp_path / "br-lan" / "bridge").mkdir(parents=True)
+    (tmp_path / "eth0").mkdir()
+    assert bridges_present({"br-lan", "eth0", "br-none"}, str(tmp_path)) == {"br-lan"}

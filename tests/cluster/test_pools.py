@@ -1,24 +1,29 @@
-"""Storage pools and VM disks on a real lab, through hactl as the README shows it, judged by
-each host's own libvirt: every host defines and starts the pools, a VM's volume is created
-in its pool and is its disk, it fails over to a host that sees the pool, a VM with a disk on
-a local pool is refused HA and never moves, a pool holding disks cannot be deleted, a VM
-deleted with --delete-disks takes its volumes along and one deleted without keeps them.
+"""Storage pools, networks, VM disks and NICs on real labs, through hactl as the README
+shows it, judged by each host's own libvirt: every host defines and starts the pools, a VM's
+volume is created in its pool and is its disk, it migrates and fails over to hosts that see
+the pool, a VM with a disk on a local pool is refused HA and never moves, a pool holding
+disks cannot be deleted, a VM deleted with --delete-disks takes its volumes along and one
+deleted without keeps them; a VM waits for a host with its network's bridge, and keeps its
+MACs when it moves.
 
 The lab's hypervisor is libvirt's test driver, whose pools live in each libvirtd's memory:
 "shared" is simulated there by creating the volume where the VM lands (storage_pools.py).
+Its hosts share this machine's kernel, so a bridge made here is on every host.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+import subprocess
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import libvirt
 import pytest
 
 from .conftest import LabRun, wait_for
-from .test_failover import uris
+from .test_failover import root_only, uris
 
 pytestmark = pytest.mark.cluster
 
@@ -134,3 +139,65 @@ def test_pools_disks_failover_and_local_pools(make_lab: object) -> None:
     out = lab.hactl("-o", "json", "storage", "list", endpoints=lab.endpoints).stdout
     assert set(json.loads(out)[0]) >= {"name", "type", "shared", "capacity_gib", "free_gib",
                                        "hosts"}
+
+
+def interface_lines(lab: LabRun, host: str, vm: str) -> list[str]:
+    with host_libvirt(lab, host) as conn:
+        xml = conn.lookupByName(vm).XMLDesc()
+    return [line.strip() for line in xml.splitlines()
+            if "<mac address=" in line or "<source bridge=" in line]
+
+
+@pytest.fixture
+def bridges() -> Iterator[Callable[[str], None]]:
+    """Linux bridges made for the test (the lab's hosts share this kernel), removed after."""
+    made: list[str] = []
+
+    def make(name: str) -> None:
+        subprocess.run(["ip", "link", "add", name, "type", "bridge"], check=True)
+        made.append(name)
+
+    yield make
+    for name in made:
+        subprocess.run(["ip", "link", "del", name], check=False)
+
+
+@root_only
+def test_networks_need_their_bridge_and_macs_stay(make_lab: object,
+                                                  bridges: Callable[[str], None]) -> None:
+    lab: LabRun = make_lab(2)  # type: ignore[operator]
+    tag = os.getpid() % 10000
+    lan, dmz = f"hlan{tag}", f"hdmz{tag}"
+    bridges(lan)
+    lab.hactl("network", "create", "lan", "--bridge", lan, endpoints=lab.endpoints)
+    lab.hactl("network", "create", "dmz", "--bridge", dmz, endpoints=lab.endpoints)
+    bad = lab.hactl("network", "create", "x", "--bridge", "no/such", check=False,
+                    endpoints=lab.endpoints)
+    assert bad.returncode == 1 and "is not an interface name" in bad.stderr
+    wait_for(lambda: {n["name"]: n["hosts"] for n in lab.json("network", "list")} == {
+        "lan": ["host1", "host2"], "dmz": []}, what="hosts report the lan bridge only")
+
+    # no host has the dmz bridge: the VM waits, saying why for each host
+    lab.hactl("vm", "create", "proxy", "--vcpus", "1", "--memory", "64", "--net", "dmz",
+              endpoints=lab.endpoints)
+    wait_for(lambda: lab.json("vm", "show", "proxy")["pending_reasons"] == [
+        f"host1: network: lacks network dmz (bridge {dmz})",
+        f"host2: network: lacks network dmz (bridge {dmz})"], what="proxy pending, why")
+    bridges(dmz)  # the operator adds it: the hosts notice, proxy runs
+    wait_for(lambda: "proxy" in lab.running(), timeout=40, what="proxy running")
+
+    web = lab.json("vm", "create", "web", "--vcpus", "1", "--memory", "64", "--net", "lan",
+                   "--net", "dmz")
+    macs = [n["mac"] for n in web["nics"]]
+    assert len(set(macs)) == 2 and all(m.startswith("52:54:00:") for m in macs)
+    wait_for(lambda: "web" in lab.running(), what="web running")
+    (home,) = lab.running()["web"]
+    expected = [f"<mac address='{macs[0]}'/>", f"<source bridge='{lan}'/>",
+                f"<mac address='{macs[1]}'/>", f"<source bridge='{dmz}'/>"]
+    assert interface_lines(lab, home, "web") == expected
+    other = "host2" if home == "host1" else "host1"
+    lab.hactl("vm", "migrate", "web", "--to", other, "--wait", endpoints=lab.endpoints)
+    wait_for(lambda: lab.running().get("web") == [other], what="web moved")
+    assert interface_lines(lab, other, "web") == expected  # the same MACs on the new host
+    refused = lab.hactl("network", "delete", "lan", check=False, endpoints=lab.endpoints)
+    assert refused.returncode == 1 and "used by 1 VMs (web)" in refused.stderr

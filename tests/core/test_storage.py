@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from hacluster.core import commands as c
+from hacluster.core import networks
 from hacluster.core.model import Policy
 from hacluster.core.placement import HostTable, Placer
 from hacluster.core.state import ClusterState, Result
@@ -22,8 +23,9 @@ def pool(s: ClusterState, name: str, shared: bool = True, **kw: Any) -> Result:
 
 
 def observe(s: ClusterState, host: str, seen: dict[str, list[float]],
-            errors: dict[str, str] | None = None) -> Result:
-    return s.apply(c.ObservePools(id=cid(), host=host, seen=seen, errors=errors or {}))
+            errors: dict[str, str] | None = None, networks: list[str] | None = None) -> Result:
+    return s.apply(c.ObserveHostFacts(id=cid(), host=host, pools=seen,
+                                      pool_errors=errors or {}, networks=networks or []))
 
 
 @pytest.fixture
@@ -219,3 +221,58 @@ def test_deleting_a_vm_keeps_its_volumes_unless_asked(state: ClusterState) -> No
         "unchanged"
     assert state.apply(c.VolumesDeleted(id=cid(), host="b", volumes=[key])).ok
     assert state.doomed_volumes == {}
+
+
+# ---- networks ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "bridge", "message"), [
+    ("Lan", "br0", "network name 'Lan' is invalid"),
+    ("lan", "", "bridge '' is not an interface name"),
+    ("lan", "a-bridge-name-too-long", "is not an interface name"),
+    ("lan", "br/0", "is not an interface name"),
+])
+def test_bad_networks_are_refused(name: str, bridge: str, message: str) -> None:
+    s = ClusterState()
+    r = s.apply(c.CreateNetwork(id=cid(), name=name, bridge=bridge))
+    assert r.code == "invalid" and message in r.message and not s.networks
+
+
+def test_nics_get_a_mac_once_and_placement_needs_the_bridge(state: ClusterState) -> None:
+    assert state.apply(c.CreateNetwork(id=cid(), name="lan", bridge="br0")).ok
+    assert state.apply(c.CreateNetwork(id=cid(), name="san", bridge="br1")).ok
+    r = create(state, "v", networks=["lan", "nope"])
+    assert r.code == "invalid" and "network 'nope' does not exist" in r.message
+    assert create(state, "v", networks=["lan", "san"]).ok
+    nics = state.vms["v"].nics
+    assert [n["network"] for n in nics] == ["lan", "san"]
+    assert all(n["mac"].startswith("52:54:00:") for n in nics) and nics[0] != nics[1]
+    assert ClusterState.from_dict(state.to_dict()).macs == state.macs
+    # nobody has the bridges yet: pending with the reason per host
+    host, rejected = decide(state, "v")
+    assert host is None
+    assert rejected["a"] == ("network: lacks network lan (bridge br0); "
+                             "lacks network san (bridge br1)")
+    observe(state, "b", {}, networks=["lan", "san"])
+    observe(state, "c", {}, networks=["lan"])
+    assert state.networks["lan"].hosts == ["b", "c"]
+    host, rejected = decide(state, "v")
+    assert host == "b" and rejected["c"] == "network: lacks network san (bridge br1)"
+    assert assign(state, "v", "c").code == "conflict"
+    assert assign(state, "v", "b").ok
+    assert state.vms["v"].nics == nics  # placing it changed nothing
+    r = state.apply(c.DeleteNetwork(id=cid(), name="lan"))
+    assert r.code == "conflict" and "used by 1 VMs (v)" in r.message
+    observe(state, "b", {}, networks=["san"])  # b lost its lan bridge
+    assert state.networks["lan"].hosts == ["c"]
+
+
+def test_macs_never_repeat(state: ClusterState) -> None:
+    state.apply(c.CreateNetwork(id=cid(), name="lan", bridge="br0"))
+    # the first choice of every VM is taken already: the counter moves on
+    taken = {networks.mac_for(f"u{i}", 0, lambda m: False) for i in range(50)}
+    state.macs = dict.fromkeys(taken, "someone")
+    for i in range(50):
+        assert create(state, f"v{i}", uuid=f"u{i}", networks=["lan"]).ok
+    macs = [state.vms[f"v{i}"].nics[0]["mac"] for i in range(50)]
+    assert len(set(macs)) == 50 and not set(macs) & taken

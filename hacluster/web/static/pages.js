@@ -397,6 +397,7 @@ function vmPage(name) {
       ["UUID", vm.uuid], ["Version", vm.version]];
     (vm.disks || []).forEach((d, i) => facts.push([`Disk vd${"abcdefgh"[i]}`,
       `${d.pool}/${d.volume}, ${d.size_gib} GiB${d.image ? `, a clone of ${d.image}` : ""}`]));
+    (vm.nics || []).forEach((n, i) => facts.push([`NIC ${i}`, `${n.network}, ${n.mac}`]));
     if (vm.migrating_to) facts.push(["Moving to", vm.migrating_to]);
     if (vm.migration_error) facts.push(["Last move", vm.migration_error]);
     if (vm.error) facts.push(["Error", vm.error]);
