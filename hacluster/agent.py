@@ -285,6 +285,8 @@ class Agent:
                 self.hv.define_start(vms[action.vm], state.pools, state.networks)
             elif action.act is Act.START:
                 self.hv.start(action.uuid)
+            elif action.act is Act.ADOPT:
+                self.hv.adopt(action.uuid, action.vm)
             elif action.act is Act.STOP:
                 return self._stop(action)
             elif action.act is Act.DESTROY:

@@ -46,7 +46,8 @@ REQUIRED: dict[str, Role | Need] = {
     "GetSummary": VIEWER, "ListOperations": VIEWER, "WatchLive": VIEWER, "GetHistory": VIEWER,
     "Metrics": VIEWER, "OpenSession": VIEWER, "CloseSession": VIEWER,
     # running VMs and hosts
-    "CreateVm": OPERATOR, "StartVm": OPERATOR, "StopVm": OPERATOR, "DeleteVm": OPERATOR,
+    "CreateVm": OPERATOR, "ImportVm": OPERATOR, "StartVm": OPERATOR, "StopVm": OPERATOR,
+    "DeleteVm": OPERATOR,
     "SetVmState": OPERATOR, "MigrateVm": OPERATOR, "SetMaintenance": OPERATOR,
     "BalanceRun": OPERATOR, "AckAlarm": OPERATOR,
     # the cluster's own settings, fencing and credentials
@@ -58,7 +59,7 @@ REQUIRED: dict[str, Role | Need] = {
     # admin for anyone's; a user logged in with their password for their own (the service)
     "SetPassword": VIEWER,
     # members only
-    "Heartbeat": MEMBER, "LiveMetrics": MEMBER, "History": MEMBER,
+    "Heartbeat": MEMBER, "LiveMetrics": MEMBER, "History": MEMBER, "InspectDomain": MEMBER,
     # anyone (a password is checked against the directory)
     "Login": PUBLIC,
 }

@@ -318,6 +318,21 @@ _vm_action("disable", lambda client, name: client.set_vm_state(name, "disabled")
 _vm_action("ignore", lambda client, name: client.set_vm_state(name, "ignored"))
 
 
+@vm.command("import")
+@click.argument("name")
+@click.option("--host", required=True, help="The host whose libvirt defines the domain.")
+@click.option("--ha/--no-ha", default=False, show_default=True,
+              help="Restart it elsewhere if its host fails (its disks must be on shared "
+              "pools, its bridges cluster networks).")
+@pass_ctx
+def vm_import(ctx: Ctx, name: str, host: str, ha: bool) -> None:
+    """Adopt domain NAME, already defined in HOST's libvirt, as it is: its definition is
+    kept, its resources counted, nothing is restarted."""
+    with errors():
+        record = ctx.client().import_vm(name, host, ha)
+    ctx.emit(record, details)
+
+
 @vm.command("delete")
 @click.argument("name")
 @click.option("--delete-disks", is_flag=True,

@@ -47,6 +47,7 @@ def vm_dict(vm: pb.Vm) -> dict[str, Any]:
         "disks": [{"pool": d.pool, "volume": d.volume, "size_gib": d.size_gib,
                    "image": d.image or None} for d in vm.disks],
         "nics": [{"network": n.network, "mac": n.mac} for n in vm.nics],
+        "imported": vm.imported, "pinned": vm.pinned or None,
     }
 
 
@@ -270,6 +271,11 @@ class Client:
             disks=[pb.DiskSpec(pool=p, size_gib=n, image=i) for p, n, i in disks],
             networks=networks)
         return vm_dict(self._call(lambda s: s.CreateVm, request))
+
+    def import_vm(self, name: str, host: str, ha: bool = False) -> dict[str, Any]:
+        request = pb.ImportVmRequest(name=name, host=host, ha=ha,
+                                     request_id=uuid.uuid4().hex)
+        return vm_dict(self._call(lambda s: s.ImportVm, request))
 
     def get_vm(self, name: str) -> dict[str, Any]:
         return vm_dict(self._call(lambda s: s.GetVm, pb.VmRequest(name=name)))

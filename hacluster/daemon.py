@@ -71,10 +71,11 @@ class Daemon:
         self.peers = Peers(config)
         self.agent.peers = self.peers
         service = ClusterService(config, self.raft, self.leader, self.peers)
+        service.inspect = self.hypervisor.inspect
+        members = MemberService(config, self.raft, self.leader, service.monitor)
+        members.inspect = self.hypervisor.inspect
         auth = Authenticator(lambda: self.raft.state)
-        self.api = ApiServer(config, service, MemberService(config, self.raft, self.leader,
-                                                            service.monitor),
-                             self.events, auth)
+        self.api = ApiServer(config, service, members, self.events, auth)
         self.sampler = Sampler(service.monitor, self.hypervisor, self._test_host_memory)
         tolerance = Tolerance()  # the dashboard's and the alarms' figure, computed once
         self.alarms = AlarmEvaluator(config, self.raft, self.leader, tolerance)

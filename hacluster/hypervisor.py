@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
@@ -85,12 +86,32 @@ def nics_xml(vm: Vm, networks: Mapping[str, Network]) -> str:
     return "".join(out)
 
 
+def _metadata(name: str, prefix: str = "") -> str:
+    """Our metadata element (with a namespace prefix inside a whole definition; libvirt's
+    setMetadata adds its own)."""
+    tag = f"{prefix}:vm xmlns:{prefix}='{METADATA_NS}'" if prefix else f"vm xmlns='{METADATA_NS}'"
+    return f"<{tag} name={quoteattr(name)}/>"
+
+
+def imported_xml(vm: Vm) -> str:
+    """An imported VM's own definition with our metadata added, for another host."""
+    root = ET.fromstring(vm.xml)
+    meta = root.find("metadata")
+    if meta is None:
+        meta = ET.SubElement(root, "metadata")
+    meta.append(ET.fromstring(_metadata(vm.name)))
+    return ET.tostring(root, encoding="unicode")
+
+
 def domain_xml(vm: Vm, domain_type: str, boot: DirectBoot | None = None,
                pools: Mapping[str, Pool] | None = None,
                networks: Mapping[str, Network] | None = None) -> str:
     """A persistent definition: minimal for the test driver; for QEMU (TCG, no KVM needed) a
     qemu64 CPU, and with `boot` a direct kernel boot and a serial console file. The VM's
-    disks are volumes of the cluster's pools, its NICs on its networks' bridges."""
+    disks are volumes of the cluster's pools, its NICs on its networks' bridges. An
+    imported VM keeps its own definition."""
+    if vm.xml:
+        return imported_xml(vm)
     os_xml = "<os><type arch='x86_64'>hvm</type></os>"
     disks = storage_pools.disks_xml(vm, pools or {}) + nics_xml(vm, networks or {})
     devices = f"<devices>{disks}</devices>" if disks else ""
@@ -115,7 +136,7 @@ def domain_xml(vm: Vm, domain_type: str, boot: DirectBoot | None = None,
   <currentMemory unit='MiB'>{vm.memory_mib}</currentMemory>
   <vcpu>{vm.vcpus}</vcpu>
   <metadata>
-    <{METADATA_KEY}:vm xmlns:{METADATA_KEY}='{METADATA_NS}' name='{escape(vm.name)}'/>
+    {_metadata(vm.name, METADATA_KEY)}
   </metadata>
   {os_xml}
   {devices}
@@ -310,6 +331,32 @@ class Hypervisor:
         result = self._call("storage pools", lambda conn: storage_pools.sync(conn, pools))
         assert isinstance(result, tuple)
         return result
+
+    def adopt(self, uuid: str, name: str) -> None:
+        """Mark an imported domain as the cluster's, in its live and its persistent
+        definition, without touching anything else."""
+        def run(conn: libvirt.virConnect) -> None:
+            dom = conn.lookupByUUIDString(uuid)
+            flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+            if dom.isActive():
+                flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+            dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, _metadata(name),
+                            METADATA_KEY, METADATA_NS, flags)
+            self._managed[uuid] = True
+
+        self._call(f"adopt {name}", run)
+
+    def inspect(self, name: str) -> tuple[str, bool, bool]:
+        """A domain's persistent XML (secure parts left out), whether it runs, and whether
+        it is already the cluster's: what `vm import` needs."""
+        def run(conn: libvirt.virConnect) -> tuple[str, bool, bool]:
+            dom = conn.lookupByName(name)
+            xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+            return xml, bool(dom.isActive()), self._is_managed(dom, dom.UUIDString())
+
+        found = self._call(f"look up domain {name}", run)
+        assert isinstance(found, tuple)
+        return found
 
     def start(self, uuid: str) -> None:
         self._call(f"start {uuid}", lambda conn: conn.lookupByUUIDString(uuid).create())

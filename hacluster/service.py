@@ -14,7 +14,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 import grpc
@@ -52,6 +52,7 @@ from .core.whatif import what_if
 from .directory import DirectoryLogin
 from .errors import ApiError, fail
 from .history import RANGES, History
+from .hypervisor import HypervisorError
 from .leader import LeaderLoop
 from .messages import (
     alarm_message,
@@ -103,6 +104,7 @@ class ClusterService:
         self.directory = DirectoryLogin(config.directory) if config.directory else None
         self.local_login = LocalLogin()
         self.monitor = History()  # this host's monitoring history (the daemon's sampler fills it)
+        self.inspect: Inspector | None = None  # this host's libvirt (the daemon sets it)
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -238,6 +240,33 @@ class ClusterService:
             state=state_value, ha=request.ha, priority=request.priority, disks=disks,
             networks=list(request.networks)), caller)
         return self.GetVm(pb.VmRequest(name=request.name), caller)
+
+    def ImportVm(self, request: pb.ImportVmRequest, caller: Caller) -> pb.Vm:
+        if (err := name_error("VM", request.name)) is not None:
+            _fail("invalid", f"{err} (a domain is imported under its own name)")
+        host = self.host_record(request.host)
+        found = self._inspect(host.name, request.name)
+        if found.managed:
+            _fail("exists", f"domain {request.name} on {host.name} is already the cluster's")
+        self._commit(c.ImportVm(id=self._request_id(request.request_id), ts=time.time(),
+                                name=request.name, host=host.name, xml=found.xml,
+                                running=found.running, ha=request.ha), caller)
+        return self.GetVm(pb.VmRequest(name=request.name), caller)
+
+    def _inspect(self, host: str, name: str) -> pb.InspectedDomain:
+        """A domain of `host`'s libvirt: ours, or asked of that member."""
+        if host == self.config.name and self.inspect is not None:
+            return inspect_domain(self.inspect, host, name)
+        member = next((m for m in self.config.members if m.name == host), None)
+        if member is None:
+            _fail("not_found", f"host {shown(host)} is not a member of this cluster")
+        try:
+            reply: pb.InspectedDomain = rpc.AgentStub(self.peers.channel(member)).InspectDomain(
+                pb.InspectDomainRequest(name=name), timeout=5.0)
+            return reply
+        except grpc.RpcError as exc:
+            code = "not_found" if exc.code() is grpc.StatusCode.NOT_FOUND else "unavailable"
+            _fail(code, exc.details() or f"{host} does not answer ({exc.code().name})")
 
     def GetVm(self, request: pb.VmRequest, caller: Caller) -> pb.Vm:
         state = self.raft.state
@@ -603,6 +632,22 @@ def token_message(t: Token) -> pb.TokenInfo:
                         expires_at=t.expires_at)
 
 
+Inspector = Callable[[str], tuple[str, bool, bool]]
+"""A host's libvirt asked about a domain: (its XML, running, already ours)."""
+
+
+def inspect_domain(inspect: Inspector, host: str, name: str) -> pb.InspectedDomain:
+    if (err := name_error("VM", name)) is not None:
+        _fail("invalid", err)
+    try:
+        xml, running, managed = inspect(name)
+    except HypervisorError as exc:
+        if "not found" in str(exc).lower():
+            _fail("not_found", f"no domain {shown(name)} in {host}'s libvirt")
+        _fail("unavailable", str(exc))
+    return pb.InspectedDomain(xml=xml, running=running, managed=managed)
+
+
 class MemberService:
     """Member-to-member calls; only the acting leader answers them. Cheap and lock-free on
     purpose: they run on the API's event loop, ahead of any client work."""
@@ -611,6 +656,7 @@ class MemberService:
                  monitor: History) -> None:
         self.config = config
         self.monitor = monitor
+        self.inspect: Inspector | None = None  # this host's libvirt (the daemon sets it)
         self.members = {m.name for m in config.members}
         self.raft = raft
         self.leader = leader
@@ -651,6 +697,12 @@ class MemberService:
         if request.range not in RANGES:
             _fail("invalid", f"range must be one of {', '.join(RANGES)}")
         return history_message(self.monitor.window(request.vm, request.range))
+
+    def InspectDomain(self, request: pb.InspectDomainRequest, caller: Caller
+                      ) -> pb.InspectedDomain:
+        if self.inspect is None:
+            _fail("unavailable", f"{self.config.name} has no hypervisor to ask")
+        return inspect_domain(self.inspect, self.config.name, request.name)
 
     def LiveMetrics(self, request: pb.LiveMetricsRequest, caller: Caller
                     ) -> pb.LiveMetricsResponse:

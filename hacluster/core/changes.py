@@ -30,7 +30,8 @@ def touched(cmd: c.Command, result: Result, state: ClusterState) -> set[Key]:
         case c.ObserveVms():
             keys |= {("vm", name) for name in cmd.observed} | {("host", cmd.host), INCIDENTS}
         case c.CreateVm() | c.SetVmState() | c.DeleteVm() | c.AssignVm() | c.MarkPending() \
-                | c.VmFailed() | c.RequestMigration() | c.SetMigration() | c.FinishMigration():
+                | c.VmFailed() | c.RequestMigration() | c.SetMigration() | c.FinishMigration() \
+                | c.ImportVm():
             keys.add(("vm", cmd.name))
             vm = state.vms.get(cmd.name)
             hosts = {vm.host, vm.last_host, vm.migrating_to} if vm else set()

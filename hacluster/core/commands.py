@@ -104,6 +104,19 @@ class CreateVm(Command):
 
 
 @dataclass(kw_only=True, frozen=True)
+class ImportVm(Command):
+    """Adopt a domain defined in `host`'s libvirt as it is (core/importing.py): apply
+    derives everything else from its XML."""
+
+    TYPE = "vm.import"
+    name: str
+    host: str
+    xml: str
+    running: bool
+    ha: bool = False
+
+
+@dataclass(kw_only=True, frozen=True)
 class SetVmState(Command):
     """Start or stop: the operator's desired state."""
 
@@ -402,6 +415,7 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         FenceHost,
         ConfirmFenced,
         CreateVm,
+        ImportVm,
         SetVmState,
         DeleteVm,
         AssignVm,

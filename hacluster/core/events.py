@@ -47,6 +47,18 @@ def _describe(cmd: c.Command, result: Result, state: ClusterState) -> list[str]:
         case c.CreateVm():
             return [f"VM {cmd.name} created ({cmd.vcpus} vCPUs, {cmd.memory_mib} MiB, "
                     f"{cmd.state})"]
+        case c.ImportVm():
+            return [f"VM {cmd.name} imported on {cmd.host}"
+                    f"{' (HA)' if cmd.ha else ''}, {'running' if cmd.running else 'stopped'}"]
+        case c.CreatePool():
+            return [f"storage pool {cmd.name} created ({cmd.type}, "
+                    f"{'shared' if cmd.shared else 'local'})"]
+        case c.DeletePool():
+            return [f"storage pool {cmd.name} deleted"]
+        case c.CreateNetwork():
+            return [f"network {cmd.name} created (bridge {cmd.bridge})"]
+        case c.DeleteNetwork():
+            return [f"network {cmd.name} deleted"]
         case c.SetVmState():
             return [f"VM {cmd.name} set to {cmd.state}"]
         case c.DeleteVm():

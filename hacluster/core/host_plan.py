@@ -44,6 +44,7 @@ class Act(StrEnum):
     UNDEFINE = "undefine"
     MIGRATE = "migrate"  # move the running VM to its target (live, or cold on the test driver)
     HANDOVER = "handover"  # nothing runs here: just drop the definition and report it moved
+    ADOPT = "adopt"  # an imported domain: mark it as the cluster's (metadata), as it runs
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ def plan_host(host: str, vms: Mapping[str, Vm], domains: Iterable[Domain],
         dom = by_uuid.get(uuid)
         if vm.state is VmState.IGNORED:
             continue
+        if dom is not None and not dom.managed:
+            actions.append(Action(Act.ADOPT, vm.name, uuid, "imported"))
         if vm.migrating_to is not None:
             running = dom is not None and dom.state in (Observed.RUNNING, Observed.PAUSED)
             actions.append(Action(Act.MIGRATE if running else Act.HANDOVER, vm.name, uuid,

@@ -127,6 +127,8 @@ class Vm(Record):
     # network interfaces, in order: each {"network", "mac"}; the MAC is chosen once, at
     # creation, and kept across restarts, failovers and migrations (core/networks.py)
     nics: list[dict[str, str]] = field(default_factory=list)
+    xml: str = ""  # an imported VM's own definition (sanitised); "" = the cluster writes it
+    pinned: str = ""  # the host it must stay on (imported with what only that host has)
     version: int = 0
 
     def __post_init__(self) -> None:

@@ -259,6 +259,23 @@ class StorageFilter(Filter):
         return "; ".join(why for passed, why in self._verdicts(vm, t, policy) if not passed[i])
 
 
+class PinnedFilter(Filter):
+    """An imported VM whose disks or NICs only its host has stays there."""
+
+    name = "pinned"
+
+    def mask(self, vm: Vm, t: HostTable, policy: Policy) -> Bools:
+        ok = np.ones(len(t.names), dtype=bool)
+        if vm.pinned:
+            ok[:] = False
+            if vm.pinned in t.index:
+                ok[t.index[vm.pinned]] = True
+        return ok
+
+    def reason(self, vm: Vm, t: HostTable, i: int, policy: Policy) -> str:
+        return f"imported with disks or NICs only {vm.pinned} has"
+
+
 class NetworkFilter(Filter):
     """A host must have the bridge of every network the VM has a NIC on."""
 
@@ -450,7 +467,8 @@ class ShouldRulesWeigher(Weigher):
 
 def filters(rules: Sequence[Rule] = ()) -> tuple[Filter, ...]:
     return (HostUpFilter(), MaintenanceFilter(), RuleFilter(rules), AvoidHostsFilter(),
-            MemoryFilter(), VcpuFilter(), DiskFilter(), StorageFilter(), NetworkFilter())
+            MemoryFilter(), VcpuFilter(), DiskFilter(), StorageFilter(), NetworkFilter(),
+            PinnedFilter())
 
 
 def weighers(rules: Sequence[Rule] = ()) -> tuple[Weigher, ...]:

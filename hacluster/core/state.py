@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from . import admission, networks, storage
+from . import admission, importing, networks, storage
 from . import commands as c
 from .model import (
     Alarm,
@@ -103,6 +103,7 @@ class ClusterState:
         c.RegisterHost: "_register_host",
         c.SetHostStatus: "_set_host_status",
         c.CreateVm: "_create_vm",
+        c.ImportVm: "_import_vm",
         c.SetVmState: "_set_vm_state",
         c.DeleteVm: "_delete_vm",
         c.AssignVm: "_assign_vm",
@@ -416,14 +417,9 @@ class ClusterState:
                                 cmd.priority, cmd.state)
         if errors:
             return _reject("invalid", "; ".join(errors))
-        if cmd.name in self.vms:
-            return _reject("exists", f"VM {cmd.name} already exists")
-        if len(self.vms) >= MAX_VMS:
-            return _reject("invalid", f"the cluster holds its maximum of {MAX_VMS} VMs")
-        if not isinstance(cmd.uuid, str) or not 0 < len(cmd.uuid) <= 64:
-            return _reject("invalid", "uuid must be a string of 1-64 characters")
-        if cmd.uuid in self.uuids:
-            return _reject("exists", f"a VM with uuid {cmd.uuid} already exists")
+        taken = self._name_taken(cmd.name, cmd.uuid)
+        if taken:
+            return taken
         errors = storage.disk_errors(cmd.disks, self.pools, bool(cmd.ha))
         errors += networks.nic_errors(cmd.networks, self.networks)
         if errors:
@@ -441,16 +437,64 @@ class ClusterState:
                                              self.policy.disk_ratio)
         if no_room:
             return _reject("admission", no_room)
-        refused = self._admission(vm)
-        if refused:
-            return refused
+        return self._admission(vm) or self._add_vm(vm)
+
+    def _name_taken(self, name: str, uuid: object) -> Result | None:
+        if name in self.vms:
+            return _reject("exists", f"VM {name} already exists")
+        if len(self.vms) >= MAX_VMS:
+            return _reject("invalid", f"the cluster holds its maximum of {MAX_VMS} VMs")
+        if not isinstance(uuid, str) or not 0 < len(uuid) <= 64:
+            return _reject("invalid", "uuid must be a string of 1-64 characters")
+        if uuid in self.uuids:
+            return _reject("exists", f"a VM with uuid {uuid} already exists "
+                           f"({self.uuids[uuid]})")
+        return None
+
+    def _add_vm(self, vm: Vm) -> Result:
         vm.version = self._bump()
-        self._w("vms")[cmd.name] = vm
+        self._w("vms")[vm.name] = vm
         self._w("uuids")[vm.uuid] = vm.name
-        if nics:
-            self._w("macs").update({n["mac"]: vm.name for n in nics})
-        self._owned_records.add(("vms", cmd.name))
+        if vm.nics:
+            self._w("macs").update({n["mac"]: vm.name for n in vm.nics})
+        self._owned_records.add(("vms", vm.name))
         return Result(ok=True, version=vm.version)
+
+    def _import_vm(self, cmd: c.ImportVm) -> Result:
+        error = name_error("VM", cmd.name)
+        if error:
+            return _reject("invalid", error)
+        host = self.hosts.get(cmd.host)
+        if host is None or host.status is not HostStatus.UP:
+            return _reject("conflict", f"host {shown(cmd.host)} is not up")
+        if host.maintenance:
+            return _reject("conflict", f"host {cmd.host} is in maintenance")
+        try:
+            found = importing.inspect(str(cmd.xml), self.pools, self.networks)
+        except importing.NotImportable as exc:
+            return _reject("invalid", f"cannot import {cmd.name}: {exc}")
+        errors = vm_spec_errors(cmd.name, found.vcpus, found.memory_mib, 0, 0, "started")
+        if errors:
+            return _reject("invalid", "; ".join(errors))
+        if cmd.ha and found.problems:
+            return _reject("invalid", f"{cmd.name} cannot be HA: "
+                           f"{'; '.join(found.problems)} (import it without --ha, or move "
+                           "them to the cluster's shared pools and networks first)")
+        taken = self._name_taken(cmd.name, found.uuid)
+        if taken:
+            return taken
+        reused = [f"{n['mac']} ({self.macs[n['mac']]})" for n in found.nics
+                  if n["mac"] in self.macs]
+        if reused:
+            return _reject("conflict", f"MAC addresses already in use: {', '.join(reused)}")
+        running = bool(cmd.running)
+        vm = Vm(name=cmd.name, uuid=found.uuid, vcpus=found.vcpus,
+                memory_mib=found.memory_mib, ha=bool(cmd.ha), created_at=cmd.ts,
+                state=VmState.STARTED if running else VmState.STOPPED, host=cmd.host,
+                last_host=cmd.host, observed=Observed.RUNNING if running else Observed.STOPPED,
+                running_since=cmd.ts if running else 0.0, disks=found.disks, nics=found.nics,
+                xml=found.xml, pinned=cmd.host if found.problems else "")
+        return self._add_vm(vm)
 
     def _admission(self, vm: Vm) -> Result | None:
         if not (self.policy.admission_control and vm.ha and vm.wants_to_run):
@@ -571,7 +615,8 @@ class ClusterState:
                     or used[2] + found.disk_gib > host.disk_gib * p.disk_ratio):
                 return _reject("conflict", f"VM {found.name} no longer fits on {cmd.host}")
             unseen = (storage.unseen_pools(found, self.pools, cmd.host)
-                      or networks.missing_networks(found, self.networks, cmd.host))
+                      or networks.missing_networks(found, self.networks, cmd.host)
+                      or storage.pinned_elsewhere(found, cmd.host))
             if unseen:
                 return _reject("conflict", f"host {cmd.host} cannot open VM {found.name}'s "
                                f"disks: {unseen}")
@@ -720,9 +765,9 @@ class ClusterState:
         source = self.hosts.get(found.host)
         if source is None or source.status is not HostStatus.UP:
             return _reject("conflict", f"VM {found.name}'s host {found.host} is not up")
-        if storage.is_local(found, self.pools):
-            return _reject("conflict", f"VM {found.name} has disks on a local pool: it stays "
-                           f"on {found.host}, where its volumes are")
+        if storage.is_local(found, self.pools) or found.pinned:
+            return _reject("conflict", f"VM {found.name} has disks or NICs only its host has "
+                           f"(local pools, or imported so): it stays on {found.host}")
         vm = self._edit_vm(cmd.name)
         vm.migration_requested, vm.migration_error = cmd.to, ""
         vm.version = self._bump()
@@ -739,7 +784,8 @@ class ClusterState:
             if target is None or target.status is not HostStatus.UP or cmd.to == found.host:
                 return _reject("conflict", f"host {cmd.to} cannot take {found.name}")
             unseen = (storage.unseen_pools(found, self.pools, cmd.to)
-                      or networks.missing_networks(found, self.networks, cmd.to))
+                      or networks.missing_networks(found, self.networks, cmd.to)
+                      or storage.pinned_elsewhere(found, cmd.to))
             if unseen:
                 return _reject("conflict", f"host {cmd.to} cannot open {found.name}'s disks: "
                                f"{unseen}")

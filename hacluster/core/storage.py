@@ -178,6 +178,13 @@ def volumes_to_delete(vm: Vm, pools: Mapping[str, Pool]) -> list[dict[str, str]]
     return out
 
 
+def pinned_elsewhere(vm: Vm, host: str) -> str:
+    """Why an imported VM pinned to its host cannot go to `host` ("" = it can)."""
+    if vm.pinned and vm.pinned != host:
+        return f"it was imported with disks or NICs only {vm.pinned} has"
+    return ""
+
+
 def allocated(pool: str, vms: Iterable[Vm]) -> int:
     """GiB of a pool handed out to VMs (every VM holding disks there, running or not)."""
     return sum(needs(vm).get(pool, 0) for vm in vms if vm.disks)

@@ -123,7 +123,7 @@ class GetHostRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class Vm(_message.Message):
-    __slots__ = ("name", "uuid", "host", "state", "status", "vcpus", "memory_mib", "disk_gib", "ha", "priority", "pending_reasons", "last_host", "version", "observed", "restarts", "relocations", "error", "migrating_to", "migration_error", "failures", "disks", "nics")
+    __slots__ = ("name", "uuid", "host", "state", "status", "vcpus", "memory_mib", "disk_gib", "ha", "priority", "pending_reasons", "last_host", "version", "observed", "restarts", "relocations", "error", "migrating_to", "migration_error", "failures", "disks", "nics", "imported", "pinned")
     NAME_FIELD_NUMBER: _ClassVar[int]
     UUID_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
@@ -146,6 +146,8 @@ class Vm(_message.Message):
     FAILURES_FIELD_NUMBER: _ClassVar[int]
     DISKS_FIELD_NUMBER: _ClassVar[int]
     NICS_FIELD_NUMBER: _ClassVar[int]
+    IMPORTED_FIELD_NUMBER: _ClassVar[int]
+    PINNED_FIELD_NUMBER: _ClassVar[int]
     name: str
     uuid: str
     host: str
@@ -168,7 +170,9 @@ class Vm(_message.Message):
     failures: _containers.RepeatedScalarFieldContainer[str]
     disks: _containers.RepeatedCompositeFieldContainer[Disk]
     nics: _containers.RepeatedCompositeFieldContainer[Nic]
-    def __init__(self, name: _Optional[str] = ..., uuid: _Optional[str] = ..., host: _Optional[str] = ..., state: _Optional[str] = ..., status: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., disk_gib: _Optional[int] = ..., ha: _Optional[bool] = ..., priority: _Optional[int] = ..., pending_reasons: _Optional[_Iterable[str]] = ..., last_host: _Optional[str] = ..., version: _Optional[int] = ..., observed: _Optional[str] = ..., restarts: _Optional[int] = ..., relocations: _Optional[int] = ..., error: _Optional[str] = ..., migrating_to: _Optional[str] = ..., migration_error: _Optional[str] = ..., failures: _Optional[_Iterable[str]] = ..., disks: _Optional[_Iterable[_Union[Disk, _Mapping]]] = ..., nics: _Optional[_Iterable[_Union[Nic, _Mapping]]] = ...) -> None: ...
+    imported: bool
+    pinned: str
+    def __init__(self, name: _Optional[str] = ..., uuid: _Optional[str] = ..., host: _Optional[str] = ..., state: _Optional[str] = ..., status: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., disk_gib: _Optional[int] = ..., ha: _Optional[bool] = ..., priority: _Optional[int] = ..., pending_reasons: _Optional[_Iterable[str]] = ..., last_host: _Optional[str] = ..., version: _Optional[int] = ..., observed: _Optional[str] = ..., restarts: _Optional[int] = ..., relocations: _Optional[int] = ..., error: _Optional[str] = ..., migrating_to: _Optional[str] = ..., migration_error: _Optional[str] = ..., failures: _Optional[_Iterable[str]] = ..., disks: _Optional[_Iterable[_Union[Disk, _Mapping]]] = ..., nics: _Optional[_Iterable[_Union[Nic, _Mapping]]] = ..., imported: _Optional[bool] = ..., pinned: _Optional[str] = ...) -> None: ...
 
 class Nic(_message.Message):
     __slots__ = ("network", "mac")
@@ -576,6 +580,34 @@ class SetPolicyRequest(_message.Message):
     expect_version: int
     request_id: str
     def __init__(self, changes: _Optional[_Mapping[str, float]] = ..., expect_version: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ImportVmRequest(_message.Message):
+    __slots__ = ("name", "host", "ha", "request_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    HA_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    host: str
+    ha: bool
+    request_id: str
+    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., ha: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class InspectDomainRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class InspectedDomain(_message.Message):
+    __slots__ = ("xml", "running", "managed")
+    XML_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    MANAGED_FIELD_NUMBER: _ClassVar[int]
+    xml: str
+    running: bool
+    managed: bool
+    def __init__(self, xml: _Optional[str] = ..., running: _Optional[bool] = ..., managed: _Optional[bool] = ...) -> None: ...
 
 class CreateVmRequest(_message.Message):
     __slots__ = ("name", "vcpus", "memory_mib", "disk_gib", "ha", "priority", "stopped", "request_id", "disks", "networks")

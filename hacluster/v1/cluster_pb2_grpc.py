@@ -54,6 +54,11 @@ class ClusterStub:
                 request_serializer=hacluster_dot_v1_dot_cluster__pb2.CreateVmRequest.SerializeToString,
                 response_deserializer=hacluster_dot_v1_dot_cluster__pb2.Vm.FromString,
                 _registered_method=True)
+        self.ImportVm = channel.unary_unary(
+                '/hacluster.v1.Cluster/ImportVm',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.ImportVmRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.Vm.FromString,
+                _registered_method=True)
         self.GetVm = channel.unary_unary(
                 '/hacluster.v1.Cluster/GetVm',
                 request_serializer=hacluster_dot_v1_dot_cluster__pb2.VmRequest.SerializeToString,
@@ -274,6 +279,13 @@ class ClusterServicer:
 
     def CreateVm(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportVm(self, request, context):
+        """Adopt a domain already defined in a host's libvirt, as it is (nothing restarts).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -554,6 +566,11 @@ def add_ClusterServicer_to_server(servicer, server):
             'CreateVm': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateVm,
                     request_deserializer=hacluster_dot_v1_dot_cluster__pb2.CreateVmRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.Vm.SerializeToString,
+            ),
+            'ImportVm': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportVm,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.ImportVmRequest.FromString,
                     response_serializer=hacluster_dot_v1_dot_cluster__pb2.Vm.SerializeToString,
             ),
             'GetVm': grpc.unary_unary_rpc_method_handler(
@@ -859,6 +876,33 @@ class Cluster:
             target,
             '/hacluster.v1.Cluster/CreateVm',
             hacluster_dot_v1_dot_cluster__pb2.CreateVmRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.Vm.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportVm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/ImportVm',
+            hacluster_dot_v1_dot_cluster__pb2.ImportVmRequest.SerializeToString,
             hacluster_dot_v1_dot_cluster__pb2.Vm.FromString,
             options,
             channel_credentials,
@@ -1950,6 +1994,11 @@ class AgentStub:
                 request_serializer=hacluster_dot_v1_dot_cluster__pb2.HistoryRequest.SerializeToString,
                 response_deserializer=hacluster_dot_v1_dot_cluster__pb2.HistoryReply.FromString,
                 _registered_method=True)
+        self.InspectDomain = channel.unary_unary(
+                '/hacluster.v1.Agent/InspectDomain',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.InspectDomainRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.InspectedDomain.FromString,
+                _registered_method=True)
 
 
 class AgentServicer:
@@ -1977,6 +2026,13 @@ class AgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def InspectDomain(self, request, context):
+        """A domain of this member's libvirt, for `vm import` asked of another member.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1994,6 +2050,11 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.History,
                     request_deserializer=hacluster_dot_v1_dot_cluster__pb2.HistoryRequest.FromString,
                     response_serializer=hacluster_dot_v1_dot_cluster__pb2.HistoryReply.SerializeToString,
+            ),
+            'InspectDomain': grpc.unary_unary_rpc_method_handler(
+                    servicer.InspectDomain,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.InspectDomainRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.InspectedDomain.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -2079,6 +2140,33 @@ class Agent:
             '/hacluster.v1.Agent/History',
             hacluster_dot_v1_dot_cluster__pb2.HistoryRequest.SerializeToString,
             hacluster_dot_v1_dot_cluster__pb2.HistoryReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InspectDomain(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Agent/InspectDomain',
+            hacluster_dot_v1_dot_cluster__pb2.InspectDomainRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.InspectedDomain.FromString,
             options,
             channel_credentials,
             insecure,

@@ -109,6 +109,7 @@ class Routes:
             web.get(f"{api}/hosts/{{name}}/history", self.host_history),
             web.get(f"{api}/vms/{{name}}/history", self.vm_history),
             web.get(f"{api}/vms", self.vms), web.post(f"{api}/vms", self.create_vm),
+            web.post(f"{api}/vms/import", self.import_vm),
             web.get(f"{api}/vms/{{name}}", self.vm), web.delete(f"{api}/vms/{{name}}",
                                                                 self.delete_vm),
             web.post(f"{api}/vms/{{name}}/start", self.start_vm),
@@ -309,6 +310,13 @@ class Routes:
                                  disks=[pb.DiskSpec(**d) for d in disks])
         return await self._json(request, "CreateVm", lambda c: dicts.vm_dict(
             self.service.CreateVm(req, c)), status=201)
+
+    async def import_vm(self, request: web.Request) -> web.Response:
+        data = await body(request, {"name": str, "host": str, "ha": bool},
+                          required=("name", "host"))
+        req = pb.ImportVmRequest(**data, request_id=self._id(request))
+        return await self._json(request, "ImportVm", lambda c: dicts.vm_dict(
+            self.service.ImportVm(req, c)), status=201)
 
     async def vm(self, request: web.Request) -> web.Response:
         req = pb.VmRequest(name=request.match_info["name"])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hacluster.core.importing import inspect as inspect_xml
 from hacluster.core.model import Network, Observed, Pool, PoolType, Vm
 from hacluster.core.storage import disk_records
 from hacluster.hypervisor import Hypervisor, HypervisorError
@@ -152,3 +153,36 @@ def test_nics_are_on_their_bridges_with_the_clusters_macs(host_uri: str,
     (tmp_path / "br-lan" / "bridge").mkdir(parents=True)
     (tmp_path / "eth0").mkdir()
     assert bridges_present({"br-lan", "eth0", "br-none"}, str(tmp_path)) == {"br-lan"}
+
+
+def test_an_imported_domain_is_inspected_adopted_as_it_runs_and_defined_elsewhere(
+        host_uri: str, tmp_path: Path) -> None:
+    hv = Hypervisor(host_uri)
+    conn = hv._connect()
+    by_hand = conn.defineXML(
+        "<domain type='test'><name>legacy</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+        "<os><type arch='x86_64'>hvm</type></os><devices><interface type='bridge'>"
+        "<mac address='52:54:00:12:34:56'/><source bridge='br0'/></interface></devices>"
+        "</domain>")
+    by_hand.create()
+    dom_id = by_hand.ID()
+    xml, running, managed = hv.inspect("legacy")
+    assert running and not managed and "52:54:00:12:34:56" in xml
+    with pytest.raises(HypervisorError, match="not found"):
+        hv.inspect("nobody")
+    hv.adopt(by_hand.UUIDString(), "legacy")
+    (dom,) = hv.domains()
+    assert dom.managed and dom.state is Observed.RUNNING
+    assert conn.lookupByName("legacy").ID() == dom_id  # never restarted
+    assert hv.inspect("legacy")[2]
+    # another host defines it from the cluster's copy of its XML: same MAC, ours
+    found = inspect_xml(xml, {}, {"lan": Network(name="lan", bridge="br0")})
+    vm = Vm(name="legacy", uuid=found.uuid, vcpus=found.vcpus, memory_mib=found.memory_mib,
+            nics=found.nics, xml=found.xml)
+    other_file = tmp_path / "other.xml"
+    other_file.write_text(Path(host_uri.removeprefix("test://")).read_text())
+    other = Hypervisor(f"test://{other_file}")
+    other.define_start(vm)
+    (moved,) = other.domains()
+    assert moved.managed and moved.uuid == vm.uuid
+    assert "52:54:00:12:34:56" in other._connect().lookupByName("legacy").XMLDesc()

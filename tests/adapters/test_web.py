@@ -50,6 +50,8 @@ ENDPOINTS: list[tuple[str, str, str, Any, str]] = [
     ("GET", "/api/v1/vms", "/api/v1/vms", None, "ListVms"),
     ("POST", "/api/v1/vms", "/api/v1/vms", {"name": "Bad Name!", "vcpus": 1,
                                             "memory_mib": 64}, "CreateVm"),
+    ("POST", "/api/v1/vms/import", "/api/v1/vms/import", {"name": "Bad!", "host": "solo"},
+     "ImportVm"),
     ("GET", "/api/v1/vms/{name}", "/api/v1/vms/keep", None, "GetVm"),
     ("DELETE", "/api/v1/vms/{name}", "/api/v1/vms/ghost", None, "DeleteVm"),
     ("POST", "/api/v1/vms/{name}/start", "/api/v1/vms/ghost/start", None, "StartVm"),

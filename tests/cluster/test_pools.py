@@ -3,8 +3,9 @@ shows it, judged by each host's own libvirt: every host defines and starts the p
 volume is created in its pool and is its disk, it migrates and fails over to hosts that see
 the pool, a VM with a disk on a local pool is refused HA and never moves, a pool holding
 disks cannot be deleted, a VM deleted with --delete-disks takes its volumes along and one
-deleted without keeps them; a VM waits for a host with its network's bridge, and keeps its
-MACs when it moves.
+deleted without keeps them; a domain defined by hand is imported as it runs and fails over
+from its own XML; a VM waits for a host with its network's bridge, and keeps its MACs when it
+moves.
 
 The lab's hypervisor is libvirt's test driver, whose pools live in each libvirtd's memory:
 "shared" is simulated there by creating the volume where the VM lands (storage_pools.py).
@@ -28,9 +29,17 @@ from .test_failover import root_only, uris
 pytestmark = pytest.mark.cluster
 
 
+LEGACY = ("<domain type='test'><name>legacy</name><memory unit='MiB'>64</memory>"
+          "<vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os><devices>"
+          "<interface type='network'><mac address='52:54:00:5e:00:42'/>"
+          "<source network='default'/></interface></devices></domain>")
+
+
 @contextmanager
-def host_libvirt(lab: LabRun, host: str) -> Iterator[libvirt.virConnect]:
-    conn = libvirt.openReadOnly(uris(lab)[host])
+def host_libvirt(lab: LabRun, host: str, read_only: bool = True
+                 ) -> Iterator[libvirt.virConnect]:
+    uri = uris(lab)[host]
+    conn = libvirt.openReadOnly(uri) if read_only else libvirt.open(uri)
     try:
         yield conn
     finally:
@@ -104,6 +113,22 @@ def test_pools_disks_failover_and_local_pools(make_lab: object) -> None:
     assert disk_sources(lab, target, "web") == [
         f"<source pool='shared' volume='{v}'/>" for v in volumes]
     home = target
+
+    # a domain defined by hand on that host is imported as it runs, HA
+    with host_libvirt(lab, home, read_only=False) as conn:
+        by_hand = conn.defineXML(LEGACY)
+        by_hand.create()
+        legacy_id, legacy_uuid = by_hand.ID(), by_hand.UUIDString()
+    imported = lab.json("vm", "import", "legacy", "--host", home, "--ha")
+    assert (imported["host"], imported["uuid"], imported["imported"]) == (
+        home, legacy_uuid, True)
+    wait_for(lambda: lab.json("vm", "show", "legacy")["status"] == "running",
+             what="legacy running per the cluster")
+    assert lab.domains(home)["legacy"][0] == legacy_id  # the same domain: not restarted
+    again = lab.hactl("vm", "import", "legacy", "--host", home, check=False,
+                      endpoints=lab.endpoints)
+    assert again.returncode == 1 and "already" in again.stderr
+
     lab.lab("kill", home)
     wait_for(lambda: lab.running().get("web", [home]) != [home], timeout=60,
              what="web running on another host")
@@ -114,6 +139,14 @@ def test_pools_disks_failover_and_local_pools(make_lab: object) -> None:
     assert pool_state(lab, new_home, "shared")[1] == sorted(volumes)
     vm = lab.json("vm", "show", "web")
     assert vm["host"] == new_home and vm["disks"][0]["volume"] == volumes[0]
+    # the imported VM too, defined there from its own XML: same UUID, same MAC
+    wait_for(lambda: lab.running().get("legacy", [home]) != [home], timeout=60,
+             what="legacy running on another host")
+    (legacy_home,) = lab.running()["legacy"]
+    with host_libvirt(lab, legacy_home) as conn:
+        moved = conn.lookupByName("legacy")
+        assert moved.UUIDString() == legacy_uuid
+        assert "<mac address='52:54:00:5e:00:42'/>" in moved.XMLDesc()
 
     refused = lab.hactl("storage", "delete", "shared", check=False, endpoints=lab.endpoints)
     assert refused.returncode == 1 and "holds disks of 1 VMs (web)" in refused.stderr
