@@ -48,8 +48,10 @@ COLUMNS = {
 
 
 def _cell(value: Any) -> str:
-    if value is None:
+    if value is None or value == {}:
         return "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v}" for k, v in value.items())
     if isinstance(value, list):
         return ",".join(map(str, value)) if all(isinstance(v, str) for v in value) and \
             len(value) <= 4 else str(len(value))
@@ -285,7 +287,10 @@ def _disk_options(disks: Sequence[str], image: str | None
 def vm_list(ctx: Ctx) -> None:
     with errors():
         vms = ctx.client().list_vms()
-    ctx.emit(vms, lambda rows: table(rows, COLUMNS["vm"]))
+    # the table's DISK_GIB counts the VM's volumes too (JSON keeps both apart: `disk_gib`
+    # for host disk space, `disks` for volumes)
+    ctx.emit(vms, lambda rows: table([{**r, "disk_gib": r["disk_gib"] + sum(
+        d["size_gib"] for d in r["disks"])} for r in rows], COLUMNS["vm"]))
 
 
 @vm.command("show")
