@@ -36,7 +36,7 @@ from .core.model import Observed, Vm
 from .core.state import ClusterState
 from .core.validate import text
 from .hypervisor import Hypervisor, HypervisorError
-from .metrics import MetricsProbe, bridges_present, disk_total_gib
+from .metrics import MetricsProbe, disk_total_gib
 from .peers import Peers
 from .raft import RaftNode, Unavailable
 from .v1 import cluster_pb2 as pb
@@ -239,7 +239,11 @@ class Agent:
         except HypervisorError as exc:
             log.warning("storage pools: %s", exc)
             return
-        bridges = bridges_present({n.bridge for n in nets.values()})
+        try:
+            bridges = self.hv.bridges(n.bridge for n in nets.values())
+        except HypervisorError as exc:
+            log.warning("bridges: %s", exc)
+            return
         has = sorted(n.name for n in nets.values() if n.bridge in bridges)
         self._facts_synced = (key, now)
         me = self.config.name
@@ -284,7 +288,7 @@ class Agent:
             if action.act is Act.DEFINE_START:
                 self.hv.define_start(vms[action.vm], state.pools, state.networks)
             elif action.act is Act.START:
-                self.hv.start(action.uuid)
+                self.hv.start(vms[action.vm], state.pools, state.networks)
             elif action.act is Act.ADOPT:
                 self.hv.adopt(action.uuid, action.vm)
             elif action.act is Act.STOP:

@@ -46,8 +46,8 @@ REQUIRED: dict[str, Role | Need] = {
     "GetSummary": VIEWER, "ListOperations": VIEWER, "WatchLive": VIEWER, "GetHistory": VIEWER,
     "Metrics": VIEWER, "OpenSession": VIEWER, "CloseSession": VIEWER,
     # running VMs and hosts
-    "CreateVm": OPERATOR, "ImportVm": OPERATOR, "StartVm": OPERATOR, "StopVm": OPERATOR,
-    "DeleteVm": OPERATOR,
+    "CreateVm": OPERATOR, "ImportVm": OPERATOR, "ResizeVm": OPERATOR, "StartVm": OPERATOR,
+    "StopVm": OPERATOR, "DeleteVm": OPERATOR,
     "SetVmState": OPERATOR, "MigrateVm": OPERATOR, "SetMaintenance": OPERATOR,
     "BalanceRun": OPERATOR, "AckAlarm": OPERATOR,
     # the cluster's own settings, fencing and credentials

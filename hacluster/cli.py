@@ -323,6 +323,21 @@ _vm_action("disable", lambda client, name: client.set_vm_state(name, "disabled")
 _vm_action("ignore", lambda client, name: client.set_vm_state(name, "ignored"))
 
 
+@vm.command("set")
+@click.argument("name")
+@click.option("--vcpus", type=int)
+@click.option("--memory", "memory_mib", type=int, metavar="MIB")
+@pass_ctx
+def vm_set(ctx: Ctx, name: str, vcpus: int | None, memory_mib: int | None) -> None:
+    """Resize a VM: checked against its host now, taken at its next start (a running VM
+    shows restart_needed until then)."""
+    if vcpus is None and memory_mib is None:
+        raise click.UsageError("give --vcpus, --memory or both")
+    with errors():
+        record = ctx.client().resize_vm(name, vcpus, memory_mib)
+    ctx.emit(record, details)
+
+
 @vm.command("import")
 @click.argument("name")
 @click.option("--host", required=True, help="The host whose libvirt defines the domain.")
@@ -1039,7 +1054,8 @@ def lab_up(ctx: Ctx, lab_dir: str, nodes: int, base_ip: str, raft_port: int, api
             for h in lab_obj.hosts:
                 lab_obj.start_host(h)
             lab_mod.wait_until_up(lab_obj)
-        except lab_mod.LabError:
+            lab_mod.provision(lab_obj)
+        except (lab_mod.LabError, ClientError):
             lab_obj.stop_all()
             lab_obj.forget()
             raise

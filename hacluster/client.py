@@ -48,6 +48,7 @@ def vm_dict(vm: pb.Vm) -> dict[str, Any]:
                    "image": d.image or None} for d in vm.disks],
         "nics": [{"network": n.network, "mac": n.mac} for n in vm.nics],
         "imported": vm.imported, "pinned": vm.pinned or None,
+        "restart_needed": vm.restart_needed,
     }
 
 
@@ -271,6 +272,12 @@ class Client:
             disks=[pb.DiskSpec(pool=p, size_gib=n, image=i) for p, n, i in disks],
             networks=networks)
         return vm_dict(self._call(lambda s: s.CreateVm, request))
+
+    def resize_vm(self, name: str, vcpus: int | None = None,
+                  memory_mib: int | None = None) -> dict[str, Any]:
+        request = pb.ResizeVmRequest(name=name, vcpus=vcpus, memory_mib=memory_mib,
+                                     request_id=uuid.uuid4().hex)
+        return vm_dict(self._call(lambda s: s.ResizeVm, request))
 
     def import_vm(self, name: str, host: str, ha: bool = False) -> dict[str, Any]:
         request = pb.ImportVmRequest(name=name, host=host, ha=ha,

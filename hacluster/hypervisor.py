@@ -12,7 +12,7 @@ import contextlib
 import logging
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
@@ -21,6 +21,7 @@ import libvirt
 from . import storage_pools
 from .core.host_plan import Domain
 from .core.model import Network, Observed, Pool, Vm
+from .metrics import bridges_present
 
 log = logging.getLogger(__name__)
 
@@ -321,6 +322,36 @@ class Hypervisor:
 
         self._call(f"define and start {vm.name}", run)
 
+    def bridges(self, names: Iterable[str]) -> set[str]:
+        """Which of these bridges guests can join here, as libvirt sees the host's
+        interfaces (the network namespace libvirtd plugs guests in). The test driver has no
+        host interfaces of its own: this machine's kernel answers for it, as it does where
+        libvirt has no interface driver."""
+        wanted = sorted(set(names))
+        if self._kind == "test" or not wanted:
+            return bridges_present(wanted)
+
+        def look(conn: libvirt.virConnect) -> set[str] | None:
+            found = set()
+            for name in wanted:
+                try:
+                    iface = conn.interfaceLookupByName(name)
+                except libvirt.libvirtError as exc:
+                    if exc.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+                        return None
+                    if exc.get_error_code() != libvirt.VIR_ERR_NO_INTERFACE:
+                        raise
+                    continue
+                if iface.isActive() and "type='bridge'" in iface.XMLDesc(0):
+                    found.add(name)
+            return found
+
+        result = self._call("look up bridges", look)
+        if result is None:
+            return bridges_present(wanted)
+        assert isinstance(result, set)
+        return result
+
     def delete_volume(self, pool: str, volume: str) -> None:
         self._call(f"delete volume {pool}/{volume}",
                    lambda conn: storage_pools.delete_volume(conn, pool, volume))
@@ -358,8 +389,15 @@ class Hypervisor:
         assert isinstance(found, tuple)
         return found
 
-    def start(self, uuid: str) -> None:
-        self._call(f"start {uuid}", lambda conn: conn.lookupByUUIDString(uuid).create())
+    def start(self, vm: Vm, pools: Mapping[str, Pool] | None = None,
+              networks: Mapping[str, Network] | None = None) -> None:
+        """Start a defined domain from the cluster's newest definition of it (a resize
+        since it last ran takes effect now)."""
+        def run(conn: libvirt.virConnect) -> None:
+            conn.defineXML(domain_xml(vm, self._kind, self.boot, pools, networks))
+            conn.lookupByUUIDString(vm.uuid).create()
+
+        self._call(f"start {vm.name}", run)
 
     def shutdown(self, uuid: str) -> None:
         self._call(f"shutdown {uuid}", lambda conn: conn.lookupByUUIDString(uuid).shutdown())

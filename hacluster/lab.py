@@ -370,6 +370,25 @@ def wait_until_up(lab: Lab, timeout: float = 60.0) -> None:
     _wait_for(ready, timeout, "the lab did not come up (see DIR/hostN/haclusterd.log)")
 
 
+SHARED_POOL = "lab-shared"
+LAB_NETWORK = "lab"
+
+
+def provision(lab: Lab) -> None:
+    """A QEMU lab's shared storage and network, in the cluster: a directory of the lab every
+    host sees as the shared pool `lab-shared`, and the hosts' bridge as the network `lab`."""
+    if lab.hosts[0].hypervisor != "qemu":
+        return
+    client = lab.client(timeout=10.0)
+    known = {p["name"] for p in client.list_pools()}
+    if SHARED_POOL not in known:
+        shared = Path(lab.dir) / "shared"
+        shared.mkdir(exist_ok=True)
+        client.create_pool(SHARED_POOL, "dir", True, path=str(shared))
+    if LAB_NETWORK not in {n["name"] for n in client.list_networks()}:
+        client.create_network(LAB_NETWORK, lab_qemu.GUEST_BRIDGE)
+
+
 # ---- process helpers ---------------------------------------------------------------------------
 
 

@@ -6,9 +6,13 @@ namespace gets a blackhole route for the subnet, so a mistake fails here instead
 the machine). In it runs a libvirtd of its own (system mode, qemu driver, in a private mount
 namespace with its own /etc, /var/lib, /var/log and /run for libvirt), listening on the
 host's address for peer-to-peer live migration and on a unix socket in the lab directory for
-its haclusterd. Guests are tiny: Debian's kernel and a busybox initramfs that prints its
-uptime on the serial console every second (a file in the lab directory), run by QEMU with
-TCG. Settings from ../shared/notes/virt-lab.md: stdio_handler=file, namespaces=[],
+its haclusterd. Guests are tiny: Debian's kernel and a busybox initramfs (with the virtio
+drivers) that counts its boots on its first disk (`BOOT-COUNT n`), prints its MAC, its
+uptime every second and the link-local neighbours that answer a ping (`PEER fe80::...`) on
+the serial console (a file in the lab directory), run by QEMU with TCG. Each host's address
+sits on a bridge, br0, that its guests' NICs join: the lab's hosts and guests share one
+network. The lab's shared storage is a directory of the lab every host sees. Settings from
+../shared/notes/virt-lab.md: stdio_handler=file, namespaces=[],
 remember_owner=0, migration_address/host per host, user root (no /dev/kvm trap).
 """
 
@@ -26,9 +30,37 @@ from pathlib import Path
 GUEST_INIT = """#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko 2>/dev/null; done
 echo GUEST-UP
-while true; do echo "uptime $(cut -d' ' -f1 /proc/uptime)"; sleep 1; done
+if [ -b /dev/vda ]; then
+    # a boot counter in the first bytes of its first disk: the same disk after a failover
+    n=$(dd if=/dev/vda bs=16 count=1 2>/dev/null | tr -dc 0-9)
+    n=$((${n:-0} + 1))
+    printf '%-15s\\n' "$n" | dd of=/dev/vda bs=16 count=1 conv=notrunc,fsync 2>/dev/null
+    sync
+    echo "BOOT-COUNT $n"
+fi
+if [ -e /sys/class/net/eth0 ]; then
+    ip link set eth0 up
+    echo "MAC $(cat /sys/class/net/eth0/address)"
+fi
+while true; do
+    echo "uptime $(cut -d' ' -f1 /proc/uptime)"
+    if [ -e /sys/class/net/eth0 ]; then
+        # who else is on the lab's network: every link-local neighbour that answers
+        ping -6 -w 1 ff02::1%eth0 2>/dev/null |
+            sed -n 's/.*from \\(fe80:[^ ]*\\):.*/PEER \\1/p'
+    fi
+    sleep 1
+done
 """
+# the virtio drivers the guests need (Debian builds them as modules; their dependencies
+# come along, from the kernel's modules.dep)
+GUEST_MODULES = ["virtio_pci", "virtio_blk", "virtio_net"]
+GUEST_BRIDGE = "br0"  # on every lab host; the guests' NICs join it
+
 
 
 class QemuLabError(Exception):
@@ -46,6 +78,8 @@ def requirements() -> list[str]:
         missing.append("a kernel in /boot (Debian: linux-image-amd64)")
     if not Path("/bin/busybox").exists():
         missing.append("/bin/busybox (Debian: busybox-static)")
+    if not shutil.which("qemu-img"):
+        missing.append("qemu-img for the guests' qcow2 disks (Debian: qemu-utils)")
     return missing
 
 
@@ -67,11 +101,43 @@ def build_guest(directory: Path) -> tuple[str, str]:
     initrd = directory / "guest.initrd"
     if not initrd.exists():
         busybox = Path("/bin/busybox").read_bytes()
+        modules = _modules(kernel.removeprefix("/boot/vmlinuz-"))
         archive = _newc([("bin", 0o40755, b""), ("proc", 0o40755, b""), ("dev", 0o40755, b""),
+                         ("sys", 0o40755, b""), ("lib", 0o40755, b""),
+                         ("lib/modules", 0o40755, b""),
+                         ("lib/modules/order", 0o100644, " ".join(modules).encode()),
+                         *[(f"lib/modules/{m}.ko", 0o100644, data)
+                           for m, data in modules.items()],
                          ("bin/busybox", 0o100755, busybox),
                          ("init", 0o100755, GUEST_INIT.encode())])
         initrd.write_bytes(gzip.compress(archive, compresslevel=1))
     return kernel, str(initrd)
+
+
+def _modules(version: str) -> dict[str, bytes]:
+    """GUEST_MODULES of the guests' kernel and what they depend on, in an order insmod can
+    load them (those it has as modules: built-in ones need nothing)."""
+    base = Path(f"/lib/modules/{version}")
+    deps: dict[str, list[str]] = {}
+    with contextlib.suppress(OSError):
+        for line in (base / "modules.dep").read_text().splitlines():
+            module, _, needs = line.partition(":")
+            deps[module] = needs.split()
+    by_name = {Path(m).name.removesuffix(".ko"): m for m in deps}
+    out: dict[str, bytes] = {}
+
+    def add(path: str) -> None:
+        name = Path(path).name.removesuffix(".ko")
+        if name in out:
+            return
+        for need in deps.get(path, []):
+            add(need)
+        out[name] = (base / path).read_bytes()
+
+    for name in GUEST_MODULES:
+        if name in by_name and by_name[name].endswith(".ko"):
+            add(by_name[name])
+    return out
 
 
 def _ip(*args: str, check: bool = True) -> None:
@@ -108,8 +174,12 @@ def net_up(tag: str, net: str, count: int) -> None:
         _ip("link", "set", outer, "netns", br)
         _ip("-n", br, "link", "set", outer, "master", "br0")
         _ip("-n", br, "link", "set", outer, "up")
-        _ip("-n", ns, "addr", "add", f"{net}.{i}/24", "dev", inner)
+        # the host's address on a bridge its guests' NICs join too: one lab network
+        _ip("-n", ns, "link", "add", GUEST_BRIDGE, "type", "bridge")
+        _ip("-n", ns, "link", "set", inner, "master", GUEST_BRIDGE)
+        _ip("-n", ns, "addr", "add", f"{net}.{i}/24", "dev", GUEST_BRIDGE)
         _ip("-n", ns, "link", "set", inner, "up")
+        _ip("-n", ns, "link", "set", GUEST_BRIDGE, "up")
         _ip("-n", ns, "link", "set", "lo", "up")
 
 

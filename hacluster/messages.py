@@ -36,7 +36,7 @@ def vm_message(vm: Vm, state: ClusterState) -> pb.Vm:
                 disks=[pb.Disk(pool=d["pool"], volume=d["volume"], size_gib=d["size_gib"],
                                image=d["image"]) for d in vm.disks],
                 nics=[pb.Nic(network=n["network"], mac=n["mac"]) for n in vm.nics],
-                imported=bool(vm.xml), pinned=vm.pinned)
+                imported=bool(vm.xml), pinned=vm.pinned, restart_needed=vm.restart_needed)
     if vm.migrating_to is not None:
         msg.migrating_to = vm.migrating_to
     if vm.host is not None:

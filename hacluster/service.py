@@ -241,6 +241,18 @@ class ClusterService:
             networks=list(request.networks)), caller)
         return self.GetVm(pb.VmRequest(name=request.name), caller)
 
+    def ResizeVm(self, request: pb.ResizeVmRequest, caller: Caller) -> pb.Vm:
+        self.vm_record(request.name)
+        vcpus = request.vcpus if request.HasField("vcpus") else None
+        memory = request.memory_mib if request.HasField("memory_mib") else None
+        if vcpus is None and memory is None:
+            _fail("invalid", "give the new vcpus, memory_mib or both")
+        self._commit(c.ResizeVm(id=self._request_id(request.request_id), ts=time.time(),
+                                name=request.name, vcpus=vcpus, memory_mib=memory,
+                                expect_version=request.expect_version
+                                if request.HasField("expect_version") else None), caller)
+        return self.GetVm(pb.VmRequest(name=request.name), caller)
+
     def ImportVm(self, request: pb.ImportVmRequest, caller: Caller) -> pb.Vm:
         if (err := name_error("VM", request.name)) is not None:
             _fail("invalid", f"{err} (a domain is imported under its own name)")

@@ -123,17 +123,29 @@ def ensure_volumes(conn: libvirt.virConnect, vm: Vm, pools: Mapping[str, Pool],
         if pool is None:
             raise StorageError(f"storage pool {d['pool']} is not in the cluster")
         handle = ensure_pool(conn, pool)
-        try:
-            handle.storageVolLookupByName(d["volume"])
+        if _has_volume(handle, d["volume"]):
             continue
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
-                raise
         if pool.shared and vm.running_since and not simulated_sharing:
             raise StorageError(
                 f"volume {d['volume']} is missing from shared pool {pool.name} on this host: "
                 "not creating an empty disk for a VM that has run before")
         handle.createXML(volume_xml(conn, pool, d), 0)
+
+
+def _has_volume(handle: libvirt.virStoragePool, volume: str) -> bool:
+    """Whether the pool holds the volume, after a rescan if libvirt's list says no (another
+    host may have created it on the shared storage since this one last looked)."""
+    for attempt in range(2):
+        try:
+            handle.storageVolLookupByName(volume)
+            return True
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
+                raise
+        if attempt == 0:
+            with contextlib.suppress(libvirt.libvirtError):
+                handle.refresh(0)
+    return False
 
 
 def delete_volume(conn: libvirt.virConnect, pool: str, volume: str) -> None:

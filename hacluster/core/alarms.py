@@ -12,7 +12,10 @@ The alarms (kind: severity, when):
 - member-behind: warning, the leader cannot replicate to a member (disconnected, or far
   behind: its journal or disk in trouble) for alarm_for seconds;
 - failures-tolerated: warning, the cluster could not restart every HA VM after
-  admission_failures host failures (the admission target).
+  admission_failures host failures (the admission target);
+- pool-unseen: warning, an up host does not see a shared storage pool that holds VMs' disks
+  (those VMs cannot fail over or move there);
+- pool-full: warning, a storage pool has less than alarm_disk_free_gib free on a host.
 Quorum lost cannot be committed (no quorum): each member shows that one itself.
 """
 
@@ -82,6 +85,7 @@ def conditions(state: ClusterState, facts: Facts) -> list[Condition]:
         if vm.error:
             out.append(Condition("vm-error", Severity.WARNING, vm.name,
                                  f"VM {vm.name} in error: {vm.error}"))
+    out += _pool_conditions(state)
     for member, why in sorted(facts.members_behind.items()):
         record = state.hosts.get(member)
         if record is not None and record.status is not HostStatus.UP:
@@ -95,6 +99,26 @@ def conditions(state: ClusterState, facts: Facts) -> list[Condition]:
                              f"the cluster tolerates {facts.failures_tolerated} host "
                              f"failure(s) now, below the target of {target} "
                              "(policy admission_failures)"))
+    return out
+
+
+def _pool_conditions(state: ClusterState) -> list[Condition]:
+    p = state.policy
+    used = {d["pool"] for vm in state.vms.values() for d in vm.disks}
+    up = sorted(h.name for h in state.hosts.values() if h.status is HostStatus.UP)
+    out = []
+    for pool in sorted(state.pools.values(), key=lambda x: x.name):
+        missing = [h for h in up if h not in pool.seen]
+        if pool.shared and pool.name in used and missing:
+            why = "; ".join(f"{h}: {pool.errors[h]}" for h in missing if h in pool.errors)
+            out.append(Condition("pool-unseen", Severity.WARNING, pool.name,
+                                 f"storage pool {pool.name} is not seen by "
+                                 f"{', '.join(missing)}{f' ({why})' if why else ''}"))
+        low = sorted(h for h, (_cap, free) in pool.seen.items() if free < p.alarm_disk_free_gib)
+        if low:
+            out.append(Condition("pool-full", Severity.WARNING, pool.name,
+                                 f"storage pool {pool.name} has less than "
+                                 f"{p.alarm_disk_free_gib:g} GiB free on {', '.join(low)}"))
     return out
 
 

@@ -31,7 +31,7 @@ def touched(cmd: c.Command, result: Result, state: ClusterState) -> set[Key]:
             keys |= {("vm", name) for name in cmd.observed} | {("host", cmd.host), INCIDENTS}
         case c.CreateVm() | c.SetVmState() | c.DeleteVm() | c.AssignVm() | c.MarkPending() \
                 | c.VmFailed() | c.RequestMigration() | c.SetMigration() | c.FinishMigration() \
-                | c.ImportVm():
+                | c.ImportVm() | c.ResizeVm():
             keys.add(("vm", cmd.name))
             vm = state.vms.get(cmd.name)
             hosts = {vm.host, vm.last_host, vm.migrating_to} if vm else set()
@@ -44,6 +44,9 @@ def touched(cmd: c.Command, result: Result, state: ClusterState) -> set[Key]:
             keys |= {("policy", "")} | {("host", h) for h in state.hosts}
         case c.CreateRule() | c.DeleteRule():
             keys.add(("rules", ""))
+        case c.CreatePool() | c.DeletePool() | c.ObserveHostFacts() | c.CreateNetwork() \
+                | c.DeleteNetwork():
+            keys.add(("storage", ""))
         case c.CreateToken() | c.RevokeToken():
             keys.add(("tokens", ""))
         case c.CreateUser() | c.SetPassword() | c.DeleteUser():

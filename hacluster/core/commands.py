@@ -127,6 +127,17 @@ class SetVmState(Command):
 
 
 @dataclass(kw_only=True, frozen=True)
+class ResizeVm(Command):
+    """New vCPUs and memory (None: unchanged), taken at the VM's next start."""
+
+    TYPE = "vm.resize"
+    name: str
+    vcpus: int | None = None
+    memory_mib: int | None = None
+    expect_version: int | None = None
+
+
+@dataclass(kw_only=True, frozen=True)
 class DeleteVm(Command):
     TYPE = "vm.delete"
     name: str
@@ -417,6 +428,7 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         CreateVm,
         ImportVm,
         SetVmState,
+        ResizeVm,
         DeleteVm,
         AssignVm,
         MarkPending,

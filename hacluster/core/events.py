@@ -47,6 +47,11 @@ def _describe(cmd: c.Command, result: Result, state: ClusterState) -> list[str]:
         case c.CreateVm():
             return [f"VM {cmd.name} created ({cmd.vcpus} vCPUs, {cmd.memory_mib} MiB, "
                     f"{cmd.state})"]
+        case c.ResizeVm() if result.message != "unchanged":
+            vm = state.vms.get(cmd.name)
+            size = f"{vm.vcpus} vCPUs, {vm.memory_mib} MiB" if vm else "resized"
+            return [f"VM {cmd.name} set to {size}"
+                    f"{', from its next start' if vm and vm.restart_needed else ''}"]
         case c.ImportVm():
             return [f"VM {cmd.name} imported on {cmd.host}"
                     f"{' (HA)' if cmd.ha else ''}, {'running' if cmd.running else 'stopped'}"]

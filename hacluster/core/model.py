@@ -129,6 +129,7 @@ class Vm(Record):
     nics: list[dict[str, str]] = field(default_factory=list)
     xml: str = ""  # an imported VM's own definition (sanitised); "" = the cluster writes it
     pinned: str = ""  # the host it must stay on (imported with what only that host has)
+    restart_needed: bool = False  # resized while it ran: the new size comes with a restart
     version: int = 0
 
     def __post_init__(self) -> None:

@@ -12,7 +12,7 @@ so a batch of placements never overcommits.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -71,6 +71,30 @@ class HostTable:
     pools: Mapping[str, Pool] = field(default_factory=dict)
     pool_used: dict[str, Floats] = field(default_factory=dict)  # local pool -> GiB per row
     networks: Mapping[str, Network] = field(default_factory=dict)
+    _masks: dict[tuple[str, str], Bools] = field(default_factory=dict)  # cached per table
+    _capacities: dict[str, Floats] = field(default_factory=dict)
+
+    def has(self, kind: str, name: str) -> Bools:
+        """Rows that see pool `name` (kind "pool") or have network `name`'s bridge
+        ("network"), computed once per table."""
+        mask = self._masks.get((kind, name))
+        if mask is None:
+            record = (self.pools if kind == "pool" else self.networks).get(name)
+            holders: Container[str] = (record.seen if isinstance(record, Pool)
+                                       else record.hosts if record else ())
+            mask = np.array([h in holders for h in self.names], dtype=bool)
+            self._masks[(kind, name)] = mask
+        return mask
+
+    def pool_capacity(self, name: str) -> Floats:
+        """GiB of pool `name` each row reports (0 where it does not see it), once."""
+        capacity = self._capacities.get(name)
+        if capacity is None:
+            pool = self.pools.get(name)
+            seen = pool.seen if pool else {}
+            capacity = np.array([seen[h][0] if h in seen else 0.0 for h in self.names])
+            self._capacities[name] = capacity
+        return capacity
 
     @classmethod
     def of(cls, state: HasPlacement, vms: Iterable[Vm] | None = None,
@@ -231,9 +255,7 @@ class StorageFilter(Filter):
         home = t.index.get(vm.host or vm.last_host or "")
         for name, need in sorted(storage.needs(vm).items()):
             pool = t.pools.get(name)
-            seen = np.array([h in pool.seen for h in t.names], dtype=bool) if pool \
-                else np.zeros(n, dtype=bool)
-            out.append((seen, f"does not see storage pool {name}"))
+            out.append((t.has("pool", name), f"does not see storage pool {name}"))
             if pool is None or pool.shared:
                 continue
             if home is not None:
@@ -242,8 +264,8 @@ class StorageFilter(Filter):
                 out.append((at_home, f"the VM's volumes are on local pool {name} of "
                                      f"{t.names[home]}"))
                 continue
-            room = np.array([pool.seen.get(h, [0.0, 0.0])[0] for h in t.names]) * \
-                policy.disk_ratio - t.pool_used.get(name, np.zeros(n))
+            room = t.pool_capacity(name) * policy.disk_ratio - t.pool_used.get(name,
+                                                                          np.zeros(n))
             out.append((room >= need, f"local pool {name} has too little room for "
                                       f"{need} GiB"))
         return out
@@ -285,10 +307,8 @@ class NetworkFilter(Filter):
         out = []
         for name in sorted({nic["network"] for nic in vm.nics}):
             net = t.networks.get(name)
-            hosts = set(net.hosts) if net else set()
             bridge = f" (bridge {net.bridge})" if net else ""
-            out.append((np.array([h in hosts for h in t.names], dtype=bool),
-                        f"lacks network {name}{bridge}"))
+            out.append((t.has("network", name), f"lacks network {name}{bridge}"))
         return out
 
     def mask(self, vm: Vm, t: HostTable, policy: Policy) -> Bools:

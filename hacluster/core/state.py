@@ -70,7 +70,8 @@ MAX_USERS = 1000
 # rules or policy changed. The rest (a VM created or placed, an observation) cannot make room.
 MAY_MAKE_ROOM = (c.RegisterHost, c.SetHostStatus, c.FenceHost, c.ConfirmFenced, c.SetVmState,
                  c.DeleteVm, c.VmFailed, c.CreateRule, c.DeleteRule, c.SetMaintenance,
-                 c.SetMigration, c.FinishMigration, c.SetPolicy, c.ObserveHostFacts)
+                 c.SetMigration, c.FinishMigration, c.SetPolicy, c.ObserveHostFacts,
+                 c.ResizeVm)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class ClusterState:
         c.CreateVm: "_create_vm",
         c.ImportVm: "_import_vm",
         c.SetVmState: "_set_vm_state",
+        c.ResizeVm: "_resize_vm",
         c.DeleteVm: "_delete_vm",
         c.AssignVm: "_assign_vm",
         c.MarkPending: "_mark_pending",
@@ -553,6 +555,36 @@ class ClusterState:
         vm.version = self._bump()
         return Result(ok=True, version=vm.version)
 
+    def _resize_vm(self, cmd: c.ResizeVm) -> Result:
+        found = self._vm(cmd.name, cmd.expect_version)
+        if isinstance(found, Result):
+            return found
+        vcpus = found.vcpus if cmd.vcpus is None else cmd.vcpus
+        memory = found.memory_mib if cmd.memory_mib is None else cmd.memory_mib
+        errors = vm_spec_errors(found.name, vcpus, memory, 0, 0, "started")
+        if errors:
+            return _reject("invalid", "; ".join(errors))
+        if found.xml:
+            return _reject("conflict", f"VM {found.name} was imported and keeps its own "
+                           "definition: resize it with virsh on its host")
+        if (vcpus, memory) == (found.vcpus, found.memory_mib):
+            return Result(ok=True, message="unchanged", version=found.version)
+        holds = {found.host, found.migrating_to} - {None} if found.wants_to_run else set()
+        for name in sorted(h for h in holds if h is not None):
+            host, used, p = self.hosts[name], self._usage_of(name), self.policy
+            if (used[0] - found.vcpus + vcpus > host.cpus * p.cpu_ratio
+                    or used[1] - found.memory_mib + memory
+                    > host.memory_mib * p.memory_ratio - p.memory_reserve_mib):
+                return _reject("conflict", f"VM {found.name} at {vcpus} vCPUs and "
+                               f"{memory} MiB would not fit on {name}: stop it first (it "
+                               "is placed again when started) or move it")
+        vm = self._edit_vm(cmd.name)
+        vm.vcpus, vm.memory_mib = vcpus, memory
+        # a running VM keeps its size until it restarts; a stopped one starts with the new
+        vm.restart_needed = found.observed in (Observed.RUNNING, Observed.PAUSED)
+        vm.version = self._bump()
+        return Result(ok=True, version=vm.version)
+
     def _delete_vm(self, cmd: c.DeleteVm) -> Result:
         found = self._vm(cmd.name, cmd.expect_version)
         if isinstance(found, Result):
@@ -665,6 +697,8 @@ class ClusterState:
                 changed += 1
                 if new is Observed.RUNNING:
                     vm.running_since = cmd.ts
+                    if old.observed is not Observed.PAUSED:
+                        vm.restart_needed = False  # booted: from its newest definition
                     for incident in self._recovery_of(vm.name):
                         if incident.vms[vm.name]["host"] == cmd.host:
                             edited = self._edit_incident(incident)

@@ -123,7 +123,7 @@ class GetHostRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class Vm(_message.Message):
-    __slots__ = ("name", "uuid", "host", "state", "status", "vcpus", "memory_mib", "disk_gib", "ha", "priority", "pending_reasons", "last_host", "version", "observed", "restarts", "relocations", "error", "migrating_to", "migration_error", "failures", "disks", "nics", "imported", "pinned")
+    __slots__ = ("name", "uuid", "host", "state", "status", "vcpus", "memory_mib", "disk_gib", "ha", "priority", "pending_reasons", "last_host", "version", "observed", "restarts", "relocations", "error", "migrating_to", "migration_error", "failures", "disks", "nics", "imported", "pinned", "restart_needed")
     NAME_FIELD_NUMBER: _ClassVar[int]
     UUID_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
@@ -148,6 +148,7 @@ class Vm(_message.Message):
     NICS_FIELD_NUMBER: _ClassVar[int]
     IMPORTED_FIELD_NUMBER: _ClassVar[int]
     PINNED_FIELD_NUMBER: _ClassVar[int]
+    RESTART_NEEDED_FIELD_NUMBER: _ClassVar[int]
     name: str
     uuid: str
     host: str
@@ -172,7 +173,8 @@ class Vm(_message.Message):
     nics: _containers.RepeatedCompositeFieldContainer[Nic]
     imported: bool
     pinned: str
-    def __init__(self, name: _Optional[str] = ..., uuid: _Optional[str] = ..., host: _Optional[str] = ..., state: _Optional[str] = ..., status: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., disk_gib: _Optional[int] = ..., ha: _Optional[bool] = ..., priority: _Optional[int] = ..., pending_reasons: _Optional[_Iterable[str]] = ..., last_host: _Optional[str] = ..., version: _Optional[int] = ..., observed: _Optional[str] = ..., restarts: _Optional[int] = ..., relocations: _Optional[int] = ..., error: _Optional[str] = ..., migrating_to: _Optional[str] = ..., migration_error: _Optional[str] = ..., failures: _Optional[_Iterable[str]] = ..., disks: _Optional[_Iterable[_Union[Disk, _Mapping]]] = ..., nics: _Optional[_Iterable[_Union[Nic, _Mapping]]] = ..., imported: _Optional[bool] = ..., pinned: _Optional[str] = ...) -> None: ...
+    restart_needed: bool
+    def __init__(self, name: _Optional[str] = ..., uuid: _Optional[str] = ..., host: _Optional[str] = ..., state: _Optional[str] = ..., status: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., disk_gib: _Optional[int] = ..., ha: _Optional[bool] = ..., priority: _Optional[int] = ..., pending_reasons: _Optional[_Iterable[str]] = ..., last_host: _Optional[str] = ..., version: _Optional[int] = ..., observed: _Optional[str] = ..., restarts: _Optional[int] = ..., relocations: _Optional[int] = ..., error: _Optional[str] = ..., migrating_to: _Optional[str] = ..., migration_error: _Optional[str] = ..., failures: _Optional[_Iterable[str]] = ..., disks: _Optional[_Iterable[_Union[Disk, _Mapping]]] = ..., nics: _Optional[_Iterable[_Union[Nic, _Mapping]]] = ..., imported: _Optional[bool] = ..., pinned: _Optional[str] = ..., restart_needed: _Optional[bool] = ...) -> None: ...
 
 class Nic(_message.Message):
     __slots__ = ("network", "mac")
@@ -580,6 +582,20 @@ class SetPolicyRequest(_message.Message):
     expect_version: int
     request_id: str
     def __init__(self, changes: _Optional[_Mapping[str, float]] = ..., expect_version: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ResizeVmRequest(_message.Message):
+    __slots__ = ("name", "vcpus", "memory_mib", "expect_version", "request_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VCPUS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
+    EXPECT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    vcpus: int
+    memory_mib: int
+    expect_version: int
+    request_id: str
+    def __init__(self, name: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., expect_version: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ImportVmRequest(_message.Message):
     __slots__ = ("name", "host", "ha", "request_id")

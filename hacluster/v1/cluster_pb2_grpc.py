@@ -59,6 +59,11 @@ class ClusterStub:
                 request_serializer=hacluster_dot_v1_dot_cluster__pb2.ImportVmRequest.SerializeToString,
                 response_deserializer=hacluster_dot_v1_dot_cluster__pb2.Vm.FromString,
                 _registered_method=True)
+        self.ResizeVm = channel.unary_unary(
+                '/hacluster.v1.Cluster/ResizeVm',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.ResizeVmRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.Vm.FromString,
+                _registered_method=True)
         self.GetVm = channel.unary_unary(
                 '/hacluster.v1.Cluster/GetVm',
                 request_serializer=hacluster_dot_v1_dot_cluster__pb2.VmRequest.SerializeToString,
@@ -285,6 +290,13 @@ class ClusterServicer:
 
     def ImportVm(self, request, context):
         """Adopt a domain already defined in a host's libvirt, as it is (nothing restarts).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResizeVm(self, request, context):
+        """New vCPUs and/or memory, taken at the VM's next start (checked against its host now).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -571,6 +583,11 @@ def add_ClusterServicer_to_server(servicer, server):
             'ImportVm': grpc.unary_unary_rpc_method_handler(
                     servicer.ImportVm,
                     request_deserializer=hacluster_dot_v1_dot_cluster__pb2.ImportVmRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.Vm.SerializeToString,
+            ),
+            'ResizeVm': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResizeVm,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.ResizeVmRequest.FromString,
                     response_serializer=hacluster_dot_v1_dot_cluster__pb2.Vm.SerializeToString,
             ),
             'GetVm': grpc.unary_unary_rpc_method_handler(
@@ -903,6 +920,33 @@ class Cluster:
             target,
             '/hacluster.v1.Cluster/ImportVm',
             hacluster_dot_v1_dot_cluster__pb2.ImportVmRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.Vm.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResizeVm(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/ResizeVm',
+            hacluster_dot_v1_dot_cluster__pb2.ResizeVmRequest.SerializeToString,
             hacluster_dot_v1_dot_cluster__pb2.Vm.FromString,
             options,
             channel_credentials,

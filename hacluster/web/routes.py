@@ -115,6 +115,7 @@ class Routes:
             web.post(f"{api}/vms/{{name}}/start", self.start_vm),
             web.post(f"{api}/vms/{{name}}/stop", self.stop_vm),
             web.post(f"{api}/vms/{{name}}/migrate", self.migrate_vm),
+            web.post(f"{api}/vms/{{name}}/resize", self.resize_vm),
             web.get(f"{api}/vms/{{name}}/explain", self.explain_vm),
             web.get(f"{api}/alarms", self.alarms),
             web.post(f"{api}/alarms/{{key}}/ack", self.ack_alarm),
@@ -348,6 +349,13 @@ class Routes:
                                   request_id=self._id(request))
         return await self._json(request, "MigrateVm", lambda c: dicts.vm_dict(
             self.service.MigrateVm(req, c)))
+
+    async def resize_vm(self, request: web.Request) -> web.Response:
+        data = await body(request, {"vcpus": int, "memory_mib": int})
+        req = pb.ResizeVmRequest(name=request.match_info["name"], request_id=self._id(request),
+                                 **data)
+        return await self._json(request, "ResizeVm", lambda c: dicts.vm_dict(
+            self.service.ResizeVm(req, c)))
 
     async def explain_vm(self, request: web.Request) -> web.Response:
         req = pb.VmRequest(name=request.match_info["name"])

@@ -35,7 +35,9 @@ def test_lifecycle_and_metadata(host_uri: str) -> None:
         vm.uuid, "vm1", Observed.RUNNING, True, 256)
     hv.shutdown(vm.uuid)
     assert hv.domains()[0].state is Observed.STOPPED
-    hv.start(vm.uuid)
+    bigger = Vm(**{**vm.to_dict(), "memory_mib": 512})
+    hv.start(bigger)  # a start takes the cluster's newest definition (a resize)
+    assert hv.domains()[0].memory_mib == 512
     hv.destroy(vm.uuid)
     assert hv.domains()[0].state is Observed.STOPPED
     hv.undefine(vm.uuid)
@@ -57,8 +59,8 @@ def test_lifecycle_events_wake_the_agent(host_uri: str) -> None:
 
 def test_errors_name_the_call_and_uri(host_uri: str) -> None:
     hv = Hypervisor(host_uri)
-    with pytest.raises(HypervisorError, match=r"start .* on test://"):
-        hv.start(str(uuid.uuid4()))
+    with pytest.raises(HypervisorError, match=r"destroy .* on test://"):
+        hv.destroy(str(uuid.uuid4()))
     with pytest.raises(HypervisorError, match="cannot connect"):
         Hypervisor("test+unix:///default?socket=/nonexistent/sock")
 

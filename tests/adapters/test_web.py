@@ -58,6 +58,8 @@ ENDPOINTS: list[tuple[str, str, str, Any, str]] = [
     ("POST", "/api/v1/vms/{name}/stop", "/api/v1/vms/ghost/stop", None, "StopVm"),
     ("POST", "/api/v1/vms/{name}/migrate", "/api/v1/vms/ghost/migrate", {"to": ""},
      "MigrateVm"),
+    ("POST", "/api/v1/vms/{name}/resize", "/api/v1/vms/ghost/resize", {"vcpus": 2},
+     "ResizeVm"),
     ("GET", "/api/v1/vms/{name}/explain", "/api/v1/vms/keep/explain", None, "ExplainVm"),
     ("GET", "/api/v1/alarms", "/api/v1/alarms?all=true", None, "ListAlarms"),
     ("POST", "/api/v1/alarms/{key}/ack", "/api/v1/alarms/ghost:x/ack", None, "AckAlarm"),

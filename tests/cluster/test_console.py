@@ -22,6 +22,7 @@ pytestmark = pytest.mark.cluster
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("HACLUSTER_TEST_OUTPUT", "test-output")) / "console"
 PAGES = ["#/", "#/hosts", "#/hosts/host1", "#/vms", "#/vms/web-ui", "#/alarms", "#/incidents",
+         "#/storage",
          "#/operations", "#/events", "#/rules", "#/balance", "#/policy", "#/tokens"]
 
 

@@ -11,7 +11,7 @@ from hacluster.core.model import Severity
 from hacluster.core.placement import HostMetrics
 from hacluster.core.state import MAX_CLEARED_ALARMS, ClusterState, Result
 
-from .factories import cid, create
+from .factories import cid, create, register
 from .test_scheduling import cluster
 
 IDS = (f"a{n}" for n in itertools.count())
@@ -101,3 +101,17 @@ def test_sustained_conditions_wait_their_time_and_reconcile_commits_the_differen
     facts.metrics = {"h1": HostMetrics(cpu_load=0.2, memory_available_mib=-1, disk_free_gib=-1)}
     cleared = step(hold + 4)
     assert [type(x) for x in cleared] == [c.ClearAlarm] and not s.alarms["host-cpu:h1"].active
+
+
+def test_pools_unseen_by_an_up_host_or_nearly_full_raise_alarms() -> None:
+    s = ClusterState()
+    for h in ("a", "b"):
+        register(s, h)
+    s.apply(c.CreatePool(id=cid(), name="nfs", type="dir", shared=True, path="/srv/nfs"))
+    s.apply(c.ObserveHostFacts(id=cid(), host="a", pools={"nfs": [100.0, 0.5]}))
+    s.apply(c.ObserveHostFacts(id=cid(), host="b", pools={}, pool_errors={"nfs": "no mount"}))
+    kinds = {x.key: x.message for x in conditions(s, Facts())}
+    assert kinds == {"pool-full:nfs": "storage pool nfs has less than 1 GiB free on a"}
+    create(s, "v", disks=[{"pool": "nfs", "size_gib": 1}])  # now it matters that b lacks it
+    kinds = {x.key: x.message for x in conditions(s, Facts())}
+    assert kinds["pool-unseen:nfs"] == "storage pool nfs is not seen by b (b: no mount)"

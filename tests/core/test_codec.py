@@ -50,6 +50,7 @@ SAMPLES: list[c.Command] = [
                        pool_errors={"x": "no"}, networks=["lan"]),
     c.CreateNetwork(id="36", name="lan", bridge="br0"),
     c.DeleteNetwork(id="37", name="lan"),
+    c.ResizeVm(id="39", name="v", vcpus=4, memory_mib=None, expect_version=3),
     c.ImportVm(id="38", name="legacy", host="h1", xml="<domain/>", running=True, ha=True),
     c.CreateVm(id="33", name="w", uuid="u2", vcpus=1, memory_mib=256,
                disks=[{"pool": "nfs", "size_gib": 10, "image": "nfs/base"}],

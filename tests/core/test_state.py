@@ -196,3 +196,30 @@ def test_users_are_created_changed_and_deleted_with_their_logins() -> None:
     assert set(s.token_hashes.values()) == {"s2", "s3"}
     assert s.apply(c.DeleteUser(id=cid(), name="ann")).code == "not_found"
     assert ClusterState.from_dict(s.to_dict()) == s
+
+
+def test_resize_is_checked_against_the_host_and_waits_for_a_restart() -> None:
+    s = ClusterState()
+    register(s, "h1", cpus=2, memory_mib=2048)
+    create(s, "v", vcpus=1, memory_mib=512)
+    create(s, "w", vcpus=1, memory_mib=512)
+    assign(s, "v", "h1")
+    assign(s, "w", "h1")
+    s.apply(c.ObserveVms(id=cid(), host="h1", observed={"v": "running", "w": "running"}))
+    r = s.apply(c.ResizeVm(id=cid(), name="v", memory_mib=4096))
+    assert r.code == "conflict" and "would not fit on h1" in r.message
+    assert s.vms["v"].memory_mib == 512
+    assert s.apply(c.ResizeVm(id=cid(), name="v", vcpus=0)).code == "invalid"
+    assert s.apply(c.ResizeVm(id=cid(), name="v", vcpus=2, memory_mib=1024)).ok
+    vm = s.vms["v"]
+    assert (vm.vcpus, vm.memory_mib, vm.restart_needed) == (2, 1024, True)
+    assert s.apply(c.ResizeVm(id=cid(), name="v", vcpus=2)).message == "unchanged"
+    # it stops and boots again: from its new definition
+    s.apply(c.ObserveVms(id=cid(), host="h1", observed={"v": "stopped"}))
+    s.apply(c.ObserveVms(id=cid(), host="h1", observed={"v": "running"}))
+    assert not s.vms["v"].restart_needed
+    # a stopped VM holds nothing: any size that a host could hold is accepted
+    s.apply(c.SetVmState(id=cid(), name="w", state="stopped"))
+    s.apply(c.ObserveVms(id=cid(), host="h1", observed={"w": "stopped"}))
+    assert s.apply(c.ResizeVm(id=cid(), name="w", memory_mib=8192)).ok
+    assert not s.vms["w"].restart_needed

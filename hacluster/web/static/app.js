@@ -107,7 +107,7 @@ function drawBadges() {
 
 const NAV = [["#/", "Dashboard"], ["#/hosts", "Hosts"], ["#/vms", "VMs"],
   ["#/alarms", "Alarms"], ["#/incidents", "Incidents"], ["#/operations", "Operations"], ["#/events", "Events"],
-  ["#/rules", "Rules"], ["#/balance", "Balancing"], ["#/policy", "Policy"],
+  ["#/rules", "Rules"], ["#/storage", "Storage"], ["#/balance", "Balancing"], ["#/policy", "Policy"],
   ["#/tokens", "Access", "admin"]];
 
 function frame() {

@@ -1,5 +1,5 @@
 // The cluster's other pages: incidents (drawn as timelines), operations under way, the
-// event feed, rules, balancing, policy and tokens.
+// event feed, rules, storage and networks, balancing, policy and tokens.
 
 import { act, api, can, mergeEvents, recentEvents, S } from "./core.js";
 import {
@@ -156,6 +156,56 @@ const rules = simple("Rules", () => api("GET", "/rules"), (list) => [
     } }, "Delete") : null))), { "data-testid": "rules" })
     : h("p", { class: "muted" }, "No rules.")], ["rules"]);
 
+// ---- storage pools and networks ---------------------------------------------------------------
+
+const storagePage = simple("Storage and networks", async () => {
+  const [pools, networks] = await Promise.all([api("GET", "/storage"), api("GET", "/networks")]);
+  return { pools, networks };
+}, ({ pools, networks }) => {
+  const remove = (kind, path, name) => async () => {
+    if (await confirmDialog(`Delete ${kind} ${name}?`, "Refused while a VM uses it; nothing on the storage is deleted.", "Delete", true)) {
+      await act(`delete ${kind} ${name}`, "DELETE", `${path}/${enc(name)}`);
+    }
+  };
+  const createPool = async () => {
+    const v = await formDialog("Create a storage pool", [
+      { name: "name", label: "Name", required: true },
+      { name: "type", label: "Type", type: "select", options: ["dir", "netfs", "logical", "rbd"] },
+      { name: "path", label: "Path on each host (dir, netfs)" },
+      { name: "source_host", label: "Source host (netfs, rbd)" },
+      { name: "source_path", label: "Source path (netfs export, LVM volume group, Ceph pool)" },
+      { name: "shared", label: "Shared: every host sees the same volumes", type: "checkbox", value: true }], "Create");
+    if (v) await act(`create pool ${v.name}`, "POST", "/storage", v);
+  };
+  const createNetwork = async () => {
+    const v = await formDialog("Create a network", [
+      { name: "name", label: "Name", required: true },
+      { name: "bridge", label: "Bridge on each host", required: true, placeholder: "br0" }], "Create");
+    if (v) await act(`create network ${v.name}`, "POST", "/networks", v);
+  };
+  return [
+    h("h3", {}, "Storage pools"),
+    h("p", { class: "muted" }, "Every host defines these in its own libvirt and reports what it sees; VMs' disks are volumes in them."),
+    can("admin") ? h("div", { class: "actions" }, h("button", { class: "primary", onclick: createPool }, "Create pool")) : null,
+    pools.length ? table(["Name", "Type", "Shared", "Capacity", "Free", "Allocated", "Hosts", "Problems", ""],
+      pools.map((p) => h("tr", { "data-pool": p.name },
+        h("td", {}, p.name), h("td", {}, p.type), h("td", {}, p.shared ? "yes" : "local"),
+        h("td", { class: "num" }, `${p.capacity_gib} GiB`), h("td", { class: "num" }, `${p.free_gib} GiB`),
+        h("td", { class: "num" }, `${p.allocated_gib} GiB`), h("td", {}, p.hosts.join(", ") || "none yet"),
+        h("td", {}, Object.entries(p.errors).map(([host, why]) => `${host}: ${why}`).join("; ") || "–"),
+        h("td", {}, can("admin") ? h("button", { class: "danger small", onclick: remove("pool", "/storage", p.name) }, "Delete") : null))),
+      { "data-testid": "pools" }) : h("p", { class: "muted" }, "No storage pools."),
+    h("h3", {}, "Networks"),
+    h("p", { class: "muted" }, "A bridge of that name on the hosts that offer it; VMs' NICs keep their MAC for life."),
+    can("admin") ? h("div", { class: "actions" }, h("button", { class: "primary", onclick: createNetwork }, "Create network")) : null,
+    networks.length ? table(["Name", "Bridge", "Hosts", "VMs", ""], networks.map((n) => h("tr", { "data-network": n.name },
+      h("td", {}, n.name), h("td", {}, n.bridge), h("td", {}, n.hosts.join(", ") || "none yet"),
+      h("td", { class: "num" }, n.vms),
+      h("td", {}, can("admin") ? h("button", { class: "danger small", onclick: remove("network", "/networks", n.name) }, "Delete") : null))),
+    { "data-testid": "networks" }) : h("p", { class: "muted" }, "No networks."),
+  ];
+}, ["storage"]);
+
 function balancePage() {
   let root, plan;
   const load = async () => { plan = await api("GET", "/balance"); };
@@ -239,5 +289,5 @@ function accessPage() {
 
 export const MORE = {
   alarms: alarmsPage, incidents, "incidents/item": incidentPage, operations, events: eventsPage, rules,
-  balance: balancePage, policy, tokens: accessPage,
+  storage: storagePage, balance: balancePage, policy, tokens: accessPage,
 };

@@ -5,7 +5,7 @@
 import { historyPanel } from "./charts.js";
 import { act, api, can, mergeEvents, recentEvents, S } from "./core.js";
 import {
-  badge, bar, card, confirmDialog, debounce, fill, fmt, formDialog, h, link, table,
+  badge, bar, card, confirmDialog, debounce, fill, fmt, formDialog, h, link, table, toast,
 } from "./dom.js";
 import { MORE } from "./more.js";
 
@@ -282,11 +282,22 @@ function vmsPage(_, params) {
       { name: "name", label: "Name", required: true },
       { name: "vcpus", label: "vCPUs", type: "number", value: 1 },
       { name: "memory_mib", label: "Memory (MiB)", type: "number", value: 512 },
-      { name: "disk_gib", label: "Disk (GiB)", type: "number", value: 0 },
+      { name: "disks", label: "Disks (POOL:GiB, comma-separated)", placeholder: "shared:20" },
+      { name: "networks", label: "Networks (comma-separated)", placeholder: "lan" },
       { name: "priority", label: "Priority", type: "number", value: 0 },
       { name: "ha", label: "HA (restart elsewhere if its host fails)", type: "checkbox", value: true },
       { name: "stopped", label: "Create it stopped", type: "checkbox", value: false }], "Create");
-    if (values) await act(`create ${values.name}`, "POST", "/vms", values);
+    if (!values) return;
+    const split = (s) => s.split(",").map((x) => x.trim()).filter(Boolean);
+    const disks = split(values.disks).map((d) => {
+      const [pool, size] = d.split(":");
+      return { pool, size_gib: Number(size) };
+    });
+    if (disks.some((d) => !d.pool || !Number.isInteger(d.size_gib))) {
+      toast("disks are POOL:GiB, e.g. shared:20");
+      return;
+    }
+    await act(`create ${values.name}`, "POST", "/vms", { ...values, disks, networks: split(values.networks) });
   }
 
   return {
