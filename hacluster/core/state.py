@@ -1042,15 +1042,20 @@ class ClusterState:
         return Result(ok=True, version=version)
 
     def _delete_pool(self, cmd: c.DeletePool) -> Result:
-        if cmd.name not in self.pools:
-            return _reject("not_found", f"storage pool {shown(cmd.name)} does not exist")
-        users = sorted(vm.name for vm in self.vms.values()
-                       if any(d["pool"] == cmd.name for d in vm.disks))
+        return self._delete_unused("pools", "storage pool", cmd.name, "holds disks of",
+                                   lambda vm: any(d["pool"] == cmd.name for d in vm.disks))
+
+    def _delete_unused(self, container: str, kind: str, name: str, verb: str,
+                       uses: Callable[[Vm], bool]) -> Result:
+        """Delete a pool or network, unless a VM still uses it (then say which)."""
+        if name not in getattr(self, container):
+            return _reject("not_found", f"{kind} {shown(name)} does not exist")
+        users = sorted(vm.name for vm in self.vms.values() if uses(vm))
         if users:
-            return _reject("conflict", f"storage pool {cmd.name} holds disks of "
-                           f"{len(users)} VMs ({', '.join(users[:5])}"
-                           f"{', ...' if len(users) > 5 else ''}); delete those VMs first")
-        del self._w("pools")[cmd.name]
+            return _reject("conflict", f"{kind} {name} {verb} {len(users)} VMs "
+                           f"({', '.join(users[:5])}{', ...' if len(users) > 5 else ''}); "
+                           "delete those VMs first")
+        del self._w(container)[name]
         return Result(ok=True, version=self._bump())
 
     def _observe_host_facts(self, cmd: c.ObserveHostFacts) -> Result:
@@ -1103,16 +1108,8 @@ class ClusterState:
         return Result(ok=True, version=version)
 
     def _delete_network(self, cmd: c.DeleteNetwork) -> Result:
-        if cmd.name not in self.networks:
-            return _reject("not_found", f"network {shown(cmd.name)} does not exist")
-        users = sorted(vm.name for vm in self.vms.values()
-                       if any(n["network"] == cmd.name for n in vm.nics))
-        if users:
-            return _reject("conflict", f"network {cmd.name} is used by {len(users)} VMs "
-                           f"({', '.join(users[:5])}{', ...' if len(users) > 5 else ''}); "
-                           "delete those VMs first")
-        del self._w("networks")[cmd.name]
-        return Result(ok=True, version=self._bump())
+        return self._delete_unused("networks", "network", cmd.name, "is used by",
+                                   lambda vm: any(n["network"] == cmd.name for n in vm.nics))
 
     def _volumes_deleted(self, cmd: c.VolumesDeleted) -> Result:
         mine = [k for k in cmd.volumes if self.doomed_volumes.get(str(k), {}).get("host")
