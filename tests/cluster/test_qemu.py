@@ -118,7 +118,6 @@ def test_a_guest_keeps_its_disk_through_a_power_loss_and_guests_share_the_lab_ne
         lab.lab("kill", home)  # power loss: libvirtd, QEMU, haclusterd
         wait_for(lambda: lab.running().get("d0", [home]) != [home], timeout=90,
                  what="d0 running on another host")
-        wait_for(lambda: "BOOT-COUNT 2" in console(lab, "d0"), timeout=90,
-                 what="d0 booted from the same disk")
+        wait_for(lambda: f"MAC {macs['d0']}" in console(lab, "d0").partition(
+            "BOOT-COUNT 2")[2], timeout=90, what="d0 booted from the same disk, same MAC")
     assert console(lab, "d0").count("BOOT-COUNT") == 2
-    assert f"MAC {macs['d0']}" in console(lab, "d0").split("BOOT-COUNT 2")[1]
