@@ -347,7 +347,7 @@ def _check_free(addr: str) -> None:
                            "stop it, or pick others with --base-ip") from exc
 
 
-def wait_until_up(lab: Lab, timeout: float = 60.0) -> None:
+def wait_until_up(lab: Lab, timeout: float = 120.0) -> None:
     """Until every host is registered and up, and the cluster has a leader acting."""
 
     client = lab.client(timeout=2.0)
