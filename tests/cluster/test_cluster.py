@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -38,7 +39,11 @@ def test_vms_created_through_different_members_each_run_on_exactly_one_host(
         assert {v["name"]: v["host"] for v in lab3.json("vm", "list", endpoints=member)} == placed
 
 
-def test_daemon_crash_and_restart_leaves_its_vms_running_and_adopted(lab3: LabRun) -> None:
+def test_daemon_crash_and_restart_leaves_its_vms_running_and_adopted(
+        make_lab: Callable[..., LabRun]) -> None:
+    # a restart on a loaded 2-core machine can outlast lease + the default 1 s watchdog, and
+    # the lab's watchdog then powers host2 off: adoption is what is tested, so 10 s headroom
+    lab3 = make_lab(3, extra=("--set", "ha.watchdog=10"))
     for i in range(6):
         lab3.json("vm", "create", f"app{i}", "--vcpus", "1", "--memory", "256")
     wait_for(lambda: all_running(lab3, {f"app{i}" for i in range(6)}))
