@@ -20,12 +20,12 @@ import libvirt
 
 from . import storage_pools
 from .core.host_plan import Domain
+from .core.importing import METADATA_NS
 from .core.model import Network, Observed, Pool, Vm
 from .metrics import bridges_present
 
 log = logging.getLogger(__name__)
 
-METADATA_NS = "https://hacluster.dev/xmlns/vm/1"
 METADATA_KEY = "hacluster"
 
 _STATES = {

@@ -84,8 +84,7 @@ def host_message(host: Host, state: ClusterState, table: HostTable,
 
 
 def pool_message(pool: Pool, state: ClusterState) -> pb.Pool:
-    d = storage.pool_dict(pool, state.vms.values())
-    return pb.Pool(**{**d, "hosts": d["hosts"], "errors": d["errors"]})
+    return pb.Pool(**storage.pool_dict(pool, state.vms.values()))
 
 
 def network_message(net: Network, state: ClusterState) -> pb.Network:

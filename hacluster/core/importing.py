@@ -26,6 +26,7 @@ from typing import Any
 from .model import Network, Pool
 
 METADATA_NS = "https://hacluster.dev/xmlns/vm/1"
+"""The namespace of the metadata element that marks a domain as the cluster's."""
 MAX_XML = 256 * 1024  # characters of a domain definition the cluster will store
 
 

@@ -571,10 +571,8 @@ class ClusterState:
             return Result(ok=True, message="unchanged", version=found.version)
         holds = {found.host, found.migrating_to} - {None} if found.wants_to_run else set()
         for name in sorted(h for h in holds if h is not None):
-            host, used, p = self.hosts[name], self._usage_of(name), self.policy
-            if (used[0] - found.vcpus + vcpus > host.cpus * p.cpu_ratio
-                    or used[1] - found.memory_mib + memory
-                    > host.memory_mib * p.memory_ratio - p.memory_reserve_mib):
+            if not self._fits(self.hosts[name], vcpus - found.vcpus,
+                              memory - found.memory_mib, 0):
                 return _reject("conflict", f"VM {found.name} at {vcpus} vCPUs and "
                                f"{memory} MiB would not fit on {name}: stop it first (it "
                                "is placed again when started) or move it")
@@ -627,6 +625,14 @@ class ClusterState:
             self._usage = usage
         return self._usage.setdefault(host, [0, 0, 0])
 
+    def _fits(self, host: Host, vcpus: int, memory_mib: int, disk_gib: int) -> bool:
+        """Whether `host` can take this much more than it holds now, under the policy."""
+        p, used = self.policy, self._usage_of(host.name)
+        return (used[0] + vcpus <= host.cpus * p.cpu_ratio
+                and used[1] + memory_mib <= host.memory_mib * p.memory_ratio
+                - p.memory_reserve_mib
+                and used[2] + disk_gib <= host.disk_gib * p.disk_ratio)
+
     def _assign_vm(self, cmd: c.AssignVm) -> Result:
         found = self._vm(cmd.name, cmd.expect_version)
         if isinstance(found, Result):
@@ -641,10 +647,7 @@ class ClusterState:
             # plan applier does the same) before anything runs there.
             if host.maintenance:
                 return _reject("conflict", f"host {cmd.host} is in maintenance")
-            p, used = self.policy, self._usage_of(cmd.host)
-            if (used[1] + found.memory_mib > host.memory_mib * p.memory_ratio
-                    - p.memory_reserve_mib or used[0] + found.vcpus > host.cpus * p.cpu_ratio
-                    or used[2] + found.disk_gib > host.disk_gib * p.disk_ratio):
+            if not self._fits(host, found.vcpus, found.memory_mib, found.disk_gib):
                 return _reject("conflict", f"VM {found.name} no longer fits on {cmd.host}")
             unseen = (storage.unseen_pools(found, self.pools, cmd.host)
                       or networks.missing_networks(found, self.networks, cmd.host)
@@ -653,6 +656,7 @@ class ClusterState:
                 return _reject("conflict", f"host {cmd.host} cannot open VM {found.name}'s "
                                f"disks: {unseen}")
             if found.wants_to_run:
+                used = self._usage_of(cmd.host)
                 used[0] += found.vcpus
                 used[1] += found.memory_mib
                 used[2] += found.disk_gib

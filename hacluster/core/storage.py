@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .model import NAME_RE, Pool, PoolType, Vm
-from .validate import _check_int, name_error, shown
+from .validate import check_int, name_error, shown
 
 MAX_DISKS = 8  # per VM (vda..vdh)
 MAX_DISK_SIZE_GIB = 64 * 1024
@@ -111,7 +111,7 @@ def disk_errors(disks: object, pools: Mapping[str, Pool], ha: bool) -> list[str]
     errors: list[str] = []
     for i, d in enumerate(disks):
         pool = pools.get(str(d.get("pool")))
-        size = _check_int(f"disk {i} size_gib", d.get("size_gib"), 1, MAX_DISK_SIZE_GIB)
+        size = check_int(f"disk {i} size_gib", d.get("size_gib"), 1, MAX_DISK_SIZE_GIB)
         if size:
             errors.append(size)
         if pool is None:

@@ -29,7 +29,7 @@ def text(value: object, limit: int = MAX_TEXT) -> str:
     return s if len(s) <= limit else s[:limit - 3] + "..."
 
 
-def _check_int(label: str, value: object, low: int, high: int) -> str | None:
+def check_int(label: str, value: object, low: int, high: int) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int):
         return f"{label} must be an integer"
     if not low <= value <= high:
@@ -56,10 +56,10 @@ def vm_spec_errors(name: object, vcpus: object, memory_mib: object, disk_gib: ob
     """Every problem with a VM spec, in a stable order (empty list = valid)."""
     errors = [
         name_error("VM", name),
-        _check_int("vcpus", vcpus, 1, MAX_VCPUS),
-        _check_int("memory_mib", memory_mib, 1, MAX_MEMORY_MIB),
-        _check_int("disk_gib", disk_gib, 0, MAX_DISK_GIB),
-        _check_int("priority", priority, 0, MAX_PRIORITY),
+        check_int("vcpus", vcpus, 1, MAX_VCPUS),
+        check_int("memory_mib", memory_mib, 1, MAX_MEMORY_MIB),
+        check_int("disk_gib", disk_gib, 0, MAX_DISK_GIB),
+        check_int("priority", priority, 0, MAX_PRIORITY),
         state_error(state),
     ]
     return [e for e in errors if e]
@@ -73,9 +73,9 @@ def state_error(state: object) -> str | None:
 
 def host_capacity_errors(cpus: object, memory_mib: object, disk_gib: object) -> list[str]:
     errors = [
-        _check_int("cpus", cpus, 1, 1 << 20),
-        _check_int("memory_mib", memory_mib, 1, MAX_MEMORY_MIB),
-        _check_int("disk_gib", disk_gib, 0, MAX_DISK_GIB),
+        check_int("cpus", cpus, 1, 1 << 20),
+        check_int("memory_mib", memory_mib, 1, MAX_MEMORY_MIB),
+        check_int("disk_gib", disk_gib, 0, MAX_DISK_GIB),
     ]
     return [e for e in errors if e]
 
