@@ -20,7 +20,8 @@ from hacluster.client import Client, ClientError
 
 pytestmark = pytest.mark.cluster
 
-_subnets = itertools.count(90 + os.getpid() % 60)
+# each lab its own 127.0.N.0/24, N cycling through 90-249 (a run starts more labs than fit)
+_subnets = (90 + (os.getpid() + i) % 160 for i in itertools.count())
 
 
 class LabRun:
@@ -47,7 +48,8 @@ class LabRun:
                       token=self.token if token is None else token)
 
     def hactl(self, *args: str, endpoints: str | None = None, check: bool = True,
-              token: str | None = None) -> subprocess.CompletedProcess[str]:
+              token: str | None = None, timeout: float = 120.0
+              ) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ)
         if self.ca_file.exists():
             env["HACTL_CA"] = str(self.ca_file)
@@ -55,7 +57,7 @@ class LabRun:
         if endpoints is not None:
             env["HACTL_ENDPOINTS"] = endpoints
         proc = subprocess.run([sys.executable, "-m", "hacluster.cli", *args], env=env,
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"hactl {' '.join(args)} failed ({proc.returncode}): "
                                  f"{proc.stderr}")
@@ -125,8 +127,9 @@ def make_lab(tmp_path: Path) -> Iterator[Callable[..., LabRun]]:
         extra = (*extra, *(["--fence-agent"] if fence_agent else []), "--hypervisor",
                  hypervisor)
         started.append(run)
+        # `lab up` waits up to 2 minutes for the cluster itself: let it say why, not time out
         run.hactl("lab", "up", "--dir", str(run.dir), "--nodes", str(nodes), "--base-ip",
-                  run.base_ip, "--profile", profile, *extra)
+                  run.base_ip, "--profile", profile, *extra, timeout=240)
         return run
 
     yield make
