@@ -23,6 +23,7 @@ import grpc
 
 from .config import Config
 from .core import commands as c
+from .core import storage
 from .core.host_plan import (
     Act,
     Action,
@@ -35,7 +36,7 @@ from .core.host_plan import (
 from .core.model import Observed, Vm
 from .core.state import ClusterState
 from .core.validate import text
-from .hypervisor import Hypervisor, HypervisorError
+from .hypervisor import DiskLocked, Hypervisor, HypervisorError
 from .metrics import MetricsProbe, disk_total_gib
 from .peers import Peers
 from .raft import RaftNode, Unavailable
@@ -303,8 +304,10 @@ class Agent:
             log.warning("%s %s failed: %s", action.act, action.vm, exc)
             vm = vms.get(action.vm)
             if vm is not None and action.act in (Act.DEFINE_START, Act.START):
-                # reported as a failure, like a crash: the restart policy decides
-                self._failed_starts[(vm.uuid, vm.version)] = text(exc, 300)
+                # reported as a failure, like a crash: the restart policy decides, except
+                # for a disk lock held elsewhere, which no retry can cure
+                tag = storage.LOCK_CONFLICT if isinstance(exc, DiskLocked) else ""
+                self._failed_starts[(vm.uuid, vm.version)] = text(f"{tag}{exc}", 300)
             return f"{action.act} {action.vm} failed"
         vm = vms.get(action.vm)
         if vm is not None and action.act in (Act.DEFINE_START, Act.START):

@@ -10,7 +10,8 @@ Why asyncio (the issue that 16 `hactl events --follow` took the whole cluster do
 grpcio's threaded server every call, streams included, holds one of a fixed set of worker
 threads, so watchers starved the heartbeats. Here:
 - member calls (Heartbeat, LiveMetrics) run on the event loop itself, ahead of any client
-  work: they are short and never block;
+  work: they are short and never block; the two that ask libvirt (InspectDomain,
+  HostConsole) run in a small pool of their own;
 - client calls run in a small pool of their own, with a bounded queue: past it, a client gets
   RESOURCE_EXHAUSTED at once, instead of everyone waiting;
 - event streams are coroutines fed by EventLog's fan-out: no thread each, a capped number,
@@ -53,6 +54,8 @@ STATUS = {
     "denied": grpc.StatusCode.PERMISSION_DENIED,
     "unauthenticated": grpc.StatusCode.UNAUTHENTICATED,
 }
+# member calls that ask this host's libvirt (run off the event loop)
+ASKS_LIBVIRT = {"InspectDomain", "HostConsole"}
 CLUSTER = pb.DESCRIPTOR.services_by_name["Cluster"]
 AGENT = pb.DESCRIPTOR.services_by_name["Agent"]
 
@@ -70,6 +73,7 @@ class ApiServer:
         self.limits = config.api
         events.max_streams = self.limits.streams
         self._pool = ThreadPoolExecutor(self.limits.workers, thread_name_prefix="api")
+        self._libvirt_pool = ThreadPoolExecutor(2, thread_name_prefix="api-libvirt")
         self._waiting = 0  # client calls queued or running
         self._server: aio.Server | None = None
         self._health = health_aio.HealthServicer()
@@ -110,6 +114,7 @@ class ApiServer:
         self._thread.stop(self._server.stop(grace) if self._server is not None else None,
                           grace + 2)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._libvirt_pool.shutdown(wait=False, cancel_futures=True)
 
     # ---- servicers built from the service descriptors ----------------------------------------
 
@@ -126,8 +131,9 @@ class ApiServer:
     def _member_servicer(self) -> Any:
         servicer = rpc.AgentServicer()
         for method in AGENT.methods:
-            setattr(servicer, method.name,
-                    self._on_loop(method.name, getattr(self.member, method.name)))
+            fn = getattr(self.member, method.name)
+            setattr(servicer, method.name, self._off_loop(method.name, fn)
+                    if method.name in ASKS_LIBVIRT else self._on_loop(method.name, fn))
         return servicer
 
     def _caller(self, method: str, request: Any, context: aio.ServicerContext) -> Caller:
@@ -169,6 +175,18 @@ class ApiServer:
         async def handler(request: Any, context: aio.ServicerContext) -> Any:
             try:
                 return fn(request, self._caller(method, request, context))
+            except ApiError as exc:
+                await context.abort(STATUS[exc.code], exc.message)
+        return handler
+
+    def _off_loop(self, method: str, fn: Callable[[Any, Caller], Any]
+                  ) -> Callable[[Any, aio.ServicerContext], Awaitable[Any]]:
+        """A member call that asks this host's libvirt, which may be slow or hung: in a pool
+        of its own, so neither it nor client load can hold up the loop's heartbeats."""
+        async def handler(request: Any, context: aio.ServicerContext) -> Any:
+            try:
+                caller = self._caller(method, request, context)
+                return await self._loop.run_in_executor(self._libvirt_pool, fn, request, caller)
             except ApiError as exc:
                 await context.abort(STATUS[exc.code], exc.message)
         return handler

@@ -46,7 +46,8 @@ REQUIRED: dict[str, Role | Need] = {
     "GetSummary": VIEWER, "ListOperations": VIEWER, "WatchLive": VIEWER, "GetHistory": VIEWER,
     "Metrics": VIEWER, "OpenSession": VIEWER, "CloseSession": VIEWER,
     # running VMs and hosts
-    "CreateVm": OPERATOR, "ImportVm": OPERATOR, "ResizeVm": OPERATOR, "StartVm": OPERATOR,
+    "CreateVm": OPERATOR, "ImportVm": OPERATOR, "ResizeVm": OPERATOR, "Console": OPERATOR,
+    "StartVm": OPERATOR,
     "StopVm": OPERATOR, "DeleteVm": OPERATOR,
     "SetVmState": OPERATOR, "MigrateVm": OPERATOR, "SetMaintenance": OPERATOR,
     "BalanceRun": OPERATOR, "AckAlarm": OPERATOR,
@@ -60,6 +61,7 @@ REQUIRED: dict[str, Role | Need] = {
     "SetPassword": VIEWER,
     # members only
     "Heartbeat": MEMBER, "LiveMetrics": MEMBER, "History": MEMBER, "InspectDomain": MEMBER,
+    "HostConsole": MEMBER,
     # anyone (a password is checked against the directory)
     "Login": PUBLIC,
 }

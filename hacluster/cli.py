@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import click
 
 from . import certs
 from . import lab as lab_mod
+from .attach import attach
 from .client import Client, ClientError
 from .lab_qemu import QemuLabError
 from .netfault import NetFaultError
@@ -351,6 +352,25 @@ def vm_import(ctx: Ctx, name: str, host: str, ha: bool) -> None:
     with errors():
         record = ctx.client().import_vm(name, host, ha)
     ctx.emit(record, details)
+
+
+@vm.command("console")
+@click.argument("name")
+@click.option("--tail", "tail", type=click.IntRange(0, 10_000), default=None, metavar="N",
+              help="Print its last N lines and exit.")
+@pass_ctx
+def vm_console(ctx: Ctx, name: str, tail: int | None) -> None:
+    """The VM's serial console, wherever it runs (through the members: no libvirt access
+    needed). Without --tail: its last 20 lines, then what it prints, while each line read
+    from stdin is typed into it (line mode; Ctrl-C leaves; at the end of piped input it
+    leaves 2 seconds later)."""
+    with errors():
+        client = ctx.client()
+        if tail is not None:
+            ctx.emit(client.console(name, tail_lines=tail), lambda r: r["text"].rstrip("\n"))
+            return
+        with suppress(KeyboardInterrupt):
+            attach(client, name)
 
 
 @vm.command("delete")

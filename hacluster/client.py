@@ -31,6 +31,10 @@ class ClientError(Exception):
         self.code = code
 
 
+def console_dict(reply: pb.ConsoleOutput) -> dict[str, Any]:
+    return {"host": reply.host, "text": reply.text, "offset": reply.offset}
+
+
 def vm_dict(vm: pb.Vm) -> dict[str, Any]:
     return {
         "name": vm.name, "uuid": vm.uuid,
@@ -283,6 +287,13 @@ class Client:
         request = pb.ImportVmRequest(name=name, host=host, ha=ha,
                                      request_id=uuid.uuid4().hex)
         return vm_dict(self._call(lambda s: s.ImportVm, request))
+
+    def console(self, name: str, tail_lines: int = 0, after: int | None = None,
+                typed: bytes = b"") -> dict[str, Any]:
+        """The VM's serial console: its last tail_lines lines, or what came after `after`
+        (an earlier answer's offset), after typing `typed` into it."""
+        return console_dict(self._call(lambda s: s.Console, pb.ConsoleRequest(
+            name=name, tail_lines=tail_lines, after=after, input=typed)))
 
     def get_vm(self, name: str) -> dict[str, Any]:
         return vm_dict(self._call(lambda s: s.GetVm, pb.VmRequest(name=name)))

@@ -92,7 +92,8 @@ class Config:
     watchdog: str = "none"  # none | /dev/watchdog (or another device) | lab:/path/to/socket
     log_level: str = "INFO"
     libvirt_migration_uri: str = ""  # how other hosts' libvirtd reach this host's
-    boot: DirectBoot | None = None  # [qemu] kernel/initrd/console_dir: direct-boot guests
+    boot: DirectBoot | None = None  # [qemu] kernel/initrd/cmdline: direct-boot guests
+    console_dir: str = "/var/log/hacluster/consoles"  # QEMU guests' serial console logs
     api: ApiLimits = field(default_factory=ApiLimits)
     tls: Tls | None = None  # always set by parse(): the API is served over TLS only
     previous_secrets: tuple[str, ...] = ()  # accepted while a new secret is rolled out
@@ -291,6 +292,9 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
     if not (1 <= api.workers <= 64 and 0 <= api.queue <= 10_000 and 1 <= api.streams
             <= 100_000):
         raise ConfigError("api: workers must be 1-64, queue 0-10000, streams 1-100000")
+    qemu = dict(data.get("qemu", {}))
+    # [qemu] console_dir: where the lab of earlier versions put it (console_dir now)
+    console_dir = qemu.pop("console_dir", "/var/log/hacluster/consoles")
     try:
         return Config(
             name=name,
@@ -305,7 +309,8 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
             raft=raft,
             log_level=str(data.get("log_level", "INFO")).upper(),
             libvirt_migration_uri=str(data.get("libvirt_migration_uri", "")),
-            boot=DirectBoot(**data["qemu"]) if "qemu" in data else None,
+            boot=DirectBoot(**qemu) if qemu else None,
+            console_dir=str(data.get("console_dir", console_dir)),
             api=api,
             tls=_tls(data.get("tls", {}), base, name),
             previous_secrets=(_secret(cluster, base, "previous_secret"),)

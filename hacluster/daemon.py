@@ -32,6 +32,7 @@ from .notify import sd_notify
 from .peers import Peers
 from .raft import RaftNode, wipe
 from .raftstore import StorageError
+from .serial_console import host_console
 from .service import ClusterService, MemberService
 from .watchdog import WatchdogError, open_watchdog
 from .web.feed import ChangeFeed
@@ -60,7 +61,7 @@ class Daemon:
                              on_applied=self._on_applied,
                              previous_secrets=config.previous_secrets)
         self.hypervisor = Hypervisor(config.libvirt_uri, on_event=self.wake_agent.set,
-                                     boot=config.boot)
+                                     boot=config.boot, console_dir=config.console_dir)
         self.leader = LeaderLoop(config, self.raft, self.wake_leader)
         watchdog, watchdog_error = open_watchdog(config.watchdog)
         if watchdog_error:
@@ -72,8 +73,9 @@ class Daemon:
         self.agent.peers = self.peers
         service = ClusterService(config, self.raft, self.leader, self.peers)
         service.inspect = self.hypervisor.inspect
+        service.console = host_console(self.hypervisor, config.name)
         members = MemberService(config, self.raft, self.leader, service.monitor)
-        members.inspect = self.hypervisor.inspect
+        members.inspect, members.console = service.inspect, service.console
         auth = Authenticator(lambda: self.raft.state)
         self.api = ApiServer(config, service, members, self.events, auth)
         self.sampler = Sampler(service.monitor, self.hypervisor, self._test_host_memory)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping
@@ -47,6 +48,19 @@ class HypervisorError(Exception):
     """A libvirt call failed; the message says which and why."""
 
 
+class DiskLocked(HypervisorError):
+    """A start refused because another process holds a lock on one of the VM's disks: the
+    lock manager (virtlockd, `lock_manager = "lockd"`) or QEMU's own image locking. Some
+    other copy of the VM, or something else, has its disks open: retrying cannot help."""
+
+
+def _is_lock_conflict(exc: libvirt.libvirtError) -> bool:
+    # virtlockd: VIR_ERR_RESOURCE_BUSY "Lockspace resource '...' is locked"; QEMU's image
+    # locking: 'Failed to get "write" lock'
+    return exc.get_error_code() == libvirt.VIR_ERR_RESOURCE_BUSY or \
+        '"write" lock' in (exc.get_error_message() or "")
+
+
 def start_event_loop() -> None:
     """libvirt's default event loop, once per process, before any connection is opened."""
     global _event_loop_started
@@ -67,13 +81,33 @@ def start_event_loop() -> None:
 
 @dataclass(frozen=True)
 class DirectBoot:
-    """Boot guests straight from a kernel and initramfs (the lab's tiny guests), with the
-    serial console appended to console_dir/NAME.log."""
+    """Boot guests straight from a kernel and initramfs (the lab's tiny guests)."""
 
     kernel: str
     initrd: str
-    console_dir: str
     cmdline: str = "console=ttyS0 quiet panic=-1"
+
+
+def console_xml(vm: Vm, console_dir: str) -> str:
+    """A serial console on a pty (what `vm console` types into, through libvirt) whose
+    output QEMU also appends to console_dir/NAME.log (what it reads, even after a crash)."""
+    log = escape(f"{console_dir}/{vm.name}.log")
+    return (f"<serial type='pty'><log file='{log}' append='on'/><target port='0'/></serial>"
+            "<console type='pty'><target type='serial' port='0'/></console>")
+
+
+def console_log_of(xml: str) -> str | None:
+    """Where a domain's serial console output goes: its log file, or a file serial's path
+    (an imported domain may have either, or neither)."""
+    root = ET.fromstring(xml)
+    for serial in root.findall("devices/serial"):
+        log = serial.find("log")
+        if log is not None and log.get("file"):
+            return log.get("file")
+        source = serial.find("source")
+        if serial.get("type") == "file" and source is not None and source.get("path"):
+            return source.get("path")
+    return None
 
 
 def nics_xml(vm: Vm, networks: Mapping[str, Network]) -> str:
@@ -106,11 +140,12 @@ def imported_xml(vm: Vm) -> str:
 
 def domain_xml(vm: Vm, domain_type: str, boot: DirectBoot | None = None,
                pools: Mapping[str, Pool] | None = None,
-               networks: Mapping[str, Network] | None = None) -> str:
+               networks: Mapping[str, Network] | None = None,
+               console_dir: str = "/var/log/hacluster/consoles") -> str:
     """A persistent definition: minimal for the test driver; for QEMU (TCG, no KVM needed) a
-    qemu64 CPU, and with `boot` a direct kernel boot and a serial console file. The VM's
-    disks are volumes of the cluster's pools, its NICs on its networks' bridges. An
-    imported VM keeps its own definition."""
+    qemu64 CPU, a serial console logged to console_dir, and with `boot` a direct kernel
+    boot. The VM's disks are volumes of the cluster's pools, its NICs on its networks'
+    bridges. An imported VM keeps its own definition."""
     if vm.xml:
         return imported_xml(vm)
     os_xml = "<os><type arch='x86_64'>hvm</type></os>"
@@ -124,12 +159,8 @@ def domain_xml(vm: Vm, domain_type: str, boot: DirectBoot | None = None,
                        f"<cmdline>{escape(boot.cmdline)}</cmdline>")
         os_xml += "</os>\n  <cpu mode='custom' match='exact'><model fallback='allow'>qemu64" \
                   "</model></cpu>"
-        console = ""
-        if boot is not None:
-            log = f"{boot.console_dir}/{vm.name}.log"
-            console = (f"<serial type='file'><source path='{escape(log)}' append='on'/>"
-                       "<target port='0'/></serial>")
-        devices = f"<devices>{disks}{console}<memballoon model='none'/></devices>"
+        devices = (f"<devices>{disks}{console_xml(vm, console_dir)}"
+                   "<memballoon model='none'/></devices>")
     return f"""<domain type='{domain_type}'>
   <name>{escape(vm.name)}</name>
   <uuid>{escape(vm.uuid)}</uuid>
@@ -179,9 +210,11 @@ class Hypervisor:
     """A connection to one host's libvirt, reopened on demand after it drops."""
 
     def __init__(self, uri: str, on_event: Callable[[], None] | None = None,
-                 boot: DirectBoot | None = None) -> None:
+                 boot: DirectBoot | None = None,
+                 console_dir: str = "/var/log/hacluster/consoles") -> None:
         self.uri = uri
         self.boot = boot
+        self.console_dir = console_dir
         self._on_event = on_event
         self._lock = threading.RLock()
         self._conn: libvirt.virConnect | None = None
@@ -223,7 +256,8 @@ class Hypervisor:
             if not conn.isAlive():
                 with self._lock:
                     self._conn = None
-            raise HypervisorError(f"{what} on {self.uri}: {exc.get_error_message()}") from exc
+            kind = DiskLocked if _is_lock_conflict(exc) else HypervisorError
+            raise kind(f"{what} on {self.uri}: {exc.get_error_message()}") from exc
 
     def close(self) -> None:
         with self._lock:
@@ -316,7 +350,7 @@ class Hypervisor:
             except storage_pools.StorageError as exc:
                 raise HypervisorError(f"define and start {vm.name} on {self.uri}: {exc}") \
                     from exc
-            dom = conn.defineXML(domain_xml(vm, self._kind, self.boot, pools, networks))
+            dom = conn.defineXML(self._definition(vm, pools, networks))
             self._managed[vm.uuid] = True
             dom.create()
 
@@ -394,10 +428,39 @@ class Hypervisor:
         """Start a defined domain from the cluster's newest definition of it (a resize
         since it last ran takes effect now)."""
         def run(conn: libvirt.virConnect) -> None:
-            conn.defineXML(domain_xml(vm, self._kind, self.boot, pools, networks))
+            conn.defineXML(self._definition(vm, pools, networks))
             conn.lookupByUUIDString(vm.uuid).create()
 
         self._call(f"start {vm.name}", run)
+
+    def _definition(self, vm: Vm, pools: Mapping[str, Pool] | None,
+                    networks: Mapping[str, Network] | None) -> str:
+        if self._kind == "qemu":
+            os.makedirs(self.console_dir, exist_ok=True)  # QEMU appends the console there
+        return domain_xml(vm, self._kind, self.boot, pools, networks, self.console_dir)
+
+    def console_log(self, uuid: str) -> str | None:
+        """The file the domain's serial console output goes to, if it has one."""
+        xml = self._call(f"look up {uuid}", lambda conn: conn.lookupByUUIDString(uuid).XMLDesc(0))
+        assert isinstance(xml, str)
+        return console_log_of(xml)
+
+    def console_input(self, uuid: str, data: bytes) -> None:
+        """Type into the domain's serial console (a pty console; refused while someone else,
+        a `virsh console` say, holds it)."""
+        def run(conn: libvirt.virConnect) -> None:
+            dom = conn.lookupByUUIDString(uuid)
+            stream = conn.newStream(0)
+            try:
+                dom.openConsole(None, stream, 0)
+                stream.send(data)
+                stream.finish()
+            except libvirt.libvirtError:
+                with contextlib.suppress(libvirt.libvirtError):
+                    stream.abort()
+                raise
+
+        self._call(f"console input {uuid}", run)
 
     def shutdown(self, uuid: str) -> None:
         self._call(f"shutdown {uuid}", lambda conn: conn.lookupByUUIDString(uuid).shutdown())

@@ -301,8 +301,8 @@ def create(lab_dir: str | Path, nodes: int, base_ip: str = "127.0.77", raft_port
     if hypervisor == "qemu":
         kernel, initrd = lab_qemu.build_guest(root / "guest")
         (root / "consoles").mkdir(exist_ok=True)
-        qemu = (f'\n[qemu]\nkernel = "{kernel}"\ninitrd = "{initrd}"\n'
-                f'console_dir = "{root / "consoles"}"\n')
+        qemu = (f'console_dir = "{root / "consoles"}"\n\n'
+                f'[qemu]\nkernel = "{kernel}"\ninitrd = "{initrd}"\n')
         lab_qemu.net_up(tag, lab_qemu.subnet(base_ip), nodes)
     for h in hosts:
         hdir = lab.host_dir(h)

@@ -9,11 +9,13 @@ host's address for peer-to-peer live migration and on a unix socket in the lab d
 its haclusterd. Guests are tiny: Debian's kernel and a busybox initramfs (with the virtio
 drivers) that counts its boots on its first disk (`BOOT-COUNT n`), prints its MAC, its
 uptime every second and the link-local neighbours that answer a ping (`PEER fe80::...`) on
-the serial console (a file in the lab directory), run by QEMU with TCG. Each host's address
+the serial console (logged to a file in the lab directory), answers each line typed there
+(`TYPED ...`), run by QEMU with TCG. Each host's address
 sits on a bridge, br0, that its guests' NICs join: the lab's hosts and guests share one
 network. The lab's shared storage is a directory of the lab every host sees. Settings from
 ../shared/notes/virt-lab.md: stdio_handler=file, namespaces=[],
-remember_owner=0, migration_address/host per host, user root (no /dev/kvm trap).
+remember_owner=0, migration_address/host per host, user root (no /dev/kvm trap); and the
+lock manager (virtlockd, lock_manager = "lockd") as every production host should have it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ if [ -e /sys/class/net/eth0 ]; then
     ip link set eth0 up
     echo "MAC $(cat /sys/class/net/eth0/address)"
 fi
+# each line typed on the serial console (`hactl vm console`) is answered, to show it arrived
+(while read -r line; do echo "TYPED $line"; done) < /dev/ttyS0 &
 while true; do
     echo "uptime $(cut -d' ' -f1 /proc/uptime)"
     if [ -e /sys/class/net/eth0 ]; then
@@ -227,13 +231,21 @@ user = "root"
 group = "root"
 swtpm_user = "root"
 swtpm_group = "root"
+lock_manager = "lockd"
 ''')
+    # virtlockd, the second fence: a lock on every disk a running guest has open, taken by
+    # the host's own virtlockd on the disk file itself (on the shared directory, which every
+    # host's virtlockd sees): a second copy of a guest cannot open its disks anywhere
+    (etc / "qemu-lockd.conf").write_text("auto_disk_leases = 1\nrequire_lease_for_disks = 1\n")
+    (etc / "virtlockd.conf").write_text('log_outputs = "3:stderr"\n')
     for d in ("/var/lib/libvirt", "/var/log/libvirt", "/run/libvirt"):
         os.makedirs(d, exist_ok=True)  # mount points for the host's own copies
     ensure_qemu_user()
     script = (f"mount -t tmpfs tmpfs /run/libvirt && mount --bind {etc} /etc/libvirt && "
               f"mount --bind {home}/lib /var/lib/libvirt && "
               f"mount --bind {home}/log /var/log/libvirt && "
+              f"(/usr/sbin/virtlockd --daemon --pid-file {home}/virtlockd.pid "
+              f"--config {etc}/virtlockd.conf || true) && "
               f"exec /usr/sbin/libvirtd --listen --config {etc}/libvirtd.conf "
               f"--pid-file {home}/libvirtd.pid")
     return ["ip", "netns", "exec", host_ns(tag, index), "unshare", "--mount", "--uts",

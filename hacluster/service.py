@@ -15,10 +15,11 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
+from . import serial_console
 from .auth import Caller
 from .certs import new_token, token_hash
 from .config import Config
@@ -105,6 +106,7 @@ class ClusterService:
         self.local_login = LocalLogin()
         self.monitor = History()  # this host's monitoring history (the daemon's sampler fills it)
         self.inspect: Inspector | None = None  # this host's libvirt (the daemon sets it)
+        self.console: serial_console.Console | None = None  # its VMs' consoles (likewise)
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -269,16 +271,36 @@ class ClusterService:
         """A domain of `host`'s libvirt: ours, or asked of that member."""
         if host == self.config.name and self.inspect is not None:
             return inspect_domain(self.inspect, host, name)
+        reply: pb.InspectedDomain = self._ask_member(
+            host, lambda stub: stub.InspectDomain(pb.InspectDomainRequest(name=name),
+                                                  timeout=5.0))
+        return reply
+
+    def _ask_member(self, host: str, call: Callable[[rpc.AgentStub], Any]) -> Any:
+        """A member call to `host`'s daemon, its refusal passed on as it said it."""
         member = next((m for m in self.config.members if m.name == host), None)
         if member is None:
             _fail("not_found", f"host {shown(host)} is not a member of this cluster")
         try:
-            reply: pb.InspectedDomain = rpc.AgentStub(self.peers.channel(member)).InspectDomain(
-                pb.InspectDomainRequest(name=name), timeout=5.0)
-            return reply
+            return call(rpc.AgentStub(self.peers.channel(member)))
         except grpc.RpcError as exc:
-            code = "not_found" if exc.code() is grpc.StatusCode.NOT_FOUND else "unavailable"
+            code = {grpc.StatusCode.NOT_FOUND: "not_found",
+                    grpc.StatusCode.FAILED_PRECONDITION: "conflict",
+                    grpc.StatusCode.INVALID_ARGUMENT: "invalid"}.get(exc.code(), "unavailable")
             _fail(code, exc.details() or f"{host} does not answer ({exc.code().name})")
+
+    def Console(self, request: pb.ConsoleRequest, caller: Caller) -> pb.ConsoleOutput:
+        if (errors := serial_console.request_errors(request)):
+            _fail("invalid", "; ".join(errors))
+        vm = self.vm_record(request.name, self.raft.state)
+        host = vm.host or vm.last_host
+        if host is None:
+            _fail("conflict", f"VM {vm.name} has not run anywhere yet: it has no console")
+        if host == self.config.name and self.console is not None:
+            return self.console(vm, request)
+        reply: pb.ConsoleOutput = self._ask_member(
+            host, lambda stub: stub.HostConsole(request, timeout=10.0))
+        return reply
 
     def GetVm(self, request: pb.VmRequest, caller: Caller) -> pb.Vm:
         state = self.raft.state
@@ -661,14 +683,16 @@ def inspect_domain(inspect: Inspector, host: str, name: str) -> pb.InspectedDoma
 
 
 class MemberService:
-    """Member-to-member calls; only the acting leader answers them. Cheap and lock-free on
-    purpose: they run on the API's event loop, ahead of any client work."""
+    """Member-to-member calls. Heartbeat and LiveMetrics, which only the acting leader
+    answers, are cheap and lock-free on purpose: they run on the API's event loop, ahead of
+    any client work; those that ask this host's libvirt run off it (api.ASKS_LIBVIRT)."""
 
     def __init__(self, config: Config, raft: RaftNode, leader: LeaderLoop,
                  monitor: History) -> None:
         self.config = config
         self.monitor = monitor
         self.inspect: Inspector | None = None  # this host's libvirt (the daemon sets it)
+        self.console: serial_console.Console | None = None  # its VMs' consoles (likewise)
         self.members = {m.name for m in config.members}
         self.raft = raft
         self.leader = leader
@@ -715,6 +739,16 @@ class MemberService:
         if self.inspect is None:
             _fail("unavailable", f"{self.config.name} has no hypervisor to ask")
         return inspect_domain(self.inspect, self.config.name, request.name)
+
+    def HostConsole(self, request: pb.ConsoleRequest, caller: Caller) -> pb.ConsoleOutput:
+        if (errors := serial_console.request_errors(request)):
+            _fail("invalid", "; ".join(errors))
+        vm = self.raft.state.vms.get(request.name)
+        if vm is None:
+            _fail("not_found", f"no VM {shown(request.name)}")
+        if self.console is None:
+            _fail("unavailable", f"{self.config.name} has no hypervisor to ask")
+        return self.console(vm, request)
 
     def LiveMetrics(self, request: pb.LiveMetricsRequest, caller: Caller
                     ) -> pb.LiveMetricsResponse:

@@ -729,7 +729,13 @@ class ClusterState:
         vm.failures = [*vm.failures[-4:], text(f"{cmd.host}: {cmd.reason or vm.observed.value}")]
         others = [h for h in self.hosts.values() if h.status is HostStatus.UP
                   and h.name != cmd.host and h.name not in vm.avoid_hosts]
-        if vm.restarts <= p.max_restart:
+        if cmd.reason.startswith(storage.LOCK_CONFLICT):
+            # another copy (or something else) holds its disks: restarting here or anywhere
+            # would meet the same lock, so an operator must look
+            vm.error = text(f"not started on {cmd.host}: {cmd.reason}; find what holds its "
+                            "disks, then start it again")
+            outcome = "error"
+        elif vm.restarts <= p.max_restart:
             vm.observed = Observed.NONE  # its host's agent starts it again
             outcome = f"restart {vm.restarts}/{p.max_restart} on {cmd.host}"
         elif vm.relocations < p.max_relocate and others:

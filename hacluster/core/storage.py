@@ -28,6 +28,9 @@ from typing import Any
 from .model import NAME_RE, Pool, PoolType, Vm
 from .validate import check_int, name_error, shown
 
+# how an agent's start failure says that a lock on the VM's disks is held elsewhere (the
+# lock manager, the second fence): the VM goes to error at once, never retried in a loop
+LOCK_CONFLICT = "disk lock held elsewhere: "
 MAX_DISKS = 8  # per VM (vda..vdh)
 MAX_DISK_SIZE_GIB = 64 * 1024
 MAX_POOLS = 256

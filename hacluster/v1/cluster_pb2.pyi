@@ -615,6 +615,28 @@ class InspectDomainRequest(_message.Message):
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
+class ConsoleRequest(_message.Message):
+    __slots__ = ("name", "tail_lines", "after", "input")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TAIL_LINES_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    tail_lines: int
+    after: int
+    input: bytes
+    def __init__(self, name: _Optional[str] = ..., tail_lines: _Optional[int] = ..., after: _Optional[int] = ..., input: _Optional[bytes] = ...) -> None: ...
+
+class ConsoleOutput(_message.Message):
+    __slots__ = ("host", "text", "offset")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    text: str
+    offset: int
+    def __init__(self, host: _Optional[str] = ..., text: _Optional[str] = ..., offset: _Optional[int] = ...) -> None: ...
+
 class InspectedDomain(_message.Message):
     __slots__ = ("xml", "running", "managed")
     XML_FIELD_NUMBER: _ClassVar[int]

@@ -64,6 +64,11 @@ class ClusterStub:
                 request_serializer=hacluster_dot_v1_dot_cluster__pb2.ResizeVmRequest.SerializeToString,
                 response_deserializer=hacluster_dot_v1_dot_cluster__pb2.Vm.FromString,
                 _registered_method=True)
+        self.Console = channel.unary_unary(
+                '/hacluster.v1.Cluster/Console',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.ConsoleRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.ConsoleOutput.FromString,
+                _registered_method=True)
         self.GetVm = channel.unary_unary(
                 '/hacluster.v1.Cluster/GetVm',
                 request_serializer=hacluster_dot_v1_dot_cluster__pb2.VmRequest.SerializeToString,
@@ -297,6 +302,14 @@ class ClusterServicer:
 
     def ResizeVm(self, request, context):
         """New vCPUs and/or memory, taken at the VM's next start (checked against its host now).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Console(self, request, context):
+        """The VM's serial console, wherever it runs (asked of that host's member): recent output,
+        or what came after an offset; with input, those bytes are typed into it first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -589,6 +602,11 @@ def add_ClusterServicer_to_server(servicer, server):
                     servicer.ResizeVm,
                     request_deserializer=hacluster_dot_v1_dot_cluster__pb2.ResizeVmRequest.FromString,
                     response_serializer=hacluster_dot_v1_dot_cluster__pb2.Vm.SerializeToString,
+            ),
+            'Console': grpc.unary_unary_rpc_method_handler(
+                    servicer.Console,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.ConsoleRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.ConsoleOutput.SerializeToString,
             ),
             'GetVm': grpc.unary_unary_rpc_method_handler(
                     servicer.GetVm,
@@ -948,6 +966,33 @@ class Cluster:
             '/hacluster.v1.Cluster/ResizeVm',
             hacluster_dot_v1_dot_cluster__pb2.ResizeVmRequest.SerializeToString,
             hacluster_dot_v1_dot_cluster__pb2.Vm.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Console(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/Console',
+            hacluster_dot_v1_dot_cluster__pb2.ConsoleRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.ConsoleOutput.FromString,
             options,
             channel_credentials,
             insecure,
@@ -2043,6 +2088,11 @@ class AgentStub:
                 request_serializer=hacluster_dot_v1_dot_cluster__pb2.InspectDomainRequest.SerializeToString,
                 response_deserializer=hacluster_dot_v1_dot_cluster__pb2.InspectedDomain.FromString,
                 _registered_method=True)
+        self.HostConsole = channel.unary_unary(
+                '/hacluster.v1.Agent/HostConsole',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.ConsoleRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.ConsoleOutput.FromString,
+                _registered_method=True)
 
 
 class AgentServicer:
@@ -2077,6 +2127,13 @@ class AgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def HostConsole(self, request, context):
+        """A VM's serial console on this member's host, for `vm console` asked of another member.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -2099,6 +2156,11 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.InspectDomain,
                     request_deserializer=hacluster_dot_v1_dot_cluster__pb2.InspectDomainRequest.FromString,
                     response_serializer=hacluster_dot_v1_dot_cluster__pb2.InspectedDomain.SerializeToString,
+            ),
+            'HostConsole': grpc.unary_unary_rpc_method_handler(
+                    servicer.HostConsole,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.ConsoleRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.ConsoleOutput.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -2211,6 +2273,33 @@ class Agent:
             '/hacluster.v1.Agent/InspectDomain',
             hacluster_dot_v1_dot_cluster__pb2.InspectDomainRequest.SerializeToString,
             hacluster_dot_v1_dot_cluster__pb2.InspectedDomain.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HostConsole(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Agent/HostConsole',
+            hacluster_dot_v1_dot_cluster__pb2.ConsoleRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.ConsoleOutput.FromString,
             options,
             channel_credentials,
             insecure,

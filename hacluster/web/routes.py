@@ -79,6 +79,18 @@ def flag(request: web.Request, key: str) -> bool:
     return value in ("true", "1", "")
 
 
+def query_int(request: web.Request, key: str, low: int, high: int) -> int | None:
+    if key not in request.query:
+        return None
+    try:
+        value = int(request.query[key])
+    except ValueError:
+        fail("invalid", f"{key} must be a whole number")
+    if not low <= value <= high:
+        fail("invalid", f"{key} must be {low}-{high}")
+    return value
+
+
 class Routes:
     def __init__(self, server: WebServer, service: ClusterService, raft: RaftNode,
                  events: EventLog, local: Callable[[], dict[str, float]],
@@ -116,6 +128,8 @@ class Routes:
             web.post(f"{api}/vms/{{name}}/stop", self.stop_vm),
             web.post(f"{api}/vms/{{name}}/migrate", self.migrate_vm),
             web.post(f"{api}/vms/{{name}}/resize", self.resize_vm),
+            web.get(f"{api}/vms/{{name}}/console", self.console),
+            web.post(f"{api}/vms/{{name}}/console", self.console),
             web.get(f"{api}/vms/{{name}}/explain", self.explain_vm),
             web.get(f"{api}/alarms", self.alarms),
             web.post(f"{api}/alarms/{{key}}/ack", self.ack_alarm),
@@ -356,6 +370,20 @@ class Routes:
                                  **data)
         return await self._json(request, "ResizeVm", lambda c: dicts.vm_dict(
             self.service.ResizeVm(req, c)))
+
+    async def console(self, request: web.Request) -> web.Response:
+        """The VM's serial console: GET ?tail=N (its last lines) or ?after=OFFSET (what came
+        since); POST {"input": "...", "after": OFFSET} types first."""
+        data = await body(request, {"input": str, "after": int}) \
+            if request.method == "POST" else {}
+        tail = query_int(request, "tail", 0, 10_000)
+        after = data["after"] if "after" in data else query_int(request, "after", 0, 1 << 62)
+        if after is not None and not 0 <= after < 1 << 62:
+            fail("invalid", "after must be an offset >= 0 (the offset of a previous answer)")
+        req = pb.ConsoleRequest(name=request.match_info["name"], tail_lines=tail or 0,
+                                after=after, input=str(data.get("input", "")).encode())
+        return await self._json(request, "Console", lambda c: dicts.console_dict(
+            self.service.Console(req, c)))
 
     async def explain_vm(self, request: web.Request) -> web.Response:
         req = pb.VmRequest(name=request.match_info["name"])

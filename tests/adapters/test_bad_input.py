@@ -37,6 +37,8 @@ SCALARS = {
     FieldDescriptor.TYPE_STRING: TEXT, FieldDescriptor.TYPE_BOOL: st.booleans(),
     FieldDescriptor.TYPE_DOUBLE: FLOATS, FieldDescriptor.TYPE_INT32: INT32,
     FieldDescriptor.TYPE_INT64: INT64,
+    FieldDescriptor.TYPE_BYTES: st.one_of(st.binary(max_size=64), st.binary(min_size=4000,
+                                                                            max_size=5000)),
 }
 SERVICES = [pb.DESCRIPTOR.services_by_name[s] for s in ("Cluster", "Agent")]
 METHODS = [(s.name, m) for s in SERVICES for m in s.methods]

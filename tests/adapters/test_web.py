@@ -60,6 +60,10 @@ ENDPOINTS: list[tuple[str, str, str, Any, str]] = [
      "MigrateVm"),
     ("POST", "/api/v1/vms/{name}/resize", "/api/v1/vms/ghost/resize", {"vcpus": 2},
      "ResizeVm"),
+    ("GET", "/api/v1/vms/{name}/console", "/api/v1/vms/ghost/console?tail=5", None,
+     "Console"),
+    ("POST", "/api/v1/vms/{name}/console", "/api/v1/vms/ghost/console", {"input": "ls\n"},
+     "Console"),
     ("GET", "/api/v1/vms/{name}/explain", "/api/v1/vms/keep/explain", None, "ExplainVm"),
     ("GET", "/api/v1/alarms", "/api/v1/alarms?all=true", None, "ListAlarms"),
     ("POST", "/api/v1/alarms/{key}/ack", "/api/v1/alarms/ghost:x/ack", None, "AckAlarm"),
@@ -198,6 +202,14 @@ BAD = [
     ("GET", "/api/v1/hosts/solo/what-if?maintenance=maybe", b"", "",
      "maintenance must be true or false"),
     ("GET", "/api/v1/vms/Bad%20Name!", b"", "", "invalid"),
+    ("GET", "/api/v1/vms/keep/console?tail=abc", b"", "", "tail must be a whole number"),
+    ("GET", "/api/v1/vms/keep/console?tail=20000", b"", "", "tail must be 0-10000"),
+    ("POST", "/api/v1/vms/keep/console", b'{"after":-1}', "application/json",
+     "after must be an offset"),
+    ("POST", "/api/v1/vms/keep/console", b'{"input":"' + b"x" * 5000 + b'"}',
+     "application/json", "at most 4096 bytes"),
+    # the test driver's domains have no serial console
+    ("GET", "/api/v1/vms/keep/console?tail=5", b"", "", "has no console log"),
 ]
 
 

@@ -48,7 +48,7 @@ class LabRun:
                       token=self.token if token is None else token)
 
     def hactl(self, *args: str, endpoints: str | None = None, check: bool = True,
-              token: str | None = None, timeout: float = 120.0
+              token: str | None = None, timeout: float = 120.0, stdin: str = ""
               ) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ)
         if self.ca_file.exists():
@@ -57,7 +57,7 @@ class LabRun:
         if endpoints is not None:
             env["HACTL_ENDPOINTS"] = endpoints
         proc = subprocess.run([sys.executable, "-m", "hacluster.cli", *args], env=env,
-                              capture_output=True, text=True, timeout=timeout)
+                              capture_output=True, text=True, timeout=timeout, input=stdin)
         if check and proc.returncode != 0:
             raise AssertionError(f"hactl {' '.join(args)} failed ({proc.returncode}): "
                                  f"{proc.stderr}")

@@ -104,6 +104,10 @@ def test_pools_disks_failover_and_local_pools(make_lab: object) -> None:
     assert pool_state(lab, db_home, "scratch")[1] == [db["disks"][0]["volume"]]
     moved = lab.hactl("vm", "migrate", "db", check=False, endpoints=lab.endpoints)
     assert moved.returncode == 1 and "local pool" in moved.stderr
+    # the test driver's domains have no serial console: said so, exit 1
+    console = lab.hactl("vm", "console", "db", "--tail", "5", check=False,
+                        endpoints=lab.endpoints)
+    assert console.returncode == 1 and f"db on {db_home} has no console log" in console.stderr
 
     # web moves (a cold handover on the test driver) to a host the shared pool is on, away
     # from db; then that host loses power: web runs elsewhere, on its disks

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hacluster.core import commands as c
+from hacluster.core import storage
 from hacluster.core.events import describe
 from hacluster.core.host_plan import Act, Domain, Lease, decide_host, watchdog_guard
 from hacluster.core.model import HostStatus, Observed, Vm, VmState
@@ -109,11 +110,11 @@ def test_leases_go_only_to_hosts_that_are_up() -> None:
 # ---- VM failures ----------------------------------------------------------------------------
 
 
-def failed(s: ClusterState, vm: str, ts: float = 0.0) -> str:
+def failed(s: ClusterState, vm: str, ts: float = 0.0, reason: str = "") -> str:
     v = s.vms[vm]
     s.apply(c.ObserveVms(id=cid(), host=v.host or "", observed={vm: "crashed"}))
     r = s.apply(c.VmFailed(id=cid(), ts=ts, name=vm, host=v.host or "",
-                           expect_version=s.vms[vm].version))
+                           expect_version=s.vms[vm].version, reason=reason))
     assert r.ok, r
     return r.message
 
@@ -132,6 +133,19 @@ def test_restart_then_relocate_then_error() -> None:
     assert s.vms["a"].error and not s.vms["a"].wants_to_run
     s.apply(c.SetVmState(id=cid(), name="a", state="started"))  # the operator retries
     assert not s.vms["a"].error and s.vms["a"].restarts == 0
+
+
+def test_a_disk_lock_held_elsewhere_is_an_error_at_once_never_retried() -> None:
+    s = cluster()
+    create(s, "a")
+    assign(s, "a", "h1")
+    held = f"{storage.LOCK_CONFLICT}start a: resource busy: Lockspace resource is locked"
+    assert failed(s, "a", reason=held) == "error"
+    vm = s.vms["a"]
+    assert vm.host == "h1" and vm.restarts == 1 and vm.relocations == 0
+    assert not vm.wants_to_run and "resource busy" in vm.error and "h1" in vm.error
+    s.apply(c.SetVmState(id=cid(), name="a", state="started"))  # the operator retries
+    assert not s.vms["a"].error and s.vms["a"].wants_to_run
 
 
 def test_a_long_run_forgives_old_failures() -> None:

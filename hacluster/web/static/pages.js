@@ -8,6 +8,7 @@ import {
   badge, bar, card, confirmDialog, debounce, fill, fmt, formDialog, h, link, table, toast,
 } from "./dom.js";
 import { MORE } from "./more.js";
+import { serialPanel } from "./serial.js";
 
 const enc = encodeURIComponent;
 
@@ -360,6 +361,7 @@ function vmPage(name) {
       { key: "disk_read_bps", label: "disk read" }, { key: "disk_write_bps", label: "disk write" },
       { key: "net_rx_bps", label: "net in" }, { key: "net_tx_bps", label: "net out" }] }]);
   const timer = setInterval(() => { if (!document.hidden && vm?.host) charts.refresh(); }, 10000);
+  const serial = can("operator") ? serialPanel(name) : null;
   const reloadExplain = debounce(async () => {
     try { explain = await api("GET", `/vms/${enc(name)}/explain`); } catch { explain = null; }
     draw();
@@ -425,6 +427,7 @@ function vmPage(name) {
       h("div", { class: "actions" }, actions),
       h("dl", { class: "facts", "data-testid": "vm-facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
       vm.host ? charts.el : null,
+      serial && (vm.host || vm.last_host) ? serial.el : null,
       h("section", { class: "panel" }, h("h3", {}, "Placement: every host's verdict"),
         explain ? [h("p", {}, `placement would choose ${explain.choice || "no host"} now`),
           table(["Host", "Eligible", "Score", "Why not"], explain.hosts.map((v) => h("tr", {},
@@ -463,7 +466,7 @@ function vmPage(name) {
     },
     event(e) { events.unshift(e); if (e.message.includes(name)) draw(); },
     reset() { this.render(root); },
-    leave() { clearInterval(timer); charts.destroy(); },
+    leave() { clearInterval(timer); charts.destroy(); serial?.stop(); },
   };
 }
 
