@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from hacluster.client import Client
-from tests.web_client import Web
+from hacluster.lab.web_client import Web
 
 from .heartbeat_load import report, sample
 from .labs import running_lab

@@ -20,9 +20,9 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from hacluster import lab as lab_mod
 from hacluster.client import Client, ClientError
-from tests.cluster.oracle import Oracle
+from hacluster.lab import cluster as lab_mod
+from hacluster.lab.oracle import Oracle
 
 
 def wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:

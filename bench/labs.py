@@ -6,7 +6,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from hacluster import lab as lab_mod
+from hacluster.lab import cluster as lab_mod
 
 
 @contextmanager

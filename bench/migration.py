@@ -18,7 +18,7 @@ import time
 
 import libvirt
 
-from hacluster import lab as lab_mod
+from hacluster.lab import cluster as lab_mod
 
 
 def wait(predicate: object, timeout: float, what: str) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import grpc
 
-from hacluster import lab as lab_mod
+from hacluster.lab import cluster as lab_mod
 from hacluster.v1 import cluster_pb2 as pb
 from hacluster.v1 import cluster_pb2_grpc as rpc
 

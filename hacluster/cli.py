@@ -23,11 +23,11 @@ from typing import Any
 import click
 
 from . import certs
-from . import lab as lab_mod
 from .attach import attach
 from .client import Client, ClientError
-from .lab_qemu import QemuLabError
-from .netfault import NetFaultError
+from .lab import cluster as lab_mod
+from .lab.netfault import NetFaultError
+from .lab.qemu import QemuLabError
 
 COLUMNS = {
     "vm": ["name", "status", "host", "state", "vcpus", "memory_mib", "disk_gib", "ha",

@@ -17,12 +17,49 @@ from typing import Any
 from .certs import common_name, private_file_error
 from .core.timing import PROFILES, RAFT_FOR_PROFILE, HaTimings, problems
 from .core.validate import name_error
-from .hypervisor import DirectBoot
-from .raft import RaftTimings
 
 
 class ConfigError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class RaftTimings:
+    """Raft's timers and snapshot cadence (the Raft adapter turns them into pysyncobj's)."""
+
+    append_entries_period: float = 0.05
+    election_min: float = 0.3
+    election_max: float = 0.6
+    connection_timeout: float = 5.0  # long: idle follower links are judged on send (F3)
+    connection_retry: float = 0.5
+    leader_fallback: float = 1.5  # a leader without a majority steps down after this
+    snapshot_entries: int = 10_000  # a snapshot at least every this many entries...
+    snapshot_interval: float = 300.0  # ...or this many seconds
+    fsync: bool = True  # off only for benchmarks that show what it costs
+
+    def problems(self) -> list[str]:
+        """pysyncobj's own rules (it would fail an assert), said plainly."""
+        out = []
+        if self.election_min <= 3 * self.append_entries_period:
+            out.append("raft.election_min must be more than 3 x append_entries_period")
+        if self.election_max <= self.election_min:
+            out.append("raft.election_max must be more than election_min")
+        if self.connection_timeout < self.election_max:
+            out.append("raft.connection_timeout must be at least election_max")
+        if self.leader_fallback <= self.append_entries_period:
+            out.append("raft.leader_fallback must be more than append_entries_period")
+        if self.snapshot_entries < 100 or self.snapshot_interval < 1:
+            out.append("raft.snapshot_entries must be >= 100 and snapshot_interval >= 1 s")
+        return out
+
+
+@dataclass(frozen=True)
+class DirectBoot:
+    """Boot guests straight from a kernel and initramfs (the lab's tiny guests)."""
+
+    kernel: str
+    initrd: str
+    cmdline: str = "console=ttyS0 quiet panic=-1"
 
 
 @dataclass(frozen=True)
@@ -94,6 +131,7 @@ class Config:
     libvirt_migration_uri: str = ""  # how other hosts' libvirtd reach this host's
     boot: DirectBoot | None = None  # [qemu] kernel/initrd/cmdline: direct-boot guests
     console_dir: str = "/var/log/hacluster/consoles"  # QEMU guests' serial console logs
+    libvirt_migrate_unsafe: bool = False  # shared disks libvirt cannot tell are shared
     api: ApiLimits = field(default_factory=ApiLimits)
     tls: Tls | None = None  # always set by parse(): the API is served over TLS only
     previous_secrets: tuple[str, ...] = ()  # accepted while a new secret is rolled out
@@ -137,6 +175,13 @@ def secret_bits(secret: str) -> float:
     pool += 32 if any(not c.isalnum() for c in secret) else 0
     distinct = len(set(secret))
     return len(secret) * math.log2(max(min(pool, distinct * 4), 2))
+
+
+def _bool(data: dict[str, Any], key: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false")
+    return value
 
 
 def _path(value: str, base: Path) -> Path:
@@ -311,6 +356,7 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
             libvirt_migration_uri=str(data.get("libvirt_migration_uri", "")),
             boot=DirectBoot(**qemu) if qemu else None,
             console_dir=str(data.get("console_dir", console_dir)),
+            libvirt_migrate_unsafe=_bool(data, "libvirt_migrate_unsafe"),
             api=api,
             tls=_tls(data.get("tls", {}), base, name),
             previous_secrets=(_secret(cluster, base, "previous_secret"),)

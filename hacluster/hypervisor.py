@@ -20,6 +20,7 @@ from xml.sax.saxutils import escape, quoteattr
 import libvirt
 
 from . import storage_pools
+from .config import DirectBoot
 from .core.host_plan import Domain
 from .core.importing import METADATA_NS
 from .core.model import Network, Observed, Pool, Vm
@@ -77,15 +78,6 @@ def start_event_loop() -> None:
 
         threading.Thread(target=run, name="libvirt-events", daemon=True).start()
         _event_loop_started = True
-
-
-@dataclass(frozen=True)
-class DirectBoot:
-    """Boot guests straight from a kernel and initramfs (the lab's tiny guests)."""
-
-    kernel: str
-    initrd: str
-    cmdline: str = "console=ttyS0 quiet panic=-1"
 
 
 def console_xml(vm: Vm, console_dir: str) -> str:
@@ -211,10 +203,15 @@ class Hypervisor:
 
     def __init__(self, uri: str, on_event: Callable[[], None] | None = None,
                  boot: DirectBoot | None = None,
-                 console_dir: str = "/var/log/hacluster/consoles") -> None:
+                 console_dir: str = "/var/log/hacluster/consoles",
+                 migrate_unsafe: bool = False) -> None:
         self.uri = uri
         self.boot = boot
         self.console_dir = console_dir
+        # live-migrate disks that libvirt does not know are shared (the QEMU lab's shared
+        # directory is one local filesystem every lab host sees; libvirt recognises NFS,
+        # Ceph and cluster filesystems by itself)
+        self.migrate_unsafe = migrate_unsafe
         self._on_event = on_event
         self._lock = threading.RLock()
         self._conn: libvirt.virConnect | None = None
@@ -495,6 +492,8 @@ class Hypervisor:
                 return "cold"
             flags = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER
                      | libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE)
+            if self.migrate_unsafe:
+                flags |= libvirt.VIR_MIGRATE_UNSAFE
             dom.migrateToURI3(target_uri, {}, flags)
             return "live"
 

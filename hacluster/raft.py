@@ -20,12 +20,12 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObjConf
 
+from .config import RaftTimings
 from .core import commands as c
 from .core.state import ClusterState, Result
 from .raftfork.syncobj import DISK_FULL, SyncObj, replicated
@@ -48,59 +48,33 @@ class DiskFull(Unavailable):
     """The leader (or this member) has no space left to store the command."""
 
 
-@dataclass(frozen=True)
-class RaftTimings:
-    append_entries_period: float = 0.05
-    election_min: float = 0.3
-    election_max: float = 0.6
-    connection_timeout: float = 5.0  # long: idle follower links are judged on send (F3)
-    connection_retry: float = 0.5
-    leader_fallback: float = 1.5  # a leader without a majority steps down after this
-    snapshot_entries: int = 10_000  # a snapshot at least every this many entries...
-    snapshot_interval: float = 300.0  # ...or this many seconds
-    fsync: bool = True  # off only for benchmarks that show what it costs
-
-    def problems(self) -> list[str]:
-        """pysyncobj's own rules (it would fail an assert), said plainly."""
-        out = []
-        if self.election_min <= 3 * self.append_entries_period:
-            out.append("raft.election_min must be more than 3 x append_entries_period")
-        if self.election_max <= self.election_min:
-            out.append("raft.election_max must be more than election_min")
-        if self.connection_timeout < self.election_max:
-            out.append("raft.connection_timeout must be at least election_max")
-        if self.leader_fallback <= self.append_entries_period:
-            out.append("raft.leader_fallback must be more than append_entries_period")
-        if self.snapshot_entries < 100 or self.snapshot_interval < 1:
-            out.append("raft.snapshot_entries must be >= 100 and snapshot_interval >= 1 s")
-        return out
-
-    def conf(self, data_dir: str, secret: str, bind: str, rejoining: bool,
-             on_state_changed: Callable[[int, int], None],
-             previous_secrets: tuple[str, ...] = ()) -> SyncObjConf:
-        conf = SyncObjConf(
-            password=secret,
-            journalFile=os.path.join(data_dir, "raft.journal"),
-            fullDumpFile=os.path.join(data_dir, "raft.snapshot"),
-            autoTick=False,
-            appendEntriesUseBatch=False,
-            appendEntriesPeriod=self.append_entries_period,
-            raftMinTimeout=self.election_min,
-            raftMaxTimeout=self.election_max,
-            connectionTimeout=self.connection_timeout,
-            connectionRetryTime=self.connection_retry,
-            leaderFallbackTimeout=self.leader_fallback,
-            commandsWaitLeader=False,
-            bindAddress=bind,
-            maxBindRetries=20,
-            logCompactionMinEntries=self.snapshot_entries,
-            logCompactionMinTime=self.snapshot_interval,
-            onStateChanged=on_state_changed,
-        )
-        conf.fsync = self.fsync  # the fork's own settings
-        conf.rejoining = rejoining
-        conf.previous_passwords = list(previous_secrets)
-        return conf
+def sync_conf(t: RaftTimings, data_dir: str, secret: str, bind: str, rejoining: bool,
+              on_state_changed: Callable[[int, int], None],
+              previous_secrets: tuple[str, ...] = ()) -> SyncObjConf:
+    """pysyncobj's settings (and our fork's) from the configured timings."""
+    conf = SyncObjConf(
+        password=secret,
+        journalFile=os.path.join(data_dir, "raft.journal"),
+        fullDumpFile=os.path.join(data_dir, "raft.snapshot"),
+        autoTick=False,
+        appendEntriesUseBatch=False,
+        appendEntriesPeriod=t.append_entries_period,
+        raftMinTimeout=t.election_min,
+        raftMaxTimeout=t.election_max,
+        connectionTimeout=t.connection_timeout,
+        connectionRetryTime=t.connection_retry,
+        leaderFallbackTimeout=t.leader_fallback,
+        commandsWaitLeader=False,
+        bindAddress=bind,
+        maxBindRetries=20,
+        logCompactionMinEntries=t.snapshot_entries,
+        logCompactionMinTime=t.snapshot_interval,
+        onStateChanged=on_state_changed,
+    )
+    conf.fsync = t.fsync  # the fork's own settings
+    conf.rejoining = rejoining
+    conf.previous_passwords = list(previous_secrets)
+    return conf
 
 
 class _Replica(SyncObj):
@@ -160,7 +134,7 @@ class RaftNode:
         snapshot = Path(data_dir) / "raft.snapshot"
         if snapshot.exists():  # checked now, before anything is served (loaded at first tick)
             decode_snapshot(snapshot, snapshot.read_bytes())
-        conf = self.timings.conf(data_dir, secret, self_addr, self._marker.exists(),
+        conf = sync_conf(self.timings, data_dir, secret, self_addr, self._marker.exists(),
                                  lambda old, new: self.leadership_changed.set(),
                                  previous_secrets)
         # the fork is untyped pysyncobj code: Any keeps mypy's strictness on our side of it

@@ -6,7 +6,7 @@ the configured watchdog time) after every lease renewal, and disarms it (magic c
 HA VM runs here any more. Backends:
 - DeviceWatchdog: /dev/watchdog (softdog or hardware): each feed sets the timeout to the time
   left until the deadline (whole seconds, rounded up) and pings.
-- SocketWatchdog: the lab's watchdog process (hacluster.lab_watchdog), one per lab host.
+- SocketWatchdog: the lab's watchdog process (hacluster.lab.watchdog), one per lab host.
 - NoWatchdog: none; the host then registers watchdog = 0 and the leader will not recover its
   VMs on lease expiry alone (a fence agent or an operator must confirm the host is off).
 """

@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 import sys
 
+from hacluster.config import RaftTimings
 from hacluster.core import commands as c
-from hacluster.raft import RaftNode, RaftTimings
+from hacluster.raft import RaftNode
 
 SECRET = "test-secret-0123456789"
 

@@ -4,6 +4,8 @@ secret files others can read, weak secrets and certificates issued to another me
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,3 +150,12 @@ def test_the_shipped_example_config_is_valid(tmp_path: Path) -> None:
     (tmp_path / "haclusterd.toml").write_text(text)
     c = cfg.load(tmp_path / "haclusterd.toml")
     assert c.name == "hv1" and len(c.members) == 3 and c.libvirt_uri == "qemu:///system"
+
+
+def test_the_configuration_imports_no_adapter() -> None:
+    # a config check (haclusterd --check, hactl) needs neither libvirt nor Raft nor gRPC
+    probe = ("import sys, hacluster.config; print(sorted({'libvirt', 'pysyncobj', 'grpc', "
+             "'hacluster.hypervisor', 'hacluster.raft'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"

@@ -22,10 +22,10 @@ from hacluster.client import Client
 from hacluster.core import commands as c
 from hacluster.core.model import Role
 from hacluster.daemon import Daemon
+from hacluster.lab.web_client import Web, wait_event
 from hacluster.web.routes import STATIC
 
 from ..conftest import admin_token
-from ..web_client import Web, wait_event
 from .test_api import member  # noqa: F401 (fixture)
 from .test_bad_input import watched  # noqa: F401 (fixture)
 from .test_raft import wait

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from hacluster.client import Client
+from hacluster.lab.oracle import Oracle
 
 from .conftest import LabRun, wait_for
-from .oracle import Oracle
 
 pytestmark = pytest.mark.cluster
 

@@ -1,12 +1,13 @@
 """Real QEMU guests (TCG) on a lab of hosts in network namespaces, each with its own QEMU
 libvirtd: placement, a maintenance evacuation of two guests and a live migration, during
 which every guest keeps running (its uptime, printed each second on its serial console,
-never restarts); a guest with a disk on the lab's shared pool counts its boots there and
-counts 2 after its host's power loss (the same disk, never two copies), and guests on two
-hosts hear each other over the lab's network; a second copy of it, started by hand on
-another host, is refused by that host's lock manager; its serial console is read and typed
-into through the API (`hactl vm console`). Needs root, qemu-system-x86_64, qemu-img, a
-kernel in /boot and busybox-static (scripts/setup installs them)."""
+never restarts); a guest with a disk on the lab's shared pool counts its boots there, keeps
+running through a live migration, and counts 2 after its host's power loss (the same disk,
+never two copies); guests on two hosts hear each other over the lab's network, before and
+after a migration; a second copy of a guest, started by hand on another host, is refused by
+that host's lock manager; a serial console is read and typed into through the API (`hactl
+vm console`). Needs root, qemu-system-x86_64, qemu-img, a kernel in /boot and busybox-static
+(scripts/setup installs them)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from collections.abc import Callable
 import libvirt
 import pytest
 
-from hacluster import lab_qemu
+from hacluster.lab import qemu as lab_qemu
 
 from .conftest import LabRun, wait_for
 from .test_failover import client, watched
@@ -161,6 +162,20 @@ def test_a_guest_keeps_its_disk_through_a_power_loss_and_guests_share_the_lab_ne
     attached = lab.hactl("vm", "console", "d0", endpoints=away, stdin="hello from hactl\n")
     assert "TYPED hello from hactl" in attached.stdout, attached.stdout[-2000:]
     assert f"d0 on {home}" in attached.stderr
+    # a live migration keeps it running (one boot, its uptime goes on) on the same disk, and
+    # the two guests still hear each other afterwards
+    (n1_home,) = lab.running()["n1"]
+    third = next(h for h in hosts if h not in (home, n1_home))
+    mark = uptimes(lab, "d0")[1][-1]
+    moved = lab.json("vm", "migrate", "d0", "--to", third, "--wait")
+    assert moved["host"] == third and lab.running()["d0"] == [third]
+    seen = len(console(lab, "d0"))
+    time.sleep(2.0)
+    assert kept_running(lab, "d0", mark), uptimes(lab, "d0")
+    wait_for(lambda: f"PEER {link_local(macs['n1'])}" in console(lab, "d0")[seen:],
+             timeout=30, what="d0 hears n1 after its migration")
+    assert BOOT_COUNTS.findall(console(lab, "d0")) == ["1"]
+    home = third
 
     with watched(lab):  # the libvirt oracle: never two copies of d0
         lab.lab("kill", home)  # power loss: libvirtd, QEMU, haclusterd

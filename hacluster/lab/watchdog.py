@@ -2,7 +2,7 @@
 stop it): if it is armed and not re-armed before its deadline, it powers the host off (SIGKILL
 of the host's haclusterd, keeper and libvirtd: its VMs die), like a hardware watchdog.
 
-    python -m hacluster.lab_watchdog SOCKET LAB_DIR HOST
+    python -m hacluster.lab.watchdog SOCKET LAB_DIR HOST
 
 Messages (datagrams): "arm <deadline on the monotonic clock>" and "disarm".
 """

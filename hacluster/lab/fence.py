@@ -1,11 +1,11 @@
 """The lab's fence agent (one per host, like fence_ipmilan -o off): powers the host off and
-exits 0 once it is off.   python -m hacluster.lab_fence LAB_DIR HOST"""
+exits 0 once it is off.   python -m hacluster.lab.fence LAB_DIR HOST"""
 
 from __future__ import annotations
 
 import sys
 
-from .lab import Lab, LabError
+from .cluster import Lab, LabError
 
 
 def main() -> int:
