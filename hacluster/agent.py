@@ -246,16 +246,23 @@ class Agent:
             log.warning("bridges: %s", exc)
             return
         has = sorted(n.name for n in nets.values() if n.bridge in bridges)
+        try:
+            cpu: str | None = self.hv.host_cpu()
+        except HypervisorError as exc:
+            log.warning("host CPU: %s", exc)
+            cpu = None  # not reported this time
         self._facts_synced = (key, now)
         me = self.config.name
+        host = state.hosts.get(me)
         if all(_close(p.seen.get(me), seen.get(n)) and p.errors.get(me, "") == errors.get(n, "")
                for n, p in pools.items()) and has == sorted(
-                   n.name for n in nets.values() if me in n.hosts):
+                   n.name for n in nets.values() if me in n.hosts) and (
+                       cpu is None or host is None or host.cpu == cpu):
             return
         try:
             self.raft.propose(c.ObserveHostFacts(
                 id=uuid.uuid4().hex, ts=time.time(), host=me, pools=seen, pool_errors=errors,
-                networks=has), timeout=CHORE_TIMEOUT)
+                networks=has, cpu=cpu), timeout=CHORE_TIMEOUT)
         except Unavailable as exc:
             log.warning("could not report storage pools and networks: %s", exc)
             self._facts_synced = (None, 0.0)  # try again next cycle
@@ -286,10 +293,12 @@ class Agent:
     def _execute(self, action: Action, state: ClusterState) -> str:
         vms = state.vms
         try:
+            # a VM's CPU: the baseline of every host's, as they reported them (core/cpus.py)
+            host_cpus = [h.cpu for h in state.hosts.values() if h.cpu]
             if action.act is Act.DEFINE_START:
-                self.hv.define_start(vms[action.vm], state.pools, state.networks)
+                self.hv.define_start(vms[action.vm], state.pools, state.networks, host_cpus)
             elif action.act is Act.START:
-                self.hv.start(vms[action.vm], state.pools, state.networks)
+                self.hv.start(vms[action.vm], state.pools, state.networks, host_cpus)
             elif action.act is Act.ADOPT:
                 self.hv.adopt(action.uuid, action.vm)
             elif action.act is Act.STOP:

@@ -242,15 +242,18 @@ def vm() -> None:
 @click.option("--priority", type=int, default=0, show_default=True,
               help="Higher starts first (0-1000).")
 @click.option("--stopped", is_flag=True, help="Create without starting it.")
+@click.option("--cpu", type=click.Choice(["baseline", "host-passthrough"]), default="baseline",
+              show_default=True, help="baseline: the CPU every host can offer (it migrates "
+              "anywhere); host-passthrough: the host's own, kept on identical hosts.")
 @pass_ctx
 def vm_create(ctx: Ctx, name: str, vcpus: int, memory_mib: int, disks: tuple[str, ...],
               image: str | None, nets: tuple[str, ...], ha: bool, priority: int,
-              stopped: bool) -> None:
+              stopped: bool, cpu: str) -> None:
     """Create a VM; the leader places it on the best host that fits."""
     disk_gib, volumes = _disk_options(disks, image)
     with errors():
         record = ctx.client().create_vm(name, vcpus, memory_mib, disk_gib, ha, priority,
-                                        stopped, volumes, nets)
+                                        stopped, volumes, nets, cpu)
     ctx.emit(record, details)
 
 

@@ -52,7 +52,7 @@ def vm_dict(vm: pb.Vm) -> dict[str, Any]:
                    "image": d.image or None} for d in vm.disks],
         "nics": [{"network": n.network, "mac": n.mac} for n in vm.nics],
         "imported": vm.imported, "pinned": vm.pinned or None,
-        "restart_needed": vm.restart_needed,
+        "restart_needed": vm.restart_needed, "cpu": vm.cpu,
     }
 
 
@@ -76,7 +76,7 @@ def host_dict(h: pb.Host) -> dict[str, Any]:
         "last_heard_ago": _unknown(h.last_heard_ago), "lease": h.lease,
         "watchdog": h.watchdog, "maintenance": h.maintenance, "version": h.version,
         "fenced_by": h.fenced_by or None, "watchdog_error": h.watchdog_error or None,
-        "heartbeat_rtt_ms": _unknown(h.heartbeat_rtt_ms),
+        "heartbeat_rtt_ms": _unknown(h.heartbeat_rtt_ms), "cpu_model": h.cpu_model or None,
     }
 
 
@@ -267,14 +267,14 @@ class Client:
     def create_vm(self, name: str, vcpus: int, memory_mib: int, disk_gib: int = 0,
                   ha: bool = True, priority: int = 0, stopped: bool = False,
                   disks: Sequence[tuple[str, int, str]] = (),
-                  networks: Sequence[str] = ()) -> dict[str, Any]:
+                  networks: Sequence[str] = (), cpu: str = "baseline") -> dict[str, Any]:
         """`disks`: (pool, size GiB, image "POOL/VOLUME" or "") each, vda first;
-        `networks`: a NIC on each."""
+        `networks`: a NIC on each; `cpu`: baseline or host-passthrough."""
         request = pb.CreateVmRequest(
             name=name, vcpus=vcpus, memory_mib=memory_mib, disk_gib=disk_gib, ha=ha,
             priority=priority, stopped=stopped, request_id=uuid.uuid4().hex,
             disks=[pb.DiskSpec(pool=p, size_gib=n, image=i) for p, n, i in disks],
-            networks=networks)
+            networks=networks, cpu=cpu)
         return vm_dict(self._call(lambda s: s.CreateVm, request))
 
     def resize_vm(self, name: str, vcpus: int | None = None,

@@ -62,6 +62,19 @@ class DirectBoot:
     cmdline: str = "console=ttyS0 quiet panic=-1"
 
 
+VIRT_TYPES = ("auto", "kvm", "qemu")
+
+
+@dataclass(frozen=True)
+class Guests:
+    """How this host's hypervisor runs the cluster's VMs."""
+
+    virt_type: str = "auto"  # kvm | qemu (TCG) | auto: kvm where libvirt offers it
+    console_dir: str = "/var/log/hacluster/consoles"  # serial console logs (NAME.log)
+    migrate_unsafe: bool = False  # live-migrate disks libvirt cannot tell are shared
+    boot: DirectBoot | None = None  # [qemu] kernel/initrd/cmdline: direct-boot guests
+
+
 @dataclass(frozen=True)
 class Member:
     name: str
@@ -129,9 +142,7 @@ class Config:
     watchdog: str = "none"  # none | /dev/watchdog (or another device) | lab:/path/to/socket
     log_level: str = "INFO"
     libvirt_migration_uri: str = ""  # how other hosts' libvirtd reach this host's
-    boot: DirectBoot | None = None  # [qemu] kernel/initrd/cmdline: direct-boot guests
-    console_dir: str = "/var/log/hacluster/consoles"  # QEMU guests' serial console logs
-    libvirt_migrate_unsafe: bool = False  # shared disks libvirt cannot tell are shared
+    guests: Guests = field(default_factory=Guests)
     api: ApiLimits = field(default_factory=ApiLimits)
     tls: Tls | None = None  # always set by parse(): the API is served over TLS only
     previous_secrets: tuple[str, ...] = ()  # accepted while a new secret is rolled out
@@ -340,6 +351,9 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
     qemu = dict(data.get("qemu", {}))
     # [qemu] console_dir: where the lab of earlier versions put it (console_dir now)
     console_dir = qemu.pop("console_dir", "/var/log/hacluster/consoles")
+    virt_type = str(data.get("virt_type", "auto"))
+    if virt_type not in VIRT_TYPES:
+        raise ConfigError(f"virt_type must be one of {', '.join(VIRT_TYPES)}")
     try:
         return Config(
             name=name,
@@ -354,9 +368,10 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
             raft=raft,
             log_level=str(data.get("log_level", "INFO")).upper(),
             libvirt_migration_uri=str(data.get("libvirt_migration_uri", "")),
-            boot=DirectBoot(**qemu) if qemu else None,
-            console_dir=str(data.get("console_dir", console_dir)),
-            libvirt_migrate_unsafe=_bool(data, "libvirt_migrate_unsafe"),
+            guests=Guests(virt_type=virt_type, console_dir=str(data.get("console_dir",
+                                                                       console_dir)),
+                          migrate_unsafe=_bool(data, "libvirt_migrate_unsafe"),
+                          boot=DirectBoot(**qemu) if qemu else None),
             api=api,
             tls=_tls(data.get("tls", {}), base, name),
             previous_secrets=(_secret(cluster, base, "previous_secret"),)

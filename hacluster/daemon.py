@@ -61,8 +61,7 @@ class Daemon:
                              on_applied=self._on_applied,
                              previous_secrets=config.previous_secrets)
         self.hypervisor = Hypervisor(config.libvirt_uri, on_event=self.wake_agent.set,
-                                     boot=config.boot, console_dir=config.console_dir,
-                                     migrate_unsafe=config.libvirt_migrate_unsafe)
+                                     guests=config.guests)
         self.leader = LeaderLoop(config, self.raft, self.wake_leader)
         watchdog, watchdog_error = open_watchdog(config.watchdog)
         if watchdog_error:

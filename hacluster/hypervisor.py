@@ -12,15 +12,17 @@ import contextlib
 import logging
 import os
 import threading
+import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
 import libvirt
 
 from . import storage_pools
-from .config import DirectBoot
+from .config import DirectBoot, Guests
+from .core import cpus
 from .core.host_plan import Domain
 from .core.importing import METADATA_NS
 from .core.model import Network, Observed, Pool, Vm
@@ -130,27 +132,39 @@ def imported_xml(vm: Vm) -> str:
     return ET.tostring(root, encoding="unicode")
 
 
+CONSOLE_HOLD = 1.5  # seconds a console stays open for typed input (console_input)
+FALLBACK_CPU = "<cpu mode='custom' match='exact'><model fallback='allow'>qemu64</model></cpu>"
+
+
+def cpu_xml(vm: Vm, domain_type: str, baseline: str) -> str:
+    """The guest CPU: the cluster's baseline (qemu64 while none is known), or for
+    host-passthrough the host's own (KVM), or under TCG the most it can emulate."""
+    if vm.cpu == cpus.PASSTHROUGH:
+        return "<cpu mode='host-passthrough'/>" if domain_type == "kvm" else \
+            "<cpu mode='maximum'/>"
+    return baseline or FALLBACK_CPU
+
+
 def domain_xml(vm: Vm, domain_type: str, boot: DirectBoot | None = None,
                pools: Mapping[str, Pool] | None = None,
                networks: Mapping[str, Network] | None = None,
-               console_dir: str = "/var/log/hacluster/consoles") -> str:
-    """A persistent definition: minimal for the test driver; for QEMU (TCG, no KVM needed) a
-    qemu64 CPU, a serial console logged to console_dir, and with `boot` a direct kernel
-    boot. The VM's disks are volumes of the cluster's pools, its NICs on its networks'
-    bridges. An imported VM keeps its own definition."""
+               console_dir: str = "/var/log/hacluster/consoles", cpu_baseline: str = "") -> str:
+    """A persistent definition: minimal for the test driver; for QEMU (KVM, or TCG where
+    there is none) the guest CPU (cpu_xml), a serial console logged to console_dir, and with
+    `boot` a direct kernel boot. The VM's disks are volumes of the cluster's pools, its NICs
+    on its networks' bridges. An imported VM keeps its own definition."""
     if vm.xml:
         return imported_xml(vm)
     os_xml = "<os><type arch='x86_64'>hvm</type></os>"
     disks = storage_pools.disks_xml(vm, pools or {}) + nics_xml(vm, networks or {})
     devices = f"<devices>{disks}</devices>" if disks else ""
-    if domain_type == "qemu":
+    if domain_type in ("qemu", "kvm"):
         os_xml = "<os><type arch='x86_64' machine='pc'>hvm</type>"
         if boot is not None:
             os_xml += (f"<kernel>{escape(boot.kernel)}</kernel>"
                        f"<initrd>{escape(boot.initrd)}</initrd>"
                        f"<cmdline>{escape(boot.cmdline)}</cmdline>")
-        os_xml += "</os>\n  <cpu mode='custom' match='exact'><model fallback='allow'>qemu64" \
-                  "</model></cpu>"
+        os_xml += f"</os>\n  {cpu_xml(vm, domain_type, cpu_baseline)}"
         devices = (f"<devices>{disks}{console_xml(vm, console_dir)}"
                    "<memballoon model='none'/></devices>")
     return f"""<domain type='{domain_type}'>
@@ -198,25 +212,31 @@ class DomainStats:
             net_tx=total("net", "net.count", "tx.bytes"))
 
 
+def _offers_kvm(conn: libvirt.virConnect) -> bool:
+    """Whether this libvirt can run KVM guests (its domain capabilities for kvm)."""
+    try:
+        caps = ET.fromstring(conn.getDomainCapabilities(None, "x86_64", None, "kvm"))
+    except libvirt.libvirtError:
+        return False
+    return caps.findtext("domain") == "kvm"
+
+
 class Hypervisor:
     """A connection to one host's libvirt, reopened on demand after it drops."""
 
     def __init__(self, uri: str, on_event: Callable[[], None] | None = None,
-                 boot: DirectBoot | None = None,
-                 console_dir: str = "/var/log/hacluster/consoles",
-                 migrate_unsafe: bool = False) -> None:
+                 guests: Guests | None = None) -> None:
         self.uri = uri
-        self.boot = boot
-        self.console_dir = console_dir
-        # live-migrate disks that libvirt does not know are shared (the QEMU lab's shared
-        # directory is one local filesystem every lab host sees; libvirt recognises NFS,
-        # Ceph and cluster filesystems by itself)
-        self.migrate_unsafe = migrate_unsafe
+        self.guests = guests = guests or Guests()
+        self.boot = guests.boot
         self._on_event = on_event
         self._lock = threading.RLock()
         self._conn: libvirt.virConnect | None = None
         self._managed: dict[str, bool] = {}  # uuid -> has our metadata (it never changes)
-        self._kind = "qemu"
+        self._kind = "qemu"  # the driver: test | qemu
+        self._virt = "qemu"  # what QEMU domains are: kvm | qemu (TCG)
+        self._host_cpu: str | None = None  # read once per connection
+        self._baselines: dict[tuple[str, ...], str] = {}
         start_event_loop()
         self._connect()
 
@@ -237,6 +257,10 @@ class Hypervisor:
                 conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
                                             self._lifecycle, None)
             self._kind = "test" if str(conn.getType()).lower() == "test" else "qemu"
+            self._virt = self.guests.virt_type
+            if self._virt == "auto":
+                self._virt = "kvm" if self._kind == "qemu" and _offers_kvm(conn) else "qemu"
+            self._host_cpu = None
             self._conn = conn
             return conn
 
@@ -339,15 +363,17 @@ class Hypervisor:
     # ---- actions -----------------------------------------------------------------------------
 
     def define_start(self, vm: Vm, pools: Mapping[str, Pool] | None = None,
-                     networks: Mapping[str, Network] | None = None) -> None:
-        """Define the VM (its volumes first, where missing) and start it."""
+                     networks: Mapping[str, Network] | None = None,
+                     host_cpus: Sequence[str] = ()) -> None:
+        """Define the VM (its volumes first, where missing) and start it; its CPU is the
+        baseline of host_cpus (every host's, as they reported them)."""
         def run(conn: libvirt.virConnect) -> None:
             try:
                 storage_pools.ensure_volumes(conn, vm, pools or {}, self._kind == "test")
             except storage_pools.StorageError as exc:
                 raise HypervisorError(f"define and start {vm.name} on {self.uri}: {exc}") \
                     from exc
-            dom = conn.defineXML(self._definition(vm, pools, networks))
+            dom = conn.defineXML(self._definition(vm, pools, networks, host_cpus))
             self._managed[vm.uuid] = True
             dom.create()
 
@@ -421,20 +447,63 @@ class Hypervisor:
         return found
 
     def start(self, vm: Vm, pools: Mapping[str, Pool] | None = None,
-              networks: Mapping[str, Network] | None = None) -> None:
+              networks: Mapping[str, Network] | None = None,
+              host_cpus: Sequence[str] = ()) -> None:
         """Start a defined domain from the cluster's newest definition of it (a resize
-        since it last ran takes effect now)."""
+        since it last ran takes effect now, so does a new cluster baseline CPU)."""
         def run(conn: libvirt.virConnect) -> None:
-            conn.defineXML(self._definition(vm, pools, networks))
+            conn.defineXML(self._definition(vm, pools, networks, host_cpus))
             conn.lookupByUUIDString(vm.uuid).create()
 
         self._call(f"start {vm.name}", run)
 
     def _definition(self, vm: Vm, pools: Mapping[str, Pool] | None,
-                    networks: Mapping[str, Network] | None) -> str:
-        if self._kind == "qemu":
-            os.makedirs(self.console_dir, exist_ok=True)  # QEMU appends the console there
-        return domain_xml(vm, self._kind, self.boot, pools, networks, self.console_dir)
+                    networks: Mapping[str, Network] | None, host_cpus: Sequence[str]) -> str:
+        if self._kind == "test":
+            return domain_xml(vm, "test", pools=pools, networks=networks)
+        os.makedirs(self.guests.console_dir, exist_ok=True)  # QEMU appends consoles there
+        return domain_xml(vm, self._virt, self.boot, pools, networks, self.guests.console_dir,
+                          self.baseline(host_cpus) if vm.cpu == cpus.BASELINE else "")
+
+    # ---- CPUs (core/cpus.py) -------------------------------------------------------------
+
+    def host_cpu(self) -> str:
+        """The CPU this host's hypervisor offers guests (the host-model of its domain
+        capabilities) as a CPU definition; "" where there is none (the test driver)."""
+        def read(conn: libvirt.virConnect) -> str:
+            if self._kind == "test":
+                return ""
+            caps = ET.fromstring(conn.getDomainCapabilities(None, "x86_64", None, self._virt))
+            mode = caps.find("cpu/mode[@name='host-model']")
+            if mode is None or mode.get("supported") != "yes" or mode.find("model") is None:
+                return ""
+            cpu = ET.Element("cpu", mode="custom", match="exact")
+            cpu.extend(list(mode))
+            return ET.tostring(cpu, encoding="unicode")
+
+        if self._host_cpu is None:
+            found = self._call("domain capabilities", read)
+            assert isinstance(found, str)
+            self._host_cpu = found
+        return self._host_cpu
+
+    def baseline(self, host_cpus: Sequence[str]) -> str:
+        """The CPU every one of these hosts can run, by libvirt's baseline (migratable
+        features only); "" (the qemu64 fallback) when none is known or libvirt cannot say."""
+        key = tuple(sorted(set(host_cpus)))
+        if not key or self._kind == "test":
+            return ""
+        if key not in self._baselines:
+            try:
+                found = self._call("CPU baseline", lambda conn: conn.baselineHypervisorCPU(
+                    None, "x86_64", None, self._virt, list(key),
+                    libvirt.VIR_CONNECT_BASELINE_CPU_MIGRATABLE))
+            except HypervisorError as exc:
+                log.warning("no baseline CPU for %d host CPUs (VMs get qemu64): %s",
+                            len(key), exc)
+                found = ""
+            self._baselines = {key: str(found)}  # only the latest set is ever asked again
+        return self._baselines[key]
 
     def console_log(self, uuid: str) -> str | None:
         """The file the domain's serial console output goes to, if it has one."""
@@ -444,18 +513,28 @@ class Hypervisor:
 
     def console_input(self, uuid: str, data: bytes) -> None:
         """Type into the domain's serial console (a pty console; refused while someone else,
-        a `virsh console` say, holds it)."""
+        a `virsh console` say, holds it). The console stays open CONSOLE_HOLD seconds: QEMU
+        notices a pty's reader with a 1 s timer and reads nothing typed before that (its
+        output meanwhile is drained here and read from the log instead)."""
         def run(conn: libvirt.virConnect) -> None:
             dom = conn.lookupByUUIDString(uuid)
-            stream = conn.newStream(0)
+            stream = conn.newStream(libvirt.VIR_STREAM_NONBLOCK)
             try:
                 dom.openConsole(None, stream, 0)
-                stream.send(data)
-                stream.finish()
-            except libvirt.libvirtError:
+                deadline = time.monotonic() + CONSOLE_HOLD
+                sent = 0
+                while time.monotonic() < deadline:
+                    if sent < len(data):
+                        n = stream.send(data[sent:])
+                        sent += max(n, 0)  # -2: the stream is full, try again
+                    stream.recv(65536)  # -2 (nothing yet) or output, which the log has
+                    time.sleep(0.02)
+                if sent < len(data):
+                    raise HypervisorError(f"console of {uuid} took {sent} of {len(data)} "
+                                          "bytes")
+            finally:
                 with contextlib.suppress(libvirt.libvirtError):
                     stream.abort()
-                raise
 
         self._call(f"console input {uuid}", run)
 
@@ -492,7 +571,10 @@ class Hypervisor:
                 return "cold"
             flags = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER
                      | libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE)
-            if self.migrate_unsafe:
+            if self.guests.migrate_unsafe:
+                # disks on storage libvirt cannot tell is shared (the QEMU lab's shared
+                # directory: one local filesystem every lab host sees); libvirt recognises
+                # NFS, Ceph and cluster filesystems by itself
                 flags |= libvirt.VIR_MIGRATE_UNSAFE
             dom.migrateToURI3(target_uri, {}, flags)
             return "live"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from .core import networks, storage
+from .core import cpus, networks, storage
 from .core.model import (
     POLICY_LIMITS,
     Alarm,
@@ -36,7 +36,8 @@ def vm_message(vm: Vm, state: ClusterState) -> pb.Vm:
                 disks=[pb.Disk(pool=d["pool"], volume=d["volume"], size_gib=d["size_gib"],
                                image=d["image"]) for d in vm.disks],
                 nics=[pb.Nic(network=n["network"], mac=n["mac"]) for n in vm.nics],
-                imported=bool(vm.xml), pinned=vm.pinned, restart_needed=vm.restart_needed)
+                imported=bool(vm.xml), pinned=vm.pinned, restart_needed=vm.restart_needed,
+                cpu=vm.cpu)
     if vm.migrating_to is not None:
         msg.migrating_to = vm.migrating_to
     if vm.host is not None:
@@ -80,6 +81,7 @@ def host_message(host: Host, state: ClusterState, table: HostTable,
         lease=host.lease, watchdog=host.watchdog, maintenance=host.maintenance,
         fenced_by=host.fenced_by, watchdog_error=host.watchdog_error,
         heartbeat_rtt_ms=beat.heartbeat_rtt_ms if beat else -1.0,
+        cpu_model=cpus.model_of(host.cpu),
     )
 
 

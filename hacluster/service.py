@@ -240,7 +240,7 @@ class ClusterService:
             id=cmd_id, ts=time.time(), name=request.name, uuid=vm_uuid,
             vcpus=request.vcpus, memory_mib=request.memory_mib, disk_gib=request.disk_gib,
             state=state_value, ha=request.ha, priority=request.priority, disks=disks,
-            networks=list(request.networks)), caller)
+            networks=list(request.networks), cpu=request.cpu or "baseline"), caller)
         return self.GetVm(pb.VmRequest(name=request.name), caller)
 
     def ResizeVm(self, request: pb.ResizeVmRequest, caller: Caller) -> pb.Vm:

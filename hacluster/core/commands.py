@@ -101,6 +101,7 @@ class CreateVm(Command):
     priority: int = 0
     disks: list[dict[str, Any]] = field(default_factory=list)  # {pool, size_gib, image}
     networks: list[str] = field(default_factory=list)  # a NIC on each, in order
+    cpu: str = "baseline"  # or host-passthrough (core/cpus.py)
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -368,14 +369,15 @@ class DeletePool(Command):
 @dataclass(kw_only=True, frozen=True)
 class ObserveHostFacts(Command):
     """A host's agent reports the pools its libvirt has running (name -> [capacity GiB,
-    free GiB]; name -> why one would not start) and which networks' bridges it has.
-    Proposed only when it differs from the replica."""
+    free GiB]; name -> why one would not start), which networks' bridges it has, and the
+    CPU its hypervisor offers guests. Proposed only when it differs from the replica."""
 
     TYPE = "host.facts"
     host: str
     pools: dict[str, list[float]] = field(default_factory=dict)
     pool_errors: dict[str, str] = field(default_factory=dict)
     networks: list[str] = field(default_factory=list)
+    cpu: str | None = None  # the CPU its hypervisor offers guests (None: not reported)
 
 
 @dataclass(kw_only=True, frozen=True)

@@ -90,6 +90,8 @@ class Host(Record):
     maintenance: bool = False  # no new placements; its VMs are moved away
     fenced_by: str = ""  # while fenced: lease+watchdog | fence agent | operator
     watchdog_error: str = ""  # why its configured watchdog is not counted (then watchdog = 0)
+    cpu: str = ""  # the CPU its hypervisor offers guests, a <cpu> definition (core/cpus.py)
+    cpu_id: str = ""  # its fingerprint: equal on hosts with identical CPUs
     version: int = 0
 
     def __post_init__(self) -> None:
@@ -130,6 +132,8 @@ class Vm(Record):
     xml: str = ""  # an imported VM's own definition (sanitised); "" = the cluster writes it
     pinned: str = ""  # the host it must stay on (imported with what only that host has)
     restart_needed: bool = False  # resized while it ran: the new size comes with a restart
+    cpu: str = "baseline"  # baseline (the cluster's: migrates anywhere) | host-passthrough
+    cpu_pin: str = ""  # host-passthrough: the CPU fingerprint of the host it first ran on
     version: int = 0
 
     def __post_init__(self) -> None:

@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from . import storage
+from . import cpus, storage
 from .model import Host, HostStatus, Network, Policy, Pool, Rule, RuleKind, Strength, Vm
 
 Floats = npt.NDArray[np.float64]
@@ -71,6 +71,7 @@ class HostTable:
     pools: Mapping[str, Pool] = field(default_factory=dict)
     pool_used: dict[str, Floats] = field(default_factory=dict)  # local pool -> GiB per row
     networks: Mapping[str, Network] = field(default_factory=dict)
+    cpu_ids: list[str] = field(default_factory=list)  # each row's CPU fingerprint
     _masks: dict[tuple[str, str], Bools] = field(default_factory=dict)  # cached per table
     _capacities: dict[str, Floats] = field(default_factory=dict)
 
@@ -146,6 +147,7 @@ class HostTable:
             used_vcpus=used[0], used_memory_mib=used[1], used_disk_gib=used[2],
             cpu_load=np.array([live[h].cpu_load if h in live else 0.0 for h in names]),
             index=index, pools=pools, pool_used=local, networks=networks or {},
+            cpu_ids=[h.cpu_id for h in ordered],
         )
 
     def free_memory(self, policy: Policy) -> Floats:
@@ -296,6 +298,20 @@ class PinnedFilter(Filter):
 
     def reason(self, vm: Vm, t: HostTable, i: int, policy: Policy) -> str:
         return f"imported with disks or NICs only {vm.pinned} has"
+
+
+class CpuFilter(Filter):
+    """A host-passthrough VM only moves between hosts with identical CPUs."""
+
+    name = "cpu"
+
+    def mask(self, vm: Vm, t: HostTable, policy: Policy) -> Bools:
+        if not vm.cpu_pin:
+            return np.ones(len(t.names), dtype=bool)
+        return np.array([c == vm.cpu_pin for c in t.cpu_ids], dtype=bool)
+
+    def reason(self, vm: Vm, t: HostTable, i: int, policy: Policy) -> str:
+        return cpus.pin_error(vm.cpu_pin, t.cpu_ids[i])
 
 
 class NetworkFilter(Filter):
@@ -488,7 +504,7 @@ class ShouldRulesWeigher(Weigher):
 def filters(rules: Sequence[Rule] = ()) -> tuple[Filter, ...]:
     return (HostUpFilter(), MaintenanceFilter(), RuleFilter(rules), AvoidHostsFilter(),
             MemoryFilter(), VcpuFilter(), DiskFilter(), StorageFilter(), NetworkFilter(),
-            PinnedFilter())
+            PinnedFilter(), CpuFilter())
 
 
 def weighers(rules: Sequence[Rule] = ()) -> tuple[Weigher, ...]:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from . import admission, importing, networks, storage
+from . import admission, cpus, importing, networks, storage
 from . import commands as c
 from .model import (
     Alarm,
@@ -424,6 +424,8 @@ class ClusterState:
             return taken
         errors = storage.disk_errors(cmd.disks, self.pools, bool(cmd.ha))
         errors += networks.nic_errors(cmd.networks, self.networks)
+        if (bad_cpu := cpus.mode_error(cmd.cpu)) is not None:
+            errors.append(bad_cpu)
         if errors:
             return _reject("invalid", "; ".join(errors))
         nics: list[dict[str, str]] = []
@@ -434,7 +436,8 @@ class ClusterState:
         vm = Vm(name=cmd.name, uuid=cmd.uuid, vcpus=cmd.vcpus, memory_mib=cmd.memory_mib,
                 disk_gib=cmd.disk_gib, state=VmState(cmd.state), ha=bool(cmd.ha),
                 priority=cmd.priority, created_at=cmd.ts,
-                disks=storage.disk_records(cmd.name, cmd.uuid, cmd.disks), nics=nics)
+                disks=storage.disk_records(cmd.name, cmd.uuid, cmd.disks), nics=nics,
+                cpu=cmd.cpu)
         no_room = storage.shared_space_error(vm, self.pools, self.vms.values(),
                                              self.policy.disk_ratio)
         if no_room:
@@ -633,6 +636,14 @@ class ClusterState:
                 - p.memory_reserve_mib
                 and used[2] + disk_gib <= host.disk_gib * p.disk_ratio)
 
+    def _cannot_take(self, host: Host, vm: Vm) -> str:
+        """What keeps `host` from running `vm` beyond capacity ("" if nothing): a pool it
+        does not see, a network bridge it lacks, a pin elsewhere, another CPU."""
+        return (storage.unseen_pools(vm, self.pools, host.name)
+                or networks.missing_networks(vm, self.networks, host.name)
+                or storage.pinned_elsewhere(vm, host.name)
+                or cpus.pin_error(vm.cpu_pin, host.cpu_id))
+
     def _assign_vm(self, cmd: c.AssignVm) -> Result:
         found = self._vm(cmd.name, cmd.expect_version)
         if isinstance(found, Result):
@@ -649,12 +660,10 @@ class ClusterState:
                 return _reject("conflict", f"host {cmd.host} is in maintenance")
             if not self._fits(host, found.vcpus, found.memory_mib, found.disk_gib):
                 return _reject("conflict", f"VM {found.name} no longer fits on {cmd.host}")
-            unseen = (storage.unseen_pools(found, self.pools, cmd.host)
-                      or networks.missing_networks(found, self.networks, cmd.host)
-                      or storage.pinned_elsewhere(found, cmd.host))
+            unseen = self._cannot_take(host, found)
             if unseen:
-                return _reject("conflict", f"host {cmd.host} cannot open VM {found.name}'s "
-                               f"disks: {unseen}")
+                return _reject("conflict", f"host {cmd.host} cannot take VM {found.name}: "
+                               f"{unseen}")
             if found.wants_to_run:
                 used = self._usage_of(cmd.host)
                 used[0] += found.vcpus
@@ -663,6 +672,8 @@ class ClusterState:
         vm = self._edit_vm(cmd.name)
         vm.host = cmd.host
         vm.last_host = cmd.host
+        if vm.cpu == cpus.PASSTHROUGH and not vm.cpu_pin:
+            vm.cpu_pin = host.cpu_id  # its CPU from now on: only identical hosts may take it
         vm.observed = Observed.NONE
         vm.pending_reasons = []
         vm.version = self._bump()
@@ -827,11 +838,9 @@ class ClusterState:
                 return _reject("conflict", f"VM {found.name} cannot start a move now")
             if target is None or target.status is not HostStatus.UP or cmd.to == found.host:
                 return _reject("conflict", f"host {cmd.to} cannot take {found.name}")
-            unseen = (storage.unseen_pools(found, self.pools, cmd.to)
-                      or networks.missing_networks(found, self.networks, cmd.to)
-                      or storage.pinned_elsewhere(found, cmd.to))
+            unseen = self._cannot_take(target, found)
             if unseen:
-                return _reject("conflict", f"host {cmd.to} cannot open {found.name}'s disks: "
+                return _reject("conflict", f"host {cmd.to} cannot take {found.name}: "
                                f"{unseen}")
         vm = self._edit_vm(cmd.name)
         if not cmd.to:  # refused, or cancelled
@@ -1072,6 +1081,9 @@ class ClusterState:
         if cmd.host not in self.hosts:
             return _reject("not_found", f"host {shown(cmd.host)} is not registered")
         problem = storage.observation_error(cmd.pools, cmd.pool_errors)
+        if problem is None and cmd.cpu is not None:
+            problem = cpus.cpu_error(cmd.cpu) if isinstance(cmd.cpu, str) else \
+                "cpu must be a <cpu> definition"
         if problem or not isinstance(cmd.networks, list) or not all(
                 isinstance(n, str) for n in cmd.networks):
             return _reject("invalid", problem or "networks must be a list of names")
@@ -1079,6 +1091,11 @@ class ClusterState:
         errors = {k: text(v, 300) for k, v in cmd.pool_errors.items()}
         has = set(cmd.networks)
         changed = False
+        if cmd.cpu is not None and self.hosts[cmd.host].cpu != cmd.cpu:
+            host = self._edit_host(cmd.host)
+            host.cpu, host.cpu_id = cmd.cpu, cpus.fingerprint(cmd.cpu)
+            host.version = self._bump()
+            changed = True
         for name, net in self.networks.items():
             if (cmd.host in net.hosts) != (name in has):
                 edit: Network = self._edit("networks", name)

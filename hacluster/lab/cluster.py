@@ -303,7 +303,8 @@ def create(lab_dir: str | Path, nodes: int, base_ip: str = "127.0.77", raft_port
     if hypervisor == "qemu":
         kernel, initrd = lab_qemu.build_guest(root / "guest")
         (root / "consoles").mkdir(exist_ok=True)
-        qemu = (f'console_dir = "{root / "consoles"}"\n\n'
+        # TCG: this machine's /dev/kvm cannot run guests (../shared/notes/virt-lab.md)
+        qemu = (f'console_dir = "{root / "consoles"}"\nvirt_type = "qemu"\n\n'
                 f'[qemu]\nkernel = "{kernel}"\ninitrd = "{initrd}"\n')
         lab_qemu.net_up(tag, lab_qemu.subnet(base_ip), nodes)
     for h in hosts:

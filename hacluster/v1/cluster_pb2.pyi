@@ -59,7 +59,7 @@ class ClusterStatus(_message.Message):
     def __init__(self_, leader: _Optional[str] = ..., term: _Optional[int] = ..., quorum: _Optional[bool] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., self: _Optional[str] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., leader_term: _Optional[int] = ..., hosts_up: _Optional[int] = ..., vms: _Optional[int] = ..., vms_running: _Optional[int] = ..., halted: _Optional[str] = ..., snapshot_index: _Optional[int] = ..., log_entries: _Optional[int] = ..., journal_bytes: _Optional[int] = ...) -> None: ...
 
 class Host(_message.Message):
-    __slots__ = ("name", "status", "vms", "cpus", "memory_mib", "memory_free_mib", "cpu_load", "disk_gib", "disk_free_gib", "memory_allocated_mib", "vcpus_allocated", "api_addr", "raft_addr", "last_heard_ago", "version", "memory_available_mib", "lease", "watchdog", "maintenance", "fenced_by", "watchdog_error", "heartbeat_rtt_ms")
+    __slots__ = ("name", "status", "vms", "cpus", "memory_mib", "memory_free_mib", "cpu_load", "disk_gib", "disk_free_gib", "memory_allocated_mib", "vcpus_allocated", "api_addr", "raft_addr", "last_heard_ago", "version", "memory_available_mib", "lease", "watchdog", "maintenance", "fenced_by", "watchdog_error", "heartbeat_rtt_ms", "cpu_model")
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     VMS_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +82,7 @@ class Host(_message.Message):
     FENCED_BY_FIELD_NUMBER: _ClassVar[int]
     WATCHDOG_ERROR_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_RTT_MS_FIELD_NUMBER: _ClassVar[int]
+    CPU_MODEL_FIELD_NUMBER: _ClassVar[int]
     name: str
     status: str
     vms: _containers.RepeatedScalarFieldContainer[str]
@@ -104,7 +105,8 @@ class Host(_message.Message):
     fenced_by: str
     watchdog_error: str
     heartbeat_rtt_ms: float
-    def __init__(self, name: _Optional[str] = ..., status: _Optional[str] = ..., vms: _Optional[_Iterable[str]] = ..., cpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., memory_free_mib: _Optional[int] = ..., cpu_load: _Optional[float] = ..., disk_gib: _Optional[int] = ..., disk_free_gib: _Optional[int] = ..., memory_allocated_mib: _Optional[int] = ..., vcpus_allocated: _Optional[int] = ..., api_addr: _Optional[str] = ..., raft_addr: _Optional[str] = ..., last_heard_ago: _Optional[float] = ..., version: _Optional[int] = ..., memory_available_mib: _Optional[float] = ..., lease: _Optional[float] = ..., watchdog: _Optional[float] = ..., maintenance: _Optional[bool] = ..., fenced_by: _Optional[str] = ..., watchdog_error: _Optional[str] = ..., heartbeat_rtt_ms: _Optional[float] = ...) -> None: ...
+    cpu_model: str
+    def __init__(self, name: _Optional[str] = ..., status: _Optional[str] = ..., vms: _Optional[_Iterable[str]] = ..., cpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., memory_free_mib: _Optional[int] = ..., cpu_load: _Optional[float] = ..., disk_gib: _Optional[int] = ..., disk_free_gib: _Optional[int] = ..., memory_allocated_mib: _Optional[int] = ..., vcpus_allocated: _Optional[int] = ..., api_addr: _Optional[str] = ..., raft_addr: _Optional[str] = ..., last_heard_ago: _Optional[float] = ..., version: _Optional[int] = ..., memory_available_mib: _Optional[float] = ..., lease: _Optional[float] = ..., watchdog: _Optional[float] = ..., maintenance: _Optional[bool] = ..., fenced_by: _Optional[str] = ..., watchdog_error: _Optional[str] = ..., heartbeat_rtt_ms: _Optional[float] = ..., cpu_model: _Optional[str] = ...) -> None: ...
 
 class ListHostsRequest(_message.Message):
     __slots__ = ()
@@ -123,7 +125,7 @@ class GetHostRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class Vm(_message.Message):
-    __slots__ = ("name", "uuid", "host", "state", "status", "vcpus", "memory_mib", "disk_gib", "ha", "priority", "pending_reasons", "last_host", "version", "observed", "restarts", "relocations", "error", "migrating_to", "migration_error", "failures", "disks", "nics", "imported", "pinned", "restart_needed")
+    __slots__ = ("name", "uuid", "host", "state", "status", "vcpus", "memory_mib", "disk_gib", "ha", "priority", "pending_reasons", "last_host", "version", "observed", "restarts", "relocations", "error", "migrating_to", "migration_error", "failures", "disks", "nics", "imported", "pinned", "restart_needed", "cpu")
     NAME_FIELD_NUMBER: _ClassVar[int]
     UUID_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
@@ -149,6 +151,7 @@ class Vm(_message.Message):
     IMPORTED_FIELD_NUMBER: _ClassVar[int]
     PINNED_FIELD_NUMBER: _ClassVar[int]
     RESTART_NEEDED_FIELD_NUMBER: _ClassVar[int]
+    CPU_FIELD_NUMBER: _ClassVar[int]
     name: str
     uuid: str
     host: str
@@ -174,7 +177,8 @@ class Vm(_message.Message):
     imported: bool
     pinned: str
     restart_needed: bool
-    def __init__(self, name: _Optional[str] = ..., uuid: _Optional[str] = ..., host: _Optional[str] = ..., state: _Optional[str] = ..., status: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., disk_gib: _Optional[int] = ..., ha: _Optional[bool] = ..., priority: _Optional[int] = ..., pending_reasons: _Optional[_Iterable[str]] = ..., last_host: _Optional[str] = ..., version: _Optional[int] = ..., observed: _Optional[str] = ..., restarts: _Optional[int] = ..., relocations: _Optional[int] = ..., error: _Optional[str] = ..., migrating_to: _Optional[str] = ..., migration_error: _Optional[str] = ..., failures: _Optional[_Iterable[str]] = ..., disks: _Optional[_Iterable[_Union[Disk, _Mapping]]] = ..., nics: _Optional[_Iterable[_Union[Nic, _Mapping]]] = ..., imported: _Optional[bool] = ..., pinned: _Optional[str] = ..., restart_needed: _Optional[bool] = ...) -> None: ...
+    cpu: str
+    def __init__(self, name: _Optional[str] = ..., uuid: _Optional[str] = ..., host: _Optional[str] = ..., state: _Optional[str] = ..., status: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., disk_gib: _Optional[int] = ..., ha: _Optional[bool] = ..., priority: _Optional[int] = ..., pending_reasons: _Optional[_Iterable[str]] = ..., last_host: _Optional[str] = ..., version: _Optional[int] = ..., observed: _Optional[str] = ..., restarts: _Optional[int] = ..., relocations: _Optional[int] = ..., error: _Optional[str] = ..., migrating_to: _Optional[str] = ..., migration_error: _Optional[str] = ..., failures: _Optional[_Iterable[str]] = ..., disks: _Optional[_Iterable[_Union[Disk, _Mapping]]] = ..., nics: _Optional[_Iterable[_Union[Nic, _Mapping]]] = ..., imported: _Optional[bool] = ..., pinned: _Optional[str] = ..., restart_needed: _Optional[bool] = ..., cpu: _Optional[str] = ...) -> None: ...
 
 class Nic(_message.Message):
     __slots__ = ("network", "mac")
@@ -648,7 +652,7 @@ class InspectedDomain(_message.Message):
     def __init__(self, xml: _Optional[str] = ..., running: _Optional[bool] = ..., managed: _Optional[bool] = ...) -> None: ...
 
 class CreateVmRequest(_message.Message):
-    __slots__ = ("name", "vcpus", "memory_mib", "disk_gib", "ha", "priority", "stopped", "request_id", "disks", "networks")
+    __slots__ = ("name", "vcpus", "memory_mib", "disk_gib", "ha", "priority", "stopped", "request_id", "disks", "networks", "cpu")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VCPUS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
@@ -659,6 +663,7 @@ class CreateVmRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DISKS_FIELD_NUMBER: _ClassVar[int]
     NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    CPU_FIELD_NUMBER: _ClassVar[int]
     name: str
     vcpus: int
     memory_mib: int
@@ -669,7 +674,8 @@ class CreateVmRequest(_message.Message):
     request_id: str
     disks: _containers.RepeatedCompositeFieldContainer[DiskSpec]
     networks: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., disk_gib: _Optional[int] = ..., ha: _Optional[bool] = ..., priority: _Optional[int] = ..., stopped: _Optional[bool] = ..., request_id: _Optional[str] = ..., disks: _Optional[_Iterable[_Union[DiskSpec, _Mapping]]] = ..., networks: _Optional[_Iterable[str]] = ...) -> None: ...
+    cpu: str
+    def __init__(self, name: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mib: _Optional[int] = ..., disk_gib: _Optional[int] = ..., ha: _Optional[bool] = ..., priority: _Optional[int] = ..., stopped: _Optional[bool] = ..., request_id: _Optional[str] = ..., disks: _Optional[_Iterable[_Union[DiskSpec, _Mapping]]] = ..., networks: _Optional[_Iterable[str]] = ..., cpu: _Optional[str] = ...) -> None: ...
 
 class VmRequest(_message.Message):
     __slots__ = ("name", "expect_version", "request_id", "delete_disks")

@@ -312,7 +312,8 @@ class Routes:
     async def create_vm(self, request: web.Request) -> web.Response:
         data = await body(request, {"name": str, "vcpus": int, "memory_mib": int,
                                     "disk_gib": int, "ha": bool, "priority": int,
-                                    "stopped": bool, "disks": list, "networks": list},
+                                    "stopped": bool, "disks": list, "networks": list,
+                                    "cpu": str},
                           required=("name", "vcpus", "memory_mib"))
         disks = data.pop("disks", [])
         if not all(isinstance(d, dict) and isinstance(d.get("pool"), str)

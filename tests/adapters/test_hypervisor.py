@@ -11,7 +11,7 @@ import pytest
 from hacluster.core.importing import inspect as inspect_xml
 from hacluster.core.model import Network, Observed, Pool, PoolType, Vm
 from hacluster.core.storage import disk_records
-from hacluster.hypervisor import Hypervisor, HypervisorError
+from hacluster.hypervisor import FALLBACK_CPU, Hypervisor, HypervisorError, domain_xml
 from hacluster.metrics import bridges_present
 from hacluster.storage_pools import pool_uuid
 
@@ -188,3 +188,18 @@ def test_an_imported_domain_is_inspected_adopted_as_it_runs_and_defined_elsewher
     (moved,) = other.domains()
     assert moved.managed and moved.uuid == vm.uuid
     assert "52:54:00:12:34:56" in other._connect().lookupByName("legacy").XMLDesc()
+
+
+def test_guest_cpus_baseline_passthrough_and_none_on_the_test_driver(host_uri: str) -> None:
+    hv = Hypervisor(host_uri)
+    # the test driver offers no CPU model and no baseline: said as "" (qemu64 elsewhere)
+    assert hv.host_cpu() == "" and hv.baseline(["<cpu/>"]) == ""
+    baseline = ("<cpu mode='custom' match='exact'><model fallback='forbid'>EPYC</model>"
+                "</cpu>")
+    vm = make_vm()
+    assert baseline in domain_xml(vm, "kvm", cpu_baseline=baseline)
+    assert FALLBACK_CPU in domain_xml(vm, "qemu")  # no baseline known yet
+    passthrough = Vm(**{**vm.to_dict(), "cpu": "host-passthrough"})
+    assert "<cpu mode='host-passthrough'/>" in domain_xml(passthrough, "kvm", cpu_baseline=baseline)
+    assert "<cpu mode='maximum'/>" in domain_xml(passthrough, "qemu")  # TCG: all it emulates
+    assert "<cpu" not in domain_xml(vm, "test", cpu_baseline=baseline)
