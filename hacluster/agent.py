@@ -47,6 +47,8 @@ from .watchdog import NoWatchdog, Watchdog, WatchdogError
 log = logging.getLogger(__name__)
 FACTS_REFRESH = 10.0  # seconds between checks of this host's pools (free space), bridges
 CHORE_TIMEOUT = 1.0  # seconds a storage report may hold up a cycle
+LEADER_WATCH = 0.05  # seconds: how often a heartbeat in flight checks the leader is the same
+HEARTBEAT_RETRY = 0.1  # seconds before an unanswered heartbeat is sent again
 
 
 def _close(a: list[float] | None, b: list[float] | None) -> bool:
@@ -416,10 +418,21 @@ class Agent:
             observed=report.observed, observed_versions=report.versions, errors=report.errors,
             rtt_ms=self.last_rtt_ms)
         asked = time.monotonic()  # the lease counts from before we asked: ours ends first
+        addr = self.raft.leader_addr()
+        call = rpc.AgentStub(self.peers.channel(leader)).Heartbeat.future(
+            request, timeout=min(1.0, self.config.ha.lease / 2))
         try:
-            reply = rpc.AgentStub(self.peers.channel(leader)).Heartbeat(
-                request, timeout=min(1.0, self.config.ha.lease / 2))
-        except grpc.RpcError as exc:
+            while True:
+                try:
+                    reply = call.result(timeout=LEADER_WATCH)
+                    break
+                except grpc.FutureTimeoutError:
+                    # a leader that stopped answering is soon replaced: ask the new one at
+                    # once rather than wait out this call (every lease counts the time)
+                    if self.raft.leader_addr() != addr:
+                        call.cancel()
+                        return False
+        except (grpc.RpcError, grpc.FutureCancelledError) as exc:
             log.debug("heartbeat to %s failed: %s", leader.name, exc)
             return False
         self.last_rtt_ms = (time.monotonic() - asked) * 1000
@@ -442,7 +455,10 @@ class Agent:
             except Exception:
                 log.exception("heartbeat failed")
                 self.heartbeat_ok = False
-            self._beat_now.wait(self.config.heartbeat_interval)
+            # unanswered: try again soon (the leader may have changed) rather than a whole
+            # interval later; answered: the next one is due an interval from now
+            self._beat_now.wait(self.config.heartbeat_interval if self.heartbeat_ok
+                                else min(HEARTBEAT_RETRY, self.config.heartbeat_interval))
             self._beat_now.clear()
 
     # ---- the loop ----------------------------------------------------------------------------

@@ -282,6 +282,7 @@ def create(lab_dir: str | Path, nodes: int, base_ip: str = "127.0.77", raft_port
     for i in range(1, nodes + 1):
         ip = f"{base_ip}.{i}"
         runtime = f"/tmp/hacluster-lab-{tag}/host{i}"
+        shutil.rmtree(runtime, ignore_errors=True)  # a new lab: nothing of an old one's
         hosts.append(LabHost(
             name=f"host{i}", ip=ip, raft=f"{ip}:{raft_port}", api=f"{ip}:{api_port}",
             libvirt_uri=f"{scheme}?socket={runtime}/run/libvirt-sock",

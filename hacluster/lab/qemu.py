@@ -208,8 +208,11 @@ def net_down(tag: str, net: str, count: int) -> None:
 def libvirtd_argv(tag: str, index: int, net: str, home: Path) -> list[str]:
     """Write the host's libvirt config and return the command that starts its libvirtd."""
     etc = home / "etc"
-    shutil.rmtree(etc, ignore_errors=True)
-    shutil.copytree("/etc/libvirt", etc)
+    # kept across the host's power cycles, as a real host's disk keeps them: its domains'
+    # persistent definitions (a VM failed over elsewhere is still defined here when the host
+    # comes back), its storage pools; libvirt's capability caches are this machine's own
+    if not etc.exists():
+        shutil.copytree("/etc/libvirt", etc)
     for sub in ("run", "lib", "log"):
         (home / sub).mkdir(parents=True, exist_ok=True)
     ip = f"{net}.{index}"

@@ -219,6 +219,16 @@ def test_a_guest_keeps_its_disk_through_a_power_loss_and_guests_share_the_lab_ne
                  what="d0 running on another host")
         wait_for(lambda: f"MAC {macs['d0']}" in console(lab, "d0").partition(
             "BOOT-COUNT 2")[2], timeout=90, what="d0 booted from the same disk, same MAC")
+        # the lost host comes back with d0 still defined in its libvirt (its disk kept the
+        # definition, as a real host's does): that stale definition is removed, never run
+        (new_home,) = lab.running()["d0"]
+        uri = next(h["libvirt_uri"] for h in lab.status() if h["name"] == home)
+        runtime = Path(uri.split("socket=")[1]).parent.parent  # RUNTIME/run/libvirt-sock
+        assert (runtime / "etc" / "qemu" / "d0.xml").is_file()  # still defined there
+        lab.lab("start", home)
+        wait_for(lambda: "d0" not in lab.domains(home), timeout=60,
+                 what=f"d0's stale definition undefined on {home}")
+        assert lab.running()["d0"] == [new_home]
     assert BOOT_COUNTS.findall(console(lab, "d0")) == ["1", "2"]
 
     # virtlockd itself: the lock on d0's disk (byte 0, where every host's virtlockd takes

@@ -214,7 +214,7 @@ function hostPage(name) {
       h("div", { class: "cards" },
         card("Memory allocated", bar(host.memory_allocated_mib, capacity,
           `${fmt.mib(host.memory_allocated_mib)} / ${fmt.mib(capacity)}`)),
-        card("vCPUs", `${host.vcpus_allocated} / ${host.cpus} CPUs`),
+        card("vCPUs", `${host.vcpus_allocated} / ${host.cpus} CPUs`, host.cpu_model ? `guest CPU model ${host.cpu_model}` : ""),
         card("Disk free", `${host.disk_free_gib} / ${host.disk_gib} GiB`),
         card("CPU load", fmt.pct(live.cpu_load ?? host.cpu_load)),
         card("Heartbeat", fmt.secs(live.last_heard_ago ?? host.last_heard_ago),
@@ -406,6 +406,7 @@ function vmPage(name) {
       ["Observed", vm.observed], ["Last host", vm.last_host || "–"],
       ["HA", vm.ha ? "yes: restarted elsewhere if its host fails" : "no"],
       ["Priority", vm.priority], ["vCPUs", vm.vcpus], ["Memory", fmt.mib(vm.memory_mib)],
+      ["CPU", vm.cpu === "host-passthrough" ? "host-passthrough: stays on identical CPUs" : "the cluster's baseline: migrates anywhere"],
       ["Disk", `${vm.disk_gib} GiB`], ["Restarts / relocations", `${vm.restarts} / ${vm.relocations}`],
       ["UUID", vm.uuid], ["Version", vm.version]];
     (vm.disks || []).forEach((d, i) => facts.push([`Disk vd${"abcdefgh"[i]}`,
