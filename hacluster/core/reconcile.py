@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import commands as c
 from .balance import plan_balance
@@ -74,31 +75,78 @@ class Plan:
     pending_next: str | None = None  # the round of pending VMs goes on after this VM
 
 
+Out = list[tuple[c.Command, str]]
+"""Commands a phase wants committed, each with a note for the leader's verdict ("": none)."""
+
+
+@dataclass
+class Stamp:
+    """What every command of one pass carries: a fresh id, the pass's time and the term."""
+
+    term: int
+    ids: Iterator[str]
+    ts: float
+
+    def __call__(self) -> dict[str, Any]:
+        return {"id": next(self.ids), "ts": self.ts, "term": self.term}
+
+
 def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
          ts: float) -> Plan:
-    cmds: list[c.Command] = []
-    notes: list[str] = []
-    due: list[float] = []
+    """One pass of the leader, phase by phase (each a function below, tested alone)."""
+    stamp = Stamp(term, ids, ts)
+    out, notes, due_in = liveness(state, view, stamp)
+    if out:
+        # Host transitions first, on their own: the rest of the plan must see their effect.
+        return Plan([cmd for cmd, _ in out], "; ".join(notes), due_in)
+    # (notes keeps liveness' waits: "host2 down, fencing in 1.2s")
 
-    def add(cmd: c.Command, note: str = "") -> None:
-        cmds.append(cmd)
+    def take(phase: Out, note: str = "") -> None:
+        out.extend(phase)
+        notes.extend(n for _, n in phase if n)
         if note:
             notes.append(note)
 
-    # 1. Liveness and fencing.
+    take(observations(state, view, stamp))
+    take(failures(state, view, stamp))
+    placer = Placer(state.policy, list(state.rules.values()))
+    placed, placed_note, pending_next = placement(state, view, placer, stamp)
+    take(placed, placed_note)
+    take(credentials(state, view, stamp))
+    take(migrations(state, view, placer, stamp))
+    # automatic balancing, when a pass is due and nothing else is moving
+    balanced = view.balance_due and state.policy.balance_mode == 2 and not out
+    if balanced:
+        take(balancing(state, view, stamp))
+    return Plan([cmd for cmd, _ in out], "; ".join(notes) if notes else "steady", due_in,
+                balanced, pending_next)
+
+
+def liveness(state: ClusterState, view: LeaderView, stamp: Stamp
+             ) -> tuple[Out, list[str], float | None]:
+    """Hosts declared down when silent, up when heard again; a down host fenced once its
+    lease has surely run out (timing.recovery_at) or a fence agent switched it off. Returns
+    the commands, the notes in host order (waits included) and when a fencing falls due."""
+    out: Out = []
+    notes: list[str] = []
+    due: list[float] = []
+
+    def add(cmd: c.Command, note: str) -> None:
+        out.append((cmd, note))
+        notes.append(note)
+
     for host in sorted(state.hosts.values(), key=lambda h: h.name):
         heard = view.last_heard.get(host.name)
         silent_for = view.now - (heard if heard is not None else view.leader_since)
         alive = heard is not None and silent_for <= view.host_down_after
         if host.status is HostStatus.UP and not alive and silent_for > view.host_down_after:
-            add(c.SetHostStatus(id=next(ids), ts=ts, term=term, name=host.name,
-                                status=HostStatus.DOWN.value,
+            add(c.SetHostStatus(**stamp(), name=host.name, status=HostStatus.DOWN.value,
                                 last_heard=view.wall_now - silent_for,
                                 expect_version=host.version),
                 f"{host.name} down (silent {silent_for:.1f}s)")
         elif host.status is not HostStatus.UP and alive:
-            add(c.SetHostStatus(id=next(ids), ts=ts, term=term, name=host.name,
-                                status=HostStatus.UP.value, expect_version=host.version),
+            add(c.SetHostStatus(**stamp(), name=host.name, status=HostStatus.UP.value,
+                                expect_version=host.version),
                 f"{host.name} up")
         elif host.status is HostStatus.DOWN:
             by = None
@@ -108,7 +156,7 @@ def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
                                                                     host.watchdog):
                 by = BY_LEASE
             if by is not None:
-                add(c.FenceHost(id=next(ids), ts=ts, term=term, name=host.name, by=by,
+                add(c.FenceHost(**stamp(), name=host.name, by=by,
                                 expect_version=host.version), f"{host.name} fenced ({by})")
             else:
                 if host.watchdog <= 0:
@@ -117,12 +165,12 @@ def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
                     due.append(view.recovery_at(host.name, host.lease, host.watchdog) - view.now)
                     wait = f"fencing in {due[-1]:.1f}s"
                 notes.append(f"{host.name} down, {wait}")
-    due_in = min(due) if due else None
-    if cmds:
-        # Host transitions first, on their own: the rest of the plan must see their effect.
-        return Plan(cmds, "; ".join(notes), due_in)
+    return out, notes, min(due) if due else None
 
-    # 2. Observed VM states, one batch per host, only what changed.
+
+def observations(state: ClusterState, view: LeaderView, stamp: Stamp) -> Out:
+    """What the agents saw of their VMs, one batch per host, only what changed."""
+    out: Out = []
     for host_name, reported in sorted(view.observed.items()):
         changes = {}
         for vm_name in reported:
@@ -131,24 +179,34 @@ def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
             if vm is not None and seen is not None and vm.observed is not seen:
                 changes[vm_name] = seen.value
         if changes:
-            add(c.ObserveVms(id=next(ids), ts=ts, term=term, host=host_name,
-                             observed=changes), f"{len(changes)} observed on {host_name}")
+            out.append((c.ObserveVms(**stamp(), host=host_name, observed=changes),
+                        f"{len(changes)} observed on {host_name}"))
+    return out
 
-    # 3. VMs that stopped or crashed on a healthy host: the committed observation says so.
+
+def failures(state: ClusterState, view: LeaderView, stamp: Stamp) -> Out:
+    """VMs that stopped or crashed on a healthy host (the committed observation and the
+    host's latest report agree): the restart policy decides in apply."""
+    out: Out = []
     failed = (Observed.STOPPED, Observed.CRASHED)
     for vm in sorted(state.vms.values(), key=lambda v: v.name):
         on = state.hosts.get(vm.host) if vm.host else None
         if (vm.wants_to_run and on is not None and on.status is HostStatus.UP
                 and vm.observed in failed and view.report(on.name, vm) in failed):
-            add(c.VmFailed(id=next(ids), ts=ts, term=term, name=vm.name, host=on.name,
-                           expect_version=vm.version,
-                           reason=view.errors.get(on.name, {}).get(vm.name, "")),
-                f"{vm.name} failed on {on.name}")
+            out.append((c.VmFailed(**stamp(), name=vm.name, host=on.name,
+                                   expect_version=vm.version,
+                                   reason=view.errors.get(on.name, {}).get(vm.name, "")),
+                        f"{vm.name} failed on {on.name}"))
+    return out
 
-    # 4. Placement of VMs that want to run and have no host.
-    placer = Placer(state.policy, list(state.rules.values()))
-    # VMs never judged first (new ones), then those already pending, in rounds, only when
-    # something may have made room since they were last judged
+
+def placement(state: ClusterState, view: LeaderView, placer: Placer, stamp: Stamp
+              ) -> tuple[Out, str, str | None]:
+    """VMs that want to run and have no host, highest priority first: never judged ones
+    (new) first, then those already pending, in rounds of view.placement_budget, and only
+    when something may have made room since they were last judged. Returns the commands,
+    the pass's note and the VM the round goes on after (None: the round is complete)."""
+    out: Out = []
     unchanged = view.pending_judged_at == state.room_epoch
     unplaced = [vm for vm in state.vms.values() if vm.wants_to_run and vm.host is None]
     fresh = [vm for vm in unplaced if not vm.pending_reasons]
@@ -159,50 +217,48 @@ def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
     pending_next = None
     if len(fresh) + len(old) > view.placement_budget:
         pending_next = waiting[-1].name if len(fresh) < len(waiting) else view.pending_from
-    if waiting:
-        table = HostTable.of(state, metrics=view.metrics)
-        placed = pending = 0
-        for d in placer.place_all(waiting, table):
-            vm = state.vms[d.vm]
-            if d.host is not None:
-                add(c.AssignVm(id=next(ids), ts=ts, term=term, name=vm.name, host=d.host,
-                               expect_version=vm.version))
-                placed += 1
-            else:
-                pending += 1
-                if reason_kinds(d.reasons) != reason_kinds(vm.pending_reasons):
-                    add(c.MarkPending(id=next(ids), ts=ts, term=term, name=vm.name,
-                                      reasons=d.reasons, expect_version=vm.version))
-        notes.append(f"placed {placed}" + (f", {pending} pending" if pending else ""))
+    if not waiting:
+        return out, "", pending_next
+    table = HostTable.of(state, metrics=view.metrics)
+    placed = pending = 0
+    for d in placer.place_all(waiting, table):
+        vm = state.vms[d.vm]
+        if d.host is not None:
+            out.append((c.AssignVm(**stamp(), name=vm.name, host=d.host,
+                                   expect_version=vm.version), ""))
+            placed += 1
+        else:
+            pending += 1
+            if reason_kinds(d.reasons) != reason_kinds(vm.pending_reasons):
+                out.append((c.MarkPending(**stamp(), name=vm.name, reasons=d.reasons,
+                                          expect_version=vm.version), ""))
+    return out, f"placed {placed}" + (f", {pending} pending" if pending else ""), pending_next
 
-    # 4b. Credentials: the bootstrap admin token once; expired tokens dropped (an hour late,
-    # so a clock a little ahead elsewhere changes nothing: expiry is checked on every call).
+
+def credentials(state: ClusterState, view: LeaderView, stamp: Stamp) -> Out:
+    """The bootstrap admin token, once; expired tokens dropped (an hour late, so a clock a
+    little ahead elsewhere changes nothing: expiry is checked on every call)."""
+    out: Out = []
     if not state.bootstrapped and view.bootstrap_token_sha256 and "admin" not in state.tokens:
-        add(c.CreateToken(id=next(ids), ts=ts, term=term, name="admin", role="admin",
-                          sha256=view.bootstrap_token_sha256, owner="bootstrap"),
-            "bootstrap admin token added")
+        out.append((c.CreateToken(**stamp(), name="admin", role="admin",
+                                  sha256=view.bootstrap_token_sha256, owner="bootstrap"),
+                    "bootstrap admin token added"))
     for token in sorted(state.tokens.values(), key=lambda t: t.name):
         if token.expires_at and token.expires_at < view.wall_now - 3600:
-            add(c.RevokeToken(id=next(ids), ts=ts, term=term, name=token.name))
-
-    # 5. Moves: requested by operators, or off hosts in maintenance.
-    for cmd, note in migrations(state, view, placer, term, ids, ts):
-        add(cmd, note)
-
-    # 6. Automatic balancing, when a pass is due and nothing else is moving.
-    balanced = view.balance_due and state.policy.balance_mode == 2 and not cmds
-    if balanced:
-        balance = plan_balance(state, view.metrics, ts)
-        for m in balance.moves:
-            add(c.SetMigration(id=next(ids), ts=ts, term=term, name=m.vm, to=m.target,
-                               expect_version=state.vms[m.vm].version),
-                f"balance: {m.vm} {m.source}->{m.target} (gain {m.gain:.3f})")
-
-    return Plan(cmds, "; ".join(notes) if notes else "steady", due_in, balanced, pending_next)
+            out.append((c.RevokeToken(**stamp(), name=token.name), ""))
+    return out
 
 
-def migrations(state: ClusterState, view: LeaderView, placer: Placer, term: int,
-               ids: Iterator[str], ts: float) -> list[tuple[c.Command, str]]:
+def balancing(state: ClusterState, view: LeaderView, stamp: Stamp) -> Out:
+    """An automatic balancing pass (the caller decides it is due and nothing else moves)."""
+    balance = plan_balance(state, view.metrics, stamp.ts)
+    return [(c.SetMigration(**stamp(), name=m.vm, to=m.target,
+                            expect_version=state.vms[m.vm].version),
+             f"balance: {m.vm} {m.source}->{m.target} (gain {m.gain:.3f})")
+            for m in balance.moves]
+
+
+def migrations(state: ClusterState, view: LeaderView, placer: Placer, stamp: Stamp) -> Out:
     """Start the moves that are due, within each host's concurrent-migration limit; cancel
     those whose target is gone; say why a move cannot happen (once, not every pass)."""
     out: list[tuple[c.Command, str]] = []
@@ -217,7 +273,7 @@ def migrations(state: ClusterState, view: LeaderView, placer: Placer, term: int,
         if vm.migrating_to is not None:
             target = state.hosts.get(vm.migrating_to)
             if target is None or target.status is not HostStatus.UP:
-                out.append((c.SetMigration(id=next(ids), ts=ts, term=term, name=vm.name,
+                out.append((c.SetMigration(**stamp(), name=vm.name,
                                            error=f"target {vm.migrating_to} went down",
                                            expect_version=vm.version),
                             f"{vm.name}: move cancelled"))
@@ -246,14 +302,14 @@ def migrations(state: ClusterState, view: LeaderView, placer: Placer, term: int,
             why = d.rejected.get(wanted, "not a candidate") if wanted else "; ".join(d.reasons)
             error = f"cannot move to {wanted or 'any host'}: {why}"
             if error != vm.migration_error or vm.migration_requested is not None:
-                out.append((c.SetMigration(id=next(ids), ts=ts, term=term, name=vm.name,
+                out.append((c.SetMigration(**stamp(), name=vm.name,
                                            error=error, expect_version=vm.version),
                             f"{vm.name}: {error}"))
             continue
         busy[source.name] = busy.get(source.name, 0) + 1
         busy[to] = busy.get(to, 0) + 1
         table.add(vm, table.index[to])
-        out.append((c.SetMigration(id=next(ids), ts=ts, term=term, name=vm.name, to=to,
+        out.append((c.SetMigration(**stamp(), name=vm.name, to=to,
                                    expect_version=vm.version),
                     f"move {vm.name} {source.name}->{to}"))
     return out

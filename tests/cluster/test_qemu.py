@@ -1,14 +1,15 @@
 """Real QEMU guests (TCG) on a lab of hosts in network namespaces, each with its own QEMU
 libvirtd: placement, a maintenance evacuation of two guests and a live migration, during
 which every guest keeps running (its uptime, printed each second on its serial console,
-never restarts); a guest with a disk on the lab's shared pool counts its boots there, keeps
-running through a live migration, and counts 2 after its host's power loss (the same disk,
-never two copies); guests on two hosts hear each other over the lab's network, before and
-after a migration; a second copy of a guest, started by hand on another host, is refused
-(QEMU's image lock), and a start meeting a lock that virtlockd finds held elsewhere puts the
-VM in error at once; a serial console is read and typed into through the API (`hactl
-vm console`). Needs root, qemu-system-x86_64, qemu-img, a kernel in /boot and busybox-static
-(scripts/setup installs them)."""
+never restarts); a domain defined by hand imported as it runs and failed over; a guest with
+a disk on the lab's shared pool counts its boots there, keeps running through a live
+migration, and counts 2 after its host's power loss (the same disk, never two copies);
+guests on two hosts hear each other over the lab's network, before and after a migration;
+a second copy of a guest, started by hand on another host, is refused (QEMU's image lock),
+and a start meeting a lock that virtlockd finds held elsewhere puts the VM in error at
+once; a serial console is read and typed into through the API (`hactl vm console`). Needs
+root, qemu-system-x86_64, qemu-img, a kernel in /boot and busybox-static (scripts/setup
+installs them)."""
 
 from __future__ import annotations
 
@@ -84,6 +85,44 @@ def test_real_guests_evacuated_and_live_migrated_keep_running(
         assert kept_running(lab, "g0", mark), uptimes(lab, "g0")
     log = (lab.dir / source / "haclusterd.log").read_text()
     assert "migrate g0 to " in log and ": live" in log
+
+    # a domain defined and started by hand on host1 (as virsh would) is imported as it runs,
+    # then failed over like any HA VM when host1 loses power
+    legacy_id = define_by_hand(lab, like="g1", name="legacy", on="host1")
+    imported = lab.json("vm", "import", "legacy", "--host", "host1", "--ha")
+    assert imported["host"] == "host1" and imported["imported"] is True
+    wait_for(lambda: lab.json("vm", "show", "legacy")["status"] == "running",
+             what="legacy running per the cluster")
+    assert lab.domains("host1")["legacy"][0] == legacy_id  # the same domain: not restarted
+    assert uptimes(lab, "legacy")[0] == 1
+    with watched(lab):
+        lab.lab("kill", "host1")
+        wait_for(lambda: lab.running().get("legacy", ["host1"]) != ["host1"], timeout=90,
+                 what="legacy running on another host")
+        wait_for(lambda: uptimes(lab, "legacy")[0] == 2, timeout=60,
+                 what="legacy booted on its new host")
+
+
+def define_by_hand(lab: LabRun, like: str, name: str, on: str) -> int:
+    """A domain defined and started straight in a host's libvirt, not the cluster's: a copy
+    of another guest's definition under a new name and UUID, without our metadata, with its
+    own console log. Returns its libvirt domain ID."""
+    uris = {h["name"]: h["libvirt_uri"] for h in lab.status()}
+    (home,) = lab.running()[like]
+    src, dst = libvirt.open(uris[home]), libvirt.open(uris[on])
+    try:
+        root = ET.fromstring(src.lookupByName(like).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        root.find("name").text = name  # type: ignore[union-attr]
+        root.remove(root.find("uuid"))  # type: ignore[arg-type]
+        root.remove(root.find("metadata"))  # type: ignore[arg-type]
+        for log in root.iter("log"):
+            log.set("file", str(lab.dir / "consoles" / f"{name}.log"))
+        dom = dst.defineXML(ET.tostring(root, encoding="unicode"))
+        dom.create()
+        return int(dom.ID())
+    finally:
+        src.close()
+        dst.close()
 
 
 def link_local(mac: str) -> str:
