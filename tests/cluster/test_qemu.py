@@ -94,7 +94,7 @@ def test_real_guests_evacuated_and_live_migrated_keep_running(
     wait_for(lambda: lab.json("vm", "show", "legacy")["status"] == "running",
              what="legacy running per the cluster")
     assert lab.domains("host1")["legacy"][0] == legacy_id  # the same domain: not restarted
-    assert uptimes(lab, "legacy")[0] == 1
+    wait_for(lambda: uptimes(lab, "legacy")[0] == 1, timeout=60, what="legacy booted once")
     with watched(lab):
         lab.lab("kill", "host1")
         wait_for(lambda: lab.running().get("legacy", ["host1"]) != ["host1"], timeout=90,
