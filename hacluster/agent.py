@@ -295,12 +295,11 @@ class Agent:
     def _execute(self, action: Action, state: ClusterState) -> str:
         vms = state.vms
         try:
-            # a VM's CPU: the baseline of every host's, as they reported them (core/cpus.py)
-            host_cpus = [h.cpu for h in state.hosts.values() if h.cpu]
-            if action.act is Act.DEFINE_START:
-                self.hv.define_start(vms[action.vm], state.pools, state.networks, host_cpus)
-            elif action.act is Act.START:
-                self.hv.start(vms[action.vm], state.pools, state.networks, host_cpus)
+            if action.act in (Act.DEFINE_START, Act.START):
+                # a VM's CPU: the baseline of every host's, as they reported them (core/cpus.py)
+                start = self.hv.define_start if action.act is Act.DEFINE_START else self.hv.start
+                start(vms[action.vm], state.pools, state.networks,
+                      [h.cpu for h in state.hosts.values() if h.cpu])
             elif action.act is Act.ADOPT:
                 self.hv.adopt(action.uuid, action.vm)
             elif action.act is Act.STOP:

@@ -227,8 +227,7 @@ class Hypervisor:
     def __init__(self, uri: str, on_event: Callable[[], None] | None = None,
                  guests: Guests | None = None) -> None:
         self.uri = uri
-        self.guests = guests = guests or Guests()
-        self.boot = guests.boot
+        self.guests = guests or Guests()
         self._on_event = on_event
         self._lock = threading.RLock()
         self._conn: libvirt.virConnect | None = None
@@ -236,7 +235,7 @@ class Hypervisor:
         self._kind = "qemu"  # the driver: test | qemu
         self._virt = "qemu"  # what QEMU domains are: kvm | qemu (TCG)
         self._host_cpu: str | None = None  # read once per connection
-        self._baselines: dict[tuple[str, ...], str] = {}
+        self._baseline: tuple[tuple[str, ...], str] = ((), "")  # the last asked, its answer
         start_event_loop()
         self._connect()
 
@@ -260,7 +259,7 @@ class Hypervisor:
             self._virt = self.guests.virt_type
             if self._virt == "auto":
                 self._virt = "kvm" if self._kind == "qemu" and _offers_kvm(conn) else "qemu"
-            self._host_cpu = None
+            self._host_cpu, self._baseline = None, ((), "")  # a new libvirtd may say otherwise
             self._conn = conn
             return conn
 
@@ -462,7 +461,8 @@ class Hypervisor:
         if self._kind == "test":
             return domain_xml(vm, "test", pools=pools, networks=networks)
         os.makedirs(self.guests.console_dir, exist_ok=True)  # QEMU appends consoles there
-        return domain_xml(vm, self._virt, self.boot, pools, networks, self.guests.console_dir,
+        return domain_xml(vm, self._virt, self.guests.boot, pools, networks,
+                          self.guests.console_dir,
                           self.baseline(host_cpus) if vm.cpu == cpus.BASELINE else "")
 
     # ---- CPUs (core/cpus.py) -------------------------------------------------------------
@@ -493,7 +493,7 @@ class Hypervisor:
         key = tuple(sorted(set(host_cpus)))
         if not key or self._kind == "test":
             return ""
-        if key not in self._baselines:
+        if key != self._baseline[0]:  # hosts' CPUs change rarely: ask libvirt only then
             try:
                 found = self._call("CPU baseline", lambda conn: conn.baselineHypervisorCPU(
                     None, "x86_64", None, self._virt, list(key),
@@ -502,8 +502,8 @@ class Hypervisor:
                 log.warning("no baseline CPU for %d host CPUs (VMs get qemu64): %s",
                             len(key), exc)
                 found = ""
-            self._baselines = {key: str(found)}  # only the latest set is ever asked again
-        return self._baselines[key]
+            self._baseline = (key, str(found))
+        return self._baseline[1]
 
     def console_log(self, uuid: str) -> str | None:
         """The file the domain's serial console output goes to, if it has one."""

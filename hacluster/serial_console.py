@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from .core.model import Vm
+from .core.model import Observed, Vm
 from .errors import fail
 from .hypervisor import Hypervisor, HypervisorError
 from .v1 import cluster_pb2 as pb
@@ -72,7 +72,7 @@ def host_console(hv: Hypervisor, host: str) -> Console:
     def serve(vm: Vm, request: pb.ConsoleRequest) -> pb.ConsoleOutput:
         try:
             if request.input:
-                if not (vm.host == host and vm.observed.value == "running"):
+                if not (vm.host == host and vm.observed is Observed.RUNNING):
                     fail("conflict", f"VM {vm.name} is not running on {host}: nothing to type "
                          "into")
                 hv.console_input(vm.uuid, request.input)
