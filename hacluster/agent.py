@@ -14,40 +14,30 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import grpc
-
 from .config import Config
 from .core import commands as c
 from .core import storage
-from .core.host_plan import (
-    Act,
-    Action,
-    Domain,
-    Lease,
-    decide_host,
-    report,
-    watchdog_guard,
-)
+from .core.host_plan import Act, Action, Domain, decide_host, report
+from .core.lease import Lease, renewed_until, watchdog_guard
 from .core.model import Observed, Vm
+from .core.placement import HostMetrics
 from .core.state import ClusterState
 from .core.validate import text
-from .hypervisor import DiskLocked, Hypervisor, HypervisorError
+from .heartbeat import Beat, Link
+from .hypervisor import DiskLocked, HypervisorError
 from .metrics import MetricsProbe, disk_total_gib
-from .peers import Peers
-from .raft import RaftNode, Unavailable
-from .v1 import cluster_pb2 as pb
-from .v1 import cluster_pb2_grpc as rpc
+from .ports import SYSTEM_CLOCK, Clock, Consensus, HypervisorPort, Probe
+from .raft import Unavailable
+from .verdict import run_cycle
 from .watchdog import NoWatchdog, Watchdog, WatchdogError
 
 log = logging.getLogger(__name__)
 FACTS_REFRESH = 10.0  # seconds between checks of this host's pools (free space), bridges
 CHORE_TIMEOUT = 1.0  # seconds a storage report may hold up a cycle
-LEADER_WATCH = 0.05  # seconds: how often a heartbeat in flight checks the leader is the same
 HEARTBEAT_RETRY = 0.1  # seconds before an unanswered heartbeat is sent again
 
 
@@ -77,14 +67,16 @@ class Capacity:
 
 
 class Agent:
-    def __init__(self, config: Config, raft: RaftNode, hypervisor: Hypervisor,
+    def __init__(self, config: Config, raft: Consensus, hypervisor: HypervisorPort,
                  wake: threading.Event, watchdog: Watchdog | None = None,
-                 watchdog_error: str = "") -> None:
+                 watchdog_error: str = "", clock: Clock = SYSTEM_CLOCK,
+                 probe: Probe | None = None) -> None:
         self.config = config
+        self.clock = clock
         self.watchdog = watchdog or NoWatchdog()
         self.watchdog_error = watchdog_error  # why the configured watchdog is not counted
         self.lease_until: float | None = None  # monotonic; None: no lease in this process yet
-        self._started = time.monotonic()
+        self._started = clock.monotonic()
         self._armed = False
         # (uuid, version) that would not start, and libvirt's reason
         self._failed_starts: dict[tuple[str, int], str] = {}
@@ -102,9 +94,9 @@ class Agent:
         self.registered = False
         self.last_verdict = ""
         self._stopping_since: dict[str, float] = {}  # uuid -> monotonic time of shutdown()
-        self.peers: Peers | None = None  # mutual-TLS channels to the leader (set by the daemon)
+        self.link: Link | None = None  # to the leader (set by the daemon: heartbeat.GrpcLink)
         self._capacity: Capacity | None = None
-        self.probe = MetricsProbe(config.storage_dir)
+        self.probe = probe or MetricsProbe(config.storage_dir)
         self._facts_synced: tuple[object, float] = (None, 0.0)  # (pools+networks, when)
 
     # ---- facts about this host ------------------------------------------------------------
@@ -125,7 +117,7 @@ class Agent:
         cap = self.capacity()
         me = self.config.me
         result = self.raft.propose(c.RegisterHost(
-            id=uuid.uuid4().hex, ts=time.time(), name=me.name, raft_addr=me.raft,
+            id=uuid.uuid4().hex, ts=self.clock.time(), name=me.name, raft_addr=me.raft,
             api_addr=me.api, cpus=cap.cpus, memory_mib=cap.memory_mib, disk_gib=cap.disk_gib,
             lease=self.config.ha.lease, libvirt_uri=self.config.migration_uri,
             watchdog=self.config.ha.watchdog if self.watchdog.kind != "none" else 0.0,
@@ -154,7 +146,7 @@ class Agent:
         state = self.raft.state  # one immutable snapshot for the whole cycle
         vms = state.vms
         self._judge_starts(vms, domains)
-        actions = decide_host(self.config.name, vms, domains, self.lease, time.monotonic(),
+        actions = decide_host(self.config.name, vms, domains, self.lease, self.clock.monotonic(),
                               self.raft.is_ready(), self._failed_starts.keys())
         done = [d for d in (self._execute(a, state) for a in actions) if d]
         if actions:
@@ -199,17 +191,21 @@ class Agent:
         return Lease(self.lease_until, self._started, self.config.ha.lease)
 
     def lease_valid(self) -> bool:
-        return self.lease.valid(time.monotonic())
+        return self.lease.valid(self.clock.monotonic())
 
     def lease_expired(self) -> bool:
-        return self.lease.expired(time.monotonic())
+        return self.lease.expired(self.clock.monotonic())
 
-    def _guard(self, domains: list[Domain]) -> None:
-        """After each heartbeat: keep the watchdog armed to the lease's end while an HA VM
+    def _guard(self, domains: list[Domain], starting: Vm | None = None) -> None:
+        """Around each heartbeat: keep the watchdog armed to the lease's end while an HA VM
         runs here, stand it down when none does. It lives in the heartbeat thread so that a
-        long libvirt call (a live migration) in the cycle does not starve it."""
+        long libvirt call (a live migration) in the cycle does not starve it; the cycle
+        calls it too, before it starts a VM (`starting`), so that no HA VM ever runs here
+        unguarded, not even for the moment before the next heartbeat."""
+        if starting is not None:
+            domains = [*domains, Domain(starting.uuid, starting.name, Observed.RUNNING, True)]
         guard = watchdog_guard(self.raft.state.vms, domains, self.lease,
-                               self.config.ha.watchdog, time.monotonic())
+                               self.config.ha.watchdog, self.clock.monotonic())
         try:
             if guard.until is not None:
                 self.watchdog.arm(guard.until)
@@ -234,7 +230,7 @@ class Agent:
         key = (tuple(sorted((p.name, p.type.value, p.path) for p in pools.values())),
                tuple(sorted((n.name, n.bridge) for n in nets.values())))
         last_key, last_at = self._facts_synced
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if key == last_key and now - last_at < FACTS_REFRESH:
             return
         try:
@@ -263,7 +259,7 @@ class Agent:
             return
         try:
             self.raft.propose(c.ObserveHostFacts(
-                id=uuid.uuid4().hex, ts=time.time(), host=me, pools=seen, pool_errors=errors,
+                id=uuid.uuid4().hex, ts=self.clock.time(), host=me, pools=seen, pool_errors=errors,
                 networks=has, cpu=cpu), timeout=CHORE_TIMEOUT)
         except Unavailable as exc:
             log.warning("could not report storage pools and networks: %s", exc)
@@ -285,7 +281,7 @@ class Agent:
                 log.warning("%s", exc)
         if deleted:
             try:
-                self.raft.propose(c.VolumesDeleted(id=uuid.uuid4().hex, ts=time.time(),
+                self.raft.propose(c.VolumesDeleted(id=uuid.uuid4().hex, ts=self.clock.time(),
                                                    host=self.config.name, volumes=deleted),
                                   timeout=CHORE_TIMEOUT)
             except Unavailable as exc:
@@ -296,6 +292,9 @@ class Agent:
         vms = state.vms
         try:
             if action.act in (Act.DEFINE_START, Act.START):
+                with self._report_lock:
+                    seen = self._report.domains if self._report else []
+                self._guard(seen, starting=vms[action.vm])
                 # a VM's CPU: the baseline of every host's, as they reported them (core/cpus.py)
                 start = self.hv.define_start if action.act is Act.DEFINE_START else self.hv.start
                 start(vms[action.vm], state.pools, state.networks,
@@ -342,7 +341,7 @@ class Agent:
             ok, error = False, str(exc)
         try:
             self.raft.propose(c.FinishMigration(
-                id=uuid.uuid4().hex, ts=time.time(), name=vm.name, source=self.config.name,
+                id=uuid.uuid4().hex, ts=self.clock.time(), name=vm.name, source=self.config.name,
                 to=vm.migrating_to or "", ok=ok, mode=mode, error=error))
         except Unavailable as exc:
             log.warning("could not record the move of %s: %s (will retry)", vm.name, exc)
@@ -353,7 +352,7 @@ class Agent:
     def _stop(self, action: Action) -> str:
         """Graceful first; destroy once the guest has ignored it for stop_timeout."""
         since = self._stopping_since.get(action.uuid)
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if since is None:
             self._stopping_since[action.uuid] = now
             self.hv.shutdown(action.uuid)
@@ -405,55 +404,44 @@ class Agent:
         """Send the last cycle's report; the answer renews the lease."""
         with self._report_lock:
             report = self._report
-        if report is None:
-            return False
-        leader = self.peers.by_raft(self.raft.leader_addr()) if self.peers else None
-        if leader is None or self.peers is None:
+        if report is None or self.link is None:
             return False
         m = self.probe.sample(self._memory_available(report.domains))
-        request = pb.HeartbeatRequest(
-            host=self.config.name, cpu_load=m.cpu_load,
-            memory_available_mib=m.memory_available_mib, disk_free_gib=m.disk_free_gib,
-            observed=report.observed, observed_versions=report.versions, errors=report.errors,
-            rtt_ms=self.last_rtt_ms)
-        asked = time.monotonic()  # the lease counts from before we asked: ours ends first
-        addr = self.raft.leader_addr()
-        call = rpc.AgentStub(self.peers.channel(leader)).Heartbeat.future(
-            request, timeout=min(1.0, self.config.ha.lease / 2))
-        try:
-            while True:
-                try:
-                    reply = call.result(timeout=LEADER_WATCH)
-                    break
-                except grpc.FutureTimeoutError:
-                    # a leader that stopped answering is soon replaced: ask the new one at
-                    # once rather than wait out this call (every lease counts the time)
-                    if self.raft.leader_addr() != addr:
-                        call.cancel()
-                        return False
-        except (grpc.RpcError, grpc.FutureCancelledError) as exc:
-            log.debug("heartbeat to %s failed: %s", leader.name, exc)
+        beat = Beat(self.config.name, HostMetrics(
+            cpu_load=m.cpu_load, memory_available_mib=m.memory_available_mib,
+            disk_free_gib=m.disk_free_gib, heartbeat_rtt_ms=self.last_rtt_ms),
+            report.observed, report.versions, report.errors)
+        asked = self.clock.monotonic()  # the lease counts from before we asked: ours ends first
+        answer = self.link.send(beat)
+        if answer is None:
             return False
-        self.last_rtt_ms = (time.monotonic() - asked) * 1000
-        if reply.lease_seconds > 0 and reply.leader_term >= self.raft.state.leader_term:
-            self.lease_until = asked + reply.lease_seconds
+        self.last_rtt_ms = (self.clock.monotonic() - asked) * 1000
+        self.lease_until = renewed_until(self.lease_until, asked, answer.lease_seconds,
+                                         answer.term, self.raft.state.leader_term)
         return True
+
+    def beat(self) -> None:
+        """One heartbeat, with the watchdog's turn before and after it: before, so that a
+        VM this beat reports running is guarded by the time the leader hears of it (the
+        leader counts on that: core.reconcile.unreported); after, to carry the renewed lease
+        and, renewed or not, to stand the watchdog down once this host fenced itself."""
+        try:
+            with self._report_lock:
+                report = self._report
+            if report is not None:
+                self._guard(report.domains)
+            self.heartbeat_ok = self._heartbeat()
+            if report is not None:
+                self._guard(report.domains)
+        except Exception:
+            log.exception("heartbeat failed")
+            self.heartbeat_ok = False
 
     def heartbeat_loop(self, stop: threading.Event) -> None:
         """Heartbeats on their own thread: a cycle busy in libvirt (a migration, a slow
         libvirtd) must not cost the host its lease."""
         while not stop.is_set():
-            try:
-                self.heartbeat_ok = self._heartbeat()
-                with self._report_lock:
-                    report = self._report
-                if report is not None:
-                    # after every attempt, renewed or not: a host that fenced itself must
-                    # stand its watchdog down even while cut off
-                    self._guard(report.domains)
-            except Exception:
-                log.exception("heartbeat failed")
-                self.heartbeat_ok = False
+            self.beat()
             # unanswered: try again soon (the leader may have changed) rather than a whole
             # interval later; answered: the next one is due an interval from now
             self._beat_now.wait(self.config.heartbeat_interval if self.heartbeat_ok
@@ -462,23 +450,26 @@ class Agent:
 
     # ---- the loop ----------------------------------------------------------------------------
 
+    def step(self) -> str:
+        """One cycle whatever it meets (the loop must survive anything); its verdict logged
+        when it changes."""
+        self.last_verdict = run_cycle(self.cycle, self.last_verdict, log, "agent")
+        return self.last_verdict
+
+    def next_cycle_in(self) -> float:
+        """Seconds until the next cycle is due: a heartbeat interval, or sooner to self-fence
+        right when the lease runs out (a committed change wakes it earlier)."""
+        wait = self.config.heartbeat_interval
+        if self.lease_until is not None and self.lease_valid():
+            wait = min(wait, max(self.lease_until - self.clock.monotonic(), 0.0) + 0.001)
+        return wait
+
     def run(self, stop: threading.Event) -> None:
         threading.Thread(target=self.heartbeat_loop, args=(stop,), name="heartbeat",
                          daemon=True).start()
         while not stop.is_set():
-            try:
-                verdict = self.cycle()
-            except Exception:  # the loop must survive anything one cycle hits
-                log.exception("agent cycle failed")
-                verdict = "cycle failed"
-            if verdict != self.last_verdict:
-                log.info("agent: %s", verdict)
-                self.last_verdict = verdict
-            wait = self.config.heartbeat_interval
-            if self.lease_until is not None and self.lease_valid():
-                # wake right at expiry to self-fence on time
-                wait = min(wait, max(self.lease_until - time.monotonic(), 0.0) + 0.001)
-            self.wake.wait(wait)
+            self.step()
+            self.wake.wait(self.next_cycle_in())
             self.wake.clear()
 
     def close(self) -> None:

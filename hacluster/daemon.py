@@ -25,6 +25,7 @@ from .core.host_plan import concerns_host
 from .core.reconcile import concerns_leader
 from .core.state import ClusterState, Result
 from .eventlog import EventLog
+from .heartbeat import GrpcLink
 from .history import Sampler
 from .hypervisor import DomainStats, Hypervisor, HypervisorError
 from .leader import LeaderLoop
@@ -70,7 +71,7 @@ class Daemon:
         self.agent = Agent(config, self.raft, self.hypervisor, self.wake_agent, watchdog,
                            watchdog_error)
         self.peers = Peers(config)
-        self.agent.peers = self.peers
+        self.agent.link = GrpcLink(self.peers, self.raft, min(1.0, config.ha.lease / 2))
         service = ClusterService(config, self.raft, self.leader, self.peers)
         service.inspect = self.hypervisor.inspect
         service.console = host_console(self.hypervisor, config.name)

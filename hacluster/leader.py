@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 
 from .config import Config
 from .core import commands as c
+from .core import lease
 from .core.reconcile import LeaderView, plan
 from .fencing import FenceRunner
+from .heartbeat import Answer, Beat
 from .live import LiveState
-from .raft import RaftNode, Unavailable
+from .ports import SYSTEM_CLOCK, Clock, Consensus
+from .raft import Unavailable
+from .verdict import run_cycle
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +40,17 @@ def _ids() -> Iterator[str]:
 
 
 class LeaderLoop:
-    def __init__(self, config: Config, raft: RaftNode, wake: threading.Event,
-                 interval: float = 0.25) -> None:
+    def __init__(self, config: Config, raft: Consensus, wake: threading.Event,
+                 interval: float = 0.25, clock: Clock = SYSTEM_CLOCK,
+                 fencer: FenceRunner | None = None) -> None:
         self.config = config
+        self.clock = clock
         self.name = config.name
         self.raft = raft
-        self.fencer = FenceRunner(config)
+        self.fencer = fencer or FenceRunner(config, clock)
         self.interval = interval
         self.wake = wake
-        self.live = LiveState(wake)
+        self.live = LiveState(wake, clock)
         self.term = 0
         self.active = False  # claim committed: this member acts as leader
         self.last_verdict = ""
@@ -53,12 +58,11 @@ class LeaderLoop:
         self.pending_judged_at = -1  # pending VMs were judged at this room epoch
         self.pending_from = ""  # a round of judging them resumes after this VM
         self.round_epoch = -1
-        self.balanced_at = time.monotonic()  # the first pass one interval after taking over
+        self.balanced_at = clock.monotonic()  # the first pass one interval after taking over
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self.live = LiveState(self.wake)  # a fresh grace period for every host
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="leader", daemon=True)
         self._thread.start()
@@ -74,36 +78,54 @@ class LeaderLoop:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def _claim(self) -> bool:
-        """The barrier: commit a claim of our term before acting on anything."""
-        result = self.raft.propose(c.ClaimLeadership(
-            id=uuid.uuid4().hex, ts=time.time(), term=self.term, leader=self.name), timeout=2.0)
+    def begin(self) -> bool:
+        """Take over: a fresh grace period for every host, then the barrier (a committed
+        claim of our term) before acting on anything. False if the claim failed."""
+        self.term = self.raft.term()
+        self.live = LiveState(self.wake, self.clock)
+        self.balanced_at = self.clock.monotonic()
+        try:
+            result = self.raft.propose(c.ClaimLeadership(
+                id=uuid.uuid4().hex, ts=self.clock.time(), term=self.term, leader=self.name),
+                timeout=2.0)
+        except Unavailable as exc:
+            log.warning("cannot claim leadership: %s", exc)
+            return False
         if not result.ok:
             log.warning("leadership claim for term %d refused: %s", self.term, result.message)
             return False
+        self.active = True
+        log.info("leader of term %d", self.term)
         return True
 
     def fresh(self) -> bool:
-        """May this leader grant leases now? Only within grant_window of the last proof of a
-        majority: a deposed (cut off, or paused and resumed) leader stops granting within
-        the bound that a new leader's grace period (core.timing) assumes."""
-        confirmed = self.raft.majority_confirmed_at()
-        return (self.active and confirmed is not None and self.raft.term() == self.term
-                and time.monotonic() - confirmed < self.config.ha.grant_window)
+        """May this leader grant leases now (core.lease.leader_fresh)?"""
+        return lease.leader_fresh(self.active, self.term, self.raft.term(),
+                                  self.raft.majority_confirmed_at(), self.clock.monotonic(),
+                                  self.config.ha.grant_window)
+
+    def answer(self, beat: Beat) -> Answer:
+        """A host's heartbeat (validated by whoever received it): remember what it said,
+        and renew its lease if this leader may."""
+        self.live.record(beat.host, beat.metrics, beat.observed, beat.versions, beat.errors)
+        seconds, why = lease.grant(self.raft.state, beat.host, self.fresh())
+        if seconds > 0:
+            self.live.grant(beat.host)
+        return Answer(self.term, seconds, why)
 
     def view(self) -> LeaderView:
         beats, granted, fenced_off = self.live.snapshot()
         ha = self.config.ha
         return LeaderView(
-            now=time.monotonic(), leader_since=self.live.since, margin=ha.margin,
+            now=self.clock.monotonic(), leader_since=self.live.since, margin=ha.margin,
             host_down_after=ha.host_down_after, grant_window=ha.grant_window,
-            wall_now=time.time(), last_heard={h: b.at for h, b in beats.items()},
+            wall_now=self.clock.time(), last_heard={h: b.at for h, b in beats.items()},
             last_granted=granted, fenced_off=fenced_off,
             metrics={h: b.metrics for h, b in beats.items()},
             observed={h: b.observed for h, b in beats.items()},
             reported_versions={h: b.versions for h, b in beats.items()},
             errors={h: b.errors for h, b in beats.items() if b.errors},
-            balance_due=time.monotonic() - self.balanced_at
+            balance_due=self.clock.monotonic() - self.balanced_at
             >= self.raft.state.policy.balance_interval,
             pending_judged_at=self.pending_judged_at, pending_from=self.pending_from,
             bootstrap_token_sha256=self.config.tls.admin_sha256 if self.config.tls else "")
@@ -111,21 +133,22 @@ class LeaderLoop:
     def cycle(self) -> str:
         """One pass: plan against the current replica, propose, return the verdict."""
         if not self.raft.is_leader() or self.raft.term() != self.term:
+            self.active = False  # no more lease grants from this term
             self._stop.set()
             return f"lost leadership of term {self.term}"
         state = self.raft.state  # one immutable view for the whole pass
         if state.room_epoch != self.round_epoch:  # room may have changed: a new round
             self.round_epoch, self.pending_from = state.room_epoch, ""
-        self.fencer.poke(state, self.live)
-        p = plan(state, self.view(), self.term, _ids(), time.time())
+        self.fencer.poke(state, self.live, self.config.ha.host_down_after)
+        p = plan(state, self.view(), self.term, _ids(), self.clock.time())
         self.due_in = p.due_in
         if p.balanced:
-            self.balanced_at = time.monotonic()
+            self.balanced_at = self.clock.monotonic()
         refused = []
         for i in range(0, len(p.commands), BATCH):
             chunk = p.commands[i:i + BATCH]
             cmd = chunk[0] if len(chunk) == 1 else c.Batch(
-                id=uuid.uuid4().hex, ts=time.time(), term=self.term, commands=tuple(chunk))
+                id=uuid.uuid4().hex, ts=self.clock.time(), term=self.term, commands=tuple(chunk))
             result = self.raft.propose(cmd, timeout=2.0)
             for sub, res in zip(chunk, result.parts or (result,), strict=False):
                 if not res.ok:
@@ -139,30 +162,29 @@ class LeaderLoop:
                 f" (+{len(refused) - 5})" if len(refused) > 5 else "")
         return p.verdict
 
-    def _run(self) -> None:
-        self.term = self.raft.term()
+    def step(self) -> str:
+        """One cycle whatever it meets; its verdict logged when it changes."""
+        self.last_verdict = run_cycle(self._cycle, self.last_verdict, log, "leader")
+        return self.last_verdict
+
+    def _cycle(self) -> str:
         try:
-            if not self._claim():
-                return
+            return self.cycle()
         except Unavailable as exc:
-            log.warning("cannot claim leadership: %s", exc)
+            return f"cannot commit: {exc}"
+
+    def next_cycle_in(self) -> float:
+        """Seconds until the next cycle is due (a committed change wakes it earlier)."""
+        wait = min(self.interval, self.config.ha.confirm_every)
+        if self.due_in is not None:
+            wait = min(wait, self.due_in)
+        return max(wait, 0.0) + 0.001
+
+    def _run(self) -> None:
+        if not self.begin():
             return
-        self.active = True
-        log.info("leader of term %d", self.term)
         while not self._stop.is_set():
-            try:
-                verdict = self.cycle()
-            except Unavailable as exc:
-                verdict = f"cannot commit: {exc}"
-            except Exception:
-                log.exception("leader cycle failed")
-                verdict = "cycle failed"
-            if verdict != self.last_verdict:
-                log.info("leader: %s", verdict)
-                self.last_verdict = verdict
-            wait = min(self.interval, self.config.ha.confirm_every)
-            if self.due_in is not None:
-                wait = min(wait, self.due_in)
-            self.wake.wait(max(wait, 0.0) + 0.001)
+            self.step()
+            self.wake.wait(self.next_cycle_in())
             self.wake.clear()
         self.active = False

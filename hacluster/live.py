@@ -9,10 +9,10 @@ and its lease arithmetic counts from its own start (core.timing).
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 
 from .core.placement import HostMetrics
+from .ports import SYSTEM_CLOCK, Clock
 
 
 @dataclass(frozen=True)
@@ -26,12 +26,13 @@ class Heartbeat:
 
 
 class LiveState:
-    def __init__(self, wake: threading.Event) -> None:
+    def __init__(self, wake: threading.Event, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
         self._lock = threading.Lock()
         self._beats: dict[str, Heartbeat] = {}
         self.last_granted: dict[str, float] = {}
         self.fenced_off: dict[str, bool] = {}
-        self.since = time.monotonic()
+        self.since = clock.monotonic()
         self.wake = wake  # the leader loop's: set when there may be something to commit
 
     def record(self, host: str, metrics: HostMetrics, observed: dict[str, str],
@@ -39,14 +40,14 @@ class LiveState:
         with self._lock:
             previous = self._beats.get(host)
             self._beats[host] = Heartbeat(host, metrics, dict(observed), dict(versions),
-                                          time.monotonic(), dict(errors or {}))
+                                          self.clock.monotonic(), dict(errors or {}))
         if previous is None or previous.observed != observed or previous.versions != versions:
             self.wake.set()
 
     def grant(self, host: str) -> None:
         """Remember when this host's lease was last renewed (after deciding to renew it)."""
         with self._lock:
-            self.last_granted[host] = time.monotonic()
+            self.last_granted[host] = self.clock.monotonic()
 
     def mark_fenced_off(self, host: str, off: bool) -> None:
         with self._lock:

@@ -40,7 +40,6 @@ from .core.model import (
     vm_status,
 )
 from .core.placement import HostMetrics, HostTable, Placer
-from .core.reconcile import lease_grant
 from .core.state import ClusterState, Result
 from .core.validate import (
     MAX_RULE_MEMBERS,
@@ -52,6 +51,7 @@ from .core.validate import (
 from .core.whatif import what_if
 from .directory import DirectoryLogin
 from .errors import ApiError, fail
+from .heartbeat import from_request
 from .history import RANGES, History
 from .hypervisor import HypervisorError
 from .leader import LeaderLoop
@@ -715,19 +715,9 @@ class MemberService:
             errors.append(f"unknown VM states: {bad[:5]}")
         if errors:
             _fail("invalid", "; ".join(errors))
-        self.leader.live.record(request.host, HostMetrics(
-            cpu_load=request.cpu_load, memory_available_mib=request.memory_available_mib,
-            disk_free_gib=request.disk_free_gib,
-            heartbeat_rtt_ms=request.rtt_ms if 0 <= request.rtt_ms < 1e6 else -1.0),
-            dict(request.observed),
-            dict(request.observed_versions), dict(request.errors))
-        lease, why = lease_grant(self.raft.state, request.host)
-        if not self.leader.fresh():
-            lease, why = 0.0, "no lease: this leader has not proven its majority recently"
-        if lease > 0:
-            self.leader.live.grant(request.host)
-        return pb.HeartbeatResponse(leader_term=self.leader.term, lease_seconds=lease,
-                                    message=why)
+        answer = self.leader.answer(from_request(request))
+        return pb.HeartbeatResponse(leader_term=answer.term, lease_seconds=answer.lease_seconds,
+                                    message=answer.message)
 
     def History(self, request: pb.HistoryRequest, caller: Caller) -> pb.HistoryReply:
         if request.range not in RANGES:

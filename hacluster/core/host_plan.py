@@ -21,6 +21,7 @@ from .commands import (
     SetVmState,
     VmFailed,
 )
+from .lease import Lease
 from .model import Observed, Vm, VmState
 from .state import ClusterState, Result
 
@@ -133,25 +134,6 @@ def concerns_host(cmd: Command, result: Result, state: ClusterState, host: str) 
     return isinstance(cmd, DeleteVm | ClaimLeadership)
 
 
-@dataclass(frozen=True)
-class Lease:
-    """A host's lease as its agent sees it, on the host's monotonic clock."""
-
-    until: float | None  # None: no lease granted since this agent started
-    started: float  # when this agent started
-    length: float  # the configured lease
-
-    def valid(self, now: float) -> bool:
-        return self.until is not None and now < self.until
-
-    def expired(self, now: float) -> bool:
-        """No valid lease, and not merely because the agent just started: a restarted agent
-        gets one lease length to reach a leader (its watchdog still runs meanwhile)."""
-        if self.valid(now):
-            return False
-        return self.until is not None or now >= self.started + self.length
-
-
 def decide_host(host: str, vms: Mapping[str, Vm], domains: Iterable[Domain], lease: Lease,
                 now: float, replica_ready: bool,
                 failed: Set[tuple[str, int]] = frozenset()) -> list[Action]:
@@ -161,34 +143,6 @@ def decide_host(host: str, vms: Mapping[str, Vm], domains: Iterable[Domain], lea
     if not replica_ready:
         return []
     return plan_host(host, vms, domains, lease.valid(now), failed)
-
-
-@dataclass(frozen=True)
-class Guard:
-    """What to do with the watchdog: arm it to `until`, stand it down, or leave it be."""
-
-    until: float | None = None
-    disarm: bool = False
-
-
-def watchdog_guard(vms: Mapping[str, Vm], domains: Iterable[Domain], lease: Lease,
-                   watchdog: float, now: float) -> Guard:
-    """Armed to the lease's end plus the watchdog time while a VM the cluster could restart
-    elsewhere runs here; stood down once none does. Without a valid lease it is left as it
-    is: the agent self-fences, and if it cannot, the watchdog must fire."""
-    by_uuid = {vm.uuid: vm for vm in vms.values()}
-    guarding = False
-    for d in domains:
-        vm = by_uuid.get(d.uuid)
-        if d.managed and d.state is not Observed.STOPPED and (
-                vm is None or (vm.ha and vm.state is not VmState.IGNORED)):
-            guarding = True
-    if not guarding:
-        return Guard(disarm=True)
-    if lease.valid(now):
-        assert lease.until is not None
-        return Guard(until=lease.until + watchdog)
-    return Guard()
 
 
 def report(host: str, vms: Mapping[str, Vm], domains: Iterable[Domain],

@@ -121,6 +121,9 @@ class Vm(Record):
     migrating_to: str | None = None  # the leader decided to move it there; the source acts
     migration_requested: str | None = None  # an operator asked ("" = anywhere)
     migration_error: str = ""  # why the last migration failed (it kept running)
+    # Arrived by live migration, and its new host has not reported it yet: that host's
+    # watchdog may not cover it, so its lease running out does not prove it stopped.
+    unreported: bool = False
     left: dict[str, float] = field(default_factory=dict)  # host -> ts it was moved off it
     failures: list[str] = field(default_factory=list)  # the last few: "host: why"
     # volumes in the cluster's storage pools, in device order (vda, vdb, ...): each

@@ -6,7 +6,7 @@ calls `plan`, and proposes the commands. Each command carries the version it exp
 plan made on stale state loses the race instead of acting on it.
 
 Order of a pass: liveness (up/down), fencing of down hosts whose leases have surely run out
-(timing.recovery_at) or that a fence agent switched off, observed VM states, failed VMs
+(lease.recovery_at) or that a fence agent switched off, observed VM states, failed VMs
 (restart, relocate or give up), then placement, highest priority first.
 """
 
@@ -18,10 +18,10 @@ from typing import Any
 
 from . import commands as c
 from .balance import plan_balance
+from .lease import recovery_at
 from .model import HostStatus, Observed, Vm
 from .placement import HostMetrics, HostTable, Placer
 from .state import ClusterState
-from .timing import recovery_at
 
 BY_LEASE = "lease+watchdog"
 BY_FENCE_AGENT = "fence agent"
@@ -125,7 +125,7 @@ def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
 def liveness(state: ClusterState, view: LeaderView, stamp: Stamp
              ) -> tuple[Out, list[str], float | None]:
     """Hosts declared down when silent, up when heard again; a down host fenced once its
-    lease has surely run out (timing.recovery_at) or a fence agent switched it off. Returns
+    lease has surely run out (lease.recovery_at) or a fence agent switched it off. Returns
     the commands, the notes in host order (waits included) and when a fencing falls due."""
     out: Out = []
     notes: list[str] = []
@@ -152,8 +152,8 @@ def liveness(state: ClusterState, view: LeaderView, stamp: Stamp
             by = None
             if view.fenced_off.get(host.name):
                 by = BY_FENCE_AGENT
-            elif host.watchdog > 0 and view.now >= view.recovery_at(host.name, host.lease,
-                                                                    host.watchdog):
+            elif (host.watchdog > 0 and not unreported(state, host.name)
+                  and view.now >= view.recovery_at(host.name, host.lease, host.watchdog)):
                 by = BY_LEASE
             if by is not None:
                 add(c.FenceHost(**stamp(), name=host.name, by=by,
@@ -161,11 +161,23 @@ def liveness(state: ClusterState, view: LeaderView, stamp: Stamp
             else:
                 if host.watchdog <= 0:
                     wait = "no watchdog: needs a fence agent or an operator's confirm-fenced"
+                elif unreported(state, host.name):
+                    wait = (f"{', '.join(unreported(state, host.name))} arrived by live "
+                            "migration and it never reported them, so its watchdog may not "
+                            "cover them: needs a fence agent or an operator's confirm-fenced")
                 else:
                     due.append(view.recovery_at(host.name, host.lease, host.watchdog) - view.now)
                     wait = f"fencing in {due[-1]:.1f}s"
                 notes.append(f"{host.name} down, {wait}")
     return out, notes, min(due) if due else None
+
+
+def unreported(state: ClusterState, host: str) -> list[str]:
+    """HA VMs that live-migrated to this host before it ever reported them: a lease that
+    ran out proves nothing about them (its agent may have hung before it armed the
+    watchdog for them)."""
+    return sorted(vm.name for vm in state.vms.values()
+                  if vm.host == host and vm.unreported and vm.ha)
 
 
 def observations(state: ClusterState, view: LeaderView, stamp: Stamp) -> Out:
@@ -176,7 +188,8 @@ def observations(state: ClusterState, view: LeaderView, stamp: Stamp) -> Out:
         for vm_name in reported:
             vm = state.vms.get(vm_name)
             seen = view.report(host_name, vm) if vm is not None and vm.host == host_name else None
-            if vm is not None and seen is not None and vm.observed is not seen:
+            if vm is not None and seen is not None and (vm.observed is not seen
+                                                          or vm.unreported):
                 changes[vm_name] = seen.value
         if changes:
             out.append((c.ObserveVms(**stamp(), host=host_name, observed=changes),
@@ -327,13 +340,3 @@ def concerns_leader(cmd: c.Command) -> bool:
     return isinstance(cmd, c.CreateVm | c.SetVmState | c.DeleteVm | c.RegisterHost
                       | c.ConfirmFenced | c.FenceHost | c.VmFailed | c.SetMaintenance
                       | c.RequestMigration | c.FinishMigration | c.CreateRule)
-
-
-def lease_grant(state: ClusterState, host: str) -> tuple[float, str]:
-    """The lease the leader gives a heartbeating host: its configured length if the committed
-    state says it is up, else none (once a host is down, the fencing arithmetic counts on no
-    further grant reaching it)."""
-    record = state.hosts.get(host)
-    if record is None or record.status is not HostStatus.UP:
-        return 0.0, f"no lease: host is {record.status.value if record else 'unregistered'}"
-    return record.lease, ""

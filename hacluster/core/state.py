@@ -672,6 +672,7 @@ class ClusterState:
         vm = self._edit_vm(cmd.name)
         vm.host = cmd.host
         vm.last_host = cmd.host
+        vm.unreported = False
         if vm.cpu == cpus.PASSTHROUGH and not vm.cpu_pin:
             vm.cpu_pin = host.cpu_id  # its CPU from now on: only identical hosts may take it
         vm.observed = Observed.NONE
@@ -703,11 +704,12 @@ class ClusterState:
             # Only the assigned host's word counts; a report about a VM that moved is stale.
             if old is None or old.host != cmd.host:
                 continue
-            if old.observed is not new:
+            if old.observed is not new or old.unreported:
                 # A fact, not a change of intent: the record's version stays, so agents'
                 # reports and the leader's compare-and-set keep referring to the same record.
                 vm = self._edit_vm(name)
                 vm.observed = new
+                vm.unreported = False
                 self._bump()
                 changed += 1
                 if new is Observed.RUNNING:
@@ -866,6 +868,7 @@ class ClusterState:
             vm.left[cmd.source] = cmd.ts
             vm.host = vm.last_host = cmd.to
             vm.observed = Observed.RUNNING if cmd.mode == "live" else Observed.NONE
+            vm.unreported = cmd.mode == "live"
         else:
             vm.migration_error = text(cmd.error or "migration failed")
         vm.version = self._bump()

@@ -1,16 +1,8 @@
-"""HA timings: the two profiles, the inequalities that keep failover safe, and the moment a
-lost host's VMs may be restarted elsewhere. Pure arithmetic on seconds.
+"""HA timings: the two profiles and the inequalities that keep failover safe (the lease
+protocol they feed is core.lease). Pure arithmetic on seconds.
 
-The rule (Proxmox's, Pacemaker's, with Raft leases): a host may run its HA VMs only while it
-holds a lease. A lease granted at time g (leader's clock; the host counts from before it asked,
-so its copy ends first) lasts `lease`; when it runs out the agent hard-stops its HA VMs, and if
-the agent is hung the watchdog, fed only while the lease is valid, powers the host off at most
-`watchdog` later. So the leader may restart them elsewhere at g + lease + watchdog + margin.
-
-A leader grants leases only within `grant_window` (2 x confirm_every) of its last proof of a
-majority (a commit it started then). A successor is elected only after that majority moved on,
-so its predecessor's last grant is at most grant_window after the successor's start: a new
-leader counts from its own start plus grant_window.
+The profiles' numbers feed core.lease's arithmetic; `problems` refuses a configuration under
+which that arithmetic would not hold.
 """
 
 from __future__ import annotations
@@ -81,12 +73,3 @@ def problems(t: HaTimings, election_max: float, leader_fallback: float,
     if t.host_down_after < t.heartbeat:
         out.append("host_down_after must be at least one heartbeat")
     return out
-
-
-def recovery_at(last_granted: float | None, leader_since: float, grant_window: float,
-                lease: float, watchdog: float, margin: float) -> float:
-    """Leader-monotonic time from which a silent host's HA VMs may run elsewhere."""
-    newest_possible_grant = leader_since + grant_window
-    if last_granted is not None:
-        newest_possible_grant = max(newest_possible_grant, last_granted)
-    return newest_possible_grant + lease + watchdog + margin

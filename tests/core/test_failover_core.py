@@ -7,11 +7,19 @@ import pytest
 from hacluster.core import commands as c
 from hacluster.core import storage
 from hacluster.core.events import describe
-from hacluster.core.host_plan import Act, Domain, Lease, decide_host, watchdog_guard
+from hacluster.core.host_plan import Act, Domain, decide_host
+from hacluster.core.lease import (
+    Lease,
+    grant,
+    leader_fresh,
+    recovery_at,
+    renewed_until,
+    watchdog_guard,
+)
 from hacluster.core.model import HostStatus, Observed, Vm, VmState
-from hacluster.core.reconcile import LeaderView, lease_grant, plan
+from hacluster.core.reconcile import LeaderView, plan
 from hacluster.core.state import ClusterState
-from hacluster.core.timing import PROFILES, RAFT_FOR_PROFILE, problems, recovery_at
+from hacluster.core.timing import PROFILES, RAFT_FOR_PROFILE, problems
 
 from .factories import assign, cid, create, register
 
@@ -81,6 +89,42 @@ def test_leader_fences_only_after_lease_watchdog_and_margin() -> None:
     assert isinstance(fence, c.FenceHost) and fence.by == "lease+watchdog"
 
 
+def test_a_host_is_not_fenced_by_lease_for_a_vm_it_never_reported() -> None:
+    """Live-migrated to h2, which went silent before it reported the VM: h2's watchdog may
+    never have been armed for it, so only a fence agent or an operator may free it."""
+    s = cluster()
+    create(s, "a")
+    assign(s, "a", "h1")
+    s.apply(c.ObserveVms(id=cid(), host="h1", observed={"a": "running"}))
+    assert s.apply(c.SetMigration(id=cid(), name="a", to="h2",
+                                  expect_version=s.vms["a"].version)).ok
+    assert s.apply(c.FinishMigration(id=cid(), name="a", source="h1", to="h2", ok=True)).ok
+    assert s.vms["a"].host == "h2" and s.vms["a"].unreported
+    down(s, "h2")
+    late = LeaderView(now=100.0, leader_since=0.0, last_heard={"h1": 99.9, "h3": 99.9},
+                      last_granted={"h2": 10.0})
+    p = plan(s, late, 1, iter(["x"]), 0.0)
+    assert p.commands == [] and "arrived by live migration" in p.verdict
+    late.fenced_off = {"h2": True}  # a fence agent switched it off: that proves it
+    (fence,) = plan(s, late, 1, iter(["y"]), 0.0).commands
+    assert isinstance(fence, c.FenceHost) and fence.by == "fence agent"
+
+
+def test_the_new_hosts_report_clears_unreported_even_when_nothing_else_changed() -> None:
+    s = cluster()
+    create(s, "a")
+    assign(s, "a", "h1")
+    s.apply(c.SetMigration(id=cid(), name="a", to="h2", expect_version=s.vms["a"].version))
+    s.apply(c.FinishMigration(id=cid(), name="a", source="h1", to="h2", ok=True))
+    view = LeaderView(now=1.0, leader_since=0.0, last_heard={"h1": 1.0, "h2": 1.0, "h3": 1.0},
+                      observed={"h2": {"a": "running"}},
+                      reported_versions={"h2": {"a": s.vms["a"].version}})
+    (observe,) = [x for x in plan(s, view, 1, iter(["z"]), 0.0).commands
+                  if isinstance(x, c.ObserveVms)]
+    assert s.apply(observe).ok and not s.vms["a"].unreported
+    assert s.vms["a"].observed is Observed.RUNNING
+
+
 def test_a_new_leader_waits_for_what_its_predecessor_may_have_granted() -> None:
     assert recovery_at(None, 100.0, 0.5, 2.5, 1.0, 0.5) == 104.5
     assert recovery_at(99.0, 100.0, 0.5, 2.5, 1.0, 0.5) == 104.5
@@ -100,11 +144,26 @@ def test_no_watchdog_means_no_fencing_by_lease_but_a_fence_agent_will_do() -> No
     assert isinstance(fence, c.FenceHost) and fence.by == "fence agent"
 
 
-def test_leases_go_only_to_hosts_that_are_up() -> None:
+def test_leases_go_only_to_hosts_that_are_up_from_a_fresh_leader() -> None:
     s = cluster()
-    assert lease_grant(s, "h1") == (2.5, "")
+    assert grant(s, "h1", fresh=True) == (2.5, "")
+    assert grant(s, "h1", fresh=False)[0] == 0.0
     down(s, "h1")
-    assert lease_grant(s, "h1")[0] == 0.0 and lease_grant(s, "nope")[0] == 0.0
+    assert grant(s, "h1", fresh=True)[0] == 0.0 and grant(s, "nope", fresh=True)[0] == 0.0
+
+
+def test_a_leader_is_fresh_only_within_the_grant_window_of_its_majority() -> None:
+    assert leader_fresh(True, 3, 3, confirmed_at=10.0, now=10.4, grant_window=0.5)
+    assert not leader_fresh(True, 3, 3, confirmed_at=10.0, now=10.5, grant_window=0.5)
+    assert not leader_fresh(True, 3, 4, confirmed_at=10.0, now=10.1, grant_window=0.5)
+    assert not leader_fresh(False, 3, 3, confirmed_at=10.0, now=10.1, grant_window=0.5)
+    assert not leader_fresh(True, 3, 3, confirmed_at=None, now=10.1, grant_window=0.5)
+
+
+def test_an_answer_renews_the_lease_from_before_the_ask_and_only_from_a_current_leader() -> None:
+    assert renewed_until(None, asked=5.0, seconds=2.5, answer_term=2, known_term=2) == 7.5
+    assert renewed_until(6.0, asked=5.0, seconds=0.0, answer_term=2, known_term=2) == 6.0
+    assert renewed_until(6.0, asked=5.0, seconds=2.5, answer_term=1, known_term=2) == 6.0
 
 
 # ---- VM failures ----------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""Seeded fault schedules over the real core; and proof that the checker can fail.
+"""Seeded fault schedules over production's loops; and proof that the checker can fail.
 
 HACLUSTER_SIM_SCHEDULES sets how many schedules run (scripts/test and CI: 10,000; a plain
-pytest run: 500, a few seconds). A failure names its seed and the command that replays it.
+pytest run: 500), spread over this machine's cores. A failure names its seed and the command
+that replays it.
 """
 
 from __future__ import annotations
@@ -11,29 +12,24 @@ from collections.abc import Iterable, Mapping
 
 import pytest
 
-from hacluster.core import host_plan, reconcile
-from hacluster.core.host_plan import Action, Domain, Lease
+from hacluster.core import host_plan, lease, reconcile
+from hacluster.core.host_plan import Action, Domain
+from hacluster.core.lease import Lease
 from hacluster.core.model import Vm
+from hacluster.live import LiveState
 
-from .simulator import InvariantBroken, run_seed
+from .simulator import run_batch, run_parallel
 
 SCHEDULES = int(os.environ.get("HACLUSTER_SIM_SCHEDULES", "500"))
-BATCH = 500
+BATCH = 2000
+WORKERS = min(os.cpu_count() or 1, 4)
 
 
 @pytest.mark.parametrize("first", range(0, SCHEDULES, BATCH))
 def test_every_schedule_keeps_every_invariant(first: int) -> None:
-    for seed in range(first, min(first + BATCH, SCHEDULES)):
-        run_seed(seed)
-
-
-def first_failure(seeds: int) -> str | None:
-    for seed in range(seeds):
-        try:
-            run_seed(seed)
-        except InvariantBroken as exc:
-            return str(exc)
-    return None
+    seeds = list(range(first, min(first + BATCH, SCHEDULES)))
+    failure = run_parallel(seeds, WORKERS)
+    assert failure is None, failure
 
 
 def test_it_catches_a_leader_that_fences_without_waiting_for_the_watchdog(
@@ -43,18 +39,48 @@ def test_it_catches_a_leader_that_fences_without_waiting_for_the_watchdog(
         return (last_granted if last_granted is not None else leader_since) + lease * 0.5
 
     monkeypatch.setattr(reconcile, "recovery_at", hasty)
-    failure = first_failure(1000)
+    failure = run_batch(range(1000))
     assert failure is not None and "I1" in failure and "replay: python -m" in failure
 
 
 def test_it_catches_agents_that_start_ha_vms_without_a_lease(
         monkeypatch: pytest.MonkeyPatch) -> None:
     def reckless(host: str, vms: Mapping[str, Vm], domains: Iterable[Domain], lease: Lease,
-                 now: float, replica_ready: bool) -> list[Action]:
+                 now: float, replica_ready: bool,
+                 failed: frozenset[tuple[str, int]] = frozenset()) -> list[Action]:
         if lease.expired(now):
             return host_plan.self_fence_plan(vms, domains)
         return host_plan.plan_host(host, vms, domains, lease_valid=True)
 
-    monkeypatch.setattr("tests.sim.simulator.decide_host", reckless)
-    failure = first_failure(3000)
-    assert failure is not None and "I1" in failure
+    monkeypatch.setattr("hacluster.agent.decide_host", reckless)
+    failure = run_batch(range(1000))
+    assert failure is not None and ("I4" in failure or "I1" in failure), failure
+
+
+def test_it_catches_a_deposed_leader_that_still_grants_leases(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lease, "leader_fresh", lambda active, *rest: active)
+    failure = run_batch(range(1000))
+    assert failure is not None and "I3" in failure, failure
+
+
+def test_it_catches_a_new_leader_that_gives_no_grace_period(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    original = LiveState.__init__
+
+    def graceless(self: LiveState, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        self.since = float("-inf")  # as if it had led forever: silent hosts fenced at once
+
+    monkeypatch.setattr(LiveState, "__init__", graceless)
+    failure = run_batch(range(2000))
+    assert failure is not None and "I1" in failure, failure
+
+
+def test_it_catches_a_leader_that_counts_on_a_watchdog_for_vms_it_never_heard_of(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A VM live-migrated to a host whose daemon hung before it ever reported (and so armed
+    its watchdog for) the VM: its lease running out proves nothing about that VM."""
+    monkeypatch.setattr(reconcile, "unreported", lambda state, host: [])
+    failure = run_batch(range(1000))
+    assert failure is not None and "I1" in failure, failure
