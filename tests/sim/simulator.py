@@ -28,6 +28,7 @@ member's replica equals the committed state.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import heapq
 import itertools
 import logging
@@ -36,9 +37,10 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from hacluster.agent import Agent
 from hacluster.config import CapacityOverride, Config, Member
@@ -116,21 +118,21 @@ class LoopErrors(logging.Handler):
 
 
 class Sim:
-    def __init__(self, seed: int, verbose: bool = False) -> None:
+    def __init__(self, seed: int, verbose: bool = False, setup: Setup | None = None) -> None:
         self.rng = random.Random(seed)
         self.seed = seed
         self.verbose = verbose
-        self.profile = profile_of(seed)
+        setup = setup or random_setup(self.rng, seed)
+        self.profile = setup.profile
         self.ha: HaTimings = PROFILES[self.profile]
         self.raft_timing = RAFT_FOR_PROFILE[self.profile]
         self.trace: list[str] = []
         self.clock = SimClock()
         self.log: list[c.Command] = []
         self.state = ClusterState()  # the committed state (what a majority holds)
-        n = self.rng.choice([3, 3, 5])
-        names = [f"h{i}" for i in range(1, n + 1)]
+        names = [f"h{i}" for i in range(1, setup.hosts + 1)]
         self.members = tuple(Member(name, raft=name, api=f"{name}:2", fence=(
-            ("sim-fence", name) if self.rng.random() < 0.4 else ())) for name in names)
+            ("sim-fence", name) if name in setup.fence_agents else ())) for name in names)
         self.hosts = {name: Host(name) for name in names}
         self.ids = (f"c{i}" for i in itertools.count())
         self.current: Claim | None = None  # the leader a majority follows
@@ -144,12 +146,11 @@ class Sim:
         self.errors = LoopErrors()
         self.checked = -1  # log length at the last check of I2
         self.broken: list[str] = []  # found inside a loop's call, raised at the next check
+        self.struck: set[str] = set()  # hosts a fault was aimed at (scenarios judge by them)
         for h in self.hosts.values():
             self.start_daemon(h)
-        for i in range(self.rng.randint(3, 8)):
-            self.commit(c.CreateVm(id=next(self.ids), name=f"vm{i}", uuid=f"u{i}", vcpus=1,
-                                   memory_mib=self.rng.choice([256, 512, 768]),
-                                   ha=self.rng.random() < 0.85, priority=self.rng.randint(0, 3)))
+        for vm in setup.vms:
+            self.commit(c.CreateVm(id=next(self.ids), uuid=f"u-{vm['name']}", vcpus=1, **vm))
 
     @property
     def now(self) -> float:
@@ -385,6 +386,12 @@ class Sim:
         if kind.startswith("leader_") and self.current is not None:
             h, kind = self.hosts[self.current.host], kind.split("_")[1]
             kind = "power_off" if kind == "off" else kind
+        self.inflict(kind, h)
+
+    def inflict(self, kind: str, h: Host) -> None:
+        """One fault (or an operator's act: maintenance) on one host, if it applies now."""
+        if kind not in ("resume", "heal", "power_on", "daemon_start", "heal_all"):
+            self.struck.add(h.name)
         if kind == "power_off" and h.powered:
             self.power(h, on=False)
         elif kind == "power_on" and not h.powered:
@@ -412,6 +419,8 @@ class Sim:
             on = not self.state.hosts[h.name].maintenance
             self.commit(c.SetMaintenance(id=next(self.ids), ts=self.clock.time(), name=h.name,
                                          on=on))
+        elif kind == "heal_all":
+            self.heal_all()
         else:
             return
         self.say(f"FAULT {kind} {h.name}")
@@ -488,11 +497,7 @@ class Sim:
         faults_until = self.rng.uniform(1.0, 6.0) * scale  # short blips and long outages
         rate = self.rng.uniform(0.03, 0.15) / scale  # faults per step while they happen
         steps = int((faults_until + settle) / DT)
-        logger = logging.getLogger("hacluster")
-        level = logger.level
-        logger.setLevel(logging.ERROR)  # the loops' chatter costs time; errors are I5
-        logger.addHandler(self.errors)
-        try:
+        with self.loops_watched():
             for _ in range(steps):
                 self.clock.now = round(self.now + DT, 6)
                 if self.now < faults_until and self.rng.random() < rate:
@@ -500,16 +505,72 @@ class Sim:
                 elif self.now >= faults_until and not healed:
                     self.heal_all()
                     healed = True
-                self.raft_step()
-                self.run_jobs()
-                for name in sorted(self.hosts):
-                    self.host_step(self.hosts[name])
-                self.watchdogs()
-                self.check()
+                self.step()
             self.check_live()
+
+    def step(self) -> None:
+        """Everything that happens in one DT, in a fixed order; then the invariants."""
+        self.raft_step()
+        self.run_jobs()
+        for name in sorted(self.hosts):
+            self.host_step(self.hosts[name])
+        self.watchdogs()
+        self.check()
+
+    @contextlib.contextmanager
+    def loops_watched(self) -> Iterator[None]:
+        """The loops' errors counted (I5), their chatter (which costs time) silenced."""
+        logger = logging.getLogger("hacluster")
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        logger.addHandler(self.errors)
+        try:
+            yield
         finally:
             logger.removeHandler(self.errors)
             logger.setLevel(level)
+
+    def play(self, events: Sequence[tuple[float, str, str]], until: float) -> None:
+        """A scenario's timed events: (time, fault kind, host name | "leader" | "host of
+        VM"); the invariants hold after every step, as in the random schedules."""
+        pending = sorted(events)
+        with self.loops_watched():
+            while self.now < until:
+                self.clock.now = round(self.now + DT, 6)
+                while pending and pending[0][0] <= self.now:
+                    _, kind, target = pending.pop(0)
+                    self.inflict(kind, self.hosts[self.resolve(target)])
+                self.step()
+
+    def resolve(self, target: str) -> str:
+        if target == "leader":
+            assert self.current is not None, "no leader to aim at"
+            return self.current.host
+        if target.startswith("host of "):
+            vm = self.state.vms[target.removeprefix("host of ")]
+            assert vm.host is not None, f"{vm.name} has no host yet"
+            return vm.host
+        return target
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A cluster to simulate: its timing profile, hosts (h1..hN), which have fence agents,
+    and the VMs created before anything starts (CreateVm fields)."""
+
+    profile: str
+    hosts: int
+    fence_agents: frozenset[str]
+    vms: tuple[dict[str, Any], ...]
+
+
+def random_setup(rng: random.Random, seed: int) -> Setup:
+    n = rng.choice([3, 3, 5])
+    fenced = frozenset(f"h{i}" for i in range(1, n + 1) if rng.random() < 0.4)
+    vms = tuple({"name": f"vm{i}", "memory_mib": rng.choice([256, 512, 768]),
+                 "ha": rng.random() < 0.85, "priority": rng.randint(0, 3)}
+                for i in range(rng.randint(3, 8)))
+    return Setup(profile_of(seed), n, fenced, vms)
 
 
 def run_seed(seed: int, verbose: bool = False) -> None:
