@@ -86,6 +86,14 @@ class _Replica(SyncObj):
         self._on_applied = on_applied
         super().__init__(self_addr, peers, conf)  # type: ignore[no-untyped-call]
 
+    @property
+    def cluster(self) -> ClusterState:
+        return self._cluster
+
+    def submit(self, blob: bytes, callback: Callable[[Any, int], None]) -> None:
+        """Propose a command; `callback(result, error)` runs once it is applied here."""
+        self._apply(blob, callback=callback)
+
     def _createSnapshotStore(self, path: str, batch_size: int) -> SnapshotStore:
         self.snapshots = SnapshotStore(path, batch_size, lambda s: s.to_dict(),
                                        ClusterState.from_dict)
@@ -167,14 +175,14 @@ class RaftNode:
     @property
     def state(self) -> ClusterState:
         """The replica as of the last applied entry: immutable, consistent."""
-        state: ClusterState = self._obj._cluster
+        state: ClusterState = self._obj.cluster
         return state
 
     def is_leader(self) -> bool:
-        return bool(self._obj._isLeader())
+        return bool(self._obj.isLeader())
 
     def leader_addr(self) -> str | None:
-        leader = self._obj._getLeader()
+        leader = self._obj.leader()
         return None if leader is None else str(getattr(leader, "address", leader))
 
     def term(self) -> int:
@@ -242,7 +250,7 @@ class RaftNode:
             outcome.extend((res, err))
             done.set()
 
-        self._obj._apply(blob, callback=callback)
+        self._obj.submit(blob, callback)
         if not done.wait(max(timeout, 0.0)):
             return None
         return outcome[0], outcome[1]

@@ -1355,6 +1355,13 @@ class SyncObj(object):
         """
         return self.__raftLeader
 
+    # hacluster: public names for what the adapter reads (it uses no underscore method)
+    def isLeader(self):
+        return self._isLeader()
+
+    def leader(self):
+        return self._getLeader()
+
     def isReady(self):
         """Check if current node is initially synced with others and has an actual data.
 
