@@ -40,7 +40,7 @@ from .core.model import (
     vm_status,
 )
 from .core.placement import HostMetrics, HostTable, Placer
-from .core.state import ClusterState, Result
+from .core.state import STALE_ADMISSION, ClusterState, Result
 from .core.validate import (
     MAX_RULE_MEMBERS,
     heartbeat_errors,
@@ -78,6 +78,7 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+ADMISSION_TRIES = 3  # checks of admission control when other changes keep winning the race
 VM_UUID_NAMESPACE = uuid.UUID("5b0f3f4e-8c57-4a1e-9a53-2d5c6f1b7e10")
 
 
@@ -131,6 +132,23 @@ class ClusterService:
         log.info("%s from %s: %s %s", caller.actor, caller.peer, cmd.TYPE,
                  getattr(cmd, "name", ""))
         return verdict
+
+    def _commit_admitted(self, cmd: c.CreateVm | c.SetVmState, caller: Caller) -> Result:
+        """Admission control here, on the proposing side (apply only checks that nothing
+        it bears on changed since: core.state.ClusterState._admission); a race lost to
+        another change is checked again on the newer state, a few times."""
+        for attempt in range(ADMISSION_TRIES):
+            state = self.raft.state
+            why = state.admission_refusal(cmd)
+            if why:
+                _fail("conflict", why)
+            try:
+                return self._commit(dataclasses.replace(
+                    cmd, admitted_epoch=state.admission_epoch), caller)
+            except ApiError as exc:
+                if STALE_ADMISSION not in exc.message or attempt == ADMISSION_TRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _request_id(given: str) -> str:
@@ -236,7 +254,7 @@ class ClusterService:
                   f"{networks.MAX_NICS} NICs")
         disks = [{"pool": d.pool, "size_gib": d.size_gib, "image": d.image}
                  for d in request.disks]
-        self._commit(c.CreateVm(
+        self._commit_admitted(c.CreateVm(
             id=cmd_id, ts=time.time(), name=request.name, uuid=vm_uuid,
             vcpus=request.vcpus, memory_mib=request.memory_mib, disk_gib=request.disk_gib,
             state=state_value, ha=request.ha, priority=request.priority, disks=disks,
@@ -314,9 +332,9 @@ class ClusterService:
     def _set_state(self, request: pb.VmRequest | pb.SetVmStateRequest, state: str,
                    caller: Caller) -> pb.Vm:
         self.vm_record(request.name)
-        self._commit(c.SetVmState(id=self._request_id(request.request_id), ts=time.time(),
-                                  name=request.name, state=state,
-                                  expect_version=self._expect(request)), caller)
+        self._commit_admitted(c.SetVmState(
+            id=self._request_id(request.request_id), ts=time.time(), name=request.name,
+            state=state, expect_version=self._expect(request)), caller)
         return self.GetVm(pb.VmRequest(name=request.name), caller)
 
     def SetVmState(self, request: pb.SetVmStateRequest, caller: Caller) -> pb.Vm:

@@ -102,6 +102,10 @@ class CreateVm(Command):
     disks: list[dict[str, Any]] = field(default_factory=list)  # {pool, size_gib, image}
     networks: list[str] = field(default_factory=list)  # a NIC on each, in order
     cpu: str = "baseline"  # or host-passthrough (core/cpus.py)
+    # Admission control was checked by the proposer (service layer) against the state of this
+    # admission epoch (ClusterState.admission_epoch); apply refuses the command if anything
+    # that bears on it changed since. None: a command from before that (apply checks itself).
+    admitted_epoch: int | None = None
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -125,6 +129,10 @@ class SetVmState(Command):
     name: str
     state: str
     expect_version: int | None = None
+    # Admission control was checked by the proposer (service layer) against the state of this
+    # admission epoch (ClusterState.admission_epoch); apply refuses the command if anything
+    # that bears on it changed since. None: a command from before that (apply checks itself).
+    admitted_epoch: int | None = None
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -488,8 +496,9 @@ def digest(cmd: Command) -> str:
     """What a command asks for, without when (ts) or by which leader (term): a request retried
     with the same id has the same digest; a different request reusing the id does not."""
     envelope = _envelope(cmd)
-    canonical = json.dumps([envelope["type"], envelope["body"]], separators=(",", ":"),
-                           sort_keys=True)
+    # nor against which admission epoch it was checked: a retry is checked afresh
+    body = {k: v for k, v in envelope["body"].items() if k != "admitted_epoch"}
+    canonical = json.dumps([envelope["type"], body], separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 

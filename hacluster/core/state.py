@@ -15,6 +15,7 @@ without ever reaching the log if apply would refuse it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -58,6 +59,7 @@ from .validate import (
     vm_spec_errors,
 )
 
+STALE_ADMISSION = "the cluster changed since admission control was checked"
 RECENT_IDS = 10_000
 """How many command ids are remembered so that a retried command applies once."""
 
@@ -72,6 +74,9 @@ MAY_MAKE_ROOM = (c.RegisterHost, c.SetHostStatus, c.FenceHost, c.ConfirmFenced, 
                  c.DeleteVm, c.VmFailed, c.CreateRule, c.DeleteRule, c.SetMaintenance,
                  c.SetMigration, c.FinishMigration, c.SetPolicy, c.ObserveHostFacts,
                  c.ResizeVm)
+# Commands whose outcome bears on admission control (hosts, where HA VMs sit, what they need,
+# the policy): each moves admission_epoch, so an admission checked before it is stale.
+ADMISSION_INPUTS = (*MAY_MAKE_ROOM, c.CreateVm, c.ImportVm, c.AssignVm)
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,7 @@ class ClusterState:
         self.policy = Policy()
         self.revision = 0  # bumped by every applied change; records carry it as their version
         self.room_epoch = 0  # bumped by every change that may let a pending VM fit
+        self.admission_epoch = 0  # bumped by every change that bears on admission control
         self.uuids: dict[str, str] = {}  # VM uuid -> name
         self.leader_term = 0
         self.leader: str | None = None
@@ -254,6 +260,8 @@ class ClusterState:
             result = handler(cmd)
             if result.ok and isinstance(cmd, MAY_MAKE_ROOM) and result.message != "unchanged":
                 self.room_epoch += 1
+            if result.ok and isinstance(cmd, ADMISSION_INPUTS) and result.message != "unchanged":
+                self.admission_epoch += 1
             return result
         except (TypeError, ValueError, AttributeError, KeyError) as exc:
             # A well-formed envelope whose body has the wrong shape: refuse it, always. The
@@ -442,7 +450,7 @@ class ClusterState:
                                              self.policy.disk_ratio)
         if no_room:
             return _reject("admission", no_room)
-        return self._admission(vm) or self._add_vm(vm)
+        return self._admission(vm, cmd.admitted_epoch) or self._add_vm(vm)
 
     def _name_taken(self, name: str, uuid: object) -> Result | None:
         if name in self.vms:
@@ -501,12 +509,34 @@ class ClusterState:
                 xml=found.xml, pinned=cmd.host if found.problems else "")
         return self._add_vm(vm)
 
-    def _admission(self, vm: Vm) -> Result | None:
+    def _admission(self, vm: Vm, admitted_epoch: int | None) -> Result | None:
+        """Apply does not run admission control (a placement search: a change of a weigher
+        must not change how the log replays): the proposer did (admission_refusal), and
+        apply refuses the command if anything it bears on changed since. Commands from
+        before that carry no epoch and are checked here, as they were then."""
         if not (self.policy.admission_control and vm.ha and vm.wants_to_run):
             return None
-        why = admission.refusal(self.hosts.values(), self.vms.values(), vm, self.policy,
-                                self.policy.admission_failures, self)
-        return _reject("admission", why) if why else None
+        if admitted_epoch is None:
+            why = admission.refusal(self.hosts.values(), self.vms.values(), vm, self.policy,
+                                    self.policy.admission_failures, self)
+            return _reject("admission", why) if why else None
+        if admitted_epoch != self.admission_epoch:
+            return _reject("conflict", f"{STALE_ADMISSION} (checked at epoch {admitted_epoch}, "
+                           f"now {self.admission_epoch}); try again")
+        return None
+
+    def admission_refusal(self, cmd: c.CreateVm | c.SetVmState) -> str | None:
+        """Admission control for this command, on the proposing side: why admitting the VM
+        it creates or starts would leave the cluster unable to restart every HA VM after
+        the failures the policy tolerates; None if it keeps that, or does not concern it."""
+        trial = self.fork()
+        if not trial.apply(dataclasses.replace(cmd, admitted_epoch=trial.admission_epoch)).ok:
+            return None  # refused for another reason, which apply will give
+        vm = trial.vms.get(cmd.name)
+        if vm is None or not (self.policy.admission_control and vm.ha and vm.wants_to_run):
+            return None
+        return admission.refusal(self.hosts.values(), self.vms.values(), vm, self.policy,
+                                 self.policy.admission_failures, self)
 
     def _host_in_doubt(self, vm: Vm, doing: str) -> Result | None:
         """Refuse what could run the VM twice: its host is lost but not known to be off
@@ -540,7 +570,8 @@ class ClusterState:
         if doubt:
             return doubt
         if state is VmState.STARTED:
-            refused = self._admission(Vm(**{**found.to_dict(), "state": state, "error": ""}))
+            refused = self._admission(Vm(**{**found.to_dict(), "state": state, "error": ""}),
+                                      cmd.admitted_epoch)
             if refused:
                 return refused
         vm = self._edit_vm(cmd.name)
@@ -1161,6 +1192,7 @@ class ClusterState:
             "policy": self.policy.to_dict(),
             "revision": self.revision,
             "room_epoch": self.room_epoch,
+            "admission_epoch": self.admission_epoch,
             "leader_term": self.leader_term,
             "leader": self.leader,
             "recent": [[k, d, r.to_dict()] for k, (d, r) in self.recent.items()],
@@ -1186,6 +1218,7 @@ class ClusterState:
         state.vms = {v["name"]: Vm.from_dict(v) for v in data["vms"]}
         state.uuids = {v.uuid: v.name for v in state.vms.values()}
         state.room_epoch = data.get("room_epoch", 0)
+        state.admission_epoch = data.get("admission_epoch", 0)
         state.policy = Policy.from_dict(data["policy"])
         state.revision = data["revision"]
         state.leader_term = data["leader_term"]

@@ -154,3 +154,20 @@ def test_garbage_on_the_api_port_changes_nothing(member: tuple[Daemon, Client]) 
             time.sleep(0.05)
     assert client.list_vms()[0]["name"] == "keep"
     assert daemon.raft.state.to_dict()["vms"] == before["vms"]
+
+
+def test_admission_control_is_checked_before_proposing(member: tuple[Daemon, Client]) -> None:
+    """One host cannot survive its own failure: with admission control on, an HA VM is
+    refused with the reason and nothing reaches the log; a non-HA one is admitted."""
+    daemon, client = member
+    client.set_policy({"admission_control": 1})
+    wait(lambda: daemon.raft.state.policy.admission_control)
+    applied = daemon.raft.status()["last_applied"]
+    with pytest.raises(ClientError) as err:
+        client.create_vm("guarded", vcpus=1, memory_mib=64)
+    assert err.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "cannot survive 1 failures" in str(err.value), err.value
+    assert "guarded" not in daemon.raft.state.vms
+    assert daemon.raft.status()["last_applied"] == applied  # refused before the log
+    client.create_vm("plain", vcpus=1, memory_mib=64, ha=False)
+    wait(lambda: "plain" in daemon.raft.state.vms)

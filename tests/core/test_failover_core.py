@@ -259,6 +259,32 @@ def test_admission_control_refuses_what_a_host_failure_could_not_restart() -> No
     assert create(s, "plain", memory_mib=512, ha=False).ok  # not HA: not protected
 
 
+def test_admission_is_the_proposers_and_apply_only_refuses_a_stale_check() -> None:
+    s = cluster(hosts=3, memory_mib=1024)
+    s.apply(c.SetPolicy(id=cid(), changes={"admission_control": 1}))
+    for i in range(4):
+        assert create(s, f"v{i}", memory_mib=512).ok
+        s.apply(c.AssignVm(id=cid(), name=f"v{i}", host=f"h{i % 3 + 1}"))
+    v4 = c.CreateVm(id=cid(), name="v4", uuid="u4", vcpus=1, memory_mib=512)
+    assert "could not restart" in (s.admission_refusal(v4) or "")
+    plain = c.CreateVm(id=cid(), name="plain", uuid="u5", vcpus=1, memory_mib=512, ha=False)
+    assert s.admission_refusal(plain) is None
+    assert "v4" not in s.vms  # checking changed nothing
+    # apply runs no placement for a checked command: a stale check is refused...
+    epoch = s.admission_epoch
+    s.apply(c.SetMaintenance(id=cid(), name="h3", on=True))  # bears on admission
+    stale = s.apply(c.CreateVm(id=cid(), name="v5", uuid="u6", vcpus=1, memory_mib=64,
+                               admitted_epoch=epoch))
+    assert stale.code == "conflict" and "admission control was checked" in stale.message
+    # ...and a current one applies as the proposer decided
+    assert s.apply(c.CreateVm(id=cid(), name="v5", uuid="u6", vcpus=1, memory_mib=64,
+                              admitted_epoch=s.admission_epoch)).ok
+    # what does not bear on it leaves the epoch alone
+    epoch = s.admission_epoch
+    s.apply(c.ObserveVms(id=cid(), host="h1", observed={"v0": "running"}))
+    assert s.admission_epoch == epoch
+
+
 # ---- agent rules ------------------------------------------------------------------------------
 
 
