@@ -250,6 +250,9 @@ class SetMigration(Command):
     to: str = ""
     error: str = ""
     expect_version: int | None = None
+    # apply re-checks that the target is not in maintenance and that the VM fits there.
+    # Leaders set it; entries written before it existed lack it and replay as they did.
+    check_target: bool = False
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -492,12 +495,19 @@ def _envelope(cmd: Command) -> dict[str, Any]:
     return envelope
 
 
+LATER_FIELDS: dict[str, Any] = {"check_target": False}
+"""Fields added to commands after logs were first written, with the value an older entry
+means (for digests: a command's digest must not change with the code that computes it)."""
+
+
 def digest(cmd: Command) -> str:
     """What a command asks for, without when (ts) or by which leader (term): a request retried
     with the same id has the same digest; a different request reusing the id does not."""
     envelope = _envelope(cmd)
-    # nor against which admission epoch it was checked: a retry is checked afresh
-    body = {k: v for k, v in envelope["body"].items() if k != "admitted_epoch"}
+    # nor against which admission epoch it was checked (a retry is checked afresh), nor
+    # fields added since at their defaults (an old entry's digest stays what it was)
+    body = {k: v for k, v in envelope["body"].items() if k != "admitted_epoch"
+            and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
     canonical = json.dumps([envelope["type"], body], separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 

@@ -265,7 +265,7 @@ def credentials(state: ClusterState, view: LeaderView, stamp: Stamp) -> Out:
 def balancing(state: ClusterState, view: LeaderView, stamp: Stamp) -> Out:
     """An automatic balancing pass (the caller decides it is due and nothing else moves)."""
     balance = plan_balance(state, view.metrics, stamp.ts)
-    return [(c.SetMigration(**stamp(), name=m.vm, to=m.target,
+    return [(c.SetMigration(**stamp(), name=m.vm, to=m.target, check_target=True,
                             expect_version=state.vms[m.vm].version),
              f"balance: {m.vm} {m.source}->{m.target} (gain {m.gain:.3f})")
             for m in balance.moves]
@@ -322,7 +322,7 @@ def migrations(state: ClusterState, view: LeaderView, placer: Placer, stamp: Sta
         busy[source.name] = busy.get(source.name, 0) + 1
         busy[to] = busy.get(to, 0) + 1
         table.add(vm, table.index[to])
-        out.append((c.SetMigration(**stamp(), name=vm.name, to=to,
+        out.append((c.SetMigration(**stamp(), name=vm.name, to=to, check_target=True,
                                    expect_version=vm.version),
                     f"move {vm.name} {source.name}->{to}"))
     return out

@@ -871,6 +871,13 @@ class ClusterState:
                 return _reject("conflict", f"VM {found.name} cannot start a move now")
             if target is None or target.status is not HostStatus.UP or cmd.to == found.host:
                 return _reject("conflict", f"host {cmd.to} cannot take {found.name}")
+            # The plan was made on an older state (and beside other plans of the same pass):
+            # check again that the target may take it, as _assign_vm does.
+            if cmd.check_target and target.maintenance:
+                return _reject("conflict", f"host {cmd.to} is in maintenance")
+            if cmd.check_target and found.wants_to_run and not self._fits(
+                    target, found.vcpus, found.memory_mib, found.disk_gib):
+                return _reject("conflict", f"VM {found.name} no longer fits on {cmd.to}")
             unseen = self._cannot_take(target, found)
             if unseen:
                 return _reject("conflict", f"host {cmd.to} cannot take {found.name}: "
@@ -881,6 +888,7 @@ class ClusterState:
             vm.migration_error = text(cmd.error)
         else:
             vm.migrating_to, vm.migration_requested, vm.migration_error = cmd.to, None, ""
+            self._usage = None  # it now counts on its target too
         vm.version = self._bump()
         return Result(ok=True, version=vm.version)
 

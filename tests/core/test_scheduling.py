@@ -196,6 +196,31 @@ def test_a_migrating_vm_holds_room_on_both_hosts() -> None:
     assert list(table.used_memory_mib) == [800, 800]
 
 
+def test_apply_refuses_a_move_planned_onto_a_host_that_filled_up_or_went_into_maintenance(
+        ) -> None:
+    """A leader's pass plans moves beside placements; apply checks each against the state it
+    meets, as it does for placements, and the planner tries again next pass."""
+    s = cluster(hosts=3, memory_mib=1024)
+    for name, host in (("a", "h1"), ("b", "h1"), ("big", "h2")):
+        create(s, name, memory_mib=700 if name == "big" else 400)
+        assign(s, name, host)
+    full = s.apply(c.SetMigration(id=cid(), name="a", to="h2", check_target=True,
+                                  expect_version=s.vms["a"].version))
+    assert full.code == "conflict" and "no longer fits on h2" in full.message
+    s.apply(c.SetMaintenance(id=cid(), name="h3", on=True))
+    away = s.apply(c.SetMigration(id=cid(), name="a", to="h3", check_target=True,
+                                  expect_version=s.vms["a"].version))
+    assert away.code == "conflict" and "maintenance" in away.message
+    s.apply(c.SetMaintenance(id=cid(), name="h3", on=False))
+    assert s.apply(c.SetMigration(id=cid(), name="a", to="h3", check_target=True,
+                                  expect_version=s.vms["a"].version)).ok
+    # the second move onto h3 must count the first: 400 + 400 + 400 > 1024
+    assert s.apply(c.SetMigration(id=cid(), name="b", to="h3", check_target=True,
+                                  expect_version=s.vms["b"].version)).ok
+    create(s, "c", memory_mib=400)
+    assert assign(s, "c", "h3").code == "conflict"
+
+
 # ---- balancing --------------------------------------------------------------------------------
 
 

@@ -76,11 +76,6 @@ def test_it_catches_a_new_leader_that_gives_no_grace_period(
     failure = run_batch(range(2000))
     assert failure is not None and "I1" in failure, failure
 
-
-def test_it_catches_a_leader_that_counts_on_a_watchdog_for_vms_it_never_heard_of(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A VM live-migrated to a host whose daemon hung before it ever reported (and so armed
-    its watchdog for) the VM: its lease running out proves nothing about that VM."""
-    monkeypatch.setattr(reconcile, "unreported", lambda state, host: [])
-    failure = run_batch(range(1000))
-    assert failure is not None and "I1" in failure, failure
+# Recovery counting on a watchdog never armed for a live-migrated VM: random schedules find
+# it rarely (seed 2049 of 7,000 when it was written); test_scenarios.py's migration scenario
+# catches it every time.
