@@ -162,9 +162,9 @@ def liveness(state: ClusterState, view: LeaderView, stamp: Stamp
                 if host.watchdog <= 0:
                     wait = "no watchdog: needs a fence agent or an operator's confirm-fenced"
                 elif unreported(state, host.name):
-                    wait = (f"{', '.join(unreported(state, host.name))} arrived by live "
-                            "migration and it never reported them, so its watchdog may not "
-                            "cover them: needs a fence agent or an operator's confirm-fenced")
+                    wait = (f"{', '.join(unreported(state, host.name))} may have arrived by "
+                            "live migration unreported, so its watchdog may not cover them: "
+                            "needs a fence agent or an operator's confirm-fenced")
                 else:
                     due.append(view.recovery_at(host.name, host.lease, host.watchdog) - view.now)
                     wait = f"fencing in {due[-1]:.1f}s"
@@ -173,11 +173,11 @@ def liveness(state: ClusterState, view: LeaderView, stamp: Stamp
 
 
 def unreported(state: ClusterState, host: str) -> list[str]:
-    """HA VMs that live-migrated to this host before it ever reported them: a lease that
-    ran out proves nothing about them (its agent may have hung before it armed the
-    watchdog for them)."""
-    return sorted(vm.name for vm in state.vms.values()
-                  if vm.host == host and vm.unreported and vm.ha)
+    """HA VMs that live-migrated (or may be migrating) to this host before it ever reported
+    them: a lease that ran out proves nothing about them (its agent may have hung before it
+    armed the watchdog for them)."""
+    return sorted(vm.name for vm in state.vms.values() if vm.ha and (
+        (vm.host == host and vm.unreported) or vm.migrating_to == host))
 
 
 def observations(state: ClusterState, view: LeaderView, stamp: Stamp) -> Out:
@@ -284,12 +284,10 @@ def migrations(state: ClusterState, view: LeaderView, placer: Placer, stamp: Sta
     table: HostTable | None = None
     for vm in sorted(state.vms.values(), key=lambda v: (-v.priority, v.name)):
         if vm.migrating_to is not None:
-            target = state.hosts.get(vm.migrating_to)
-            if target is None or target.status is not HostStatus.UP:
-                out.append((c.SetMigration(**stamp(), name=vm.name,
-                                           error=f"target {vm.migrating_to} went down",
-                                           expect_version=vm.version),
-                            f"{vm.name}: move cancelled"))
+            # In flight, even if its target went down: only the source's agent knows whether
+            # libvirt moved it (a target whose daemon hung still takes it) and says so
+            # (FinishMigration). Cancelling here could leave it running where the record
+            # says it is not.
             continue
         source = state.hosts.get(vm.host) if vm.host else None
         evacuate = source is not None and source.maintenance

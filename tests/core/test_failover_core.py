@@ -104,7 +104,7 @@ def test_a_host_is_not_fenced_by_lease_for_a_vm_it_never_reported() -> None:
     late = LeaderView(now=100.0, leader_since=0.0, last_heard={"h1": 99.9, "h3": 99.9},
                       last_granted={"h2": 10.0})
     p = plan(s, late, 1, iter(["x"]), 0.0)
-    assert p.commands == [] and "arrived by live migration" in p.verdict
+    assert p.commands == [] and "arrived by live migration" in p.verdict, p.verdict
     late.fenced_off = {"h2": True}  # a fence agent switched it off: that proves it
     (fence,) = plan(s, late, 1, iter(["y"]), 0.0).commands
     assert isinstance(fence, c.FenceHost) and fence.by == "fence agent"

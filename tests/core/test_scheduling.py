@@ -162,15 +162,24 @@ def test_migration_records_live_cold_and_failed_moves() -> None:
     assert (s.vms["c"].host, s.vms["c"].migration_error) == ("h1", "boom")
 
 
-def test_a_move_to_a_host_that_goes_down_is_cancelled() -> None:
+def test_a_move_to_a_host_that_goes_down_stays_in_flight_until_its_source_reports() -> None:
+    """The leader does not cancel it (the source's libvirt may be moving it right now, and a
+    target whose daemon hung still takes it), nor fence the target by its lease while the
+    VM may land there unguarded; the source's report settles it."""
     s = cluster()
     create(s, "a")
     assign(s, "a", "h1")
     s.apply(c.SetMigration(id=cid(), name="a", to="h2"))
     s.apply(c.SetHostStatus(id=cid(), name="h2", status="down"))
-    heard = {"h1": 1.0, "h3": 1.0}
-    run(s, LeaderView(now=1.0, leader_since=0.0, last_heard=heard, last_granted={"h2": 1.0}))
-    assert s.vms["a"].migrating_to is None and "went down" in s.vms["a"].migration_error
+    heard = {"h1": 100.0, "h3": 100.0}
+    late = LeaderView(now=100.0, leader_since=0.0, last_heard=heard, last_granted={"h2": 1.0})
+    assert run(s, late) == []
+    assert s.vms["a"].migrating_to == "h2" and s.hosts["h2"].status.value == "down"
+    s.apply(c.FinishMigration(id=cid(), name="a", source="h1", to="h2", ok=False,
+                              error="target unreachable"))
+    (fence,) = run(s, late)
+    assert isinstance(fence, c.FenceHost) and fence.name == "h2"
+    assert s.vms["a"].host == "h1"
 
 
 def test_the_source_agent_migrates_running_vms_and_hands_over_stopped_ones() -> None:
