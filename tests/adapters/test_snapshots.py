@@ -10,8 +10,11 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from hacluster.client import Client
 from hacluster.core import commands as c
+from hacluster.core.state import ClusterState
 from hacluster.messages import vms_by_host
 
 from ..conftest import admin_token
@@ -22,8 +25,8 @@ PER_ROUND = 50
 MEMORY = 64
 
 
-def test_readers_never_see_a_state_change_under_them(tmp_path: Path, host_uri: str,
-                                                     pki: Path) -> None:
+def hammer(tmp_path: Path, host_uri: str, pki: Path) -> list[str]:
+    """Read hard while thousands of commands apply; what the readers found wrong."""
     with one_member(tmp_path, host_uri, pki) as (daemon, _client):
         raft = daemon.raft
         stop = threading.Event()
@@ -90,6 +93,19 @@ def test_readers_never_see_a_state_change_under_them(tmp_path: Path, host_uri: s
             stop.set()
             for t in readers:
                 t.join(30)
-        assert not errors, errors[:5]
         assert raft.status()["last_applied"] - start_index >= 2 * ROUNDS  # and the leader's
         assert reads["api"] > 20 and reads["local"] > 20, reads
+        return errors
+
+
+def test_readers_never_see_a_state_change_under_them(tmp_path: Path, host_uri: str,
+                                                     pki: Path) -> None:
+    errors = hammer(tmp_path, host_uri, pki)
+    assert not errors, errors[:5]
+
+
+def test_the_readers_catch_a_state_published_by_changing_it_in_place(
+        tmp_path: Path, host_uri: str, pki: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check can fail: with copy-on-write off, apply changes the published state."""
+    monkeypatch.setattr(ClusterState, "fork", lambda self: self)
+    assert hammer(tmp_path, host_uri, pki)

@@ -163,8 +163,12 @@ class SimLink:
 
 
 class FixedProbe:
-    """Idle hosts: placement then depends on the replicated state alone (deterministic)."""
+    """A host whose CPU load stays what the schedule chose (deterministic)."""
+
+    def __init__(self, cpu_load: float = 0.1) -> None:
+        self.cpu_load = cpu_load
 
     def sample(self, memory_available_mib: float | None = None) -> HostMetrics:
-        return HostMetrics(cpu_load=0.1, memory_available_mib=memory_available_mib or 0.0,
+        return HostMetrics(cpu_load=self.cpu_load,
+                           memory_available_mib=memory_available_mib or 0.0,
                            disk_free_gib=100.0)

@@ -46,13 +46,14 @@ from hacluster.agent import Agent
 from hacluster.config import CapacityOverride, Config, Member
 from hacluster.core import commands as c
 from hacluster.core.host_plan import Domain
-from hacluster.core.model import Observed, Vm, VmState
+from hacluster.core.model import HostStatus, Observed, Vm, VmState
 from hacluster.core.state import ClusterState, Result
 from hacluster.core.timing import PROFILES, RAFT_FOR_PROFILE, HaTimings
 from hacluster.fencing import FenceRunner
 from hacluster.heartbeat import Answer, Beat
 from hacluster.leader import LeaderLoop
 from hacluster.raft import Unavailable
+from hacluster.watchdog import NoWatchdog
 
 from .fakes import FixedProbe, SimClock, SimHypervisor, SimLink, SimRaft, SimWatchdog
 
@@ -60,7 +61,8 @@ DT = 0.05  # the simulator's step; loops run when their own schedule says they a
 LEADER_INTERVAL = 0.1
 FENCE_DELAY = (0.2, 1.5)  # how long a fence agent takes; how long a fenced host is off
 FAULT_KINDS = ["power_off", "power_on", "pause", "resume", "isolate", "heal", "daemon_crash",
-               "daemon_start", "vm_crash", "leader_off", "leader_isolate", "maintenance"]
+               "daemon_start", "vm_crash", "leader_off", "leader_isolate", "maintenance",
+               "confirm_fenced"]
 
 
 class InvariantBroken(AssertionError):
@@ -123,6 +125,7 @@ class Sim:
         self.seed = seed
         self.verbose = verbose
         setup = setup or random_setup(self.rng, seed)
+        self.setup = setup
         self.profile = setup.profile
         self.ha: HaTimings = PROFILES[self.profile]
         self.raft_timing = RAFT_FOR_PROFILE[self.profile]
@@ -149,6 +152,8 @@ class Sim:
         self.struck: set[str] = set()  # hosts a fault was aimed at (scenarios judge by them)
         for h in self.hosts.values():
             self.start_daemon(h)
+        if setup.policy:
+            self.commit(c.SetPolicy(id=next(self.ids), changes=dict(setup.policy)))
         for vm in setup.vms:
             self.commit(c.CreateVm(id=next(self.ids), uuid=f"u-{vm['name']}", vcpus=1, **vm))
 
@@ -174,8 +179,11 @@ class Sim:
         """A fresh haclusterd: new loops, the replica from disk, not caught up yet."""
         config = self.config(h.name)
         raft = SimRaft(self, h)
-        h.agent = Agent(config, raft, SimHypervisor(self, h), threading.Event(), h.watchdog,
-                        clock=self.clock, probe=FixedProbe())
+        index = int(h.name[1:]) - 1
+        load = self.setup.cpu_load[index] if self.setup.cpu_load else 0.1
+        watchdog = NoWatchdog() if h.name in self.setup.no_watchdog else h.watchdog
+        h.agent = Agent(config, raft, SimHypervisor(self, h), threading.Event(), watchdog,
+                        clock=self.clock, probe=FixedProbe(load))
         h.agent.link = SimLink(self, h)
         fencer = FenceRunner(config, self.clock, spawn=self.spawn, call=self.fence)
         h.leader = LeaderLoop(config, raft, threading.Event(), interval=LEADER_INTERVAL,
@@ -419,6 +427,11 @@ class Sim:
             on = not self.state.hosts[h.name].maintenance
             self.commit(c.SetMaintenance(id=next(self.ids), ts=self.clock.time(), name=h.name,
                                          on=on))
+        elif kind == "confirm_fenced" and self.quorum() and not h.powered and (
+                record := self.state.hosts.get(h.name)) is not None \
+                and record.status is HostStatus.DOWN:
+            # an operator who checked that the host is off vouches for it (only truthfully)
+            self.commit(c.ConfirmFenced(id=next(self.ids), ts=self.clock.time(), name=h.name))
         elif kind == "heal_all":
             self.heal_all()
         else:
@@ -506,6 +519,7 @@ class Sim:
                     self.heal_all()
                     healed = True
                 self.step()
+            self.raft_step()  # what the last step committed reaches every member
             self.check_live()
 
     def step(self) -> None:
@@ -562,6 +576,9 @@ class Setup:
     hosts: int
     fence_agents: frozenset[str]
     vms: tuple[dict[str, Any], ...]
+    no_watchdog: frozenset[str] = frozenset()  # fenced only by a fence agent or an operator
+    cpu_load: tuple[float, ...] = ()  # each host's, as its probe reports (default 0.1)
+    policy: tuple[tuple[str, float], ...] = ()  # SetPolicy changes made before anything runs
 
 
 def random_setup(rng: random.Random, seed: int) -> Setup:
@@ -570,7 +587,12 @@ def random_setup(rng: random.Random, seed: int) -> Setup:
     vms = tuple({"name": f"vm{i}", "memory_mib": rng.choice([256, 512, 768]),
                  "ha": rng.random() < 0.85, "priority": rng.randint(0, 3)}
                 for i in range(rng.randint(3, 8)))
-    return Setup(profile_of(seed), n, fenced, vms)
+    no_watchdog = frozenset(f"h{i}" for i in range(1, n + 1) if rng.random() < 0.15)
+    loads = tuple(rng.choice([0.05, 0.1, 0.9]) for _ in range(n))
+    # half the schedules balance automatically (moves of their own, on uneven CPU loads)
+    policy = (("balance_mode", 2), ("balance_interval", 5), ("migration_cooldown", 0)) \
+        if rng.random() < 0.5 else ()
+    return Setup(profile_of(seed), n, fenced, vms, no_watchdog, loads, policy)
 
 
 def run_seed(seed: int, verbose: bool = False) -> None:
