@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from .config import Config
 from .core import commands as c
 from .core import storage
-from .core.host_plan import Act, Action, Domain, decide_host, report
+from .core.host_plan import Act, Action, Domain, decide_host, report, self_fence_plan
 from .core.lease import Lease, renewed_until, watchdog_guard
 from .core.model import Observed, Vm
 from .core.placement import HostMetrics
@@ -78,6 +78,7 @@ class Agent:
         self.lease_until: float | None = None  # monotonic; None: no lease in this process yet
         self._started = clock.monotonic()
         self._armed = False
+        self.stood_down = False  # set when the member halted: see stand_down
         # (uuid, version) that would not start, and libvirt's reason
         self._failed_starts: dict[tuple[str, int], str] = {}
         # (uuid, version) this agent started: found down again at the same version, that is
@@ -202,6 +203,8 @@ class Agent:
         long libvirt call (a live migration) in the cycle does not starve it; the cycle
         calls it too, before it starts a VM (`starting`), so that no HA VM ever runs here
         unguarded, not even for the moment before the next heartbeat."""
+        if self.stood_down:
+            return  # the daemon is leaving in order: nothing to guard, nothing to re-arm
         if starting is not None:
             domains = [*domains, Domain(starting.uuid, starting.name, Observed.RUNNING, True)]
         guard = watchdog_guard(self.raft.state.vms, domains, self.lease,
@@ -471,6 +474,28 @@ class Agent:
             self.step()
             self.wake.wait(self.next_cycle_in())
             self.wake.clear()
+
+    def stand_down(self, why: str) -> list[str]:
+        """This member can no longer follow the cluster (it halted: a command it cannot
+        apply, data it cannot trust): stop what the cluster will restart elsewhere (its HA
+        VMs, as self-fencing does), then stand the watchdog down, so that leaving is orderly
+        rather than a power-off that would take its other VMs too. What it stopped."""
+        stopped = []
+        self.stood_down = True  # the heartbeat thread re-arms nothing from now on
+        try:
+            for action in self_fence_plan(self.raft.state.vms, self.hv.domains()):
+                self.hv.destroy(action.uuid)
+                stopped.append(action.vm)
+        except HypervisorError as exc:
+            # its HA VMs may still run: the watchdog stays armed and will fence the host
+            log.critical("%s; could not stop the HA VMs (%s): the watchdog stays armed", why,
+                         exc)
+            return stopped
+        log.critical("%s; stopped its HA VMs (%s) and stood the watchdog down", why,
+                     ", ".join(stopped) or "none ran here")
+        self.watchdog.disarm()
+        self._armed = False
+        return stopped
 
     def close(self) -> None:
         self.watchdog.close()

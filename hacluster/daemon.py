@@ -132,6 +132,7 @@ class Daemon:
             leader = now_leader or leader
             if self.raft.halted:
                 log.critical("%s", self.raft.halted)
+                self.agent.stand_down(self.raft.halted)
                 sd_notify(f"STATUS={self.raft.halted}")
                 self.shutdown()
                 return EXIT_STORAGE if self.raft.storage_error else EXIT_HALTED
