@@ -18,6 +18,7 @@ the hypervisors and the network rather than any daemon's word:
   I4  an HA VM starts only on a host holding a lease so granted (no start outside the
       quorate partition, none after its lease ran out);
   I5  no loop raises (an error logged by an agent or leader cycle is a failure);
+  I6  no host is fenced by lease before the last lease delivered to it ran out;
 and once every fault has healed: every started HA VM runs on exactly its host, and every
 member's replica equals the committed state.
 
@@ -196,6 +197,14 @@ class Sim:
     def commit(self, cmd: c.Command) -> Result:
         self.log.append(cmd)
         result = self.state.apply(cmd)
+        for sub, res in zip(getattr(cmd, "commands", None) or (cmd,), result.parts or (result,),
+                            strict=False):
+            if isinstance(sub, c.FenceHost) and res.ok and sub.by == "lease+watchdog":
+                # I6: judged by the grants the network delivered, not the leader's records
+                granted = self.grants.get(sub.name)
+                if granted is not None and self.now < granted + self.ha.lease:
+                    self.broken.append(f"I6: {sub.name} fenced by lease at {self.now:.2f}, "
+                                       f"its lease granted at {granted:.2f} still ran")
         if self.verbose and result.ok and not isinstance(cmd, c.ObserveVms | c.ClaimLeadership):
             name = getattr(cmd, "name", "") or ",".join(
                 f"{s.TYPE} {getattr(s, 'name', '')}" for s in getattr(cmd, "commands", ()))

@@ -40,7 +40,7 @@ def test_it_catches_a_leader_that_fences_without_waiting_for_the_watchdog(
 
     monkeypatch.setattr(reconcile, "recovery_at", hasty)
     failure = run_batch(range(1000))
-    assert failure is not None and "I1" in failure and "replay: python -m" in failure
+    assert failure is not None and "I6" in failure and "replay: python -m" in failure
 
 
 def test_it_catches_agents_that_start_ha_vms_without_a_lease(
@@ -74,7 +74,7 @@ def test_it_catches_a_new_leader_that_gives_no_grace_period(
 
     monkeypatch.setattr(LiveState, "__init__", graceless)
     failure = run_batch(range(2000))
-    assert failure is not None and "I1" in failure, failure
+    assert failure is not None and "I6" in failure, failure
 
 # Recovery counting on a watchdog never armed for a live-migrated VM: random schedules find
 # it rarely (seed 2049 of 7,000 when it was written); test_scenarios.py's migration scenario
