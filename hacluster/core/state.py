@@ -529,6 +529,10 @@ class ClusterState:
         """Admission control for this command, on the proposing side: why admitting the VM
         it creates or starts would leave the cluster unable to restart every HA VM after
         the failures the policy tolerates; None if it keeps that, or does not concern it."""
+        starts = cmd.state == VmState.STARTED.value and (
+            not isinstance(cmd, c.CreateVm) or bool(cmd.ha))
+        if not (self.policy.admission_control and starts):
+            return None  # nothing to check: no trial apply (this runs for every create)
         trial = self.fork()
         if not trial.apply(dataclasses.replace(cmd, admitted_epoch=trial.admission_epoch)).ok:
             return None  # refused for another reason, which apply will give
