@@ -295,9 +295,7 @@ class Agent:
         vms = state.vms
         try:
             if action.act in (Act.DEFINE_START, Act.START):
-                with self._report_lock:
-                    seen = self._report.domains if self._report else []
-                self._guard(seen, starting=vms[action.vm])
+                self._guard([], starting=vms[action.vm])  # guarding: armed to the lease
                 # a VM's CPU: the baseline of every host's, as they reported them (core/cpus.py)
                 start = self.hv.define_start if action.act is Act.DEFINE_START else self.hv.start
                 start(vms[action.vm], state.pools, state.networks,

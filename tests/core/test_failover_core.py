@@ -247,12 +247,18 @@ def test_policy_set_validates_every_key() -> None:
     assert s.policy.max_restart == 3
 
 
-def test_admission_control_refuses_what_a_host_failure_could_not_restart() -> None:
+def nearly_full() -> ClusterState:
+    """Admission control on; 4 x 512 MiB HA VMs on 3 hosts of 1,024 MiB."""
     s = cluster(hosts=3, memory_mib=1024)
     s.apply(c.SetPolicy(id=cid(), changes={"admission_control": 1}))
     for i in range(4):
         assert create(s, f"v{i}", memory_mib=512).ok
         s.apply(c.AssignVm(id=cid(), name=f"v{i}", host=f"h{i % 3 + 1}"))
+    return s
+
+
+def test_admission_control_refuses_what_a_host_failure_could_not_restart() -> None:
+    s = nearly_full()
     r = create(s, "v4", memory_mib=512)  # 5 x 512 cannot survive losing one 1024 host
     assert r.code == "admission" and "could not restart" in r.message
     assert "v4" not in s.vms
@@ -260,11 +266,7 @@ def test_admission_control_refuses_what_a_host_failure_could_not_restart() -> No
 
 
 def test_admission_is_the_proposers_and_apply_only_refuses_a_stale_check() -> None:
-    s = cluster(hosts=3, memory_mib=1024)
-    s.apply(c.SetPolicy(id=cid(), changes={"admission_control": 1}))
-    for i in range(4):
-        assert create(s, f"v{i}", memory_mib=512).ok
-        s.apply(c.AssignVm(id=cid(), name=f"v{i}", host=f"h{i % 3 + 1}"))
+    s = nearly_full()
     v4 = c.CreateVm(id=cid(), name="v4", uuid="u4", vcpus=1, memory_mib=512)
     assert "could not restart" in (s.admission_refusal(v4) or "")
     plain = c.CreateVm(id=cid(), name="plain", uuid="u5", vcpus=1, memory_mib=512, ha=False)
