@@ -411,7 +411,7 @@ class Agent:
         beat = Beat(self.config.name, HostMetrics(
             cpu_load=m.cpu_load, memory_available_mib=m.memory_available_mib,
             disk_free_gib=m.disk_free_gib, heartbeat_rtt_ms=self.last_rtt_ms),
-            report.observed, report.versions, report.errors)
+            report.observed, report.versions, report.errors, self.config.code_version)
         asked = self.clock.monotonic()  # the lease counts from before we asked: ours ends first
         answer = self.link.send(beat)
         if answer is None:

@@ -34,7 +34,7 @@ COLUMNS = {
            "priority"],
     "host": ["name", "status", "vms", "cpus", "vcpus_allocated", "memory_mib",
              "memory_free_mib", "cpu_load", "last_heard_ago"],
-    "member": ["name", "api_addr", "raft_addr", "leader", "connected"],
+    "member": ["name", "api_addr", "raft_addr", "leader", "connected", "version"],
     "lab": ["name", "api", "web", "libvirtd", "keeper", "watchdog", "haclusterd"],
     "incident": ["id", "host", "open", "fenced_by", "seconds_to_fenced",
                  "seconds_to_all_running", "vms"],
@@ -184,7 +184,7 @@ def cluster_status(ctx: Ctx) -> None:
                 f"quorum: {'yes' if s['quorum'] else 'NO'}  answered by: {s['self']}\n"
                 f"hosts up: {s['hosts_up']}  VMs: {s['vms']} ({s['vms_running']} running)  "
                 f"commit index: {s['commit_index']}  snapshot at: {s['snapshot_index']} "
-                f"(+{s['log_entries']} entries)")
+                f"(+{s['log_entries']} entries)  cluster version: {s['cluster_version']}")
         if s["halted"]:
             head += f"\nHALTED: {s['halted']}"
         return head + "\n\n" + table(s["members"], COLUMNS["member"])

@@ -195,8 +195,10 @@ def status_dict(s: pb.ClusterStatus) -> dict[str, Any]:
         "vms_running": s.vms_running, "halted": s.halted or None,
         "snapshot_index": s.snapshot_index, "log_entries": s.log_entries,
         "journal_bytes": s.journal_bytes,
+        "cluster_version": s.cluster_version, "code_version": s.code_version,
         "members": [{"name": m.name, "raft_addr": m.raft_addr, "api_addr": m.api_addr,
-                     "leader": m.leader, "connected": m.connected} for m in s.members],
+                     "leader": m.leader, "connected": m.connected,
+                     "version": m.version or None} for m in s.members],
     }
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .certs import common_name, private_file_error
+from .core.commands import CODE_VERSION
 from .core.timing import PROFILES, RAFT_FOR_PROFILE, HaTimings, problems
 from .core.validate import name_error
 
@@ -147,6 +148,9 @@ class Config:
     tls: Tls | None = None  # always set by parse(): the API is served over TLS only
     previous_secrets: tuple[str, ...] = ()  # accepted while a new secret is rolled out
     directory: Directory | None = None
+    # [testing] code_version: play an older member in a rolling-upgrade test (it reports
+    # that version and halts, as such code would, on what is newer)
+    code_version: int = CODE_VERSION
 
     @property
     def migration_uri(self) -> str:
@@ -351,6 +355,9 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
     qemu = dict(data.get("qemu", {}))
     # [qemu] console_dir: where the lab of earlier versions put it (console_dir now)
     console_dir = qemu.pop("console_dir", "/var/log/hacluster/consoles")
+    code_version = data.get("testing", {}).get("code_version", CODE_VERSION)
+    if not (isinstance(code_version, int) and 1 <= code_version <= CODE_VERSION):
+        raise ConfigError(f"testing.code_version must be 1-{CODE_VERSION} (this code's)")
     virt_type = str(data.get("virt_type", "auto"))
     if virt_type not in VIRT_TYPES:
         raise ConfigError(f"virt_type must be one of {', '.join(VIRT_TYPES)}")
@@ -377,6 +384,7 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
             previous_secrets=(_secret(cluster, base, "previous_secret"),)
             if ("previous_secret" in cluster or "previous_secret_file" in cluster) else (),
             directory=_directory(data.get("directory", {})),
+            code_version=code_version,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from exc

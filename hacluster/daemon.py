@@ -31,7 +31,7 @@ from .hypervisor import DomainStats, Hypervisor, HypervisorError
 from .leader import LeaderLoop
 from .notify import sd_notify
 from .peers import Peers
-from .raft import RaftNode, wipe
+from .raft import Downgrade, RaftNode, wipe
 from .raftstore import StorageError
 from .serial_console import host_console
 from .service import ClusterService, MemberService
@@ -44,7 +44,7 @@ log = logging.getLogger("haclusterd")
 
 # Exit statuses systemd must not answer with a restart (RestartPreventExitStatus=2 3 4):
 EXIT_CONFIG = 2  # a bad configuration file
-EXIT_HALTED = 3  # met a command it cannot apply: upgrade this member
+EXIT_HALTED = 3  # met a command it cannot apply, or a downgrade: run the newer code
 EXIT_STORAGE = 4  # its data cannot be trusted: wipe it and rejoin (README)
 
 
@@ -60,7 +60,8 @@ class Daemon:
         self.raft = RaftNode(config.me.raft, [m.raft for m in config.peers], config.data_dir,
                              config.secret, config.raft,
                              on_applied=self._on_applied,
-                             previous_secrets=config.previous_secrets)
+                             previous_secrets=config.previous_secrets,
+                             code_version=config.code_version)
         self.hypervisor = Hypervisor(config.libvirt_uri, on_event=self.wake_agent.set,
                                      guests=config.guests)
         self.leader = LeaderLoop(config, self.raft, self.wake_leader)
@@ -201,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     except StorageError as exc:
         log.critical("cannot start: %s", exc)
         return EXIT_STORAGE
+    except Downgrade as exc:  # refused before anything touched a VM
+        log.critical("cannot start: %s", exc)
+        return EXIT_HALTED
     except (HypervisorError, WatchdogError, OSError) as exc:
         log.error("cannot start: %s", exc)
         return 1

@@ -32,6 +32,7 @@ class Beat:
     observed: dict[str, str]  # VM -> what runs here (Observed values)
     versions: dict[str, int]  # the VM record versions the agent's replica had
     errors: dict[str, str] = field(default_factory=dict)  # VM -> why a start was refused
+    code_version: int = 0  # the hacluster code version the host runs (0: too old to say)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ def to_request(beat: Beat) -> pb.HeartbeatRequest:
     return pb.HeartbeatRequest(
         host=beat.host, cpu_load=m.cpu_load, memory_available_mib=m.memory_available_mib,
         disk_free_gib=m.disk_free_gib, observed=beat.observed,
-        observed_versions=beat.versions, errors=beat.errors, rtt_ms=m.heartbeat_rtt_ms)
+        observed_versions=beat.versions, errors=beat.errors, rtt_ms=m.heartbeat_rtt_ms,
+        code_version=beat.code_version)
 
 
 def from_request(request: pb.HeartbeatRequest) -> Beat:
@@ -60,7 +62,8 @@ def from_request(request: pb.HeartbeatRequest) -> Beat:
         cpu_load=request.cpu_load, memory_available_mib=request.memory_available_mib,
         disk_free_gib=request.disk_free_gib,
         heartbeat_rtt_ms=request.rtt_ms if 0 <= request.rtt_ms < 1e6 else -1.0),
-        dict(request.observed), dict(request.observed_versions), dict(request.errors))
+        dict(request.observed), dict(request.observed_versions), dict(request.errors),
+        request.code_version)
 
 
 class GrpcLink:

@@ -107,7 +107,8 @@ class LeaderLoop:
     def answer(self, beat: Beat) -> Answer:
         """A host's heartbeat (validated by whoever received it): remember what it said,
         and renew its lease if this leader may."""
-        self.live.record(beat.host, beat.metrics, beat.observed, beat.versions, beat.errors)
+        self.live.record(beat.host, beat.metrics, beat.observed, beat.versions, beat.errors,
+                         beat.code_version)
         seconds, why = lease.grant(self.raft.state, beat.host, self.fresh())
         if seconds > 0:
             self.live.grant(beat.host)
@@ -128,7 +129,9 @@ class LeaderLoop:
             balance_due=self.clock.monotonic() - self.balanced_at
             >= self.raft.state.policy.balance_interval,
             pending_judged_at=self.pending_judged_at, pending_from=self.pending_from,
-            bootstrap_token_sha256=self.config.tls.admin_sha256 if self.config.tls else "")
+            bootstrap_token_sha256=self.config.tls.admin_sha256 if self.config.tls else "",
+            code_versions={h: b.code_version for h, b in beats.items()},
+            code_version=self.config.code_version)
 
     def cycle(self) -> str:
         """One pass: plan against the current replica, propose, return the verdict."""

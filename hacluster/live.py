@@ -23,6 +23,7 @@ class Heartbeat:
     versions: dict[str, int]  # the VM record versions the agent's replica had
     at: float  # monotonic
     errors: dict[str, str] = field(default_factory=dict)  # VM -> why a start was refused
+    code_version: int = 0  # the hacluster code version it runs (0: too old to say)
 
 
 class LiveState:
@@ -36,12 +37,15 @@ class LiveState:
         self.wake = wake  # the leader loop's: set when there may be something to commit
 
     def record(self, host: str, metrics: HostMetrics, observed: dict[str, str],
-               versions: dict[str, int], errors: dict[str, str] | None = None) -> None:
+               versions: dict[str, int], errors: dict[str, str] | None = None,
+               code_version: int = 0) -> None:
         with self._lock:
             previous = self._beats.get(host)
             self._beats[host] = Heartbeat(host, metrics, dict(observed), dict(versions),
-                                          self.clock.monotonic(), dict(errors or {}))
-        if previous is None or previous.observed != observed or previous.versions != versions:
+                                          self.clock.monotonic(), dict(errors or {}),
+                                          code_version)
+        if previous is None or previous.observed != observed or previous.versions != versions \
+                or previous.code_version != code_version:
             self.wake.set()
 
     def grant(self, host: str) -> None:

@@ -132,7 +132,7 @@ def live_messages(live: LiveState, state: ClusterState, grant_window: float,
             memory_available_mib=b.metrics.memory_available_mib if b else -1.0,
             disk_free_gib=b.metrics.disk_free_gib if b else -1.0,
             heartbeat_rtt_ms=b.metrics.heartbeat_rtt_ms if b else -1.0,
-            last_heard_ago=now - b.at if b else -1.0)
+            last_heard_ago=now - b.at if b else -1.0, code_version=b.code_version if b else 0)
     return out
 
 

@@ -38,6 +38,7 @@ RETRYABLE = {
     FAIL_REASON.NOT_LEADER, FAIL_REASON.LEADER_CHANGED, FAIL_REASON.UNKNOWN_OUTCOME,
 }
 REJOIN_MARKER = "REJOINING"  # in the data dir: this member's data was wiped (no votes yet)
+VERSION_FILE = "CLUSTER_VERSION"  # in the data dir: the highest cluster version applied here
 
 
 class Unavailable(Exception):
@@ -46,6 +47,10 @@ class Unavailable(Exception):
 
 class DiskFull(Unavailable):
     """The leader (or this member) has no space left to store the command."""
+
+
+class Downgrade(Exception):
+    """This member's data has applied a cluster version newer than its code."""
 
 
 def sync_conf(t: RaftTimings, data_dir: str, secret: str, bind: str, rejoining: bool,
@@ -81,9 +86,12 @@ class _Replica(SyncObj):
     """The pysyncobj object; `_cluster` holds the published ClusterState."""
 
     def __init__(self, self_addr: str, peers: list[str], conf: SyncObjConf,
-                 on_applied: Callable[[c.Command, Result, ClusterState], None]) -> None:
+                 on_applied: Callable[[c.Command, Result, ClusterState], None],
+                 code_version: int) -> None:
         self._cluster = ClusterState()
         self._on_applied = on_applied
+        self._code_version = code_version
+        self.data_dir = os.path.dirname(conf.journalFile)
         super().__init__(self_addr, peers, conf)  # type: ignore[no-untyped-call]
 
     @property
@@ -103,18 +111,26 @@ class _Replica(SyncObj):
         return self._cluster  # immutable: the next apply works on a fork
 
     def _restoreSnapshotState(self, state: ClusterState) -> None:
+        if state.cluster_version > self._code_version:  # halts this member (RaftNode._run)
+            raise c.UnsupportedCommand(
+                f"a snapshot at cluster version {state.cluster_version}; this member runs "
+                f"version {self._code_version}")
+        if state.cluster_version > recorded_version(self.data_dir):
+            record_version(self.data_dir, state.cluster_version)
         self._cluster = state
 
     @replicated  # type: ignore[untyped-decorator]
     def _apply(self, blob: bytes) -> dict[str, Any]:
         try:
-            cmd = c.decode(blob)
+            cmd = c.decode(blob, self._code_version)
         except c.MalformedCommand as exc:
             return Result(ok=False, code="invalid", message=str(exc)).to_dict()
         # UnsupportedCommand propagates: pysyncobj then does not advance lastApplied, and the
         # tick thread halts this member (see RaftNode._run).
         state = self._cluster.fork()
         result = state.apply(cmd)
+        if state.cluster_version != self._cluster.cluster_version:
+            record_version(self.data_dir, state.cluster_version)
         self._cluster = state  # published: readers holding the old one are unaffected
         self._on_applied(cmd, result, state)
         return result.to_dict()
@@ -126,10 +142,16 @@ class RaftNode:
     def __init__(self, self_addr: str, peers: list[str], data_dir: str, secret: str,
                  timings: RaftTimings | None = None,
                  on_applied: Callable[[c.Command, Result, ClusterState], None] | None = None,
-                 previous_secrets: tuple[str, ...] = ()) -> None:
+                 previous_secrets: tuple[str, ...] = (),
+                 code_version: int = c.CODE_VERSION) -> None:
         if not secret:
             raise ValueError("a cluster secret is required: pysyncobj unpickles what it receives")
         os.makedirs(data_dir, mode=0o700, exist_ok=True)
+        if (applied := recorded_version(data_dir)) > code_version:
+            raise Downgrade(f"this member's data is at cluster version {applied}; its code is "
+                            f"version {code_version}: a downgrade below the cluster version is "
+                            "refused (run the newer hacluster)")
+        self.code_version = code_version
         self.data_dir = data_dir
         self.timings = timings or RaftTimings()
         self.leadership_changed = threading.Event()
@@ -147,7 +169,7 @@ class RaftNode:
                                  previous_secrets)
         # the fork is untyped pysyncobj code: Any keeps mypy's strictness on our side of it
         self._obj: Any = _Replica(self_addr, peers, conf,
-                                  on_applied or (lambda cmd, res, state: None))
+                                  on_applied or (lambda cmd, res, state: None), code_version)
         self._thread = threading.Thread(target=self._run, name="raft-tick", daemon=True)
         self._thread.start()
 
@@ -223,6 +245,7 @@ class RaftNode:
         the timeout; raises Unavailable if it cannot commit."""
         if self.halted:
             raise Unavailable(self.halted)
+        c.check_allowed(cmd, self.state.cluster_version)  # TooNew: an older member lags
         blob = c.encode(cmd)
         deadline = time.monotonic() + timeout
         last_error = "no leader"
@@ -259,6 +282,26 @@ class RaftNode:
         self._stop.set()
         self._thread.join(timeout=2)
         self._obj.destroy()
+
+
+def recorded_version(data_dir: str) -> int:
+    """The highest cluster version this member has applied (1 if none was ever raised)."""
+    try:
+        return int((Path(data_dir) / VERSION_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return c.FORMAT_VERSION
+
+
+def record_version(data_dir: str, version: int) -> None:
+    """Kept beside the journal (and synced) so that a downgrade is refused before the old
+    code replays anything or touches a VM: etcd refuses a data dir newer than itself."""
+    path = Path(data_dir) / VERSION_FILE
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w") as f:
+        f.write(f"{version}\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def wipe(data_dir: str) -> str:

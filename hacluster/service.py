@@ -127,6 +127,8 @@ class ClusterService:
                 _fail("disk_full", str(exc))
             except Unavailable as exc:
                 _fail("unavailable", str(exc))
+            except c.TooNew as exc:
+                _fail("conflict", str(exc))
         if not verdict.ok:
             _fail(RESULT_CODES.get(verdict.code, "conflict"), verdict.message)
         log.info("%s from %s: %s %s", caller.actor, caller.peer, cmd.TYPE,
@@ -142,6 +144,8 @@ class ClusterService:
             why = state.admission_refusal(cmd)
             if why:
                 _fail("conflict", why)
+            if not c.allowed(f"{cmd.TYPE}.admitted_epoch", state.cluster_version):
+                return self._commit(cmd, caller)  # older members check it in apply
             try:
                 return self._commit(dataclasses.replace(
                     cmd, admitted_epoch=state.admission_epoch), caller)
@@ -200,12 +204,15 @@ class ClusterService:
         state = self.raft.state
         status = self.raft.status()
         leader_addr = self.raft.leader_addr()
+        live = self.live()
         members = []
         for m in self.config.members:
             connected = (m.name == self.config.name
                          or status.get(f"partner_node_status_server_{m.raft}") == 2)
+            heard = live.get(m.name)
             members.append(pb.Member(name=m.name, raft_addr=m.raft, api_addr=m.api,
-                                     leader=m.raft == leader_addr, connected=connected))
+                                     leader=m.raft == leader_addr, connected=connected,
+                                     version=heard.code_version if heard else 0))
         leader_name = next((m.name for m in members if m.leader), "")
         return pb.ClusterStatus(
             leader=leader_name, term=self.raft.term(), quorum=self.raft.has_quorum(),
@@ -221,6 +228,7 @@ class ClusterService:
             snapshot_index=int(status.get("snapshot_index", 0)),
             log_entries=int(status.get("log_len", 0)),
             journal_bytes=int(status.get("journal_bytes", 0)),
+            cluster_version=state.cluster_version, code_version=self.config.code_version,
         )
 
     def _hosts(self) -> tuple[ClusterState, HostTable, dict[str, pb.HostLive]]:

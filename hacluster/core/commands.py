@@ -1,7 +1,8 @@
 """Commands: the only way cluster state changes, and their wire format.
 
-A command is plain data encoded as JSON with a format version (`v`), a type, an id (a retried
-command applies once), the proposer's timestamp (apply never reads a clock) and, for commands
+A command is plain data encoded as JSON with the code version it needs (`v`: the newest of
+its type's and of the fields it sets, VERSIONS below), a type, an id (a retried command applies
+once), the proposer's timestamp (apply never reads a clock) and, for commands
 only the leader may issue, the leader's Raft term (a deposed leader's commands are rejected).
 Records they change carry `expect_version` (compare-and-set; None means "whatever it is").
 """
@@ -13,11 +14,20 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-FORMAT_VERSION = 1
+CODE_VERSION = 2
+"""This code's version: the newest command format it understands (VERSIONS). A cluster's
+version is the lowest its members run (core.state.ClusterState.cluster_version); nothing newer
+than it is ever proposed, so a member not yet upgraded never meets a command it cannot apply."""
+
+FORMAT_VERSION = 1  # the version every command had before versions were counted
 
 
 class UnsupportedCommand(Exception):
     """A command this code cannot apply (newer format or unknown type): the member must stop."""
+
+
+class TooNew(ValueError):
+    """A command the cluster's version does not allow yet (a member runs older code)."""
 
 
 class MalformedCommand(ValueError):
@@ -251,7 +261,7 @@ class SetMigration(Command):
     error: str = ""
     expect_version: int | None = None
     # apply re-checks that the target is not in maintenance and that the VM fits there.
-    # Leaders set it; entries written before it existed lack it and replay as they did.
+    # Leaders set it (from version 2); entries without it replay as they did.
     check_target: bool = False
 
 
@@ -266,6 +276,16 @@ class FinishMigration(Command):
     ok: bool
     mode: str = "live"  # live | cold
     error: str = ""
+
+
+@dataclass(kw_only=True, frozen=True)
+class SetClusterVersion(Command):
+    """The leader raises the cluster's version once every registered host runs code that
+    understands it (core.reconcile.versions); it is never lowered."""
+
+    TYPE = "cluster.version"
+    LEADER_ONLY = True
+    version: int
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -455,6 +475,7 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         SetMigration,
         FinishMigration,
         ClaimLeadership,
+        SetClusterVersion,
         CreateToken,
         RevokeToken,
         SetDirectoryRoles,
@@ -481,6 +502,61 @@ def _body_fields(cls: type[Command]) -> tuple[str, ...]:
     return names
 
 
+VERSIONS: dict[str, int] = {
+    "cluster.version": 2,
+    "vm.create.admitted_epoch": 2,  # admission checked by the proposer, not by apply
+    "vm.state.admitted_epoch": 2,
+    "vm.migration.check_target": 2,  # apply re-checks a planned move's target
+}
+"""The code version that introduced a command type ("TYPE") or a field ("TYPE.field"); what is
+not listed is version 1. A field counts only when set (not at its default): a command that
+leaves it unset reads the same to older code."""
+
+
+def needs(cmd: Command) -> int:
+    """The lowest code version that applies cmd exactly as this code does."""
+    if isinstance(cmd, Batch):
+        return max((needs(sub) for sub in cmd.commands), default=FORMAT_VERSION)
+    if isinstance(cmd, SetClusterVersion):  # only code of that version may apply it
+        return max(VERSIONS[cmd.TYPE], cmd.version if isinstance(cmd.version, int) else 0)
+    version = VERSIONS.get(cmd.TYPE, FORMAT_VERSION)
+    for name, since, default in _versioned_fields(type(cmd)):
+        if getattr(cmd, name) != default:
+            version = max(version, since)
+    return version
+
+
+_VERSIONED: dict[type[Command], tuple[tuple[str, int, Any], ...]] = {}
+
+
+def _versioned_fields(cls: type[Command]) -> tuple[tuple[str, int, Any], ...]:
+    """(name, version, default) of cls's fields newer than version 1 (computed once)."""
+    found = _VERSIONED.get(cls)
+    if found is None:
+        found = _VERSIONED[cls] = tuple((f.name, VERSIONS[f"{cls.TYPE}.{f.name}"], f.default)
+                                        for f in fields(cls)
+                                        if f"{cls.TYPE}.{f.name}" in VERSIONS)
+    return found
+
+
+def allowed(feature: str, cluster_version: int) -> bool:
+    """Whether a cluster at `cluster_version` may use a type or field of VERSIONS."""
+    return VERSIONS[feature] <= cluster_version
+
+
+def check_allowed(cmd: Command, cluster_version: int) -> None:
+    """Raise TooNew unless every member of a cluster at `cluster_version` can apply cmd.
+    The command that raises the version is the leader's to judge (core.reconcile.versions:
+    every host said it runs that code), not the version it raises."""
+    if isinstance(cmd, Batch):
+        for sub in cmd.commands:
+            check_allowed(sub, cluster_version)
+    elif not isinstance(cmd, SetClusterVersion) and (version := needs(cmd)) > cluster_version:
+        raise TooNew(f"{cmd.TYPE} needs cluster version {version}; the cluster runs version "
+                     f"{cluster_version} until every member is upgraded (hactl cluster status "
+                     "shows each member's version)")
+
+
 def _envelope(cmd: Command) -> dict[str, Any]:
     # Fields hold plain data (str, numbers, lists, dicts): no deep copy needed to encode them,
     # and this runs for every command on every member (dataclasses.asdict was a third of it).
@@ -488,7 +564,7 @@ def _envelope(cmd: Command) -> dict[str, Any]:
         body: dict[str, Any] = {"commands": [_envelope(sub) for sub in cmd.commands]}
     else:
         body = {name: getattr(cmd, name) for name in _body_fields(type(cmd))}
-    envelope = {"v": FORMAT_VERSION, "type": cmd.TYPE, "id": cmd.id, "ts": cmd.ts,
+    envelope = {"v": needs(cmd), "type": cmd.TYPE, "id": cmd.id, "ts": cmd.ts,
                 "term": cmd.term, "body": body}
     if cmd.actor or cmd.origin:
         envelope.update(actor=cmd.actor, origin=cmd.origin)
@@ -516,36 +592,40 @@ def encode(cmd: Command) -> bytes:
     return json.dumps(_envelope(cmd), separators=(",", ":"), sort_keys=True).encode()
 
 
-def decode(blob: bytes) -> Command:
-    """Parse a log entry. Raises UnsupportedCommand or MalformedCommand, nothing else."""
+def decode(blob: bytes, understands: int = CODE_VERSION) -> Command:
+    """Parse a log entry as code of version `understands` would (lower only to play an older
+    member in tests). Raises UnsupportedCommand or MalformedCommand, nothing else."""
     try:
         envelope = json.loads(blob)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedCommand(f"not JSON: {exc}") from exc
-    return _from_envelope(envelope)
+    return _from_envelope(envelope, understands)
 
 
-def _from_envelope(envelope: Any) -> Command:
+def _from_envelope(envelope: Any, understands: int) -> Command:
     if not isinstance(envelope, dict):
         raise MalformedCommand("envelope is not an object")
     version = envelope.get("v")
     if not isinstance(version, int):
         raise MalformedCommand("envelope has no format version")
-    if version > FORMAT_VERSION:
-        raise UnsupportedCommand(f"command format v{version}; this member knows v{FORMAT_VERSION}")
+    if version > understands:
+        raise UnsupportedCommand(f"a {envelope.get('type')!r} command needs hacluster code "
+                                 f"version {version}; this member runs version {understands}")
     cls = COMMAND_TYPES.get(str(envelope.get("type")))
-    if cls is None:
+    if cls is None or VERSIONS.get(cls.TYPE, FORMAT_VERSION) > understands:
         raise UnsupportedCommand(f"unknown command type {envelope.get('type')!r}")
     body = envelope.get("body")
     if not isinstance(body, dict):
         raise MalformedCommand("command body is not an object")
+    # A field this code does not know can only be one left unset (`needs` counts set ones)
+    # or one since retired: ignoring it reads the entry as its writer meant.
     known = set(_body_fields(cls))
     args: dict[str, Any] = {k: v for k, v in body.items() if k in known}
     if cls is Batch:
         subs = args.get("commands")
         if not isinstance(subs, list):
             raise MalformedCommand("batch: commands is not a list")
-        args["commands"] = tuple(_from_envelope(sub) for sub in subs)
+        args["commands"] = tuple(_from_envelope(sub, understands) for sub in subs)
     try:
         return cls(id=str(envelope.get("id")), ts=float(envelope.get("ts") or 0.0),
                    term=int(envelope.get("term") or 0), actor=str(envelope.get("actor") or ""),

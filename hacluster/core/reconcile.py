@@ -55,6 +55,8 @@ class LeaderView:
     placement_budget: int = 500
     pending_from: str = ""
     bootstrap_token_sha256: str = ""  # the bootstrap admin token from the config, if any
+    code_versions: Mapping[str, int] = field(default_factory=dict)  # host -> code it runs
+    code_version: int = c.CODE_VERSION  # the leader's own (lower only in upgrade tests)
 
     def report(self, host: str, vm: Vm) -> Observed | None:
         seen = self.observed.get(host, {}).get(vm.name)
@@ -113,6 +115,7 @@ def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
     placed, placed_note, pending_next = placement(state, view, placer, stamp)
     take(placed, placed_note)
     take(credentials(state, view, stamp))
+    take(versions(state, view, stamp))
     take(migrations(state, view, placer, stamp))
     # automatic balancing, when a pass is due and nothing else is moving
     balanced = view.balance_due and state.policy.balance_mode == 2 and not out
@@ -262,10 +265,23 @@ def credentials(state: ClusterState, view: LeaderView, stamp: Stamp) -> Out:
     return out
 
 
+def versions(state: ClusterState, view: LeaderView, stamp: Stamp) -> Out:
+    """Raise the cluster's version to the lowest code version its hosts run, once every
+    registered host has said which it runs in this leadership (etcd's rule: a member not heard
+    from may run older code and holds the version back)."""
+    running = [view.code_versions.get(name, 0) for name in state.hosts]
+    target = min([*running, view.code_version]) if running else 0
+    if target <= state.cluster_version:
+        return []
+    return [(c.SetClusterVersion(**stamp(), version=target),
+             f"cluster version {state.cluster_version} -> {target}")]
+
+
 def balancing(state: ClusterState, view: LeaderView, stamp: Stamp) -> Out:
     """An automatic balancing pass (the caller decides it is due and nothing else moves)."""
     balance = plan_balance(state, view.metrics, stamp.ts)
-    return [(c.SetMigration(**stamp(), name=m.vm, to=m.target, check_target=True,
+    checked = c.allowed("vm.migration.check_target", state.cluster_version)
+    return [(c.SetMigration(**stamp(), name=m.vm, to=m.target, check_target=checked,
                             expect_version=state.vms[m.vm].version),
              f"balance: {m.vm} {m.source}->{m.target} (gain {m.gain:.3f})")
             for m in balance.moves]
@@ -320,7 +336,8 @@ def migrations(state: ClusterState, view: LeaderView, placer: Placer, stamp: Sta
         busy[source.name] = busy.get(source.name, 0) + 1
         busy[to] = busy.get(to, 0) + 1
         table.add(vm, table.index[to])
-        out.append((c.SetMigration(**stamp(), name=vm.name, to=to, check_target=True,
+        out.append((c.SetMigration(**stamp(), name=vm.name, to=to, check_target=c.allowed(
+            "vm.migration.check_target", state.cluster_version),
                                    expect_version=vm.version),
                     f"move {vm.name} {source.name}->{to}"))
     return out

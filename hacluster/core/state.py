@@ -127,6 +127,7 @@ class ClusterState:
         c.SetMigration: "_set_migration",
         c.FinishMigration: "_finish_migration",
         c.ClaimLeadership: "_claim_leadership",
+        c.SetClusterVersion: "_set_cluster_version",
         c.CreateToken: "_create_token",
         c.RevokeToken: "_revoke_token",
         c.SetDirectoryRoles: "_set_directory_roles",
@@ -158,6 +159,8 @@ class ClusterState:
         self.uuids: dict[str, str] = {}  # VM uuid -> name
         self.leader_term = 0
         self.leader: str | None = None
+        # the lowest code version every member runs, as last raised (core.commands.VERSIONS)
+        self.cluster_version = c.FORMAT_VERSION
         # command id -> (digest of what it asked, its result): a retry gets the same result
         self.recent: dict[str, tuple[str, Result]] = {}
         self.incidents: list[Incident] = []
@@ -940,6 +943,15 @@ class ClusterState:
         self.leader = cmd.leader
         return Result(ok=True, version=self._bump())
 
+    def _set_cluster_version(self, cmd: c.SetClusterVersion) -> Result:
+        if not isinstance(cmd.version, int) or cmd.version < self.cluster_version:
+            return _reject("invalid", f"the cluster version is never lowered (it is "
+                           f"{self.cluster_version})")
+        if cmd.version == self.cluster_version:
+            return Result(ok=True, message="unchanged", version=self.revision)
+        self.cluster_version = cmd.version
+        return Result(ok=True, version=self._bump())
+
     # ---- tokens and the directory ----------------------------------------------------------
 
     def _create_token(self, cmd: c.CreateToken) -> Result:
@@ -1207,6 +1219,7 @@ class ClusterState:
             "admission_epoch": self.admission_epoch,
             "leader_term": self.leader_term,
             "leader": self.leader,
+            "cluster_version": self.cluster_version,
             "recent": [[k, d, r.to_dict()] for k, (d, r) in self.recent.items()],
             "incidents": [i.to_dict() for i in self.incidents],
             "rules": [r.to_dict() for r in self.rules.values()],
@@ -1235,6 +1248,7 @@ class ClusterState:
         state.revision = data["revision"]
         state.leader_term = data["leader_term"]
         state.leader = data["leader"]
+        state.cluster_version = int(data.get("cluster_version", c.FORMAT_VERSION))
         state.recent = {k: (d, Result.from_dict(r)) for k, d, r in data["recent"]} \
             if data["format"] > 1 else {k: ("", Result.from_dict(r)) for k, r in data["recent"]}
         state.incidents = [Incident.from_dict(i) for i in data.get("incidents", [])]

@@ -222,7 +222,7 @@ class Lab:
         netfault.remove_cgroups(self.tag)
 
 
-SETTABLE = ("raft", "api", "agent", "capacity", "ha")
+SETTABLE = ("raft", "api", "agent", "capacity", "ha", "testing")
 
 
 def parse_settings(items: Sequence[str]) -> dict[str, dict[str, str]]:

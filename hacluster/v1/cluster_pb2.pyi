@@ -11,21 +11,23 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Member(_message.Message):
-    __slots__ = ("name", "raft_addr", "api_addr", "leader", "connected")
+    __slots__ = ("name", "raft_addr", "api_addr", "leader", "connected", "version")
     NAME_FIELD_NUMBER: _ClassVar[int]
     RAFT_ADDR_FIELD_NUMBER: _ClassVar[int]
     API_ADDR_FIELD_NUMBER: _ClassVar[int]
     LEADER_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     name: str
     raft_addr: str
     api_addr: str
     leader: bool
     connected: bool
-    def __init__(self, name: _Optional[str] = ..., raft_addr: _Optional[str] = ..., api_addr: _Optional[str] = ..., leader: _Optional[bool] = ..., connected: _Optional[bool] = ...) -> None: ...
+    version: int
+    def __init__(self, name: _Optional[str] = ..., raft_addr: _Optional[str] = ..., api_addr: _Optional[str] = ..., leader: _Optional[bool] = ..., connected: _Optional[bool] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ClusterStatus(_message.Message):
-    __slots__ = ("leader", "term", "quorum", "members", "self", "commit_index", "applied_index", "leader_term", "hosts_up", "vms", "vms_running", "halted", "snapshot_index", "log_entries", "journal_bytes")
+    __slots__ = ("leader", "term", "quorum", "members", "self", "commit_index", "applied_index", "leader_term", "hosts_up", "vms", "vms_running", "halted", "snapshot_index", "log_entries", "journal_bytes", "cluster_version", "code_version")
     LEADER_FIELD_NUMBER: _ClassVar[int]
     TERM_FIELD_NUMBER: _ClassVar[int]
     QUORUM_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +43,8 @@ class ClusterStatus(_message.Message):
     SNAPSHOT_INDEX_FIELD_NUMBER: _ClassVar[int]
     LOG_ENTRIES_FIELD_NUMBER: _ClassVar[int]
     JOURNAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CODE_VERSION_FIELD_NUMBER: _ClassVar[int]
     leader: str
     term: int
     quorum: bool
@@ -56,7 +60,9 @@ class ClusterStatus(_message.Message):
     snapshot_index: int
     log_entries: int
     journal_bytes: int
-    def __init__(self_, leader: _Optional[str] = ..., term: _Optional[int] = ..., quorum: _Optional[bool] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., self: _Optional[str] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., leader_term: _Optional[int] = ..., hosts_up: _Optional[int] = ..., vms: _Optional[int] = ..., vms_running: _Optional[int] = ..., halted: _Optional[str] = ..., snapshot_index: _Optional[int] = ..., log_entries: _Optional[int] = ..., journal_bytes: _Optional[int] = ...) -> None: ...
+    cluster_version: int
+    code_version: int
+    def __init__(self_, leader: _Optional[str] = ..., term: _Optional[int] = ..., quorum: _Optional[bool] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., self: _Optional[str] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., leader_term: _Optional[int] = ..., hosts_up: _Optional[int] = ..., vms: _Optional[int] = ..., vms_running: _Optional[int] = ..., halted: _Optional[str] = ..., snapshot_index: _Optional[int] = ..., log_entries: _Optional[int] = ..., journal_bytes: _Optional[int] = ..., cluster_version: _Optional[int] = ..., code_version: _Optional[int] = ...) -> None: ...
 
 class Host(_message.Message):
     __slots__ = ("name", "status", "vms", "cpus", "memory_mib", "memory_free_mib", "cpu_load", "disk_gib", "disk_free_gib", "memory_allocated_mib", "vcpus_allocated", "api_addr", "raft_addr", "last_heard_ago", "version", "memory_available_mib", "lease", "watchdog", "maintenance", "fenced_by", "watchdog_error", "heartbeat_rtt_ms", "cpu_model")
@@ -704,7 +710,7 @@ class DeleteVmResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("host", "cpu_load", "memory_available_mib", "disk_free_gib", "observed", "observed_versions", "errors", "rtt_ms")
+    __slots__ = ("host", "cpu_load", "memory_available_mib", "disk_free_gib", "observed", "observed_versions", "errors", "rtt_ms", "code_version")
     class ObservedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -734,6 +740,7 @@ class HeartbeatRequest(_message.Message):
     OBSERVED_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     RTT_MS_FIELD_NUMBER: _ClassVar[int]
+    CODE_VERSION_FIELD_NUMBER: _ClassVar[int]
     host: str
     cpu_load: float
     memory_available_mib: float
@@ -742,7 +749,8 @@ class HeartbeatRequest(_message.Message):
     observed_versions: _containers.ScalarMap[str, int]
     errors: _containers.ScalarMap[str, str]
     rtt_ms: float
-    def __init__(self, host: _Optional[str] = ..., cpu_load: _Optional[float] = ..., memory_available_mib: _Optional[float] = ..., disk_free_gib: _Optional[float] = ..., observed: _Optional[_Mapping[str, str]] = ..., observed_versions: _Optional[_Mapping[str, int]] = ..., errors: _Optional[_Mapping[str, str]] = ..., rtt_ms: _Optional[float] = ...) -> None: ...
+    code_version: int
+    def __init__(self, host: _Optional[str] = ..., cpu_load: _Optional[float] = ..., memory_available_mib: _Optional[float] = ..., disk_free_gib: _Optional[float] = ..., observed: _Optional[_Mapping[str, str]] = ..., observed_versions: _Optional[_Mapping[str, int]] = ..., errors: _Optional[_Mapping[str, str]] = ..., rtt_ms: _Optional[float] = ..., code_version: _Optional[int] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
     __slots__ = ("leader_term", "lease_seconds", "message")
@@ -759,7 +767,7 @@ class LiveMetricsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HostLive(_message.Message):
-    __slots__ = ("host", "cpu_load", "memory_available_mib", "disk_free_gib", "last_heard_ago", "lease_left", "heartbeat_rtt_ms")
+    __slots__ = ("host", "cpu_load", "memory_available_mib", "disk_free_gib", "last_heard_ago", "lease_left", "heartbeat_rtt_ms", "code_version")
     HOST_FIELD_NUMBER: _ClassVar[int]
     CPU_LOAD_FIELD_NUMBER: _ClassVar[int]
     MEMORY_AVAILABLE_MIB_FIELD_NUMBER: _ClassVar[int]
@@ -767,6 +775,7 @@ class HostLive(_message.Message):
     LAST_HEARD_AGO_FIELD_NUMBER: _ClassVar[int]
     LEASE_LEFT_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_RTT_MS_FIELD_NUMBER: _ClassVar[int]
+    CODE_VERSION_FIELD_NUMBER: _ClassVar[int]
     host: str
     cpu_load: float
     memory_available_mib: float
@@ -774,7 +783,8 @@ class HostLive(_message.Message):
     last_heard_ago: float
     lease_left: float
     heartbeat_rtt_ms: float
-    def __init__(self, host: _Optional[str] = ..., cpu_load: _Optional[float] = ..., memory_available_mib: _Optional[float] = ..., disk_free_gib: _Optional[float] = ..., last_heard_ago: _Optional[float] = ..., lease_left: _Optional[float] = ..., heartbeat_rtt_ms: _Optional[float] = ...) -> None: ...
+    code_version: int
+    def __init__(self, host: _Optional[str] = ..., cpu_load: _Optional[float] = ..., memory_available_mib: _Optional[float] = ..., disk_free_gib: _Optional[float] = ..., last_heard_ago: _Optional[float] = ..., lease_left: _Optional[float] = ..., heartbeat_rtt_ms: _Optional[float] = ..., code_version: _Optional[int] = ...) -> None: ...
 
 class LiveMetricsResponse(_message.Message):
     __slots__ = ("hosts",)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hacluster.core import commands as c
-from hacluster.raft import RaftNode, Unavailable
+from hacluster.raft import Downgrade, RaftNode, Unavailable
 
 SECRET = "test-secret-9f3b2c71d84e5a06c1b7e29d4f8a6c03"
 
@@ -39,10 +40,11 @@ class Trio:
         self.addrs = [f"127.0.0.1:{p}" for p in free_ports(3)]
         self.nodes: list[RaftNode | None] = [None, None, None]
 
-    def start(self, i: int, secret: str = SECRET, previous: tuple[str, ...] = ()) -> RaftNode:
+    def start(self, i: int, secret: str = SECRET, previous: tuple[str, ...] = (),
+              code_version: int = c.CODE_VERSION) -> RaftNode:
         addr = self.addrs[i]
         node = RaftNode(addr, [a for a in self.addrs if a != addr], str(self.root / f"n{i}"),
-                        secret, previous_secrets=previous)
+                        secret, previous_secrets=previous, code_version=code_version)
         self.nodes[i] = node
         return node
 
@@ -119,15 +121,63 @@ def test_no_quorum_is_unavailable(trio: Trio) -> None:
 def test_unknown_command_halts_the_member_instead_of_diverging(trio: Trio) -> None:
     leader = trio.leader()
     envelope = json.loads(c.encode(create("a")))
-    future = json.dumps({**envelope, "v": c.FORMAT_VERSION + 1, "id": "future"}).encode()
+    future = json.dumps({**envelope, "v": c.CODE_VERSION + 1, "id": "future"}).encode()
     leader._obj._apply(future)  # what a newer member would propose
     # Every member that learns the entry is committed halts there (and stops taking part);
     # the leader and at least one follower must have, for it to have committed.
     wait(lambda: sum(bool(n.halted) for n in trio.live()) >= 2)
-    assert all("format v2" in n.halted for n in trio.live() if n.halted)
+    assert all(f"needs hacluster code version {c.CODE_VERSION + 1}" in n.halted
+               for n in trio.live() if n.halted)
     assert all(set(n.state.vms) == set() for n in trio.live())
     with pytest.raises(Unavailable, match="halted"):
         leader.propose(create("b"))
+
+
+def test_nothing_newer_than_the_cluster_version_is_proposed_and_no_downgrade_below_it(
+        trio: Trio) -> None:
+    """A rolling upgrade at the Raft level: members of code version 1 (played by this code)
+    never meet a command they cannot apply; once all run 2 the version rises; then a member
+    restarted with version 1 is refused before it applies anything."""
+    for i in range(3):
+        trio.stop(i)
+        trio.start(i, code_version=1)
+    leader = trio.leader()
+    checked = dataclasses.replace(create("new"), admitted_epoch=leader.state.admission_epoch)
+    with pytest.raises(c.TooNew, match=r"vm\.create needs cluster version 2; the cluster runs "
+                       "version 1"):
+        leader.propose(checked)
+    assert leader.propose(create("old")).ok
+    for i in range(3):  # upgraded one at a time; every write committed all along
+        trio.stop(i)
+        trio.start(i)
+        assert trio.leader().propose(create(f"vm{i}"), timeout=10).ok
+    wait(lambda: all(len(n.state.vms) == 4 and not n.halted for n in trio.live()))
+    leader = trio.leader()
+    assert leader.propose(c.SetClusterVersion(id="cv2", term=leader.term(), version=2)).ok
+    wait(lambda: all(n.state.cluster_version == 2 for n in trio.live()))
+    trio.stop(0)
+    with pytest.raises(Downgrade, match="data is at cluster version 2; its code is version 1"):
+        trio.start(0, code_version=1)
+    assert trio.nodes[0] is None
+    trio.start(0)  # the newer code again: it catches up and takes part
+    assert trio.leader().propose(create("after"), timeout=10).ok
+    wait(lambda: all(len(n.state.vms) == 5 for n in trio.live()))
+
+
+def test_a_member_behind_the_cluster_version_halts_on_it_and_says_what_it_needs(
+        trio: Trio) -> None:
+    """The version must only rise once every member runs the code; a member that still meets
+    it (a version raised by hand, a member upgraded back) halts instead of misreading it."""
+    trio.stop(2)
+    trio.start(2, code_version=1)
+    leader = trio.leader()
+    assert leader.propose(c.SetClusterVersion(id="cv", term=leader.term(), version=2)).ok
+    old = trio.nodes[2]
+    assert old is not None
+    wait(lambda: bool(old.halted))
+    assert "'cluster.version' command needs hacluster code version 2; this member runs " \
+        "version 1" in (old.halted or "")
+    assert old.state.cluster_version == 1
 
 
 def test_a_secret_is_required(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ SAMPLES: list[c.Command] = [
     c.MarkPending(id="7", term=2, name="v", reasons=["h1: memory"]),
     c.ObserveVms(id="8", term=2, host="h1", observed={"v": "running"}),
     c.ClaimLeadership(id="9", term=4, leader="h1"),
+    c.SetClusterVersion(id="9.1", term=4, version=2),
     c.FenceHost(id="10", term=4, name="h1", by="lease+watchdog", expect_version=2),
     c.ConfirmFenced(id="11", name="h1"),
     c.VmFailed(id="12", term=4, name="v", host="h1"),
@@ -69,14 +70,15 @@ def test_every_command_type_has_a_sample() -> None:
 def test_round_trip(cmd: c.Command) -> None:
     blob = c.encode(cmd)
     envelope = json.loads(blob)
-    assert envelope["v"] == c.FORMAT_VERSION and envelope["type"] == cmd.TYPE
+    assert envelope["v"] == c.needs(cmd) and envelope["type"] == cmd.TYPE
     assert c.decode(blob) == cmd
 
 
 def test_newer_format_or_unknown_type_is_unsupported() -> None:
     envelope = json.loads(c.encode(SAMPLES[3]))
-    with pytest.raises(c.UnsupportedCommand, match="v2"):
-        c.decode(json.dumps({**envelope, "v": 2}).encode())
+    with pytest.raises(c.UnsupportedCommand, match="needs hacluster code version 9; this "
+                       "member runs version 2"):
+        c.decode(json.dumps({**envelope, "v": 9}).encode())
     with pytest.raises(c.UnsupportedCommand, match=r"vm\.teleport"):
         c.decode(json.dumps({**envelope, "type": "vm.teleport"}).encode())
 
@@ -99,3 +101,48 @@ def test_digest_ignores_when_and_who_but_not_what() -> None:
     # who asked, and from where, is recorded but is not what was asked
     assert c.digest(a) == c.digest(c.CreateVm(id="r", name="v", uuid="u", vcpus=1,
                                               memory_mib=64, actor="token:x", origin="b:1"))
+
+
+def test_a_command_needs_the_version_of_its_type_and_of_the_fields_it_sets() -> None:
+    create = c.CreateVm(id="a", name="v", uuid="u", vcpus=1, memory_mib=64)
+    checked = c.CreateVm(id="a", name="v", uuid="u", vcpus=1, memory_mib=64, admitted_epoch=0)
+    move = c.SetMigration(id="m", name="v", to="h2")
+    raise_to_2 = c.SetClusterVersion(id="cv", version=2)
+    assert [c.needs(x) for x in (create, checked, move,
+                                 c.SetMigration(id="m", name="v", to="h2", check_target=True),
+                                 raise_to_2)] == [1, 2, 1, 2, 2]
+    assert c.needs(c.Batch(id="b", commands=(move, raise_to_2))) == 2
+    assert c.needs(c.Batch(id="b", commands=())) == 1
+    # what it needs is what it says on the wire: older code refuses it instead of misreading
+    assert json.loads(c.encode(checked))["v"] == 2 and json.loads(c.encode(create))["v"] == 1
+    c.check_allowed(checked, 2)
+    with pytest.raises(c.TooNew, match=r"vm\.create needs cluster version 2; the cluster runs "
+                       "version 1"):
+        c.check_allowed(checked, 1)
+
+
+def test_code_of_an_older_version_refuses_what_is_newer_even_inside_a_batch() -> None:
+    old = 1
+    assert c.decode(c.encode(c.SetMigration(id="m", name="v", to="h2")), old).TYPE \
+        == "vm.migration"
+    for newer in (c.SetClusterVersion(id="cv", version=2),
+                  c.Batch(id="b", commands=(c.SetMigration(id="m", name="v", to="h2",
+                                                           check_target=True),)),
+                  c.SetVmState(id="s", name="v", state="running", admitted_epoch=3)):
+        with pytest.raises(c.UnsupportedCommand, match="needs hacluster code version 2; this "
+                           "member runs version 1"):
+            c.decode(c.encode(newer), old)
+    # an entry of a newer type mislabelled v1 is refused all the same
+    envelope = json.loads(c.encode(c.SetClusterVersion(id="cv", version=2)))
+    with pytest.raises(c.UnsupportedCommand, match=r"cluster\.version"):
+        c.decode(json.dumps({**envelope, "v": 1}).encode(), old)
+
+
+def test_raising_the_cluster_version_is_the_leaders_judgement_and_needs_that_code() -> None:
+    to_3 = c.SetClusterVersion(id="cv", version=3)
+    assert c.needs(to_3) == 3 and json.loads(c.encode(to_3))["v"] == 3
+    c.check_allowed(to_3, 1)  # the leader raises it once every host said it runs 3
+    c.check_allowed(c.Batch(id="b", commands=(to_3, c.SetMigration(id="m", name="v"))), 1)
+    with pytest.raises(c.TooNew):
+        c.check_allowed(c.Batch(id="b", commands=(to_3, c.SetMigration(
+            id="m", name="v", to="h", check_target=True))), 1)

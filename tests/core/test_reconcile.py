@@ -105,3 +105,45 @@ def test_plan_carries_the_leaders_term_and_expected_versions() -> None:
              ids(), 0.0)
     (cmd,) = p.commands
     assert isinstance(cmd, c.AssignVm) and cmd.term == 7 and cmd.expect_version == version
+
+
+def test_the_cluster_version_rises_once_every_host_runs_newer_code_and_never_falls() -> None:
+    s = cluster()
+    assert s.cluster_version == 1
+    heard = {"h1": 1.0, "h2": 1.0}
+    for versions in ({"h1": 2}, {"h1": 2, "h2": 1}, {"h1": 2, "h2": 0}):
+        # a host not heard from, or running older code (0: too old to say), holds it back
+        assert not any(isinstance(cmd, c.SetClusterVersion) for cmd in run(
+            s, LeaderView(now=1.0, leader_since=0.0, last_heard=heard,
+                          code_versions=versions)))
+    # nor does a leader raise it past its own code
+    assert not any(isinstance(cmd, c.SetClusterVersion) for cmd in run(
+        s, LeaderView(now=1.0, leader_since=0.0, last_heard=heard,
+                      code_versions={"h1": 3, "h2": 3}, code_version=1)))
+    assert s.cluster_version == 1
+    (raised,) = [cmd for cmd in run(s, LeaderView(now=1.0, leader_since=0.0, last_heard=heard,
+                                                  code_versions={"h1": 2, "h2": 3}))
+                 if isinstance(cmd, c.SetClusterVersion)]
+    assert raised.version == 2 and s.cluster_version == 2
+    # a host running older code again changes nothing: the version is never lowered
+    assert not any(isinstance(cmd, c.SetClusterVersion) for cmd in run(
+        s, LeaderView(now=1.0, leader_since=0.0, last_heard=heard,
+                      code_versions={"h1": 1, "h2": 2})))
+    lower = s.apply(c.SetClusterVersion(id=cid(), term=1, version=1))
+    assert not lower.ok and "never lowered" in lower.message and s.cluster_version == 2
+    assert ClusterState.from_dict(s.to_dict()).cluster_version == 2
+
+
+def test_a_planned_move_asks_apply_to_check_its_target_only_once_every_member_can() -> None:
+    s = cluster()
+    create(s, "a")
+    assign(s, "a", "h1")
+    s.apply(c.RequestMigration(id=cid(), name="a", to="h2"))
+    view = LeaderView(now=1.0, leader_since=0.0, last_heard={"h1": 1.0, "h2": 1.0})
+    (move,) = [cmd for cmd in plan(s, view, 1, ids(), 0.0).commands
+               if isinstance(cmd, c.SetMigration)]
+    assert move.to == "h2" and not move.check_target and c.needs(move) == 1
+    assert s.apply(c.SetClusterVersion(id=cid(), term=1, version=2)).ok
+    (move,) = [cmd for cmd in plan(s, view, 1, ids(), 0.0).commands
+               if isinstance(cmd, c.SetMigration)]
+    assert move.check_target and c.needs(move) == 2
