@@ -17,7 +17,7 @@ from typing import Any
 from .certs import common_name, private_file_error
 from .core.commands import CODE_VERSION
 from .core.timing import PROFILES, RAFT_FOR_PROFILE, HaTimings, problems
-from .core.validate import name_error
+from .core.validate import address_error, name_error
 
 
 class ConfigError(ValueError):
@@ -170,11 +170,9 @@ class Config:
 
 
 def _addr(label: str, value: Any) -> str:
-    if not isinstance(value, str) or ":" not in value:
-        raise ConfigError(f"{label} must be 'host:port', got {value!r}")
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"{label} must be 'host:port', got {value!r}")
+    if (err := address_error(label, value)) is not None:
+        raise ConfigError(err)
+    assert isinstance(value, str)
     return value
 
 

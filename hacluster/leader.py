@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from .config import Config
 from .core import commands as c
 from .core import lease
+from .core.model import MemberRecord
 from .core.reconcile import LeaderView, plan
 from .fencing import FenceRunner
 from .heartbeat import Answer, Beat
@@ -132,7 +133,9 @@ class LeaderLoop:
             pending_judged_at=self.pending_judged_at, pending_from=self.pending_from,
             bootstrap_token_sha256=self.config.tls.admin_sha256 if self.config.tls else "",
             code_versions={h: b.code_version for h, b in beats.items()},
-            code_version=self.config.code_version)
+            code_version=self.config.code_version,
+            configured_members=tuple(MemberRecord(m.name, m.raft, m.api, m.peer, m.web)
+                                     for m in self.config.members))
 
     def cycle(self) -> str:
         """One pass: plan against the current replica, propose, return the verdict."""

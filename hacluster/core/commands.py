@@ -279,6 +279,28 @@ class FinishMigration(Command):
 
 
 @dataclass(kw_only=True, frozen=True)
+class AddMember(Command):
+    """A new member (`hactl host add`; the leader also records the configured members once):
+    every member learns where it listens; the Raft adapter then adds it to Raft."""
+
+    TYPE = "member.add"
+    name: str
+    raft: str
+    api: str
+    peer: str
+    web: str
+
+
+@dataclass(kw_only=True, frozen=True)
+class RemoveMember(Command):
+    """A member leaves (`hactl host remove`), once out of Raft: its host record goes too.
+    Only an empty host (maintenance first) or a fenced one may leave."""
+
+    TYPE = "member.remove"
+    name: str
+
+
+@dataclass(kw_only=True, frozen=True)
 class SetClusterVersion(Command):
     """The leader raises the cluster's version once every registered host runs code that
     understands it (core.reconcile.versions); it is never lowered."""
@@ -476,6 +498,8 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         FinishMigration,
         ClaimLeadership,
         SetClusterVersion,
+        AddMember,
+        RemoveMember,
         CreateToken,
         RevokeToken,
         SetDirectoryRoles,
@@ -504,6 +528,8 @@ def _body_fields(cls: type[Command]) -> tuple[str, ...]:
 
 VERSIONS: dict[str, int] = {
     "cluster.version": 2,
+    "member.add": 2,  # members replicated: hosts join and leave live
+    "member.remove": 2,
     "vm.create.admitted_epoch": 2,  # admission checked by the proposer, not by apply
     "vm.state.admitted_epoch": 2,
     "vm.migration.check_target": 2,  # apply re-checks a planned move's target

@@ -240,6 +240,21 @@ class Pool(Record):
 
 
 @dataclass
+class MemberRecord(Record):
+    """A member of the cluster: a host running haclusterd, and where it listens. The list is
+    replicated (hactl host add / remove) once the cluster runs version 2; before that each
+    member's configuration lists them."""
+
+    name: str
+    raft: str  # host:port of the Raft transport
+    api: str  # the gRPC API (people and tools)
+    peer: str  # the member port (mutual TLS: heartbeats, live metrics)
+    web: str  # the web console
+    added_at: float = 0.0
+    version: int = 0
+
+
+@dataclass
 class Network(Record):
     """A network VMs attach to: a Linux bridge of that name on each host (what is under
     the bridge, a VLAN or a bond, is the host's business). `hosts` are those whose agent

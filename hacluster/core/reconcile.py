@@ -19,7 +19,7 @@ from typing import Any
 from . import commands as c
 from .balance import plan_balance
 from .lease import recovery_at
-from .model import HostStatus, Observed, Vm
+from .model import HostStatus, MemberRecord, Observed, Vm
 from .placement import HostMetrics, HostTable, Placer
 from .state import ClusterState
 
@@ -57,6 +57,7 @@ class LeaderView:
     bootstrap_token_sha256: str = ""  # the bootstrap admin token from the config, if any
     code_versions: Mapping[str, int] = field(default_factory=dict)  # host -> code it runs
     code_version: int = c.CODE_VERSION  # the leader's own (lower only in upgrade tests)
+    configured_members: tuple[MemberRecord, ...] = ()  # the leader's configuration's list
 
     def report(self, host: str, vm: Vm) -> Observed | None:
         seen = self.observed.get(host, {}).get(vm.name)
@@ -116,6 +117,7 @@ def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
     take(placed, placed_note)
     take(credentials(state, view, stamp))
     take(versions(state, view, stamp))
+    take(membership(state, view, stamp))
     take(migrations(state, view, placer, stamp))
     # automatic balancing, when a pass is due and nothing else is moving
     balanced = view.balance_due and state.policy.balance_mode == 2 and not out
@@ -275,6 +277,16 @@ def versions(state: ClusterState, view: LeaderView, stamp: Stamp) -> Out:
         return []
     return [(c.SetClusterVersion(**stamp(), version=target),
              f"cluster version {state.cluster_version} -> {target}")]
+
+
+def membership(state: ClusterState, view: LeaderView, stamp: Stamp) -> Out:
+    """Record the configured members once the cluster can (version 2): from then on the
+    replicated list is the one every member follows, and hactl host add/remove change it."""
+    if state.members or not c.allowed("member.add", state.cluster_version):
+        return []
+    return [(c.AddMember(**stamp(), name=m.name, raft=m.raft, api=m.api, peer=m.peer,
+                         web=m.web), f"member {m.name} recorded")
+            for m in view.configured_members]
 
 
 def balancing(state: ClusterState, view: LeaderView, stamp: Stamp) -> Out:

@@ -27,6 +27,7 @@ from .model import (
     Host,
     HostStatus,
     Incident,
+    MemberRecord,
     Network,
     Observed,
     Policy,
@@ -46,10 +47,12 @@ from .model import (
 )
 from .rules import rule_errors
 from .validate import (
+    MAX_MEMBERS,
     MAX_RULE_MEMBERS,
     MAX_RULES,
     MAX_TOKENS,
     MAX_VMS,
+    address_error,
     host_capacity_errors,
     name_error,
     policy_errors,
@@ -76,7 +79,8 @@ MAY_MAKE_ROOM = (c.RegisterHost, c.SetHostStatus, c.FenceHost, c.ConfirmFenced, 
                  c.ResizeVm)
 # Commands whose outcome bears on admission control (hosts, where HA VMs sit, what they need,
 # the policy): each moves admission_epoch, so an admission checked before it is stale.
-ADMISSION_INPUTS = (*MAY_MAKE_ROOM, c.CreateVm, c.ImportVm, c.AssignVm)
+ADMISSION_INPUTS = (*MAY_MAKE_ROOM, c.CreateVm, c.ImportVm, c.AssignVm, c.RemoveMember)
+MIN_MEMBERS = 3  # hactl host remove never leaves fewer (a majority must survive a loss)
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,8 @@ class ClusterState:
         c.FinishMigration: "_finish_migration",
         c.ClaimLeadership: "_claim_leadership",
         c.SetClusterVersion: "_set_cluster_version",
+        c.AddMember: "_add_member",
+        c.RemoveMember: "_remove_member",
         c.CreateToken: "_create_token",
         c.RevokeToken: "_revoke_token",
         c.SetDirectoryRoles: "_set_directory_roles",
@@ -147,7 +153,7 @@ class ClusterState:
     }
     _CONTAINERS = ("hosts", "vms", "rules", "recent", "incidents", "uuids", "tokens",
                    "token_hashes", "directory_roles", "counters", "alarms", "users", "pools",
-                   "doomed_volumes", "networks", "macs")
+                   "doomed_volumes", "networks", "macs", "members")
 
     def __init__(self) -> None:
         self.hosts: dict[str, Host] = {}
@@ -161,6 +167,8 @@ class ClusterState:
         self.leader: str | None = None
         # the lowest code version every member runs, as last raised (core.commands.VERSIONS)
         self.cluster_version = c.FORMAT_VERSION
+        # the members and where they listen, once recorded (version 2): hactl host add/remove
+        self.members: dict[str, MemberRecord] = {}
         # command id -> (digest of what it asked, its result): a retry gets the same result
         self.recent: dict[str, tuple[str, Result]] = {}
         self.incidents: list[Incident] = []
@@ -952,6 +960,60 @@ class ClusterState:
         self.cluster_version = cmd.version
         return Result(ok=True, version=self._bump())
 
+    def _add_member(self, cmd: c.AddMember) -> Result:
+        errors = [err for err in (name_error("host", cmd.name),
+                                  *(address_error(label, getattr(cmd, label))
+                                    for label in ("raft", "api", "peer", "web")))
+                  if err is not None]
+        if errors:
+            return _reject("invalid", "; ".join(errors))
+        addresses = {cmd.raft, cmd.api, cmd.peer, cmd.web}
+        if len(addresses) != 4:
+            return _reject("invalid", "raft, api, peer and web must be four different addresses")
+        known = self.members.get(cmd.name)
+        if known is not None:
+            if (known.raft, known.api, known.peer, known.web) == (cmd.raft, cmd.api, cmd.peer,
+                                                                  cmd.web):
+                return Result(ok=True, message="unchanged", version=known.version)
+            return _reject("exists", f"member {cmd.name} exists with other addresses: remove "
+                           "it first")
+        taken = sorted(m.name for m in self.members.values()
+                       if addresses & {m.raft, m.api, m.peer, m.web})
+        if taken:
+            return _reject("exists", f"member {taken[0]} already listens on one of those "
+                           "addresses")
+        if len(self.members) >= MAX_MEMBERS:
+            return _reject("invalid", f"a cluster holds at most {MAX_MEMBERS} members")
+        version = self._bump()
+        self._w("members")[cmd.name] = MemberRecord(
+            name=cmd.name, raft=cmd.raft, api=cmd.api, peer=cmd.peer, web=cmd.web,
+            added_at=cmd.ts, version=version)
+        self._owned_records.add(("members", cmd.name))
+        return Result(ok=True, version=version)
+
+    def _remove_member(self, cmd: c.RemoveMember) -> Result:
+        if cmd.name not in self.members:
+            return _reject("not_found", f"member {shown(cmd.name)} does not exist")
+        if len(self.members) <= MIN_MEMBERS:
+            return _reject("conflict", f"a cluster keeps at least {MIN_MEMBERS} members (to "
+                           "survive the loss of one): add another host first")
+        held = sorted(vm.name for vm in self.vms.values()
+                      if cmd.name in (vm.host, vm.migrating_to))
+        if held:
+            return _reject("conflict", f"host {cmd.name} still holds {len(held)} VMs "
+                           f"({', '.join(held[:5])}{', ...' if len(held) > 5 else ''}): put it "
+                           "in maintenance (its running VMs move away) and move or delete the "
+                           "others")
+        host = self.hosts.get(cmd.name)
+        if host is not None and host.status is not HostStatus.FENCED and not host.maintenance:
+            return _reject("conflict", f"host {cmd.name} is neither in maintenance nor fenced: "
+                           f"hactl host maintenance {cmd.name} on, first (nothing new is "
+                           "placed on it then)")
+        del self._w("members")[cmd.name]
+        if host is not None:
+            del self._w("hosts")[cmd.name]
+        return Result(ok=True, version=self._bump())
+
     # ---- tokens and the directory ----------------------------------------------------------
 
     def _create_token(self, cmd: c.CreateToken) -> Result:
@@ -1220,6 +1282,7 @@ class ClusterState:
             "leader_term": self.leader_term,
             "leader": self.leader,
             "cluster_version": self.cluster_version,
+            "members": [m.to_dict() for m in self.members.values()],
             "recent": [[k, d, r.to_dict()] for k, (d, r) in self.recent.items()],
             "incidents": [i.to_dict() for i in self.incidents],
             "rules": [r.to_dict() for r in self.rules.values()],
@@ -1249,6 +1312,7 @@ class ClusterState:
         state.leader_term = data["leader_term"]
         state.leader = data["leader"]
         state.cluster_version = int(data.get("cluster_version", c.FORMAT_VERSION))
+        state.members = {m["name"]: MemberRecord.from_dict(m) for m in data.get("members", [])}
         state.recent = {k: (d, Result.from_dict(r)) for k, d, r in data["recent"]} \
             if data["format"] > 1 else {k: ("", Result.from_dict(r)) for k, r in data["recent"]}
         state.incidents = [Incident.from_dict(i) for i in data.get("incidents", [])]

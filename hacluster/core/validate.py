@@ -44,6 +44,18 @@ def shown(value: object, limit: int = 40) -> str:
     return r if len(r) <= limit else r[:limit - 3] + "..."
 
 
+MAX_MEMBERS = 100  # vSphere's largest cluster is 96 hosts
+
+
+def address_error(label: str, value: object) -> str | None:
+    """'host:port' with a port in 1-65535 (an IPv6 host in brackets), or why not."""
+    if isinstance(value, str) and ":" in value and len(value) <= 300:
+        host, _, port = value.rpartition(":")
+        if host and port.isdigit() and 0 < int(port) < 65536:
+            return None
+    return f"{label} must be 'host:port', got {shown(value)}"
+
+
 def name_error(kind: str, name: object) -> str | None:
     if not isinstance(name, str) or not NAME_RE.match(name):
         return (f"{kind} name {shown(name)} is invalid: use 1-63 lowercase letters, digits, "

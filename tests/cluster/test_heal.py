@@ -1,7 +1,8 @@
 """A returning member never disrupts a healthy cluster: a host (the leader, or a follower) cut
-off for 5 or 60 s (past pysyncobj's 30-s stale-leader timer) and healed costs at most the one leader change its own loss caused, and
-no healthy host is ever declared down (PreVote: a member that cannot reach a majority never
-raises its term; leader stickiness: members that hear a leader ignore vote requests)."""
+off for 5 or 60 s (past pysyncobj's 30-s stale-leader timer) and healed costs at most the one
+leader change its own loss caused, and no healthy host is ever declared down (PreVote: a
+member that cannot reach a majority never raises its term; leader stickiness: members that hear
+a leader ignore vote requests)."""
 
 from __future__ import annotations
 

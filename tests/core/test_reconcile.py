@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator
 
 from hacluster.core import commands as c
-from hacluster.core.model import HostStatus
+from hacluster.core.model import HostStatus, MemberRecord
 from hacluster.core.reconcile import LeaderView, plan
 from hacluster.core.state import ClusterState
 
@@ -147,3 +148,52 @@ def test_a_planned_move_asks_apply_to_check_its_target_only_once_every_member_ca
     (move,) = [cmd for cmd in plan(s, view, 1, ids(), 0.0).commands
                if isinstance(cmd, c.SetMigration)]
     assert move.check_target and c.needs(move) == 2
+
+
+def member(name: str, n: int) -> c.AddMember:
+    ip = f"10.0.0.{n}"
+    return c.AddMember(id=cid(), name=name, raft=f"{ip}:7400", api=f"{ip}:7401",
+                       peer=f"{ip}:7403", web=f"{ip}:7402")
+
+
+def test_configured_members_are_recorded_once_the_cluster_runs_version_2() -> None:
+    s = cluster()
+    configured = tuple(MemberRecord(m.name, m.raft, m.api, m.peer, m.web)
+                       for m in (member("h1", 1), member("h2", 2)))
+    view = LeaderView(now=1.0, leader_since=0.0, last_heard={"h1": 1.0, "h2": 1.0},
+                      configured_members=configured)
+    assert not any(isinstance(cmd, c.AddMember) for cmd in run(s, view))  # version 1
+    assert s.apply(c.SetClusterVersion(id=cid(), term=1, version=2)).ok
+    added = [cmd for cmd in run(s, view) if isinstance(cmd, c.AddMember)]
+    assert [m.name for m in added] == ["h1", "h2"] and set(s.members) == {"h1", "h2"}
+    assert s.members["h2"].peer == "10.0.0.2:7403"
+    assert not any(isinstance(cmd, c.AddMember) for cmd in run(s, view))  # once
+
+
+def test_members_join_with_their_own_addresses_and_leave_only_empty_or_fenced() -> None:
+    s = cluster()
+    for i, name in enumerate(("h1", "h2", "h3"), 1):
+        assert s.apply(member(name, i)).ok
+    assert s.apply(member("h3", 3)).message == "unchanged"  # a retry of the same add
+    for bad, why in ((dataclasses.replace(member("h4", 4), raft="nowhere"), "'host:port'"),
+                     (dataclasses.replace(member("h4", 4), web="10.0.0.4:7401"), "four"),
+                     (member("h4", 3), "h3 already listens"),
+                     (dataclasses.replace(member("h3", 4), id=cid()), "other addresses"),
+                     (member("-bad", 4), "host name")):
+        result = s.apply(bad)
+        assert not result.ok and why in result.message, (bad, result)
+    assert set(s.members) == {"h1", "h2", "h3"}
+    gone = s.apply(c.RemoveMember(id=cid(), name="h3"))
+    assert not gone.ok and "at least 3 members" in gone.message
+    assert s.apply(member("h4", 4)).ok
+    register(s, "h4", memory_mib=2048)
+    create(s, "a")
+    assign(s, "a", "h2")
+    for name, why in (("h2", "still holds 1 VMs (a)"), ("h4", "neither in maintenance nor "
+                                                                "fenced"), ("h9", "not exist")):
+        result = s.apply(c.RemoveMember(id=cid(), name=name))
+        assert not result.ok and why in result.message, result
+    assert s.apply(c.SetMaintenance(id=cid(), name="h4", on=True)).ok
+    assert s.apply(c.RemoveMember(id=cid(), name="h4")).ok
+    assert "h4" not in s.members and "h4" not in s.hosts
+    assert ClusterState.from_dict(s.to_dict()).members == s.members
