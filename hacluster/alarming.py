@@ -18,6 +18,7 @@ from .core.admission import failures_tolerated
 from .core.alarms import BEHIND_ENTRIES, Facts, Sustained, conditions, judged, reconcile
 from .core.state import ClusterState
 from .leader import LeaderLoop
+from .membership import Membership
 from .raft import RaftNode, Unavailable
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,9 @@ class Tolerance:
 
 class AlarmEvaluator:
     def __init__(self, config: Config, raft: RaftNode, leader: LeaderLoop,
-                 tolerance: Tolerance) -> None:
+                 tolerance: Tolerance, membership: Membership) -> None:
         self.config = config
+        self.membership = membership
         self.raft = raft
         self.leader = leader
         self.tolerance = tolerance
@@ -91,7 +93,9 @@ class AlarmEvaluator:
         status = self.raft.status()
         commit = int(status.get("commit_idx", 0))
         out = {}
-        for m in self.config.peers:
+        for m in self.membership.current():
+            if m.name == self.config.name:
+                continue
             if status.get(f"partner_node_status_server_{m.raft}") != 2:
                 out[m.name] = "the leader cannot reach it"
                 continue

@@ -69,7 +69,7 @@ class ApiServer:
         self.member = member
         self.events = events
         self.auth = auth
-        self.members = {m.name for m in config.members}
+        self.membership = member.membership
         self.limits = config.api
         events.max_streams = self.limits.streams
         self._pool = ThreadPoolExecutor(self.limits.workers, thread_name_prefix="api")
@@ -143,7 +143,7 @@ class ApiServer:
         token = header[7:].strip() if header[:7].lower() == "bearer " else None
         names = (context.auth_context() or {}).get("x509_common_name") or []
         member = names[0].decode(errors="replace") if names else None
-        if member is not None and member not in self.members:
+        if member is not None and self.membership.by_name(member) is None:
             member = None  # signed by our CA, but not one of our members
         return self.auth.check(operation(method, request), token, member, context.peer())
 

@@ -53,6 +53,7 @@ REQUIRED: dict[str, Role | Need] = {
     "BalanceRun": OPERATOR, "AckAlarm": OPERATOR,
     # the cluster's own settings, fencing and credentials
     "SetPolicy": ADMIN, "CreateRule": ADMIN, "DeleteRule": ADMIN, "ConfirmFenced": ADMIN,
+    "AddMember": ADMIN, "RemoveMember": ADMIN,
     "CreateToken": ADMIN, "ListTokens": ADMIN, "RevokeToken": ADMIN,
     "GetDirectoryRoles": ADMIN, "SetDirectoryRoles": ADMIN,
     "CreateUser": ADMIN, "ListUsers": ADMIN, "DeleteUser": ADMIN,
@@ -61,7 +62,7 @@ REQUIRED: dict[str, Role | Need] = {
     "SetPassword": VIEWER,
     # members only
     "Heartbeat": MEMBER, "LiveMetrics": MEMBER, "History": MEMBER, "InspectDomain": MEMBER,
-    "HostConsole": MEMBER,
+    "HostConsole": MEMBER, "ListMembers": MEMBER, "StepDown": MEMBER,
     # anyone (a password is checked against the directory)
     "Login": PUBLIC,
 }

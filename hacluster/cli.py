@@ -389,6 +389,34 @@ def vm_delete(ctx: Ctx, name: str, delete_disks: bool) -> None:
     ctx.emit({"name": name, "deleted": True}, details)
 
 
+@host.command("add")
+@click.argument("name")
+@click.option("--raft", required=True, metavar="IP:PORT", help="Its Raft address.")
+@click.option("--api", required=True, metavar="IP:PORT", help="Its API address.")
+@click.option("--peer", default="", metavar="IP:PORT", help="Its member port [API port + 2].")
+@click.option("--web", default="", metavar="IP:PORT", help="Its web console [API port + 1].")
+@pass_ctx
+def host_add(ctx: Ctx, name: str, raft: str, api: str, peer: str, web: str) -> None:
+    """Make NAME a member (admin), then start its haclusterd with a join configuration.
+
+    The new host catches up from the leader, registers and takes VMs (README: Growing and
+    shrinking the cluster)."""
+    with errors():
+        record = ctx.client().add_member(name, raft, api, peer, web)
+    ctx.emit(record, details)
+
+
+@host.command("remove")
+@click.argument("name")
+@pass_ctx
+def host_remove(ctx: Ctx, name: str) -> None:
+    """Take member NAME out of the cluster (admin): only an empty host in maintenance, or a
+    fenced one. Stop its haclusterd afterwards."""
+    with errors():
+        record = ctx.client().remove_member(name)
+    ctx.emit(record, details)
+
+
 @host.command("confirm-fenced")
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask.")

@@ -187,6 +187,11 @@ def identity_dict(i: pb.Identity) -> dict[str, Any]:
     return {"kind": i.kind, "name": i.name, "role": i.role or None, "peer": i.peer}
 
 
+def member_dict(m: pb.Member) -> dict[str, Any]:
+    return {"name": m.name, "raft_addr": m.raft_addr, "api_addr": m.api_addr,
+            "peer_addr": m.peer_addr, "web_addr": m.web_addr}
+
+
 def status_dict(s: pb.ClusterStatus) -> dict[str, Any]:
     return {
         "leader": s.leader or None, "term": s.term, "leader_term": s.leader_term,
@@ -236,12 +241,12 @@ class Client:
         return channel
 
     def _call(self, method: Callable[[rpc.ClusterStub], Callable[..., M]],
-              request: Message) -> M:
+              request: Message, timeout: float | None = None) -> M:
         errors = []
         for endpoint in self.endpoints:
             try:
-                return method(rpc.ClusterStub(self._channel(endpoint)))(request,
-                                                                        timeout=self.timeout)
+                return method(rpc.ClusterStub(self._channel(endpoint)))(
+                    request, timeout=max(timeout or 0.0, self.timeout))
             except grpc.RpcError as exc:
                 code, details = exc.code(), exc.details() or ""
                 if code not in FAILOVER_CODES:
@@ -317,6 +322,16 @@ class Client:
 
     def confirm_fenced(self, name: str) -> dict[str, Any]:
         return host_dict(self._call(lambda s: s.ConfirmFenced, pb.GetHostRequest(name=name)))
+
+    def add_member(self, name: str, raft: str, api: str, peer: str = "", web: str = ""
+                   ) -> dict[str, Any]:
+        request = pb.AddMemberRequest(name=name, raft_addr=raft, api_addr=api, peer_addr=peer,
+                                      web_addr=web)
+        return member_dict(self._call(lambda s: s.AddMember, request, timeout=40.0))
+
+    def remove_member(self, name: str) -> dict[str, Any]:
+        return member_dict(self._call(lambda s: s.RemoveMember, pb.GetHostRequest(name=name),
+                                      timeout=40.0))
 
     def incidents(self) -> list[dict[str, Any]]:
         reply = self._call(lambda s: s.ListIncidents, pb.ListIncidentsRequest())

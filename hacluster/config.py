@@ -151,6 +151,9 @@ class Config:
     # [testing] code_version: play an older member in a rolling-upgrade test (it reports
     # that version and halts, as such code would, on what is newer)
     code_version: int = CODE_VERSION
+    # [cluster] join: member ports of the cluster a new host joins (after hactl host add); its
+    # members list may then name only itself (hacluster.joining asks for the rest)
+    join: tuple[str, ...] = ()
 
     @property
     def migration_uri(self) -> str:
@@ -311,6 +314,10 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
         web = _addr(f"{label}.web", m.get("web", f"{host}:{int(port) + 1}"))
         members.append(Member(m["name"], _addr(f"{label}.raft", m.get("raft")), api_addr,
                               tuple(fence), peer, web))
+    join = cluster.get("join", [])
+    if not isinstance(join, list):
+        raise ConfigError("cluster.join must be a list of member ports ('host:port')")
+    join = [_addr(f"cluster.join[{i}]", a) for i, a in enumerate(join)]
     if len({m.name for m in members}) != len(members):
         raise ConfigError("cluster.members: names must be unique")
     if len({m.raft for m in members}) != len(members):
@@ -383,6 +390,7 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
             if ("previous_secret" in cluster or "previous_secret_file" in cluster) else (),
             directory=_directory(data.get("directory", {})),
             code_version=code_version,
+            join=tuple(join),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from exc

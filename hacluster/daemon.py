@@ -28,7 +28,10 @@ from .eventlog import EventLog
 from .heartbeat import GrpcLink
 from .history import Sampler
 from .hypervisor import DomainStats, Hypervisor, HypervisorError
+from .joining import NotAMember, starting_config
 from .leader import LeaderLoop
+from .membership import Membership
+from .membership import save as save_members
 from .notify import sd_notify
 from .peers import Peers
 from .raft import Downgrade, RaftNode, wipe
@@ -49,14 +52,16 @@ EXIT_STORAGE = 4  # its data cannot be trusted: wipe it and rejoin (README)
 
 
 class Daemon:
-    def __init__(self, config: cfg.Config) -> None:
+    def __init__(self, config: cfg.Config, stop_event: threading.Event | None = None) -> None:
         self.config = config
-        self.stop_event = threading.Event()
+        self.stop_event = stop_event or threading.Event()
         # Created before the Raft member: its tick thread may apply the journal at once.
         self.wake_agent = threading.Event()
         self.wake_leader = threading.Event()
         self.events = EventLog()
         self.feed = ChangeFeed(max_streams=config.api.streams)
+        self.membership = Membership(config, lambda: self.raft.state)
+        self._members_saved: object = None  # the replicated list last written to disk
         self.raft = RaftNode(config.me.raft, [m.raft for m in config.peers], config.data_dir,
                              config.secret, config.raft,
                              on_applied=self._on_applied,
@@ -71,18 +76,20 @@ class Daemon:
                       "an operator can fence it)", watchdog_error)
         self.agent = Agent(config, self.raft, self.hypervisor, self.wake_agent, watchdog,
                            watchdog_error)
-        self.peers = Peers(config)
+        self.peers = Peers(config, self.membership)
         self.agent.link = GrpcLink(self.peers, self.raft, min(1.0, config.ha.lease / 2))
         service = ClusterService(config, self.raft, self.leader, self.peers)
         service.inspect = self.hypervisor.inspect
         service.console = host_console(self.hypervisor, config.name)
-        members = MemberService(config, self.raft, self.leader, service.monitor)
+        members = MemberService(config, self.raft, self.leader, service.monitor,
+                                self.membership)
         members.inspect, members.console = service.inspect, service.console
         auth = Authenticator(lambda: self.raft.state)
         self.api = ApiServer(config, service, members, self.events, auth)
         self.sampler = Sampler(service.monitor, self.hypervisor, self._test_host_memory)
         tolerance = Tolerance()  # the dashboard's and the alarms' figure, computed once
-        self.alarms = AlarmEvaluator(config, self.raft, self.leader, tolerance)
+        self.alarms = AlarmEvaluator(config, self.raft, self.leader, tolerance,
+                                     self.membership)
         self.leader_changes = 0  # seen by this member (for /metrics)
         self.web = WebServer(config, auth, self.feed, lambda server: Routes(
             server, service, self.raft, self.events, self._local_counts, tolerance).table())
@@ -99,8 +106,12 @@ class Daemon:
         return used, float(self.agent.capacity().memory_mib)
 
     def _on_applied(self, cmd: Command, result: Result, state: ClusterState) -> None:
-        """Runs in the Raft tick thread: only wake the loops that have work, never block."""
+        """Runs in the Raft tick thread: only wake the loops that have work, never block
+        (but for a changed member list, written once to disk: membership.MEMBERS_FILE)."""
         self.feed.note(cmd, result)
+        if state.members and state.members is not self._members_saved:
+            save_members(self.config.data_dir, state.members)
+            self._members_saved = state.members
         pairs = list(zip(cmd.commands, result.parts, strict=False)) \
             if isinstance(cmd, Batch) else [(cmd, result)]
         for sub, res in pairs:
@@ -197,8 +208,25 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=config.log_level,
                         format=f"%(asctime)s {config.name} %(name)s %(levelname)s %(message)s")
     logging.getLogger("pysyncobj").setLevel(logging.WARNING)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping (VMs keep running)", signum)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
-        daemon = Daemon(config)
+        joined = starting_config(config, stopping)
+        if joined is None:
+            return 0  # stopped while waiting to be added
+        daemon = Daemon(joined, stopping)
+    except NotAMember as exc:
+        log.critical("cannot start: %s", exc)
+        return EXIT_CONFIG
+    except ValueError as exc:  # an unreadable member list in the data directory
+        log.critical("cannot start: %s", exc)
+        return EXIT_STORAGE
     except StorageError as exc:
         log.critical("cannot start: %s", exc)
         return EXIT_STORAGE
@@ -209,12 +237,6 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot start: %s", exc)
         return 1
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping (VMs keep running)", signum)
-        daemon.stop_event.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     started = time.monotonic()
     code = daemon.run()
     log.info("stopped after %.0fs", time.monotonic() - started)

@@ -8,27 +8,31 @@ import threading
 import grpc
 
 from .config import Config, Member
+from .membership import Membership
 
 
 class Peers:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, membership: Membership) -> None:
         tls = config.tls
         assert tls is not None
         self._credentials = grpc.ssl_channel_credentials(
             root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert)
-        self._by_raft = {m.raft: m for m in config.members}
+        self.membership = membership
         self._channels: dict[str, grpc.Channel] = {}
         self._lock = threading.Lock()
 
     def by_raft(self, raft_addr: str | None) -> Member | None:
-        return self._by_raft.get(raft_addr or "")
+        return self.membership.by_raft(raft_addr)
 
     def channel(self, member: Member) -> grpc.Channel:
+        return self.channel_at(member.peer)
+
+    def channel_at(self, peer: str) -> grpc.Channel:
+        """A channel to a member port by its address (a joining host knows no member yet)."""
         with self._lock:
-            channel = self._channels.get(member.peer)
+            channel = self._channels.get(peer)
             if channel is None:
-                channel = self._channels[member.peer] = grpc.secure_channel(
-                    member.peer, self._credentials)
+                channel = self._channels[peer] = grpc.secure_channel(peer, self._credentials)
             return channel
 
     def close(self) -> None:

@@ -75,6 +75,7 @@ def sync_conf(t: RaftTimings, data_dir: str, secret: str, bind: str, rejoining: 
         logCompactionMinEntries=t.snapshot_entries,
         logCompactionMinTime=t.snapshot_interval,
         onStateChanged=on_state_changed,
+        dynamicMembershipChange=True,  # hactl host add / remove
     )
     conf.fsync = t.fsync  # the fork's own settings
     conf.rejoining = rejoining
@@ -232,6 +233,46 @@ class RaftNode:
             log.info("caught up with the cluster after a wipe: voting again")
         return ready
 
+    def raft_members(self) -> set[str]:
+        """The Raft addresses of the voters as this member knows them (itself included)."""
+        return {self._obj.selfNode.address} | {n.address for n in self._obj.otherNodes}
+
+    def change_membership(self, add: bool, addr: str, timeout: float = 15.0) -> None:
+        """Add a voter, or remove one, and return once done here (pysyncobj's single-server
+        change: one at a time, effective on append). A member already in (or out) is left
+        as it is, so a retry after a failure is safe. Raises Unavailable."""
+        deadline = time.monotonic() + timeout
+        change = self._obj.addNodeToCluster if add else self._obj.removeNodeFromCluster
+        last = "no leader"
+        while (addr in self.raft_members()) != add:
+            if self.halted:
+                raise Unavailable(self.halted)
+            if time.monotonic() > deadline:
+                raise Unavailable(f"the membership change was not committed in {timeout:g}s "
+                                  f"({last}); it may still happen: retry")
+            outcome = _await(lambda callback: change(addr, callback=callback),
+                             deadline - time.monotonic())
+            # REQUEST_DENIED: the leader's no-op or a previous change is not committed yet
+            if outcome is not None and outcome[1] != FAIL_REASON.SUCCESS:
+                last = _reason_name(outcome[1])
+                if outcome[1] not in RETRYABLE | {FAIL_REASON.REQUEST_DENIED}:
+                    raise Unavailable(f"membership change refused: {last}")
+            self._stop.wait(0.2)
+
+    def hand_over(self, timeout: float = 5.0) -> bool:
+        """As leader: hand leadership to the most caught-up follower (Raft's TimeoutNow), so
+        that this member can be removed. True once another member leads."""
+        if not self.is_leader():
+            return True
+        self._obj.transferLeadership()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            leader = self.leader_addr()
+            if leader is not None and not self.is_leader():
+                return True
+            self._stop.wait(0.1)
+        return False
+
     def status(self) -> dict[str, Any]:
         status: dict[str, Any] = self._obj.getStatus()
         status["snapshot_bytes"] = self._obj.snapshots.last_bytes
@@ -266,22 +307,29 @@ class RaftNode:
 
     def _propose_once(self, blob: bytes, timeout: float) -> tuple[Any, int] | None:
         """One attempt: (apply's result dict, pysyncobj FAIL_REASON), or None on timeout."""
-        done = threading.Event()
-        outcome: list[Any] = []
-
-        def callback(res: Any, err: int) -> None:
-            outcome.extend((res, err))
-            done.set()
-
-        self._obj.submit(blob, callback)
-        if not done.wait(max(timeout, 0.0)):
-            return None
-        return outcome[0], outcome[1]
+        return _await(lambda callback: self._obj.submit(blob, callback), timeout)
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
         self._obj.destroy()
+
+
+def _await(start: Callable[[Callable[[Any, int], None]], None], timeout: float
+           ) -> tuple[Any, int] | None:
+    """Start a pysyncobj call with a callback; (its result, FAIL_REASON), or None if it did
+    not call back within timeout."""
+    done = threading.Event()
+    outcome: list[Any] = []
+
+    def callback(res: Any, err: int) -> None:
+        outcome.extend((res, err))
+        done.set()
+
+    start(callback)
+    if not done.wait(max(timeout, 0.0)):
+        return None
+    return outcome[0], outcome[1]
 
 
 def recorded_version(data_dir: str) -> int:

@@ -55,6 +55,7 @@ from .heartbeat import from_request
 from .history import RANGES, History
 from .hypervisor import HypervisorError
 from .leader import LeaderLoop
+from .membership import Membership
 from .messages import (
     alarm_message,
     history_message,
@@ -94,6 +95,14 @@ RESULT_CODES = {"invalid": "invalid", "not_found": "not_found", "exists": "exist
 _fail = fail
 
 
+def _check_version(cmd: c.Command, state: ClusterState) -> None:
+    """A feature newer than the cluster version waits, and the caller is told why."""
+    try:
+        c.check_allowed(cmd, state.cluster_version)
+    except c.TooNew as exc:
+        _fail("conflict", str(exc))
+
+
 class ClusterService:
     """The Cluster API, one method per RPC, protobuf in and out."""
 
@@ -119,7 +128,9 @@ class ClusterService:
         if self.raft.disk_full():
             _fail("disk_full", f"{self.config.name}'s disk is full: it cannot store the "
                   "command (another member may: hactl tries the next one)")
-        verdict = self.raft.state.dry_run(cmd)
+        state = self.raft.state
+        _check_version(cmd, state)
+        verdict = state.dry_run(cmd)
         if verdict.ok:
             try:
                 verdict = self.raft.propose(cmd)
@@ -127,7 +138,7 @@ class ClusterService:
                 _fail("disk_full", str(exc))
             except Unavailable as exc:
                 _fail("unavailable", str(exc))
-            except c.TooNew as exc:
+            except c.TooNew as exc:  # the version rose or fell between (a new leader's view)
                 _fail("conflict", str(exc))
         if not verdict.ok:
             _fail(RESULT_CODES.get(verdict.code, "conflict"), verdict.message)
@@ -206,13 +217,14 @@ class ClusterService:
         leader_addr = self.raft.leader_addr()
         live = self.live()
         members = []
-        for m in self.config.members:
+        for m in self.peers.membership.current():
             connected = (m.name == self.config.name
                          or status.get(f"partner_node_status_server_{m.raft}") == 2)
             heard = live.get(m.name)
             members.append(pb.Member(name=m.name, raft_addr=m.raft, api_addr=m.api,
                                      leader=m.raft == leader_addr, connected=connected,
-                                     version=heard.code_version if heard else 0))
+                                     version=heard.code_version if heard else 0,
+                                     peer_addr=m.peer, web_addr=m.web))
         leader_name = next((m.name for m in members if m.leader), "")
         return pb.ClusterStatus(
             leader=leader_name, term=self.raft.term(), quorum=self.raft.has_quorum(),
@@ -304,7 +316,7 @@ class ClusterService:
 
     def _ask_member(self, host: str, call: Callable[[rpc.AgentStub], Any]) -> Any:
         """A member call to `host`'s daemon, its refusal passed on as it said it."""
-        member = next((m for m in self.config.members if m.name == host), None)
+        member = self.peers.membership.by_name(host)
         if member is None:
             _fail("not_found", f"host {shown(host)} is not a member of this cluster")
         try:
@@ -378,6 +390,74 @@ class ClusterService:
         self._commit(c.ConfirmFenced(id=uuid.uuid4().hex, ts=time.time(), name=request.name),
                      caller)
         return self.GetHost(request, caller)
+
+    # ---- members: hosts join and leave (hactl host add / remove) ---------------------------
+
+    def AddMember(self, request: pb.AddMemberRequest, caller: Caller) -> pb.Member:
+        """Recorded first (every member learns where it listens, and its certificate is
+        accepted), then added to Raft; a retry of either half is harmless."""
+        api_host, _, api_port = request.api_addr.rpartition(":")
+        port = int(api_port) if api_port.isdigit() else 0
+        cmd = c.AddMember(id=self._request_id(request.request_id), ts=time.time(),
+                          name=request.name, raft=request.raft_addr, api=request.api_addr,
+                          peer=request.peer_addr or f"{api_host}:{port + 2}",
+                          web=request.web_addr or f"{api_host}:{port + 1}")
+        self._members_recorded()
+        self._commit(cmd, caller)
+        try:
+            self.raft.change_membership(True, cmd.raft)
+        except Unavailable as exc:
+            _fail("unavailable", f"{cmd.name} is recorded but not yet a Raft member: {exc}")
+        log.info("%s from %s: member %s added", caller.actor, caller.peer, cmd.name)
+        return pb.Member(name=cmd.name, raft_addr=cmd.raft, api_addr=cmd.api,
+                         peer_addr=cmd.peer, web_addr=cmd.web)
+
+    def RemoveMember(self, request: pb.GetHostRequest, caller: Caller) -> pb.Member:
+        """Out of Raft first (it may no longer count towards a majority), then forgotten with
+        its host record; refused, with nothing changed, unless apply would accept it."""
+        self._members_recorded()
+        state = self.raft.state
+        record = self._existing("member", request.name, state.members)
+        cmd = c.RemoveMember(id=uuid.uuid4().hex, ts=time.time(), name=record.name)
+        _check_version(cmd, state)
+        verdict = state.dry_run(cmd)
+        if not verdict.ok:
+            _fail(RESULT_CODES.get(verdict.code, "conflict"), verdict.message)
+        if record.name == self.config.name:
+            _fail("unavailable", f"{record.name} cannot remove itself: ask another member "
+                  "(hactl tries the next endpoint)")
+        self._hand_over_from(record.raft)
+        try:
+            self.raft.change_membership(False, record.raft)
+        except Unavailable as exc:
+            _fail("unavailable", f"{record.name} is still a Raft member: {exc}")
+        self._commit(cmd, caller)
+        return pb.Member(name=record.name, raft_addr=record.raft, api_addr=record.api,
+                         peer_addr=record.peer, web_addr=record.web)
+
+    def _members_recorded(self) -> None:
+        state = self.raft.state
+        if c.allowed("member.add", state.cluster_version) and not state.members:
+            _fail("unavailable", "the leader has not recorded the members yet: try again in "
+                  "a few seconds")
+
+    def _hand_over_from(self, raft_addr: str) -> None:
+        """A member that leads hands leadership over before it is removed (Raft in
+        pysyncobj cannot remove its own leader)."""
+        if self.raft.leader_addr() != raft_addr:
+            return
+        leader = self.peers.by_raft(raft_addr)
+        try:
+            handed = leader is not None and rpc.AgentStub(self.peers.channel(leader)).StepDown(
+                pb.StepDownRequest(), timeout=10).handed_over
+        except grpc.RpcError:
+            handed = False
+        if not handed:
+            _fail("unavailable", "the member to remove leads the cluster and did not hand "
+                  "leadership over: try again")
+        deadline = time.monotonic() + 5
+        while self.raft.leader_addr() in (raft_addr, None) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def ListIncidents(self, request: pb.ListIncidentsRequest,
                       caller: Caller) -> pb.ListIncidentsResponse:
@@ -562,7 +642,7 @@ class ClusterService:
             _fail("invalid", f"range must be one of {', '.join(RANGES)}")
         if host == self.config.name:
             return history_message(self.monitor.window(vm, range_))
-        member = next((m for m in self.config.members if m.name == host), None)
+        member = self.peers.membership.by_name(host)
         if member is None:
             _fail("not_found", f"host {shown(host)} is not a member of this cluster")
         try:
@@ -714,12 +794,12 @@ class MemberService:
     any client work; those that ask this host's libvirt run off it (api.ASKS_LIBVIRT)."""
 
     def __init__(self, config: Config, raft: RaftNode, leader: LeaderLoop,
-                 monitor: History) -> None:
+                 monitor: History, membership: Membership) -> None:
         self.config = config
         self.monitor = monitor
         self.inspect: Inspector | None = None  # this host's libvirt (the daemon sets it)
         self.console: serial_console.Console | None = None  # its VMs' consoles (likewise)
-        self.members = {m.name for m in config.members}
+        self.membership = membership
         self.raft = raft
         self.leader = leader
 
@@ -732,7 +812,7 @@ class MemberService:
             _fail("denied", f"permission denied: {caller.name}'s certificate cannot send "
                   f"heartbeats for {shown(request.host)}")
         self._require_leader()
-        if request.host not in self.members:
+        if self.membership.by_name(request.host) is None:
             _fail("invalid", f"{shown(request.host)} is not a cluster member")
         errors = heartbeat_errors(request.cpu_load, request.memory_available_mib,
                                   request.disk_free_gib, len(request.observed))
@@ -744,6 +824,20 @@ class MemberService:
         answer = self.leader.answer(from_request(request))
         return pb.HeartbeatResponse(leader_term=answer.term, lease_seconds=answer.lease_seconds,
                                     message=answer.message)
+
+    def ListMembers(self, request: pb.ListMembersRequest, caller: Caller
+                    ) -> pb.ListMembersReply:
+        members = self.raft.state.members.values()
+        if not members:
+            _fail("unavailable", "the cluster has not recorded its members (every member must "
+                  "run version 2: hactl cluster status)")
+        return pb.ListMembersReply(members=[
+            pb.Member(name=m.name, raft_addr=m.raft, api_addr=m.api, peer_addr=m.peer,
+                      web_addr=m.web) for m in members])
+
+    def StepDown(self, request: pb.StepDownRequest, caller: Caller) -> pb.StepDownReply:
+        handed = self.raft.hand_over()
+        return pb.StepDownReply(handed_over=handed, leader=self.raft.leader_addr() or "")
 
     def History(self, request: pb.HistoryRequest, caller: Caller) -> pb.HistoryReply:
         if request.range not in RANGES:

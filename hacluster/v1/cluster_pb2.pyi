@@ -11,20 +11,62 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Member(_message.Message):
-    __slots__ = ("name", "raft_addr", "api_addr", "leader", "connected", "version")
+    __slots__ = ("name", "raft_addr", "api_addr", "leader", "connected", "version", "peer_addr", "web_addr")
     NAME_FIELD_NUMBER: _ClassVar[int]
     RAFT_ADDR_FIELD_NUMBER: _ClassVar[int]
     API_ADDR_FIELD_NUMBER: _ClassVar[int]
     LEADER_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    PEER_ADDR_FIELD_NUMBER: _ClassVar[int]
+    WEB_ADDR_FIELD_NUMBER: _ClassVar[int]
     name: str
     raft_addr: str
     api_addr: str
     leader: bool
     connected: bool
     version: int
-    def __init__(self, name: _Optional[str] = ..., raft_addr: _Optional[str] = ..., api_addr: _Optional[str] = ..., leader: _Optional[bool] = ..., connected: _Optional[bool] = ..., version: _Optional[int] = ...) -> None: ...
+    peer_addr: str
+    web_addr: str
+    def __init__(self, name: _Optional[str] = ..., raft_addr: _Optional[str] = ..., api_addr: _Optional[str] = ..., leader: _Optional[bool] = ..., connected: _Optional[bool] = ..., version: _Optional[int] = ..., peer_addr: _Optional[str] = ..., web_addr: _Optional[str] = ...) -> None: ...
+
+class AddMemberRequest(_message.Message):
+    __slots__ = ("name", "raft_addr", "api_addr", "peer_addr", "web_addr", "request_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    RAFT_ADDR_FIELD_NUMBER: _ClassVar[int]
+    API_ADDR_FIELD_NUMBER: _ClassVar[int]
+    PEER_ADDR_FIELD_NUMBER: _ClassVar[int]
+    WEB_ADDR_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    raft_addr: str
+    api_addr: str
+    peer_addr: str
+    web_addr: str
+    request_id: str
+    def __init__(self, name: _Optional[str] = ..., raft_addr: _Optional[str] = ..., api_addr: _Optional[str] = ..., peer_addr: _Optional[str] = ..., web_addr: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ListMembersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListMembersReply(_message.Message):
+    __slots__ = ("members",)
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    members: _containers.RepeatedCompositeFieldContainer[Member]
+    def __init__(self, members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ...) -> None: ...
+
+class StepDownRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class StepDownReply(_message.Message):
+    __slots__ = ("handed_over", "leader")
+    HANDED_OVER_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    handed_over: bool
+    leader: str
+    def __init__(self, handed_over: _Optional[bool] = ..., leader: _Optional[str] = ...) -> None: ...
 
 class ClusterStatus(_message.Message):
     __slots__ = ("leader", "term", "quorum", "members", "self", "commit_index", "applied_index", "leader_term", "hosts_up", "vms", "vms_running", "halted", "snapshot_index", "log_entries", "journal_bytes", "cluster_version", "code_version")

@@ -104,6 +104,16 @@ class ClusterStub:
                 request_serializer=hacluster_dot_v1_dot_cluster__pb2.GetHostRequest.SerializeToString,
                 response_deserializer=hacluster_dot_v1_dot_cluster__pb2.Host.FromString,
                 _registered_method=True)
+        self.AddMember = channel.unary_unary(
+                '/hacluster.v1.Cluster/AddMember',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.AddMemberRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.Member.FromString,
+                _registered_method=True)
+        self.RemoveMember = channel.unary_unary(
+                '/hacluster.v1.Cluster/RemoveMember',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.GetHostRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.Member.FromString,
+                _registered_method=True)
         self.ListIncidents = channel.unary_unary(
                 '/hacluster.v1.Cluster/ListIncidents',
                 request_serializer=hacluster_dot_v1_dot_cluster__pb2.ListIncidentsRequest.SerializeToString,
@@ -354,6 +364,22 @@ class ClusterServicer:
 
     def ConfirmFenced(self, request, context):
         """The operator vouches that a down host is off; its HA VMs are then restarted elsewhere.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddMember(self, request, context):
+        """A new member (hactl host add): recorded, then added to Raft; its haclusterd then
+        starts with a join configuration. Admin; needs cluster version 2.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveMember(self, request, context):
+        """A member leaves (hactl host remove): only an empty host in maintenance, or a fenced one;
+        out of Raft first, then forgotten with its host record. Admin; cluster version 2.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -642,6 +668,16 @@ def add_ClusterServicer_to_server(servicer, server):
                     servicer.ConfirmFenced,
                     request_deserializer=hacluster_dot_v1_dot_cluster__pb2.GetHostRequest.FromString,
                     response_serializer=hacluster_dot_v1_dot_cluster__pb2.Host.SerializeToString,
+            ),
+            'AddMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddMember,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.AddMemberRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.Member.SerializeToString,
+            ),
+            'RemoveMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveMember,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.GetHostRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.Member.SerializeToString,
             ),
             'ListIncidents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListIncidents,
@@ -1182,6 +1218,60 @@ class Cluster:
             '/hacluster.v1.Cluster/ConfirmFenced',
             hacluster_dot_v1_dot_cluster__pb2.GetHostRequest.SerializeToString,
             hacluster_dot_v1_dot_cluster__pb2.Host.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/AddMember',
+            hacluster_dot_v1_dot_cluster__pb2.AddMemberRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.Member.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Cluster/RemoveMember',
+            hacluster_dot_v1_dot_cluster__pb2.GetHostRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.Member.FromString,
             options,
             channel_credentials,
             insecure,
@@ -2093,6 +2183,16 @@ class AgentStub:
                 request_serializer=hacluster_dot_v1_dot_cluster__pb2.ConsoleRequest.SerializeToString,
                 response_deserializer=hacluster_dot_v1_dot_cluster__pb2.ConsoleOutput.FromString,
                 _registered_method=True)
+        self.ListMembers = channel.unary_unary(
+                '/hacluster.v1.Agent/ListMembers',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.ListMembersRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.ListMembersReply.FromString,
+                _registered_method=True)
+        self.StepDown = channel.unary_unary(
+                '/hacluster.v1.Agent/StepDown',
+                request_serializer=hacluster_dot_v1_dot_cluster__pb2.StepDownRequest.SerializeToString,
+                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.StepDownReply.FromString,
+                _registered_method=True)
 
 
 class AgentServicer:
@@ -2134,6 +2234,21 @@ class AgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListMembers(self, request, context):
+        """The recorded members, for a host joining the cluster (its certificate must name a
+        member already added with hactl host add).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StepDown(self, request, context):
+        """As leader: hand leadership to another member (before this one is removed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -2161,6 +2276,16 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.HostConsole,
                     request_deserializer=hacluster_dot_v1_dot_cluster__pb2.ConsoleRequest.FromString,
                     response_serializer=hacluster_dot_v1_dot_cluster__pb2.ConsoleOutput.SerializeToString,
+            ),
+            'ListMembers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMembers,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.ListMembersRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.ListMembersReply.SerializeToString,
+            ),
+            'StepDown': grpc.unary_unary_rpc_method_handler(
+                    servicer.StepDown,
+                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.StepDownRequest.FromString,
+                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.StepDownReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -2300,6 +2425,60 @@ class Agent:
             '/hacluster.v1.Agent/HostConsole',
             hacluster_dot_v1_dot_cluster__pb2.ConsoleRequest.SerializeToString,
             hacluster_dot_v1_dot_cluster__pb2.ConsoleOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Agent/ListMembers',
+            hacluster_dot_v1_dot_cluster__pb2.ListMembersRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.ListMembersReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StepDown(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hacluster.v1.Agent/StepDown',
+            hacluster_dot_v1_dot_cluster__pb2.StepDownRequest.SerializeToString,
+            hacluster_dot_v1_dot_cluster__pb2.StepDownReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -98,6 +98,7 @@ def watched(member: tuple[Daemon, Client], pki: Path  # noqa: F811
     global PKI
     PKI = pki
     wait(lambda: serving(daemon))
+    wait(lambda: bool(daemon.raft.state.members))  # the leader's own AddMember, done once
     applied: list[c.Command] = []
     replica = daemon.raft._obj
     original = replica._on_applied
