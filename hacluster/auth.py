@@ -62,7 +62,7 @@ REQUIRED: dict[str, Role | Need] = {
     "SetPassword": VIEWER,
     # members only
     "Heartbeat": MEMBER, "LiveMetrics": MEMBER, "History": MEMBER, "InspectDomain": MEMBER,
-    "HostConsole": MEMBER, "ListMembers": MEMBER, "StepDown": MEMBER,
+    "HostConsole": MEMBER, "ListMembers": MEMBER,
     # anyone (a password is checked against the directory)
     "Login": PUBLIC,
 }

@@ -26,6 +26,7 @@ from . import certs
 from .attach import attach
 from .client import Client, ClientError
 from .lab import cluster as lab_mod
+from .lab import grow as lab_grow
 from .lab.netfault import NetFaultError
 from .lab.qemu import QemuLabError
 
@@ -1181,6 +1182,21 @@ _lab_fault("resume", "SIGCONT HOST's haclusterd.",
            lambda lo, h: lo.signal_daemon(h, signal.SIGCONT))
 _lab_fault("isolate", "Drop all traffic to and from HOST's haclusterd (root).", lab_mod.Lab.isolate)
 _lab_fault("heal", "Undo isolate.", lab_mod.Lab.heal)
+_lab_fault("remove", "HOST leaves the lab: maintenance, its VMs moved away, stopped, hactl host "
+           "remove.", lab_grow.remove_host)
+
+
+@lab.command("add")
+@LAB_DIR
+@pass_ctx
+def lab_add(ctx: Ctx, lab_dir: str) -> None:
+    """A new host joins the running lab (hactl host add, then its haclusterd with a join
+    configuration); waits until the cluster shows it up."""
+    with errors():
+        lab_obj = lab_mod.Lab.load(lab_dir)
+        host = lab_grow.add_host(lab_obj)
+    ctx.emit([r for r in _lab_rows(lab_obj) if r["name"] == host.name],
+             lambda rows: table(rows, COLUMNS["lab"]))
 
 
 @lab.command("down")

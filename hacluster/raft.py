@@ -259,20 +259,6 @@ class RaftNode:
                     raise Unavailable(f"membership change refused: {last}")
             self._stop.wait(0.2)
 
-    def hand_over(self, timeout: float = 5.0) -> bool:
-        """As leader: hand leadership to the most caught-up follower (Raft's TimeoutNow), so
-        that this member can be removed. True once another member leads."""
-        if not self.is_leader():
-            return True
-        self._obj.transferLeadership()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            leader = self.leader_addr()
-            if leader is not None and not self.is_leader():
-                return True
-            self._stop.wait(0.1)
-        return False
-
     def status(self) -> dict[str, Any]:
         status: dict[str, Any] = self._obj.getStatus()
         status["snapshot_bytes"] = self._obj.snapshots.last_bytes

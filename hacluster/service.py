@@ -426,7 +426,11 @@ class ClusterService:
         if record.name == self.config.name:
             _fail("unavailable", f"{record.name} cannot remove itself: ask another member "
                   "(hactl tries the next endpoint)")
-        self._hand_over_from(record.raft)
+        if self.raft.leader_addr() == record.raft:
+            # pysyncobj cannot remove its own leader (and hands leadership over badly): the
+            # member steps aside by stopping, which costs nothing on an empty host
+            _fail("conflict", f"{record.name} leads the cluster: stop its haclusterd first "
+                  "(another member takes over), then remove it")
         try:
             self.raft.change_membership(False, record.raft)
         except Unavailable as exc:
@@ -440,24 +444,6 @@ class ClusterService:
         if c.allowed("member.add", state.cluster_version) and not state.members:
             _fail("unavailable", "the leader has not recorded the members yet: try again in "
                   "a few seconds")
-
-    def _hand_over_from(self, raft_addr: str) -> None:
-        """A member that leads hands leadership over before it is removed (Raft in
-        pysyncobj cannot remove its own leader)."""
-        if self.raft.leader_addr() != raft_addr:
-            return
-        leader = self.peers.by_raft(raft_addr)
-        try:
-            handed = leader is not None and rpc.AgentStub(self.peers.channel(leader)).StepDown(
-                pb.StepDownRequest(), timeout=10).handed_over
-        except grpc.RpcError:
-            handed = False
-        if not handed:
-            _fail("unavailable", "the member to remove leads the cluster and did not hand "
-                  "leadership over: try again")
-        deadline = time.monotonic() + 5
-        while self.raft.leader_addr() in (raft_addr, None) and time.monotonic() < deadline:
-            time.sleep(0.1)
 
     def ListIncidents(self, request: pb.ListIncidentsRequest,
                       caller: Caller) -> pb.ListIncidentsResponse:
@@ -834,10 +820,6 @@ class MemberService:
         return pb.ListMembersReply(members=[
             pb.Member(name=m.name, raft_addr=m.raft, api_addr=m.api, peer_addr=m.peer,
                       web_addr=m.web) for m in members])
-
-    def StepDown(self, request: pb.StepDownRequest, caller: Caller) -> pb.StepDownReply:
-        handed = self.raft.hand_over()
-        return pb.StepDownReply(handed_over=handed, leader=self.raft.leader_addr() or "")
 
     def History(self, request: pb.HistoryRequest, caller: Caller) -> pb.HistoryReply:
         if request.range not in RANGES:

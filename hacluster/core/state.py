@@ -1007,8 +1007,7 @@ class ClusterState:
         host = self.hosts.get(cmd.name)
         if host is not None and host.status is not HostStatus.FENCED and not host.maintenance:
             return _reject("conflict", f"host {cmd.name} is neither in maintenance nor fenced: "
-                           f"hactl host maintenance {cmd.name} on, first (nothing new is "
-                           "placed on it then)")
+                           f"hactl host maintenance enter {cmd.name} --wait, first")
         del self._w("members")[cmd.name]
         if host is not None:
             del self._w("hosts")[cmd.name]

@@ -149,13 +149,13 @@ class Lab:
             host.pids["keeper"] = _spawn(
                 [sys.executable, "-m", "hacluster.lab.keeper", host.libvirt_uri],
                 hdir / "keeper.log")
-            _wait_for(lambda: (hdir / "keeper.log").read_text().startswith("connected"),
+            wait_for(lambda: (hdir / "keeper.log").read_text().startswith("connected"),
                       10, f"{host.name}: keeper could not connect to its libvirtd")
         if not self.alive(host, "watchdog"):
             host.pids["watchdog"] = _spawn(
                 [sys.executable, "-m", "hacluster.lab.watchdog", host.watchdog_socket,
                  self.dir, host.name], hdir / "watchdog.log")
-            _wait_for(lambda: Path(host.watchdog_socket).exists(), 10,
+            wait_for(lambda: Path(host.watchdog_socket).exists(), 10,
                       f"{host.name}: the watchdog did not start")
         if not self.alive(host, "haclusterd"):
             host.pids["haclusterd"] = _spawn(
@@ -184,6 +184,22 @@ class Lab:
     def tag(self) -> str:
         return Path(self.hosts[0].runtime_dir).parent.name.rsplit("-", 1)[-1]
 
+    def stop_hosts(self, hosts: Sequence[LabHost]) -> None:
+        """SIGTERM every process of these hosts, SIGKILL what is left after 5 s."""
+        for host in hosts:
+            for proc in PROCESSES[::-1]:
+                if self.alive(host, proc):
+                    os.kill(host.pids[proc], signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        for host in hosts:
+            for proc in PROCESSES[::-1]:
+                while self.alive(host, proc) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if self.alive(host, proc):
+                    os.kill(host.pids[proc], signal.SIGKILL)
+                host.pids.pop(proc, None)
+        self.save()
+
     def signal_daemon(self, host: LabHost, sig: signal.Signals) -> None:
         """SIGSTOP (a hung daemon: its VMs keep running, its watchdog is not fed) or SIGCONT."""
         if not self.alive(host, "haclusterd"):
@@ -202,19 +218,7 @@ class Lab:
     def stop_all(self) -> None:
         for host in self.hosts:
             netfault.heal(self.tag, host.name)
-        for host in self.hosts:
-            for proc in PROCESSES[::-1]:
-                if self.alive(host, proc):
-                    os.kill(host.pids[proc], signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        for host in self.hosts:
-            for proc in PROCESSES[::-1]:
-                while self.alive(host, proc) and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                if self.alive(host, proc):
-                    os.kill(host.pids[proc], signal.SIGKILL)
-                host.pids.pop(proc, None)
-        self.save()
+        self.stop_hosts(self.hosts)
         if self.hosts[0].hypervisor == "qemu":
             lab_qemu.net_down(self.tag, lab_qemu.subnet(self.hosts[0].ip), len(self.hosts))
         for host in self.hosts:
@@ -289,7 +293,7 @@ def create(lab_dir: str | Path, nodes: int, base_ip: str = "127.0.77", raft_port
             runtime_dir=runtime, hypervisor=hypervisor, index=i))
     for h in hosts:
         for addr in (h.raft, h.api, h.peer, h.web[len("https://"):-1]):
-            _check_free(addr)
+            check_free(addr)
         certs.issue(pki, h.name, [h.ip])
     lab = Lab(dir=str(root), hosts=hosts, secret_file=str(secret_file))
     def fence(h: LabHost) -> str:
@@ -342,7 +346,7 @@ members = [
     return lab
 
 
-def _check_free(addr: str) -> None:
+def check_free(addr: str) -> None:
     ip, port = addr.rsplit(":", 1)
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is ok
@@ -373,7 +377,7 @@ def wait_until_up(lab: Lab, timeout: float = 120.0) -> None:
         return bool(status["leader"]) and status["leader_term"] == status["term"] and \
             up == {h.name for h in lab.hosts}
 
-    _wait_for(ready, timeout, "the lab did not come up (see DIR/hostN/haclusterd.log)")
+    wait_for(ready, timeout, "the lab did not come up (see DIR/hostN/haclusterd.log)")
 
 
 SHARED_POOL = "lab-shared"
@@ -432,7 +436,7 @@ def _start_qemu_libvirtd(lab: Lab, host: LabHost) -> int:
     argv = lab_qemu.libvirtd_argv(lab.tag, host.index, lab_qemu.subnet(host.ip), runtime)
     pid = _spawn(argv, lab.host_dir(host) / "libvirtd.log")
     sock = runtime / "run" / "libvirt-sock"
-    _wait_for(sock.exists, 20, f"{host.name}: libvirtd did not open {sock}")
+    wait_for(sock.exists, 20, f"{host.name}: libvirtd did not open {sock}")
     return pid
 
 
@@ -460,11 +464,11 @@ def _start_libvirtd(host: LabHost, hdir: Path) -> int:
     pid = _spawn([binary, "--config", str(conf), "--pid-file", str(runtime / "libvirtd.pid")],
                  hdir / "libvirtd.log", **extra)
     sock = runtime / "run" / "libvirt-sock"
-    _wait_for(sock.exists, 10, f"{host.name}: libvirtd did not open {sock}")
+    wait_for(sock.exists, 10, f"{host.name}: libvirtd did not open {sock}")
     return pid
 
 
-def _wait_for(predicate: Callable[[], bool], timeout: float, message: str) -> None:
+def wait_for(predicate: Callable[[], bool], timeout: float, message: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -56,18 +56,6 @@ class ListMembersReply(_message.Message):
     members: _containers.RepeatedCompositeFieldContainer[Member]
     def __init__(self, members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ...) -> None: ...
 
-class StepDownRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
-
-class StepDownReply(_message.Message):
-    __slots__ = ("handed_over", "leader")
-    HANDED_OVER_FIELD_NUMBER: _ClassVar[int]
-    LEADER_FIELD_NUMBER: _ClassVar[int]
-    handed_over: bool
-    leader: str
-    def __init__(self, handed_over: _Optional[bool] = ..., leader: _Optional[str] = ...) -> None: ...
-
 class ClusterStatus(_message.Message):
     __slots__ = ("leader", "term", "quorum", "members", "self", "commit_index", "applied_index", "leader_term", "hosts_up", "vms", "vms_running", "halted", "snapshot_index", "log_entries", "journal_bytes", "cluster_version", "code_version")
     LEADER_FIELD_NUMBER: _ClassVar[int]

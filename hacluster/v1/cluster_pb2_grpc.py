@@ -378,8 +378,9 @@ class ClusterServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RemoveMember(self, request, context):
-        """A member leaves (hactl host remove): only an empty host in maintenance, or a fenced one;
-        out of Raft first, then forgotten with its host record. Admin; cluster version 2.
+        """A member leaves (hactl host remove): only an empty host in maintenance, or a fenced one,
+        and not the leader (stop its haclusterd first); out of Raft first, then forgotten with
+        its host record. Admin; cluster version 2.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -2188,11 +2189,6 @@ class AgentStub:
                 request_serializer=hacluster_dot_v1_dot_cluster__pb2.ListMembersRequest.SerializeToString,
                 response_deserializer=hacluster_dot_v1_dot_cluster__pb2.ListMembersReply.FromString,
                 _registered_method=True)
-        self.StepDown = channel.unary_unary(
-                '/hacluster.v1.Agent/StepDown',
-                request_serializer=hacluster_dot_v1_dot_cluster__pb2.StepDownRequest.SerializeToString,
-                response_deserializer=hacluster_dot_v1_dot_cluster__pb2.StepDownReply.FromString,
-                _registered_method=True)
 
 
 class AgentServicer:
@@ -2242,13 +2238,6 @@ class AgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def StepDown(self, request, context):
-        """As leader: hand leadership to another member (before this one is removed).
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
 
 def add_AgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -2281,11 +2270,6 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.ListMembers,
                     request_deserializer=hacluster_dot_v1_dot_cluster__pb2.ListMembersRequest.FromString,
                     response_serializer=hacluster_dot_v1_dot_cluster__pb2.ListMembersReply.SerializeToString,
-            ),
-            'StepDown': grpc.unary_unary_rpc_method_handler(
-                    servicer.StepDown,
-                    request_deserializer=hacluster_dot_v1_dot_cluster__pb2.StepDownRequest.FromString,
-                    response_serializer=hacluster_dot_v1_dot_cluster__pb2.StepDownReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -2452,33 +2436,6 @@ class Agent:
             '/hacluster.v1.Agent/ListMembers',
             hacluster_dot_v1_dot_cluster__pb2.ListMembersRequest.SerializeToString,
             hacluster_dot_v1_dot_cluster__pb2.ListMembersReply.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def StepDown(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/hacluster.v1.Agent/StepDown',
-            hacluster_dot_v1_dot_cluster__pb2.StepDownRequest.SerializeToString,
-            hacluster_dot_v1_dot_cluster__pb2.StepDownReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,11 @@ def test_a_rolling_upgrade_keeps_every_vm_running_once_and_refuses_a_downgrade(
     lab.json("vm", "create", "early", "--vcpus", "1", "--memory", "256")
     wait_for(lambda: client(lab).get_vm("early")["status"] == "running")
     names.add("early")
+    # a feature of version 2 waits, and says why
+    out = lab.hactl("host", "add", "host9", "--raft", "127.0.0.9:7400", "--api",
+                    "127.0.0.9:7401", endpoints=lab.endpoints, check=False)
+    assert out.returncode == 1 and "member.add needs cluster version 2; the cluster runs " \
+        "version 1 until every member is upgraded" in out.stderr, out.stderr
     hosts = ["host1", "host2", "host3"]
     with watched(lab) as oracle:
         for i, host in enumerate(hosts):
