@@ -94,7 +94,7 @@ class AlarmEvaluator:
         commit = int(status.get("commit_idx", 0))
         out = {}
         for m in self.membership.current():
-            if m.name == self.config.name:
+            if m.name == self.config.name or not m.voter:  # learners: not Raft partners
                 continue
             if status.get(f"partner_node_status_server_{m.raft}") != 2:
                 out[m.name] = "the leader cannot reach it"

@@ -35,7 +35,7 @@ COLUMNS = {
            "priority"],
     "host": ["name", "status", "vms", "cpus", "vcpus_allocated", "memory_mib",
              "memory_free_mib", "cpu_load", "last_heard_ago"],
-    "member": ["name", "api_addr", "raft_addr", "leader", "connected", "version"],
+    "member": ["name", "api_addr", "raft_addr", "leader", "voter", "connected", "version"],
     "lab": ["name", "api", "web", "libvirtd", "keeper", "watchdog", "haclusterd"],
     "incident": ["id", "host", "open", "fenced_by", "seconds_to_fenced",
                  "seconds_to_all_running", "vms"],
@@ -1094,18 +1094,24 @@ def _lab_rows(lab_obj: lab_mod.Lab) -> list[dict[str, Any]]:
 @click.option("--set", "settings", multiple=True, metavar="SECTION.KEY=VALUE",
               help="A haclusterd.toml setting for every host, e.g. "
                    "raft.snapshot_interval=30 (repeatable).")
+@click.option("--voters", type=click.Choice(["3", "5", "7"]), default=None,
+              help="Raft voters: the first VOTERS hosts form the cluster, the others join as "
+                   "learners (hactl host add) [all hosts vote].")
 @pass_ctx
 def lab_up(ctx: Ctx, lab_dir: str, nodes: int, base_ip: str, raft_port: int, api_port: int,
            log_level: str, profile: str, fence_agent: bool, hypervisor: str,
-           settings: tuple[str, ...]) -> None:
+           settings: tuple[str, ...], voters: str | None) -> None:
     """Start NODES hosts and wait until the cluster has a leader and every host is up."""
     with errors():
-        lab_obj = lab_mod.create(lab_dir, nodes, base_ip, raft_port, api_port, log_level,
+        voting = min(int(voters or nodes), nodes)
+        lab_obj = lab_mod.create(lab_dir, voting, base_ip, raft_port, api_port, log_level,
                                  profile, fence_agent, hypervisor, settings)
         try:
             for h in lab_obj.hosts:
                 lab_obj.start_host(h)
             lab_mod.wait_until_up(lab_obj)
+            if voting < nodes:
+                lab_grow.grow(lab_obj, nodes - voting, voting)
             lab_mod.provision(lab_obj)
         except (lab_mod.LabError, ClientError):
             lab_obj.stop_all()

@@ -189,7 +189,7 @@ def identity_dict(i: pb.Identity) -> dict[str, Any]:
 
 def member_dict(m: pb.Member) -> dict[str, Any]:
     return {"name": m.name, "raft_addr": m.raft_addr, "api_addr": m.api_addr,
-            "peer_addr": m.peer_addr, "web_addr": m.web_addr}
+            "peer_addr": m.peer_addr, "web_addr": m.web_addr, "voter": m.voter}
 
 
 def status_dict(s: pb.ClusterStatus) -> dict[str, Any]:
@@ -202,7 +202,7 @@ def status_dict(s: pb.ClusterStatus) -> dict[str, Any]:
         "journal_bytes": s.journal_bytes,
         "cluster_version": s.cluster_version, "code_version": s.code_version,
         "members": [{"name": m.name, "raft_addr": m.raft_addr, "api_addr": m.api_addr,
-                     "leader": m.leader, "connected": m.connected,
+                     "leader": m.leader, "connected": m.connected, "voter": m.voter,
                      "version": m.version or None} for m in s.members],
     }
 

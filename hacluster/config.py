@@ -84,6 +84,7 @@ class Member:
     fence: tuple[str, ...] = ()  # fence agent argv: exit 0 means "this host is off now"
     peer: str = ""  # host:port of the member port (mutual TLS: heartbeats, live metrics)
     web: str = ""  # host:port of the web console and JSON API (HTTPS)
+    voter: bool = True  # a Raft voter (configured members are), or a learner (README)
 
 
 @dataclass(frozen=True)

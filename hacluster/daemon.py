@@ -30,7 +30,7 @@ from .history import Sampler
 from .hypervisor import DomainStats, Hypervisor, HypervisorError
 from .joining import NotAMember, starting_config
 from .leader import LeaderLoop
-from .membership import Membership
+from .membership import Keeper, Membership
 from .membership import save as save_members
 from .notify import sd_notify
 from .peers import Peers
@@ -62,11 +62,12 @@ class Daemon:
         self.feed = ChangeFeed(max_streams=config.api.streams)
         self.membership = Membership(config, lambda: self.raft.state)
         self._members_saved: object = None  # the replicated list last written to disk
-        self.raft = RaftNode(config.me.raft, [m.raft for m in config.peers], config.data_dir,
+        self.raft = RaftNode(config.me.raft, [m.raft for m in config.peers if m.voter],
+                             config.data_dir,
                              config.secret, config.raft,
                              on_applied=self._on_applied,
                              previous_secrets=config.previous_secrets,
-                             code_version=config.code_version)
+                             code_version=config.code_version, voter=config.me.voter)
         self.hypervisor = Hypervisor(config.libvirt_uri, on_event=self.wake_agent.set,
                                      guests=config.guests)
         self.leader = LeaderLoop(config, self.raft, self.wake_leader)
@@ -130,7 +131,9 @@ class Daemon:
         agent_thread = threading.Thread(target=self.agent.run, args=(self.stop_event,),
                                          name="agent", daemon=True)
         agent_thread.start()
-        for name, job in (("monitoring", self.sampler.run), ("alarms", self.alarms.run)):
+        keeper = Keeper(self.config.name, self.raft, self.membership)
+        for name, job in (("monitoring", self.sampler.run), ("alarms", self.alarms.run),
+                          ("membership", keeper.run)):
             threading.Thread(target=job, args=(self.stop_event,), name=name, daemon=True).start()
         log.info("%s started: raft %s, api %s, web https://%s/, libvirt %s",
                  self.config.name, self.config.me.raft, self.config.me.api,

@@ -67,7 +67,8 @@ def ask_to_join(config: Config, stop: threading.Event) -> dict[str, MemberRecord
                     why.append(f"{addr}: {exc.details() or exc.code()}")
                     continue
                 records = {m.name: MemberRecord(m.name, m.raft_addr, m.api_addr, m.peer_addr,
-                                                m.web_addr) for m in reply.members}
+                                                m.web_addr, voter=m.voter)
+                           for m in reply.members}
                 mine = records.get(config.name)
                 me = config.me
                 if mine is not None and (mine.raft, mine.api, mine.peer, mine.web) != (

@@ -12,15 +12,21 @@ may hand the cluster).
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from .config import Config, Member
 from .core.model import MemberRecord
 from .core.state import ClusterState
+from .raft import RaftNode, Unavailable
+
+log = logging.getLogger(__name__)
 
 MEMBERS_FILE = "MEMBERS.json"
+KEEP_EVERY = 1.0  # seconds between two looks at Raft's voters against the recorded ones
 
 
 class Membership:
@@ -53,7 +59,7 @@ class Membership:
 
 def to_members(records: Mapping[str, MemberRecord],
                fence: Mapping[str, tuple[str, ...]]) -> tuple[Member, ...]:
-    return tuple(Member(r.name, r.raft, r.api, fence.get(r.name, ()), r.peer, r.web)
+    return tuple(Member(r.name, r.raft, r.api, fence.get(r.name, ()), r.peer, r.web, r.voter)
                  for r in sorted(records.values(), key=lambda r: r.name))
 
 
@@ -78,3 +84,47 @@ def saved(data_dir: str) -> dict[str, MemberRecord] | None:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{Path(data_dir) / MEMBERS_FILE}: unreadable ({exc}); move it "
                          "aside: the configuration's list is used then") from exc
+
+
+class Keeper:
+    """Raft follows the replicated member list, one change at a time: on the leader, a
+    recorded voter missing from Raft is added, a Raft voter no longer recorded as one is
+    removed (never the leader itself: pysyncobj cannot); on every member, a learner the
+    leader promoted becomes a voter (RaftNode.become_voter)."""
+
+    def __init__(self, name: str, raft: RaftNode, membership: Membership) -> None:
+        self.name = name
+        self.raft = raft
+        self.membership = membership
+        self.last = ""
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(KEEP_EVERY):
+            try:
+                said = self.step()
+            except Unavailable as exc:
+                said = f"membership change not done yet: {exc}"
+            if said and said != self.last:
+                log.info("%s", said)
+            self.last = said
+
+    def step(self) -> str:
+        state = self.raft.state
+        me = state.members.get(self.name)
+        if me is None or self.raft.halted:
+            return ""
+        if me.voter and not self.raft.voter:
+            self.raft.become_voter(sorted(m.raft for m in state.members.values()
+                                          if m.voter and m.name != self.name))
+            return "promoted to Raft voter"
+        if not self.raft.is_leader():
+            return ""
+        wanted = {m.raft for m in state.members.values() if m.voter}
+        actual = self.raft.raft_members()
+        for addr in sorted(wanted - actual):
+            self.raft.change_membership(True, addr, timeout=10.0)
+            return f"Raft voter added: {addr}"
+        for addr in sorted(actual - wanted - {self.raft.self_addr}):
+            self.raft.change_membership(False, addr, timeout=10.0)
+            return f"Raft voter removed: {addr}"
+        return ""

@@ -86,7 +86,7 @@ def sync_conf(t: RaftTimings, data_dir: str, secret: str, bind: str, rejoining: 
 class _Replica(SyncObj):
     """The pysyncobj object; `_cluster` holds the published ClusterState."""
 
-    def __init__(self, self_addr: str, peers: list[str], conf: SyncObjConf,
+    def __init__(self, self_addr: str | None, peers: list[str], conf: SyncObjConf,
                  on_applied: Callable[[c.Command, Result, ClusterState], None],
                  code_version: int) -> None:
         self._cluster = ClusterState()
@@ -144,7 +144,9 @@ class RaftNode:
                  timings: RaftTimings | None = None,
                  on_applied: Callable[[c.Command, Result, ClusterState], None] | None = None,
                  previous_secrets: tuple[str, ...] = (),
-                 code_version: int = c.CODE_VERSION) -> None:
+                 code_version: int = c.CODE_VERSION, voter: bool = True) -> None:
+        """peers: the other voters. A learner (voter=False) is pysyncobj's readonly node: it
+        connects to the voters, receives the log and forwards writes, and never votes."""
         if not secret:
             raise ValueError("a cluster secret is required: pysyncobj unpickles what it receives")
         os.makedirs(data_dir, mode=0o700, exist_ok=True)
@@ -165,19 +167,47 @@ class RaftNode:
         snapshot = Path(data_dir) / "raft.snapshot"
         if snapshot.exists():  # checked now, before anything is served (loaded at first tick)
             decode_snapshot(snapshot, snapshot.read_bytes())
-        conf = sync_conf(self.timings, data_dir, secret, self_addr, self._marker.exists(),
-                                 lambda old, new: self.leadership_changed.set(),
-                                 previous_secrets)
+        self.self_addr = self_addr
+        self.voter = voter
+        self._secrets = (secret, previous_secrets)
+        self._on_applied = on_applied or (lambda cmd, res, state: None)
         # the fork is untyped pysyncobj code: Any keeps mypy's strictness on our side of it
-        self._obj: Any = _Replica(self_addr, peers, conf,
-                                  on_applied or (lambda cmd, res, state: None), code_version)
-        self._thread = threading.Thread(target=self._run, name="raft-tick", daemon=True)
+        self._obj: Any = self._replica(self_addr if voter else None, peers)
+        self._frozen: ClusterState | None = None  # shown while a new replica replays
+        self._running: Any = self._obj  # the replica the tick thread drives
+        self._thread = threading.Thread(target=self._run, args=(self._obj,), name="raft-tick",
+                                        daemon=True)
         self._thread.start()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def _replica(self, addr: str | None, peers: list[str]) -> Any:
+        conf = sync_conf(self.timings, self.data_dir, self._secrets[0], addr or "",
+                         self._marker.exists(), lambda old, new: self.leadership_changed.set(),
+                         self._secrets[1])
+        if addr is None:
+            conf.bindAddress = None  # a learner listens to nobody: it dials the voters
+        return _Replica(addr, peers, conf, self._on_applied, self.code_version)
+
+    def become_voter(self, peers: list[str]) -> None:
+        """A learner the leader promoted: the same data, served again as a voter at its own
+        address (pysyncobj cannot promote a readonly node in place). Readers keep the last
+        state until the new replica has replayed and caught up (is_ready)."""
+        if self.voter:
+            return
+        self._frozen = self.state
+        old, self._running = self._obj, None  # the old tick loop ends at its next turn
+        self._thread.join(timeout=2)
+        old.destroy()
+        self.voter = True
+        self._obj = self._running = self._replica(self.self_addr, peers)
+        self._thread = threading.Thread(target=self._run, args=(self._obj,), name="raft-tick",
+                                        daemon=True)
+        self._thread.start()
+        log.info("promoted: a Raft voter from now on")
+
+    def _run(self, obj: Any) -> None:
+        while not self._stop.is_set() and self._running is obj:
             try:
-                self._obj.doTick(0.01)
+                obj.doTick(0.01)
             except c.UnsupportedCommand as exc:
                 self.halted = f"halted: cannot apply a committed command: {exc}"
                 log.critical("%s; upgrade this member's hacluster", self.halted)
@@ -198,7 +228,7 @@ class RaftNode:
     @property
     def state(self) -> ClusterState:
         """The replica as of the last applied entry: immutable, consistent."""
-        state: ClusterState = self._obj.cluster
+        state: ClusterState = self._frozen or self._obj.cluster
         return state
 
     def is_leader(self) -> bool:
@@ -228,14 +258,17 @@ class RaftNode:
     def is_ready(self) -> bool:
         """This replica has caught up with the commit index it learnt from a leader."""
         ready = bool(self._obj.isReady()) and self.halted is None
+        if ready:
+            self._frozen = None
         if ready and self._marker.exists():
             self._marker.unlink()  # caught up after a wipe: this member votes again
             log.info("caught up with the cluster after a wipe: voting again")
         return ready
 
     def raft_members(self) -> set[str]:
-        """The Raft addresses of the voters as this member knows them (itself included)."""
-        return {self._obj.selfNode.address} | {n.address for n in self._obj.otherNodes}
+        """The Raft addresses of the voters as this member knows them (itself, if one)."""
+        me = {self.self_addr} if self.voter else set()
+        return me | {n.address for n in self._obj.otherNodes}
 
     def change_membership(self, add: bool, addr: str, timeout: float = 15.0) -> None:
         """Add a voter, or remove one, and return once done here (pysyncobj's single-server

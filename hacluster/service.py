@@ -221,10 +221,12 @@ class ClusterService:
             connected = (m.name == self.config.name
                          or status.get(f"partner_node_status_server_{m.raft}") == 2)
             heard = live.get(m.name)
+            if not m.voter:  # no Raft link of its own to judge by: heard by the leader
+                connected = heard is not None and 0 <= heard.last_heard_ago < 5.0
             members.append(pb.Member(name=m.name, raft_addr=m.raft, api_addr=m.api,
                                      leader=m.raft == leader_addr, connected=connected,
                                      version=heard.code_version if heard else 0,
-                                     peer_addr=m.peer, web_addr=m.web))
+                                     peer_addr=m.peer, web_addr=m.web, voter=m.voter))
         leader_name = next((m.name for m in members if m.leader), "")
         return pb.ClusterStatus(
             leader=leader_name, term=self.raft.term(), quorum=self.raft.has_quorum(),
@@ -395,7 +397,8 @@ class ClusterService:
 
     def AddMember(self, request: pb.AddMemberRequest, caller: Caller) -> pb.Member:
         """Recorded first (every member learns where it listens, and its certificate is
-        accepted), then added to Raft; a retry of either half is harmless."""
+        accepted), then, a voter, added to Raft (membership.Keeper would too; this waits
+        for it); a retry of either half is harmless."""
         api_host, _, api_port = request.api_addr.rpartition(":")
         port = int(api_port) if api_port.isdigit() else 0
         cmd = c.AddMember(id=self._request_id(request.request_id), ts=time.time(),
@@ -404,17 +407,21 @@ class ClusterService:
                           web=request.web_addr or f"{api_host}:{port + 1}")
         self._members_recorded()
         self._commit(cmd, caller)
-        try:
-            self.raft.change_membership(True, cmd.raft)
-        except Unavailable as exc:
-            _fail("unavailable", f"{cmd.name} is recorded but not yet a Raft member: {exc}")
-        log.info("%s from %s: member %s added", caller.actor, caller.peer, cmd.name)
+        voter = self.raft.state.members[cmd.name].voter
+        if voter:  # a learner is no Raft member: it dials the voters itself
+            try:
+                self.raft.change_membership(True, cmd.raft)
+            except Unavailable as exc:
+                _fail("unavailable", f"{cmd.name} is recorded but not yet a Raft voter: {exc}")
+        log.info("%s from %s: member %s added (%s)", caller.actor, caller.peer, cmd.name,
+                 "voter" if voter else "learner")
         return pb.Member(name=cmd.name, raft_addr=cmd.raft, api_addr=cmd.api,
-                         peer_addr=cmd.peer, web_addr=cmd.web)
+                         peer_addr=cmd.peer, web_addr=cmd.web, voter=voter)
 
     def RemoveMember(self, request: pb.GetHostRequest, caller: Caller) -> pb.Member:
-        """Out of Raft first (it may no longer count towards a majority), then forgotten with
-        its host record; refused, with nothing changed, unless apply would accept it."""
+        """Forgotten with its host record, then out of Raft (the leader's membership.Keeper
+        makes Raft follow the record, this only waits for it); refused, with nothing
+        changed, unless apply would accept it."""
         self._members_recorded()
         state = self.raft.state
         record = self._existing("member", request.name, state.members)
@@ -431,13 +438,14 @@ class ClusterService:
             # member steps aside by stopping, which costs nothing on an empty host
             _fail("conflict", f"{record.name} leads the cluster: stop its haclusterd first "
                   "(another member takes over), then remove it")
-        try:
-            self.raft.change_membership(False, record.raft)
-        except Unavailable as exc:
-            _fail("unavailable", f"{record.name} is still a Raft member: {exc}")
         self._commit(cmd, caller)
+        try:
+            if record.voter:
+                self.raft.change_membership(False, record.raft)
+        except Unavailable as exc:  # the keeper goes on trying
+            log.warning("%s removed; Raft still counts it as a voter: %s", record.name, exc)
         return pb.Member(name=record.name, raft_addr=record.raft, api_addr=record.api,
-                         peer_addr=record.peer, web_addr=record.web)
+                         peer_addr=record.peer, web_addr=record.web, voter=record.voter)
 
     def _members_recorded(self) -> None:
         state = self.raft.state
@@ -819,7 +827,7 @@ class MemberService:
                   "run version 2: hactl cluster status)")
         return pb.ListMembersReply(members=[
             pb.Member(name=m.name, raft_addr=m.raft, api_addr=m.api, peer_addr=m.peer,
-                      web_addr=m.web) for m in members])
+                      web_addr=m.web, voter=m.voter) for m in members])
 
     def History(self, request: pb.HistoryRequest, caller: Caller) -> pb.HistoryReply:
         if request.range not in RANGES:

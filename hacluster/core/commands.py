@@ -289,6 +289,7 @@ class AddMember(Command):
     api: str
     peer: str
     web: str
+    voter: bool = False  # a voter whatever the count: the configured members, as they run
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -298,6 +299,17 @@ class RemoveMember(Command):
 
     TYPE = "member.remove"
     name: str
+
+
+@dataclass(kw_only=True, frozen=True)
+class SetVoter(Command):
+    """The leader makes a learner a voter, or a lost voter a learner (one change at a time:
+    core.reconcile.voters); the Raft adapter then follows."""
+
+    TYPE = "member.voter"
+    LEADER_ONLY = True
+    name: str
+    voter: bool
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -500,6 +512,7 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         SetClusterVersion,
         AddMember,
         RemoveMember,
+        SetVoter,
         CreateToken,
         RevokeToken,
         SetDirectoryRoles,
@@ -533,6 +546,9 @@ VERSIONS: dict[str, int] = {
     "vm.create.admitted_epoch": 2,  # admission checked by the proposer, not by apply
     "vm.state.admitted_epoch": 2,
     "vm.migration.check_target": 2,  # apply re-checks a planned move's target
+    "policy.set.changes.voters": 2,  # keys of a dict field count too: "TYPE.field.key"
+    "policy.set.changes.voter_replace_after": 2,
+    "member.voter": 2,
 }
 """The code version that introduced a command type ("TYPE") or a field ("TYPE.field"); what is
 not listed is version 1. A field counts only when set (not at its default): a command that
@@ -549,6 +565,9 @@ def needs(cmd: Command) -> int:
     for name, since, default in _versioned_fields(type(cmd)):
         if getattr(cmd, name) != default:
             version = max(version, since)
+    if isinstance(cmd, SetPolicy) and isinstance(cmd.changes, dict):
+        version = max([version, *(VERSIONS.get(f"{cmd.TYPE}.changes.{key}", FORMAT_VERSION)
+                                  for key in cmd.changes)])
     return version
 
 

@@ -181,6 +181,8 @@ class Policy(Record):
     alarm_memory: float = 0.9  # ...or its memory in use above this share of it...
     alarm_for: float = 60.0  # ...for this many seconds raises an alarm
     alarm_disk_free_gib: float = 1.0  # a host's VM storage with less free raises one
+    voters: int = 5  # Raft voters at most: members added beyond are learners (version 2)
+    voter_replace_after: float = 120.0  # a voter down this long is replaced by a learner
     version: int = 0
 
 
@@ -194,7 +196,7 @@ POLICY_LIMITS: dict[str, tuple[float, float]] = {
     "balance_mode": (0, 2), "balance_interval": (5, 86400), "balance_threshold": (0.001, 1),
     "migration_cooldown": (0, 86400),
     "alarm_cpu": (0.01, 1), "alarm_memory": (0.01, 1), "alarm_for": (0, 86400),
-    "alarm_disk_free_gib": (0, 1 << 20),
+    "alarm_disk_free_gib": (0, 1 << 20), "voters": (3, 7), "voter_replace_after": (10, 86400),
 }
 """Every operator-settable policy field and its allowed range."""
 
@@ -252,6 +254,9 @@ class MemberRecord(Record):
     web: str  # the web console
     added_at: float = 0.0
     version: int = 0
+    # a Raft voter, or a learner: it replicates the log without voting (pysyncobj's readonly
+    # node) and is a full host otherwise; the leader promotes one when a voter is lost
+    voter: bool = True
 
 
 @dataclass

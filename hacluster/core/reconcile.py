@@ -118,6 +118,7 @@ def plan(state: ClusterState, view: LeaderView, term: int, ids: Iterator[str],
     take(credentials(state, view, stamp))
     take(versions(state, view, stamp))
     take(membership(state, view, stamp))
+    take(voters(state, view, stamp))
     take(migrations(state, view, placer, stamp))
     # automatic balancing, when a pass is due and nothing else is moving
     balanced = view.balance_due and state.policy.balance_mode == 2 and not out
@@ -285,8 +286,39 @@ def membership(state: ClusterState, view: LeaderView, stamp: Stamp) -> Out:
     if state.members or not c.allowed("member.add", state.cluster_version):
         return []
     return [(c.AddMember(**stamp(), name=m.name, raft=m.raft, api=m.api, peer=m.peer,
-                         web=m.web), f"member {m.name} recorded")
+                         web=m.web, voter=True), f"member {m.name} recorded")
             for m in view.configured_members]
+
+
+def voters(state: ClusterState, view: LeaderView, stamp: Stamp) -> Out:
+    """Keep policy.voters voters that work: a voter down longer than voter_replace_after is
+    replaced by a learner that is up, one change per pass; the learner is promoted first and
+    the lost voter demoted after, so the voters able to form a majority never shrink."""
+    if not state.members or not c.allowed("member.voter", state.cluster_version):
+        return []
+    policy = state.policy
+
+    def up(name: str) -> bool:
+        host = state.hosts.get(name)
+        return host is not None and host.status is HostStatus.UP and \
+            view.now - view.last_heard.get(name, float("-inf")) <= view.host_down_after
+
+    def lost(name: str) -> bool:
+        return not up(name) and view.now - view.last_heard.get(
+            name, view.leader_since) > policy.voter_replace_after
+
+    members = sorted(state.members.values(), key=lambda m: m.name)
+    voting = [m for m in members if m.voter]
+    gone = [m for m in voting if lost(m.name)]
+    ready = [m for m in members if not m.voter and up(m.name)]
+    if ready and len(voting) - len(gone) < policy.voters and len(voting) <= policy.voters:
+        return [(c.SetVoter(**stamp(), name=ready[0].name, voter=True),
+                 f"{ready[0].name} promoted to voter" + (f" (replacing {gone[0].name})"
+                                                          if gone else ""))]
+    if gone and len(voting) > policy.voters:
+        return [(c.SetVoter(**stamp(), name=gone[0].name, voter=False),
+                 f"{gone[0].name} demoted to learner (lost)")]
+    return []
 
 
 def balancing(state: ClusterState, view: LeaderView, stamp: Stamp) -> Out:

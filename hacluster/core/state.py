@@ -134,6 +134,7 @@ class ClusterState:
         c.SetClusterVersion: "_set_cluster_version",
         c.AddMember: "_add_member",
         c.RemoveMember: "_remove_member",
+        c.SetVoter: "_set_voter",
         c.CreateToken: "_create_token",
         c.RevokeToken: "_revoke_token",
         c.SetDirectoryRoles: "_set_directory_roles",
@@ -985,11 +986,24 @@ class ClusterState:
         if len(self.members) >= MAX_MEMBERS:
             return _reject("invalid", f"a cluster holds at most {MAX_MEMBERS} members")
         version = self._bump()
+        voters = sum(1 for m in self.members.values() if m.voter)
         self._w("members")[cmd.name] = MemberRecord(
             name=cmd.name, raft=cmd.raft, api=cmd.api, peer=cmd.peer, web=cmd.web,
-            added_at=cmd.ts, version=version)
+            added_at=cmd.ts, version=version,
+            voter=bool(cmd.voter) or voters < self.policy.voters)
         self._owned_records.add(("members", cmd.name))
         return Result(ok=True, version=version)
+
+    def _set_voter(self, cmd: c.SetVoter) -> Result:
+        found = self.members.get(cmd.name)
+        if found is None:
+            return _reject("not_found", f"member {shown(cmd.name)} does not exist")
+        if found.voter is bool(cmd.voter):
+            return Result(ok=True, message="unchanged", version=found.version)
+        member: MemberRecord = self._edit("members", cmd.name)
+        member.voter = bool(cmd.voter)
+        member.version = self._bump()
+        return Result(ok=True, version=member.version)
 
     def _remove_member(self, cmd: c.RemoveMember) -> Result:
         if cmd.name not in self.members:

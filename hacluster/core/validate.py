@@ -108,6 +108,8 @@ def policy_errors(changes: object) -> list[str]:
             errors.append(f"{key} must be a number in [{limits[0]:g}, {limits[1]:g}]")
         elif key in WHOLE_POLICY_KEYS and value != int(value):
             errors.append(f"{key} must be a whole number, got {value:g}")
+        elif key == "voters" and value % 2 == 0:
+            errors.append("voters must be odd (3, 5 or 7): an even count adds no tolerance")
     return errors
 
 

@@ -206,3 +206,37 @@ def test_a_member_with_another_secret_takes_no_part(trio: Trio) -> None:
     assert trio.leader().propose(create("a")).ok
     time.sleep(1.0)
     assert "a" not in stranger.state.vms and not stranger.is_leader()
+
+
+def test_a_learner_replicates_without_voting_and_is_promoted_in_place(trio: Trio,
+                                                                       tmp_path: Path) -> None:
+    """pysyncobj's readonly node as our learner: it applies every entry and forwards writes,
+    counts towards no majority; promoted (the same data, now a voter at its own address) it
+    counts, and the cluster then survives the loss of one of the first three."""
+    leader = trio.leader()
+    assert leader.propose(create("before")).ok
+    addr = f"127.0.0.1:{free_ports(1)[0]}"
+    learner = RaftNode(addr, list(trio.addrs), str(tmp_path / "learner"), SECRET, voter=False)
+    try:
+        wait(lambda: "before" in learner.state.vms)
+        assert learner.propose(create("via-learner"), timeout=10).ok  # forwarded
+        wait(lambda: all("via-learner" in n.state.vms for n in trio.live()))
+        assert addr not in leader.raft_members() and learner.raft_members() == set(trio.addrs)
+        trio.stop(1)
+        trio.stop(2)  # 1 of 3 voters left: no majority, whatever the learner does
+        with pytest.raises(Unavailable):
+            learner.propose(create("nope"), timeout=2.0)
+        trio.start(1)
+        trio.start(2)
+        leader = trio.leader()
+        leader.change_membership(True, addr)  # as the leader's membership keeper does
+        learner.become_voter(list(trio.addrs))
+        wait(lambda: learner.is_ready() and "via-learner" in learner.state.vms)
+        assert addr in learner.raft_members()
+        victim = next(i for i, n in enumerate(trio.nodes) if n is not None and not n.is_leader())
+        trio.stop(victim)  # 3 of 4 voters left: still a majority, with the learner's vote
+        survivor = next(n for n in trio.live())
+        assert survivor.propose(create("after"), timeout=10).ok
+        wait(lambda: "after" in learner.state.vms)
+    finally:
+        learner.close()

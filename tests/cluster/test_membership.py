@@ -85,3 +85,40 @@ def test_a_host_joins_takes_vms_and_the_leader_leaves_without_a_vm_lost(
         saved = json.loads((lab.dir / host / "data" / "MEMBERS.json").read_text())
         assert {m["name"] for m in saved} == remaining
     assert {n: len(h) for n, h in lab.running().items()} == {n: 1 for n in names}
+
+
+def test_a_lost_voter_is_replaced_by_a_learner_and_the_cluster_survives_one_more_loss(
+        make_lab: Callable[..., LabRun]) -> None:
+    lab = make_lab(4, extra=("--voters", "3"))  # host4 joins as a learner
+    status = lab.json("cluster", "status")
+    assert {m["name"]: m["voter"] for m in status["members"]} == {
+        "host1": True, "host2": True, "host3": True, "host4": False}
+    lab.json("cluster", "policy", "set", "voter_replace_after=10")
+    names = start_vms(lab, 8)
+    first = leader(lab)
+    voters = [h for h in ("host1", "host2", "host3") if h != first]
+    with Oracle(lambda: uris(lab)) as oracle:
+        lost = set(lab.domains(voters[0]))
+        t0 = time.monotonic()
+        lab.lab("kill", voters[0])  # a voter's power loss
+        recovered_within(oracle, lost, 15.0, t0, away_from=voters[0])
+
+        def replaced() -> bool:
+            got = {m["name"]: m["voter"] for m in lab.json("cluster", "status")["members"]}
+            return got.get("host4") is True and got.get(voters[0]) is False
+        wait_for(replaced, timeout=60, what=f"host4 promoted, {voters[0]} demoted")
+        # Raft itself followed: the leader's own view of its voters (pysyncobj's status)
+        wait_for(lambda: all(m["connected"] for m in lab.json("cluster", "status")["members"]
+                             if m["voter"]), timeout=30, what="every voter connected")
+        # one more voter lost: 2 of the 3 voters (the leader and host4) still make a majority
+        lost = set(lab.domains(voters[1]))
+        t1 = time.monotonic()
+        lab.lab("kill", voters[1])
+        recovered_within(oracle, lost, 15.0, t1, away_from=voters[1])
+        assert client(lab).status()["quorum"]
+        lab.json("vm", "create", "after", "--vcpus", "1", "--memory", "256")
+        wait_for(lambda: "after" in oracle.running_now(), what="a VM created after both losses")
+    assert oracle.violations == [], oracle.violations
+    running = lab.running()
+    assert {n: len(running.get(n, [])) for n in names | {"after"}} == {
+        n: 1 for n in names | {"after"}}

@@ -24,6 +24,7 @@ SAMPLES: list[c.Command] = [
     c.AddMember(id="9.2", name="h4", raft="10.0.0.4:7400", api="10.0.0.4:7401",
                 peer="10.0.0.4:7403", web="10.0.0.4:7402"),
     c.RemoveMember(id="9.3", name="h4"),
+    c.SetVoter(id="9.4", term=4, name="h4", voter=True),
     c.FenceHost(id="10", term=4, name="h1", by="lease+watchdog", expect_version=2),
     c.ConfirmFenced(id="11", name="h1"),
     c.VmFailed(id="12", term=4, name="v", host="h1"),

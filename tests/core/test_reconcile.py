@@ -197,3 +197,40 @@ def test_members_join_with_their_own_addresses_and_leave_only_empty_or_fenced() 
     assert s.apply(c.RemoveMember(id=cid(), name="h4")).ok
     assert "h4" not in s.members and "h4" not in s.hosts
     assert ClusterState.from_dict(s.to_dict()).members == s.members
+
+
+def test_members_beyond_the_voter_count_are_learners_and_a_lost_voter_is_replaced() -> None:
+    s = cluster()
+    assert s.apply(c.SetClusterVersion(id=cid(), term=1, version=2)).ok
+    assert s.apply(c.SetPolicy(id=cid(), changes={"voters": 3})).ok
+    for i, name in enumerate(("h1", "h2", "h3", "h4", "h5"), 1):
+        assert s.apply(member(name, i)).ok
+        if name not in s.hosts:
+            register(s, name, memory_mib=2048)
+    assert [m.name for m in s.members.values() if m.voter] == ["h1", "h2", "h3"]
+    everyone = {h: 1.0 for h in s.hosts}
+    assert not any(isinstance(cmd, c.SetVoter) for cmd in run(
+        s, LeaderView(now=1.0, leader_since=0.0, last_heard=everyone)))
+    # h2 silent, but not yet for voter_replace_after (120 s): nothing changes
+    heard = {**everyone, "h2": 0.0}
+    assert not any(isinstance(cmd, c.SetVoter) for cmd in run(
+        s, LeaderView(now=60.0, leader_since=0.0, last_heard={h: (60.0 if t else 0.0)
+                                                              for h, t in heard.items()})))
+    # past it: h4 promoted first (4 voters), then h2 demoted (3), then nothing
+    late = LeaderView(now=200.0, leader_since=0.0, last_heard={
+        h: (0.0 if h == "h2" else 200.0) for h in s.hosts})
+    changes = []
+    for _ in range(4):
+        changes += [(cmd.name, cmd.voter) for cmd in run(s, late)
+                    if isinstance(cmd, c.SetVoter)]
+    assert changes == [("h4", True), ("h2", False)]
+    assert [m.name for m in s.members.values() if m.voter] == ["h1", "h3", "h4"]
+    # a removed voter is replaced too: h2 (now a learner) is down, h5 is up
+    assert s.apply(c.SetMaintenance(id=cid(), name="h3", on=True)).ok
+    assert s.apply(c.RemoveMember(id=cid(), name="h3")).ok
+    assert [(cmd.name, cmd.voter) for cmd in run(s, late)
+            if isinstance(cmd, c.SetVoter)] == [("h5", True)]
+    bad = s.apply(c.SetPolicy(id=cid(), changes={"voters": 4}))
+    assert not bad.ok and "odd" in bad.message
+    assert c.needs(c.SetPolicy(id=cid(), changes={"voters": 5})) == 2
+    assert c.needs(c.SetPolicy(id=cid(), changes={"max_restart": 2})) == 1
