@@ -22,6 +22,7 @@ from .lease import recovery_at
 from .model import HostStatus, MemberRecord, Observed, Vm
 from .placement import HostMetrics, HostTable, Placer
 from .state import ClusterState
+from .validate import address_error
 
 BY_LEASE = "lease+watchdog"
 BY_FENCE_AGENT = "fence agent"
@@ -283,7 +284,9 @@ def versions(state: ClusterState, view: LeaderView, stamp: Stamp) -> Out:
 def membership(state: ClusterState, view: LeaderView, stamp: Stamp) -> Out:
     """Record the configured members once the cluster can (version 2): from then on the
     replicated list is the one every member follows, and hactl host add/remove change it."""
-    if state.members or not c.allowed("member.add", state.cluster_version):
+    if state.members or not c.allowed("member.add", state.cluster_version) or any(
+            address_error("member", a) for m in view.configured_members
+            for a in (m.raft, m.api, m.peer, m.web)):  # (config.parse checks them: never)
         return []
     return [(c.AddMember(**stamp(), name=m.name, raft=m.raft, api=m.api, peer=m.peer,
                          web=m.web, voter=True), f"member {m.name} recorded")

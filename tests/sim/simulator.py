@@ -135,8 +135,9 @@ class Sim:
         self.log: list[c.Command] = []
         self.state = ClusterState()  # the committed state (what a majority holds)
         names = [f"h{i}" for i in range(1, setup.hosts + 1)]
-        self.members = tuple(Member(name, raft=name, api=f"{name}:2", fence=(
-            ("sim-fence", name) if name in setup.fence_agents else ())) for name in names)
+        self.members = tuple(Member(name, raft=f"{name}:1", api=f"{name}:2", fence=(
+            ("sim-fence", name) if name in setup.fence_agents else ()), peer=f"{name}:4",
+            web=f"{name}:3") for name in names)
         self.hosts = {name: Host(name) for name in names}
         self.ids = (f"c{i}" for i in itertools.count())
         self.current: Claim | None = None  # the leader a majority follows

@@ -1,0 +1,126 @@
+"""A big lab on one machine: 48 hosts (5 voters, 43 learners) and 10,000 VMs.
+
+    .venv/bin/python -m bench.scale [--hosts 48] [--voters 5] [--vms 10000] [--trials 10]
+
+Each host is a real haclusterd with its own libvirtd (test driver), keeper and watchdog, as
+`hactl lab up --nodes N --voters V` makes them (the first V form the cluster, the others join
+through `hactl host add`). Measured, in this order:
+
+- time to form: `lab up` until every host is up;
+- write latency: 300 CreateVm through the leader, p50/p99;
+- heartbeat round trip: every host's last one (the leader's live figures), sampled 10 times;
+- the leader's CPU: its haclusterd's share of one core over 30 s, steady, and per host;
+- one host's power loss to its HA VMs running elsewhere (each host's own libvirt), p50/p99
+  over --trials learners killed one after another (each powered on again before the next);
+- `host list` and `vm list` through hactl's client with --vms VMs recorded (the extra ones
+  created stopped: the test driver's 48 x 3 GiB would not hold them running).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.failover import host_up, summary, wait
+from hacluster.lab import cluster as lab_mod
+from hacluster.lab import grow
+from hacluster.lab.oracle import Oracle
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def timed(fn: Callable[[], object], n: int) -> list[float]:
+    samples = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t)
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--hosts", type=int, default=48)
+    parser.add_argument("--voters", type=int, default=5)
+    parser.add_argument("--vms", type=int, default=10_000)
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--base-ip", default="127.0.97")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.monotonic()
+        lab = lab_mod.create(tmp, args.voters, args.base_ip, log_level="WARNING")
+        try:
+            for h in lab.hosts:
+                lab.start_host(h)
+            lab_mod.wait_until_up(lab, timeout=300)
+            grow.grow(lab, args.hosts - args.voters, args.voters)
+            formed = time.monotonic() - t0
+            print(f"formed: {args.hosts} hosts ({args.voters} voters) up in {formed:.0f} s",
+                  flush=True)
+            client = lab.client(timeout=30)
+            status = client.status()
+            leader = next(h for h in lab.hosts if h.name == status["leader"])
+            leader_client = lab.client(timeout=30, hosts=[leader.name])
+            ha = [f"ha{i:03d}" for i in range(2 * args.hosts)]
+            for name in ha:
+                client.create_vm(name, vcpus=1, memory_mib=64)
+            wait(lambda: all(v["status"] == "running" for v in client.list_vms()), 120,
+                 "HA VMs running")
+            writes = timed(lambda: leader_client.create_vm(
+                f"w{time.monotonic_ns()}", vcpus=1, memory_mib=16, stopped=True), 300)
+            print(summary("write (CreateVm via the leader)", writes), flush=True)
+            rtts: list[float] = []
+            for _ in range(10):
+                rtts += [h["heartbeat_rtt_ms"] / 1000 for h in client.list_hosts()
+                         if h["heartbeat_rtt_ms"] >= 0]
+                time.sleep(1.0)
+            print(summary("heartbeat round trip (s)", rtts), flush=True)
+            pid = leader.pids["haclusterd"]
+            c0, w0 = cpu_seconds(pid), time.monotonic()
+            time.sleep(30)
+            share = (cpu_seconds(pid) - c0) / (time.monotonic() - w0)
+            print(f"leader CPU: {share * 100:.1f}% of a core at {args.hosts} hosts "
+                  f"({share * 100 / args.hosts:.2f}% per host)", flush=True)
+            losses: list[float] = []
+            with Oracle(lambda: {h.name: h.libvirt_uri for h in lab.hosts},
+                        period=0.05) as oracle:
+                learners = lab.hosts[args.voters:]
+                for victim in learners[:args.trials]:
+                    mine = {v["name"] for v in client.list_vms()
+                            if v["host"] == victim.name and v["status"] == "running"}
+                    t = time.monotonic()
+                    lab.kill_host(victim)
+
+                    def back(names: set[str] = mine, gone: str = victim.name) -> bool:
+                        now = oracle.running_now()
+                        return all(n in now and gone not in now[n] for n in names)
+                    wait(back, 60, f"{victim.name}'s VMs running elsewhere")
+                    losses.append(time.monotonic() - t)
+                    lab.start_host(victim)
+                    wait(functools.partial(host_up, client, victim.name), 120, "host back")
+                    time.sleep(3)
+            print(summary("host power loss -> its HA VMs running", losses), flush=True)
+            print(f"  violations: {oracle.violations or 'none'}", flush=True)
+            have = len(client.list_vms())
+            for i in range(have, args.vms):
+                client.create_vm(f"s{i:05d}", vcpus=1, memory_mib=16, stopped=True)
+            print(summary(f"host list ({args.hosts} hosts)", timed(client.list_hosts, 20)))
+            print(summary(f"vm list ({len(client.list_vms())} VMs)",
+                          timed(client.list_vms, 20)))
+            print(f"leader {leader.name} still leads: {client.status()['leader'] == leader.name}")
+        finally:
+            lab.stop_all()
+
+
+if __name__ == "__main__":
+    main()
