@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.failover import host_up, summary, wait
+from bench.failover import host_up, pct, summary, wait
 from hacluster.lab import cluster as lab_mod
 from hacluster.lab import grow
 from hacluster.lab.oracle import Oracle
@@ -37,6 +37,11 @@ TICKS = os.sysconf("SC_CLK_TCK")
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def ms(label: str, samples: list[float]) -> str:
+    return (f"{label}: n={len(samples)} p50 {pct(samples, 50) * 1000:.1f} ms  p99 "
+            f"{pct(samples, 99) * 1000:.1f} ms  max {max(samples) * 1000:.1f} ms")
 
 
 def timed(fn: Callable[[], object], n: int) -> list[float]:
@@ -78,13 +83,13 @@ def main() -> None:
                  "HA VMs running")
             writes = timed(lambda: leader_client.create_vm(
                 f"w{time.monotonic_ns()}", vcpus=1, memory_mib=16, stopped=True), 300)
-            print(summary("write (CreateVm via the leader)", writes), flush=True)
+            print(ms("write (CreateVm via the leader)", writes), flush=True)
             rtts: list[float] = []
             for _ in range(10):
                 rtts += [h["heartbeat_rtt_ms"] / 1000 for h in client.list_hosts()
                          if h["heartbeat_rtt_ms"] >= 0]
                 time.sleep(1.0)
-            print(summary("heartbeat round trip (s)", rtts), flush=True)
+            print(ms("heartbeat round trip", rtts), flush=True)
             pid = leader.pids["haclusterd"]
             c0, w0 = cpu_seconds(pid), time.monotonic()
             time.sleep(30)
@@ -114,8 +119,8 @@ def main() -> None:
             have = len(client.list_vms())
             for i in range(have, args.vms):
                 client.create_vm(f"s{i:05d}", vcpus=1, memory_mib=16, stopped=True)
-            print(summary(f"host list ({args.hosts} hosts)", timed(client.list_hosts, 20)))
-            print(summary(f"vm list ({len(client.list_vms())} VMs)",
+            print(ms(f"host list ({args.hosts} hosts)", timed(client.list_hosts, 20)))
+            print(ms(f"vm list ({len(client.list_vms())} VMs)",
                           timed(client.list_vms, 20)))
             print(f"leader {leader.name} still leads: {client.status()['leader'] == leader.name}")
         finally:

@@ -26,6 +26,7 @@ from .v1 import cluster_pb2_grpc as rpc
 
 log = logging.getLogger(__name__)
 
+ASK_AT_START = 4  # members asked (1 s each) whether the list changed while this one was away
 ASK_EVERY = 2.0  # seconds between two rounds of asking the join addresses
 SAY_EVERY = 10.0  # a line in the log at most this often while waiting
 
@@ -41,6 +42,8 @@ def starting_config(config: Config, stop: threading.Event) -> Config | None:
         records = ask_to_join(config, stop)
         if records is None:
             return None
+    elif records is not None:
+        records = fresher(config, records)
     if records is None:
         return config
     if config.name not in records:
@@ -49,6 +52,38 @@ def starting_config(config: Config, stop: threading.Event) -> Config | None:
                          "data directory and a [cluster] join list")
     fence = {m.name: m.fence for m in config.members}
     return dataclasses.replace(config, members=to_members(records, fence))
+
+
+def fresher(config: Config, records: dict[str, MemberRecord]) -> dict[str, MemberRecord]:
+    """The list a running member holds, if one answers at once and it is newer than ours:
+    a voter demoted while it was down learns that it comes back as a learner (as a voter it
+    would be no Raft member any more), a host removed meanwhile that it is out."""
+    peers = Peers(config, Membership(config, ClusterState))
+    newest = max(r.version for r in records.values())
+    try:
+        for m in to_members(records, {})[:ASK_AT_START]:
+            if m.name == config.name:
+                continue
+            try:
+                reply = rpc.AgentStub(peers.channel_at(m.peer)).ListMembers(
+                    pb.ListMembersRequest(), timeout=1.0)
+            except grpc.RpcError:
+                continue  # down, or starting too (a whole cluster powered on at once)
+            theirs = to_records(reply)
+            if max((r.version for r in theirs.values()), default=0) > newest:
+                log.info("the member list changed while this member was away: %s's is used",
+                         m.name)
+                return theirs
+            return records
+        return records
+    finally:
+        peers.close()
+
+
+def to_records(reply: pb.ListMembersReply) -> dict[str, MemberRecord]:
+    return {m.name: MemberRecord(m.name, m.raft_addr, m.api_addr, m.peer_addr, m.web_addr,
+                                 voter=m.voter, version=m.record_version)
+            for m in reply.members}
 
 
 def ask_to_join(config: Config, stop: threading.Event) -> dict[str, MemberRecord] | None:
@@ -66,9 +101,7 @@ def ask_to_join(config: Config, stop: threading.Event) -> dict[str, MemberRecord
                 except grpc.RpcError as exc:
                     why.append(f"{addr}: {exc.details() or exc.code()}")
                     continue
-                records = {m.name: MemberRecord(m.name, m.raft_addr, m.api_addr, m.peer_addr,
-                                                m.web_addr, voter=m.voter)
-                           for m in reply.members}
+                records = to_records(reply)
                 mine = records.get(config.name)
                 me = config.me
                 if mine is not None and (mine.raft, mine.api, mine.peer, mine.web) != (

@@ -827,7 +827,8 @@ class MemberService:
                   "run version 2: hactl cluster status)")
         return pb.ListMembersReply(members=[
             pb.Member(name=m.name, raft_addr=m.raft, api_addr=m.api, peer_addr=m.peer,
-                      web_addr=m.web, voter=m.voter) for m in members])
+                      web_addr=m.web, voter=m.voter, record_version=m.version)
+            for m in members])
 
     def History(self, request: pb.HistoryRequest, caller: Caller) -> pb.HistoryReply:
         if request.range not in RANGES:

@@ -11,7 +11,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Member(_message.Message):
-    __slots__ = ("name", "raft_addr", "api_addr", "leader", "connected", "version", "peer_addr", "web_addr", "voter")
+    __slots__ = ("name", "raft_addr", "api_addr", "leader", "connected", "version", "peer_addr", "web_addr", "voter", "record_version")
     NAME_FIELD_NUMBER: _ClassVar[int]
     RAFT_ADDR_FIELD_NUMBER: _ClassVar[int]
     API_ADDR_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,7 @@ class Member(_message.Message):
     PEER_ADDR_FIELD_NUMBER: _ClassVar[int]
     WEB_ADDR_FIELD_NUMBER: _ClassVar[int]
     VOTER_FIELD_NUMBER: _ClassVar[int]
+    RECORD_VERSION_FIELD_NUMBER: _ClassVar[int]
     name: str
     raft_addr: str
     api_addr: str
@@ -30,7 +31,8 @@ class Member(_message.Message):
     peer_addr: str
     web_addr: str
     voter: bool
-    def __init__(self, name: _Optional[str] = ..., raft_addr: _Optional[str] = ..., api_addr: _Optional[str] = ..., leader: _Optional[bool] = ..., connected: _Optional[bool] = ..., version: _Optional[int] = ..., peer_addr: _Optional[str] = ..., web_addr: _Optional[str] = ..., voter: _Optional[bool] = ...) -> None: ...
+    record_version: int
+    def __init__(self, name: _Optional[str] = ..., raft_addr: _Optional[str] = ..., api_addr: _Optional[str] = ..., leader: _Optional[bool] = ..., connected: _Optional[bool] = ..., version: _Optional[int] = ..., peer_addr: _Optional[str] = ..., web_addr: _Optional[str] = ..., voter: _Optional[bool] = ..., record_version: _Optional[int] = ...) -> None: ...
 
 class AddMemberRequest(_message.Message):
     __slots__ = ("name", "raft_addr", "api_addr", "peer_addr", "web_addr", "request_id")

@@ -110,6 +110,12 @@ def test_a_lost_voter_is_replaced_by_a_learner_and_the_cluster_survives_one_more
         # Raft itself followed: the leader's own view of its voters (pysyncobj's status)
         wait_for(lambda: all(m["connected"] for m in lab.json("cluster", "status")["members"]
                              if m["voter"]), timeout=30, what="every voter connected")
+        # the demoted voter powered on again learns it at start, and serves as a learner
+        lab.lab("start", voters[0])
+        wait_for(lambda: client(lab).get_host(voters[0])["status"] == "up", timeout=60,
+                 what=f"{voters[0]} back as a learner")
+        assert "the member list changed while this member was away" in (
+            lab.dir / voters[0] / "haclusterd.log").read_text()
         # one more voter lost: 2 of the 3 voters (the leader and host4) still make a majority
         lost = set(lab.domains(voters[1]))
         t1 = time.monotonic()
