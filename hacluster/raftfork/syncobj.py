@@ -1644,7 +1644,7 @@ class SyncObj(object):
             return
 
         data = self._snapshotState()  # hacluster: an immutable state object, written in a thread
-        cluster = self.__otherNodes | {self.__selfNode}
+        cluster = self.__otherNodes | ({self.__selfNode} if self.__selfNode is not None else set())
         self.__serializer.serialize((data, lastAppliedEntries[1], lastAppliedEntries[0], cluster), lastAppliedEntries[0][1])
 
     def __loadDumpFile(self, clearJournal):
@@ -1673,7 +1673,8 @@ class SyncObj(object):
                 self.__raftLog.setRaftCommitIndex(self.__raftCommitIndex)
 
             if self.__conf.dynamicMembershipChange:
-                self.__updateClusterConfiguration([node for node in data[3] if node != self.__selfNode.id])
+                # hacluster: a learner (readonly node, no selfNode) loads snapshots too
+                self.__updateClusterConfiguration([node for node in data[3] if node != 'None' and (self.__selfNode is None or node != self.__selfNode.id)])
             self.__onSetCodeVersion(0)
 
     def _createSnapshotStore(self, path, batchSize):

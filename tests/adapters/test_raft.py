@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from hacluster.config import RaftTimings
 from hacluster.core import commands as c
 from hacluster.raft import Downgrade, RaftNode, Unavailable
 
@@ -238,5 +239,29 @@ def test_a_learner_replicates_without_voting_and_is_promoted_in_place(trio: Trio
         survivor = next(n for n in trio.live())
         assert survivor.propose(create("after"), timeout=10).ok
         wait(lambda: "after" in learner.state.vms)
+    finally:
+        learner.close()
+
+
+def test_a_learner_restarts_from_its_own_snapshot(trio: Trio, tmp_path: Path) -> None:
+    addr = f"127.0.0.1:{free_ports(1)[0]}"
+    often = RaftTimings(snapshot_entries=100)
+
+    def start() -> RaftNode:
+        return RaftNode(addr, list(trio.addrs), str(tmp_path / "learner"), SECRET, often,
+                        voter=False)
+
+    learner = start()
+    try:
+        leader = trio.leader()
+        for i in range(150):
+            assert leader.propose(create(f"s{i}")).ok
+        wait(lambda: len(learner.state.vms) == 150 and learner.status()["snapshot_index"] > 0)
+    finally:
+        learner.close()
+    learner = start()  # loads the snapshot, then the journal after it
+    try:
+        wait(lambda: len(learner.state.vms) == 150 and learner.is_ready())
+        assert learner.halted is None
     finally:
         learner.close()
