@@ -59,7 +59,9 @@ class Trio:
             self.nodes[i] = None
 
     def leader(self) -> RaftNode:
-        wait(lambda: any(n.is_leader() for n in self.live()))
+        # an election takes well under a second here; 30 s for a noisy shared machine (a full
+        # suite run once saw none within 10 s, not reproduced in 100 runs of these tests)
+        wait(lambda: any(n.is_leader() for n in self.live()), timeout=30.0)
         return next(n for n in self.live() if n.is_leader())
 
 
