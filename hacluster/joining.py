@@ -65,11 +65,9 @@ def fresher(config: Config, records: dict[str, MemberRecord]) -> dict[str, Membe
             if m.name == config.name:
                 continue
             try:
-                reply = rpc.AgentStub(peers.channel_at(m.peer)).ListMembers(
-                    pb.ListMembersRequest(), timeout=1.0)
+                theirs = ask(peers, m.peer, timeout=1.0)
             except grpc.RpcError:
                 continue  # down, or starting too (a whole cluster powered on at once)
-            theirs = to_records(reply)
             if max((r.version for r in theirs.values()), default=0) > newest:
                 log.info("the member list changed while this member was away: %s's is used",
                          m.name)
@@ -80,7 +78,10 @@ def fresher(config: Config, records: dict[str, MemberRecord]) -> dict[str, Membe
         peers.close()
 
 
-def to_records(reply: pb.ListMembersReply) -> dict[str, MemberRecord]:
+def ask(peers: Peers, addr: str, timeout: float) -> dict[str, MemberRecord]:
+    """The member list a member's port answers with (grpc.RpcError if it does not)."""
+    reply = rpc.AgentStub(peers.channel_at(addr)).ListMembers(pb.ListMembersRequest(),
+                                                              timeout=timeout)
     return {m.name: MemberRecord(m.name, m.raft_addr, m.api_addr, m.peer_addr, m.web_addr,
                                  voter=m.voter, version=m.record_version)
             for m in reply.members}
@@ -96,12 +97,10 @@ def ask_to_join(config: Config, stop: threading.Event) -> dict[str, MemberRecord
             why = []
             for addr in config.join:
                 try:
-                    reply = rpc.AgentStub(peers.channel_at(addr)).ListMembers(
-                        pb.ListMembersRequest(), timeout=5.0)
+                    records = ask(peers, addr, timeout=5.0)
                 except grpc.RpcError as exc:
                     why.append(f"{addr}: {exc.details() or exc.code()}")
                     continue
-                records = to_records(reply)
                 mine = records.get(config.name)
                 me = config.me
                 if mine is not None and (mine.raft, mine.api, mine.peer, mine.web) != (

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,6 +21,7 @@ from .config import Config, Member
 from .core.model import MemberRecord
 from .core.state import ClusterState
 from .raft import RaftNode, Unavailable
+from .raftstore import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +65,8 @@ def to_members(records: Mapping[str, MemberRecord],
 
 def save(data_dir: str, records: Mapping[str, MemberRecord]) -> None:
     """The applied member list, synced (written from the Raft thread, on a change only)."""
-    path = Path(data_dir) / MEMBERS_FILE
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as f:
-        json.dump([r.to_dict() for r in records.values()], f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomically(Path(data_dir) / MEMBERS_FILE,
+                     json.dumps([r.to_dict() for r in records.values()]).encode())
 
 
 def saved(data_dir: str) -> dict[str, MemberRecord] | None:
@@ -121,10 +116,10 @@ class Keeper:
             return ""
         wanted = {m.raft for m in state.members.values() if m.voter}
         actual = self.raft.raft_members()
-        for addr in sorted(wanted - actual):
-            self.raft.change_membership(True, addr, timeout=10.0)
-            return f"Raft voter added: {addr}"
-        for addr in sorted(actual - wanted - {self.raft.self_addr}):
-            self.raft.change_membership(False, addr, timeout=10.0)
-            return f"Raft voter removed: {addr}"
+        if missing := sorted(wanted - actual):  # one change at a time
+            self.raft.change_membership(True, missing[0], timeout=10.0)
+            return f"Raft voter added: {missing[0]}"
+        if extra := sorted(actual - wanted - {self.raft.self_addr}):
+            self.raft.change_membership(False, extra[0], timeout=10.0)
+            return f"Raft voter removed: {extra[0]}"
         return ""

@@ -29,7 +29,13 @@ from .config import RaftTimings
 from .core import commands as c
 from .core.state import ClusterState, Result
 from .raftfork.syncobj import DISK_FULL, SyncObj, replicated
-from .raftstore import SnapshotStore, StorageError, convert_legacy, decode_snapshot
+from .raftstore import (
+    SnapshotStore,
+    StorageError,
+    convert_legacy,
+    decode_snapshot,
+    write_atomically,
+)
 
 log = logging.getLogger(__name__)
 
@@ -362,13 +368,7 @@ def recorded_version(data_dir: str) -> int:
 def record_version(data_dir: str, version: int) -> None:
     """Kept beside the journal (and synced) so that a downgrade is refused before the old
     code replays anything or touches a VM: etcd refuses a data dir newer than itself."""
-    path = Path(data_dir) / VERSION_FILE
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as f:
-        f.write(f"{version}\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomically(Path(data_dir) / VERSION_FILE, f"{version}\n".encode())
 
 
 def wipe(data_dir: str) -> str:
