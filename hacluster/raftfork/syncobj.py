@@ -49,6 +49,7 @@ from pysyncobj.fast_queue import FastQueue
 from pysyncobj.monotonic import monotonic as monotonicTime
 
 from ..raftstore import DiskFull, FileJournal, StorageError  # hacluster: durable storage
+from .transport import DeadlineTCPTransport  # hacluster: a deadline on connecting (FORK.md 11)
 
 # hacluster: failure reason for a command refused because the journal's disk is full
 DISK_FULL = 8
@@ -101,7 +102,7 @@ class SyncObjConsumer(object):
 # https://github.com/bakwc/PySyncObj
 
 class SyncObj(object):
-    def __init__(self, selfNode, otherNodes, conf=None, consumers=None, nodeClass = TCPNode, transport = None, transportClass = TCPTransport):
+    def __init__(self, selfNode, otherNodes, conf=None, consumers=None, nodeClass = TCPNode, transport = None, transportClass = DeadlineTCPTransport):
         """
         Main SyncObj class, you should inherit your own class from it.
 
