@@ -982,7 +982,10 @@ class SyncObj(object):
 
         if message['type'] == 'pre_vote_response' and self.__preVoting and \
                 message['term'] == self.__raftCurrentTerm + 1 and message['granted'] and \
-                self.__raftState == _RAFT_STATE.FOLLOWER:
+                self.__raftState in (_RAFT_STATE.FOLLOWER, _RAFT_STATE.CANDIDATE):
+            # hacluster: a candidate whose election was split pre-votes again and must count
+            # the answers (counting only as a follower left every member of a split vote a
+            # candidate for good: no leader, ever)
             self.__preVotesCount += 1
             if self.__preVotesCount > (len(self.__otherNodes) + 1) / 2:
                 self.__startElection(force=False)

@@ -68,9 +68,7 @@ class Trio:
             self.nodes[i] = None
 
     def leader(self) -> RaftNode:
-        # an election takes well under a second here, yet now and then none came within
-        # 10 s (in the previous stop's code too): 30 s while the cause is looked for
-        wait(lambda: any(n.is_leader() for n in self.live()), timeout=30.0)
+        wait(lambda: any(n.is_leader() for n in self.live()))
         return next(n for n in self.live() if n.is_leader())
 
 
@@ -96,6 +94,22 @@ def test_commit_through_any_member_reaches_every_replica(trio: Trio) -> None:
     assert leader.propose(create("b")).ok
     wait(lambda: all(set(n.state.vms) == {"a", "b"} for n in trio.live()))
     assert trio.live()[0].state == trio.live()[1].state == trio.live()[2].state
+
+
+def test_every_fresh_cluster_elects_a_leader_even_after_a_split_vote(tmp_path: Path) -> None:
+    """About one start in fifteen splits the first vote (all three candidates at term 1). The
+    fork once counted pre-vote answers only as a follower, so a split left all three
+    candidates for good: no leader, ever (the adapter tests' "stalls"). 40 starts catch that
+    nine times in ten (60 did in 3 runs of 3); each must elect within 3 s (a round: 0.6 s)."""
+    for trial in range(40):
+        trio = Trio(tmp_path / str(trial))
+        for i in range(3):
+            trio.start(i)
+        try:
+            wait(lambda: any(n.is_leader() for n in trio.live()), timeout=3.0)  # noqa: B023
+        finally:
+            for i in range(3):
+                trio.stop(i)
 
 
 def test_rejection_is_a_result_and_retries_apply_once(trio: Trio) -> None:
