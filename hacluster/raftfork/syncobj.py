@@ -293,6 +293,7 @@ class SyncObj(object):
         if not self.__conf.appendEntriesUseBatch and PIPE_NOTIFIER_ENABLED:
             self.__pipeNotifier = PipeNotifier(self._poller)
         self.__needLoadDumpFile = True
+        self.__commandsLeft = False  # hacluster: the last tick left commands queued
 
         self.__lastReadonlyCheck = 0
         self.__newAppendEntriesTime = 0
@@ -547,6 +548,7 @@ class SyncObj(object):
 
     def __checkCommandsToApply(self):
         startTime = monotonicTime()
+        self.__commandsLeft = True  # hacluster: unless the queue runs dry below (idleWait)
 
         while monotonicTime() - startTime < self.__conf.appendEntriesPeriod:
             if self.__raftLeader is None and self.__conf.commandsWaitLeader:
@@ -554,6 +556,7 @@ class SyncObj(object):
             try:
                 command, callback = self.__commandsQueue.get_nowait()
             except Queue.Empty:
+                self.__commandsLeft = False
                 break
 
             requestNode, requestID = None, None
@@ -647,6 +650,23 @@ class SyncObj(object):
                     time.sleep(self.__conf.autoTickPeriod)
         except ReferenceError:
             pass
+
+    # hacluster: how long the next tick may wait for a socket event (FORK.md 12). pysyncobj
+    # is driven by a fixed short wait (100 ticks a second on every member, idle or not);
+    # events (messages, a new command through the pipe notifier) wake the poller anyway, so
+    # only the timers need a deadline: the leader's next append_entries, a member's election
+    # deadline, and work left over from a tick's budget (entries to apply, commands queued).
+    def idleWait(self, longest):
+        if self.__commandsLeft or self.__raftCommitIndex > self.__raftLastApplied:
+            return 0.0
+        now = monotonicTime()
+        if self.__raftState == _RAFT_STATE.LEADER:
+            due = self.__newAppendEntriesTime
+        elif self.__selfNode is not None:
+            due = self.__raftElectionDeadline
+        else:
+            due = now + longest
+        return max(0.0, min(longest, due - now))
 
     def doTick(self, timeToWait=0.0):
         """Performs single tick. Should be called manually if `autoTick <#pysyncobj.SyncObjConf.autoTick>`_ disabled
