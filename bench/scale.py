@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -90,12 +92,20 @@ def main() -> None:
                          if h["heartbeat_rtt_ms"] >= 0]
                 time.sleep(1.0)
             print(ms("heartbeat round trip", rtts), flush=True)
-            pid = leader.pids["haclusterd"]
-            c0, w0 = cpu_seconds(pid), time.monotonic()
+            leader = next(h for h in lab.hosts if h.name == client.status()["leader"])
+            others = [h for h in lab.hosts if h is not leader]
+            c0 = {h.name: cpu_seconds(h.pids["haclusterd"]) for h in lab.hosts}
+            w0 = time.monotonic()
             time.sleep(30)
-            share = (cpu_seconds(pid) - c0) / (time.monotonic() - w0)
-            print(f"leader CPU: {share * 100:.1f}% of a core at {args.hosts} hosts "
-                  f"({share * 100 / args.hosts:.2f}% per host)", flush=True)
+            took = time.monotonic() - w0
+            share = {h.name: (cpu_seconds(h.pids["haclusterd"]) - c0[h.name]) / took
+                     for h in lab.hosts}
+            still = client.status()["leader"] == leader.name
+            print(f"leader CPU: {share[leader.name] * 100:.1f}% of a core at {args.hosts} "
+                  f"hosts ({share[leader.name] * 100 / args.hosts:.2f}% per host; "
+                  f"{leader.name}, {'still' if still else 'no longer'} leading); the others: "
+                  f"{statistics.mean(share[h.name] for h in others) * 100:.1f}% each, "
+                  f"{sum(share.values()) * 100:.0f}% in all", flush=True)
             losses: list[float] = []
             with Oracle(lambda: {h.name: h.libvirt_uri for h in lab.hosts},
                         period=0.05) as oracle:
@@ -117,8 +127,19 @@ def main() -> None:
             print(summary("host power loss -> its HA VMs running", losses), flush=True)
             print(f"  violations: {oracle.violations or 'none'}", flush=True)
             have = len(client.list_vms())
-            for i in range(have, args.vms):
-                client.create_vm(f"s{i:05d}", vcpus=1, memory_mib=16, stopped=True)
+
+            def create(part: int) -> None:  # four writers, each through another member
+                writer = lab.client(timeout=30, hosts=[lab.hosts[part].name])
+                for i in range(have + part, args.vms, 4):
+                    writer.create_vm(f"s{i:05d}", vcpus=1, memory_mib=16, stopped=True)
+            t = time.monotonic()
+            writers = [threading.Thread(target=create, args=(p,)) for p in range(4)]
+            for w in writers:
+                w.start()
+            for w in writers:
+                w.join()
+            print(f"{args.vms - have} more VMs created (4 writers) in "
+                  f"{time.monotonic() - t:.0f} s", flush=True)
             print(ms(f"host list ({args.hosts} hosts)", timed(client.list_hosts, 20)))
             print(ms(f"vm list ({len(client.list_vms())} VMs)",
                           timed(client.list_vms, 20)))
