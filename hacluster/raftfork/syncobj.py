@@ -294,6 +294,7 @@ class SyncObj(object):
             self.__pipeNotifier = PipeNotifier(self._poller)
         self.__needLoadDumpFile = True
         self.__commandsLeft = False  # hacluster: the last tick left commands queued
+        self.__appendPending = False  # hacluster: commands taken this tick, not yet sent
 
         self.__lastReadonlyCheck = 0
         self.__newAppendEntriesTime = 0
@@ -535,6 +536,13 @@ class SyncObj(object):
         try:
             self.__checkCommandsToApply()
         finally:
+            # hacluster: one append_entries per member for every command taken in this tick
+            # (pysyncobj sent one per command: with many members and concurrent writers, the
+            # leader's sends, each pickled and encrypted, grew as members x commands)
+            if self.__appendPending:
+                self.__appendPending = False
+                if self.__raftState == _RAFT_STATE.LEADER:
+                    self.__sendAppendEntries()
             # hacluster: group commit: the leader's own copy of every command taken in this
             # tick is made durable with one sync, while the followers store theirs
             self.__raftLog.sync()
@@ -591,7 +599,7 @@ class SyncObj(object):
                             'log_term': term,
                         })
                     if not self.__conf.appendEntriesUseBatch:
-                        self.__sendAppendEntries()
+                        self.__appendPending = True  # hacluster: sent once, after the loop
                 else:
 
                     if requestNode is None:
