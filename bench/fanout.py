@@ -17,9 +17,8 @@ import threading
 import time
 from pathlib import Path
 
-from hacluster.core import commands as c
 from hacluster.raft import RaftNode
-from tests.adapters.test_raft import SECRET, free_ports, wait
+from tests.adapters.test_raft import SECRET, create, free_ports, wait
 
 
 def main() -> None:
@@ -41,9 +40,7 @@ def main() -> None:
 
             def write(k: int) -> None:
                 for i in range(args.each):
-                    vm = c.CreateVm(id=f"w{k}-{i}", name=f"w{k}-{i}", uuid=f"u{k}-{i}",
-                                    vcpus=1, memory_mib=64)
-                    assert leader.propose(vm, timeout=30).ok
+                    assert leader.propose(create(f"w{k}-{i}"), timeout=30).ok
             t = time.monotonic()
             threads = [threading.Thread(target=write, args=(k,)) for k in range(args.writers)]
             for th in threads:

@@ -41,7 +41,7 @@ except ImportError:
 
 from pysyncobj.config import SERIALIZER_STATE
 from pysyncobj.node import Node, TCPNode
-from pysyncobj.transport import Transport, TCPTransport, TransportNotReadyError
+from pysyncobj.transport import Transport, TransportNotReadyError  # hacluster: no TCPTransport (FORK.md 11)
 from pysyncobj.config import SyncObjConf, FAIL_REASON
 from pysyncobj.encryptor import HAS_CRYPTO, getEncryptor
 from pysyncobj.version import VERSION

@@ -22,8 +22,7 @@ SECRET = "test-secret-9f3b2c71d84e5a06c1b7e29d4f8a6c03"
 def free_ports(n: int) -> list[int]:
     """Free ports below the ephemeral range (32768-60999 here), as real members' are: a port
     the kernel hands out (bind to 0) can become another member's outgoing source port while
-    its owner restarts, and the restarted member then cannot listen on it (elections stalled
-    for tens of seconds, now and then)."""
+    its owner restarts, and the restarted member then cannot listen on it."""
     ports: list[int] = []
     while len(ports) < n:
         port = random.randrange(20_000, 32_000)
