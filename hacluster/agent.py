@@ -145,7 +145,7 @@ class Agent:
         except HypervisorError as exc:
             return f"hypervisor unreachable: {exc}"
         state = self.raft.state  # one immutable snapshot for the whole cycle
-        vms = state.vms
+        vms = self._mine(state, domains)
         self._judge_starts(vms, domains)
         actions = decide_host(self.config.name, vms, domains, self.lease, self.clock.monotonic(),
                               self.raft.is_ready(), self._failed_starts.keys())
@@ -182,7 +182,7 @@ class Agent:
         # leader within its lease, however long its journal takes to replay).
         observed, versions = self.observed(domains) if self.raft.is_ready() else ({}, {})
         with self._report_lock:
-            self._report = Report(domains, observed, versions, self.start_errors())
+            self._report = Report(domains, observed, versions, self.start_errors(domains))
         self._beat_now.set()  # the heartbeat thread sends it, then tends the watchdog
 
     # ---- lease and watchdog ------------------------------------------------------------------
@@ -207,7 +207,7 @@ class Agent:
             return  # the daemon is leaving in order: nothing to guard, nothing to re-arm
         if starting is not None:
             domains = [*domains, Domain(starting.uuid, starting.name, Observed.RUNNING, True)]
-        guard = watchdog_guard(self.raft.state.vms, domains, self.lease,
+        guard = watchdog_guard(self._mine(self.raft.state, domains), domains, self.lease,
                                self.config.ha.watchdog, self.clock.monotonic())
         try:
             if guard.until is not None:
@@ -383,14 +383,19 @@ class Agent:
                     and key not in self._failed_starts):
                 self._failed_starts[key] = f"{down[vm.uuid]} right after it was started"
 
+    def _mine(self, state: ClusterState, domains: list[Domain]) -> dict[str, Vm]:
+        """The VMs this agent has to consider (every VM of the cluster would do, at the
+        cost of a scan of them all per cycle and per heartbeat)."""
+        return state.vms_for_host(self.config.name, (d.uuid for d in domains))
+
     def observed(self, domains: list[Domain]) -> tuple[dict[str, str], dict[str, int]]:
-        vms = self.raft.state.vms
+        vms = self._mine(self.raft.state, domains)
         self._judge_starts(vms, domains)
         return report(self.config.name, vms, domains, self._failed_starts.keys())
 
-    def start_errors(self) -> dict[str, str]:
+    def start_errors(self, domains: list[Domain]) -> dict[str, str]:
         """VM -> why libvirt refused to start it at its current version."""
-        vms = self.raft.state.vms
+        vms = self._mine(self.raft.state, domains)
         failed = self._failed_starts
         return {vm.name: failed[(vm.uuid, vm.version)] for vm in vms.values()
                 if (vm.uuid, vm.version) in failed}

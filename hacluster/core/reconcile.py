@@ -209,10 +209,11 @@ def failures(state: ClusterState, view: LeaderView, stamp: Stamp) -> Out:
     host's latest report agree): the restart policy decides in apply."""
     out: Out = []
     failed = (Observed.STOPPED, Observed.CRASHED)
-    for vm in sorted(state.vms.values(), key=lambda v: v.name):
+    for vm in sorted((v for v in state.vms.values() if v.observed in failed),
+                     key=lambda v: v.name):
         on = state.hosts.get(vm.host) if vm.host else None
         if (vm.wants_to_run and on is not None and on.status is HostStatus.UP
-                and vm.observed in failed and view.report(on.name, vm) in failed):
+                and view.report(on.name, vm) in failed):
             out.append((c.VmFailed(**stamp(), name=vm.name, host=on.name,
                                    expect_version=vm.version,
                                    reason=view.errors.get(on.name, {}).get(vm.name, "")),
@@ -228,7 +229,7 @@ def placement(state: ClusterState, view: LeaderView, placer: Placer, stamp: Stam
     the pass's note and the VM the round goes on after (None: the round is complete)."""
     out: Out = []
     unchanged = view.pending_judged_at == state.room_epoch
-    unplaced = [vm for vm in state.vms.values() if vm.wants_to_run and vm.host is None]
+    unplaced = [vm for vm in state.vms.values() if vm.host is None and vm.wants_to_run]
     fresh = [vm for vm in unplaced if not vm.pending_reasons]
     old = [] if unchanged else sorted(
         (vm for vm in unplaced if vm.pending_reasons and vm.name > view.pending_from),
@@ -339,23 +340,23 @@ def migrations(state: ClusterState, view: LeaderView, placer: Placer, stamp: Sta
     those whose target is gone; say why a move cannot happen (once, not every pass)."""
     out: list[tuple[c.Command, str]] = []
     busy: dict[str, int] = {}
+    draining = {h.name for h in state.hosts.values() if h.maintenance}
+    asked = []  # one pass over every VM; only the few with a move asked of them are sorted
     for vm in state.vms.values():
-        if vm.migrating_to is not None:
-            for h in (vm.host, vm.migrating_to):
-                busy[h or ""] = busy.get(h or "", 0) + 1
-    limit = state.policy.max_migrations_per_host
-    table: HostTable | None = None
-    for vm in sorted(state.vms.values(), key=lambda v: (-v.priority, v.name)):
         if vm.migrating_to is not None:
             # In flight, even if its target went down: only the source's agent knows whether
             # libvirt moved it (a target whose daemon hung still takes it) and says so
             # (FinishMigration). Cancelling here could leave it running where the record
             # says it is not.
-            continue
+            for h in (vm.host, vm.migrating_to):
+                busy[h or ""] = busy.get(h or "", 0) + 1
+        elif vm.migration_requested is not None or vm.host in draining:
+            asked.append(vm)
+    limit = state.policy.max_migrations_per_host
+    table: HostTable | None = None
+    for vm in sorted(asked, key=lambda v: (-v.priority, v.name)):
         source = state.hosts.get(vm.host) if vm.host else None
-        evacuate = source is not None and source.maintenance
-        if not vm.wants_to_run or source is None or source.status is not HostStatus.UP or (
-                vm.migration_requested is None and not evacuate):
+        if not vm.wants_to_run or source is None or source.status is not HostStatus.UP:
             continue
         if busy.get(source.name, 0) >= limit:
             continue
