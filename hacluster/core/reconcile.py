@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import commands as c
+from . import vm_index
 from .balance import plan_balance
 from .lease import recovery_at
-from .model import HostStatus, MemberRecord, Observed, Vm
+from .model import HostStatus, MemberRecord, Observed, Vm, VmState
 from .placement import HostMetrics, HostTable, Placer
 from .state import ClusterState
 from .validate import address_error
@@ -209,7 +210,7 @@ def failures(state: ClusterState, view: LeaderView, stamp: Stamp) -> Out:
     host's latest report agree): the restart policy decides in apply."""
     out: Out = []
     failed = (Observed.STOPPED, Observed.CRASHED)
-    for vm in sorted((v for v in state.vms.values() if v.observed in failed),
+    for vm in sorted((state.vms[n] for n in state.listed(vm_index.FAILED)),
                      key=lambda v: v.name):
         on = state.hosts.get(vm.host) if vm.host else None
         if (vm.wants_to_run and on is not None and on.status is HostStatus.UP
@@ -229,8 +230,10 @@ def placement(state: ClusterState, view: LeaderView, placer: Placer, stamp: Stam
     the pass's note and the VM the round goes on after (None: the round is complete)."""
     out: Out = []
     unchanged = view.pending_judged_at == state.room_epoch
-    unplaced = [vm for vm in state.vms.values() if vm.host is None and vm.wants_to_run]
-    fresh = [vm for vm in unplaced if not vm.pending_reasons]
+    unplaced = [state.vms[n] for n in state.listed(vm_index.UNPLACED)]
+    # first come, first served: in the order they last changed (created, or started)
+    fresh = sorted((vm for vm in unplaced if not vm.pending_reasons),
+                   key=lambda v: (v.version, v.name))
     old = [] if unchanged else sorted(
         (vm for vm in unplaced if vm.pending_reasons and vm.name > view.pending_from),
         key=lambda v: v.name)
@@ -340,21 +343,22 @@ def migrations(state: ClusterState, view: LeaderView, placer: Placer, stamp: Sta
     those whose target is gone; say why a move cannot happen (once, not every pass)."""
     out: list[tuple[c.Command, str]] = []
     busy: dict[str, int] = {}
-    draining = {h.name for h in state.hosts.values() if h.maintenance}
-    asked = []  # one pass over every VM; only the few with a move asked of them are sorted
-    for vm in state.vms.values():
-        if vm.migrating_to is not None:
-            # In flight, even if its target went down: only the source's agent knows whether
-            # libvirt moved it (a target whose daemon hung still takes it) and says so
-            # (FinishMigration). Cancelling here could leave it running where the record
-            # says it is not.
-            for h in (vm.host, vm.migrating_to):
-                busy[h or ""] = busy.get(h or "", 0) + 1
-        elif vm.migration_requested is not None or vm.host in draining:
-            asked.append(vm)
+    for name in state.listed(vm_index.MOVING):
+        # In flight, even if its target went down: only the source's agent knows whether
+        # libvirt moved it (a target whose daemon hung still takes it) and says so
+        # (FinishMigration). Cancelling here could leave it running where the record says
+        # it is not. Never moved again meanwhile.
+        vm = state.vms[name]
+        for h in (vm.host, vm.migrating_to):
+            busy[h or ""] = busy.get(h or "", 0) + 1
+    asked = set(state.listed(vm_index.ASKED))  # and everything on a host being drained
+    for host in state.hosts.values():
+        if host.maintenance:
+            asked.update(n for n in state.placed_on(host.name)
+                         if state.vms[n].migrating_to is None and state.vms[n].host == host.name)
     limit = state.policy.max_migrations_per_host
     table: HostTable | None = None
-    for vm in sorted(asked, key=lambda v: (-v.priority, v.name)):
+    for vm in sorted((state.vms[n] for n in asked), key=lambda v: (-v.priority, v.name)):
         source = state.hosts.get(vm.host) if vm.host else None
         if not vm.wants_to_run or source is None or source.status is not HostStatus.UP:
             continue
@@ -399,7 +403,10 @@ def reason_kinds(reasons: list[str]) -> list[str]:
 
 
 def concerns_leader(cmd: c.Command) -> bool:
-    """Whether an applied command may give the leader work now (something to place)."""
-    return isinstance(cmd, c.CreateVm | c.SetVmState | c.DeleteVm | c.RegisterHost
+    """Whether an applied command may give the leader work now (something to place). A VM
+    created stopped gives it none: thousands created in a row would each cost a pass."""
+    if isinstance(cmd, c.CreateVm):
+        return cmd.state == VmState.STARTED.value
+    return isinstance(cmd, c.SetVmState | c.DeleteVm | c.RegisterHost
                       | c.ConfirmFenced | c.FenceHost | c.VmFailed | c.SetMaintenance
                       | c.RequestMigration | c.FinishMigration | c.CreateRule)

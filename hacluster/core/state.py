@@ -20,8 +20,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from . import admission, cpus, importing, networks, storage
+from . import admission, cpus, importing, networks, storage, vm_index
 from . import commands as c
+from .cow import Generations, ShardedDict
 from .model import (
     Alarm,
     Host,
@@ -158,12 +159,12 @@ class ClusterState:
 
     def __init__(self) -> None:
         self.hosts: dict[str, Host] = {}
-        self.vms: dict[str, Vm] = {}
+        self.vms: ShardedDict[Vm] = ShardedDict()
         self.policy = Policy()
         self.revision = 0  # bumped by every applied change; records carry it as their version
         self.room_epoch = 0  # bumped by every change that may let a pending VM fit
         self.admission_epoch = 0  # bumped by every change that bears on admission control
-        self.uuids: dict[str, str] = {}  # VM uuid -> name
+        self.uuids: ShardedDict[str] = ShardedDict()  # VM uuid -> name
         self.leader_term = 0
         self.leader: str | None = None
         # the lowest code version every member runs, as last raised (core.commands.VERSIONS)
@@ -171,7 +172,7 @@ class ClusterState:
         # the members and where they listen, once recorded (version 2): hactl host add/remove
         self.members: dict[str, MemberRecord] = {}
         # command id -> (digest of what it asked, its result): a retry gets the same result
-        self.recent: dict[str, tuple[str, Result]] = {}
+        self.recent: Generations[tuple[str, Result]] = Generations(RECENT_IDS)
         self.incidents: list[Incident] = []
         self.rules: dict[str, Rule] = {}
         self.tokens: dict[str, Token] = {}
@@ -188,15 +189,18 @@ class ClusterState:
         # their disks, for that host's agent to delete once the domain is gone
         self.doomed_volumes: dict[str, dict[str, str]] = {}
         self.networks: dict[str, Network] = {}  # bridges VMs attach to
-        self.macs: dict[str, str] = {}  # every MAC given out -> its VM (derived, not stored)
+        # every MAC given out -> its VM (derived, not stored)
+        self.macs: ShardedDict[str] = ShardedDict()
         # copy-on-write bookkeeping: what this object may change in place
         self._owned: set[str] = set(self._CONTAINERS)
         self._owned_records: set[tuple[str, str]] = set()
         self._usage: dict[str, list[int]] | None = None  # per apply: host -> allocated
+        # the VMs this apply changed -> their vm_index keys before it (to update the index)
+        self._touched: dict[str, frozenset[str]] = {}
 
-    # host -> names of the VMs placed on or migrating to it, built on first use by a reader
-    # of a published state and dropped whenever the VMs change (_w)
-    _placed: dict[str, list[str]] | None = None
+    # which VMs are where (core/vm_index.py): built by the first reader of a published
+    # state, then carried to every later state, updated by apply
+    _index: vm_index.Index | None = None
 
     # ---- copy-on-write -----------------------------------------------------------------
 
@@ -204,7 +208,7 @@ class ClusterState:
         """A copy that shares everything with this one until either of them is changed; the
         two never see each other's later changes."""
         twin = copy.copy(self)
-        twin._owned, twin._owned_records = set(), set()
+        twin._owned, twin._owned_records, twin._touched = set(), set(), {}
         self._owned, self._owned_records = set(), set()
         return twin
 
@@ -214,17 +218,18 @@ class ClusterState:
 
     def _w(self, name: str) -> Any:
         """The container `name`, private to this object (copied on first change)."""
-        if name == "vms":
-            self._placed = None  # about to change: the index no longer holds
         if name not in self._owned:
             current = getattr(self, name)
-            setattr(self, name, list(current) if isinstance(current, list) else dict(current))
+            setattr(self, name, current.copy() if isinstance(current, ShardedDict | Generations)
+                    else list(current) if isinstance(current, list) else dict(current))
             self._owned.add(name)
         return getattr(self, name)
 
     def _edit(self, container: str, name: str) -> Any:
         """The record `name` of a container, private to this object (copied on first change)."""
         records: dict[str, Any] = self._w(container)
+        if container == "vms":
+            self._touch(name)
         if (container, name) not in self._owned_records:
             records[name] = records[name].clone()
             self._owned_records.add((container, name))
@@ -253,18 +258,22 @@ class ClusterState:
 
     # ---- what one host's agent looks at ---------------------------------------------------
 
-    def placed_on(self, host: str) -> list[str]:
-        """The VMs placed on or migrating to `host`, from an index built once per state: each
-        agent asks at every cycle and heartbeat, and a scan of 10,000 VMs each time was most
-        of an idle member's CPU. For readers of a published (no longer changing) state."""
-        placed = self._placed
-        if placed is None:
-            placed = {}
-            for vm in self.vms.values():
-                for h in {vm.host, vm.migrating_to} - {None}:
-                    placed.setdefault(str(h), []).append(vm.name)
-            self._placed = placed
-        return placed.get(host, [])
+    def _touch(self, name: str) -> None:
+        """Before a VM is added, changed or deleted: remember where the index lists it."""
+        if name not in self._touched:
+            self._touched[name] = vm_index.keys_of(self.vms.get(name))
+
+    def listed(self, key: str) -> frozenset[str]:
+        """The names of the VMs under `key` of core/vm_index.py (vm_index.on(host), UNPLACED,
+        FAILED, MOVING, ASKED). For readers of a published (no longer changing) state."""
+        index = self._index
+        if index is None:
+            index = self._index = vm_index.build(self.vms.values())
+        return index.get(key, frozenset())
+
+    def placed_on(self, host: str) -> frozenset[str]:
+        """The VMs placed on or migrating to `host`."""
+        return self.listed(vm_index.on(host))
 
     def vms_for_host(self, host: str, domain_uuids: Iterable[str]) -> dict[str, Vm]:
         """The VMs a host's agent has to consider: those placed on or migrating to it, and
@@ -286,10 +295,12 @@ class ClusterState:
             return earlier[1]
         self._usage = None
         result = self._apply_one(cmd)
-        recent: dict[str, tuple[str, Result]] = self._w("recent")
-        recent[cmd.id] = (stamp, result)
-        while len(recent) > RECENT_IDS:
-            del recent[next(iter(recent))]
+        if self._touched:
+            if self._index is not None:
+                self._index = vm_index.updated(self._index, self._touched, self.vms)
+            self._touched = {}
+        recent: Generations[tuple[str, Result]] = self._w("recent")
+        recent.add(cmd.id, (stamp, result))
         return result
 
     def _apply_one(self, cmd: c.Command) -> Result:
@@ -507,6 +518,7 @@ class ClusterState:
 
     def _add_vm(self, vm: Vm) -> Result:
         vm.version = self._bump()
+        self._touch(vm.name)
         self._w("vms")[vm.name] = vm
         self._w("uuids")[vm.uuid] = vm.name
         if vm.nics:
@@ -676,6 +688,7 @@ class ClusterState:
             doomed = self._w("doomed_volumes")
             for volume in storage.volumes_to_delete(found, self.pools):
                 doomed[f"{volume['pool']}/{volume['volume']}"] = volume
+        self._touch(cmd.name)
         del self._w("vms")[cmd.name]
         self._w("uuids").pop(found.uuid, None)
         for nic in found.nics:
@@ -1345,8 +1358,8 @@ class ClusterState:
             raise c.UnsupportedCommand(f"snapshot format {data.get('format')!r} is unknown")
         state = cls()
         state.hosts = {h["name"]: Host.from_dict(h) for h in data["hosts"]}
-        state.vms = {v["name"]: Vm.from_dict(v) for v in data["vms"]}
-        state.uuids = {v.uuid: v.name for v in state.vms.values()}
+        state.vms = ShardedDict((v["name"], Vm.from_dict(v)) for v in data["vms"])
+        state.uuids = ShardedDict((v.uuid, v.name) for v in state.vms.values())
         state.room_epoch = data.get("room_epoch", 0)
         state.admission_epoch = data.get("admission_epoch", 0)
         state.policy = Policy.from_dict(data["policy"])
@@ -1355,8 +1368,10 @@ class ClusterState:
         state.leader = data["leader"]
         state.cluster_version = int(data.get("cluster_version", c.FORMAT_VERSION))
         state.members = {m["name"]: MemberRecord.from_dict(m) for m in data.get("members", [])}
-        state.recent = {k: (d, Result.from_dict(r)) for k, d, r in data["recent"]} \
-            if data["format"] > 1 else {k: ("", Result.from_dict(r)) for k, r in data["recent"]}
+        state.recent = Generations(RECENT_IDS, ((k, (d, Result.from_dict(r)))
+                                                for k, d, r in data["recent"])
+                                   if data["format"] > 1 else
+                                   ((k, ("", Result.from_dict(r))) for k, r in data["recent"]))
         state.incidents = [Incident.from_dict(i) for i in data.get("incidents", [])]
         state.rules = {r["name"]: Rule.from_dict(r) for r in data.get("rules", [])}
         state.tokens = {t["name"]: Token.from_dict(t) for t in data.get("tokens", [])}
@@ -1369,7 +1384,8 @@ class ClusterState:
         state.pools = {p["name"]: Pool.from_dict(p) for p in data.get("pools", [])}
         state.doomed_volumes = dict(data.get("doomed_volumes", {}))
         state.networks = {n["name"]: Network.from_dict(n) for n in data.get("networks", [])}
-        state.macs = {nic["mac"]: vm.name for vm in state.vms.values() for nic in vm.nics}
+        state.macs = ShardedDict((nic["mac"], vm.name) for vm in state.vms.values()
+                                 for nic in vm.nics)
         return state
 
     def __eq__(self, other: object) -> bool:

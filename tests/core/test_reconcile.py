@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from hacluster.core import commands as c
 from hacluster.core.model import HostStatus, MemberRecord
-from hacluster.core.reconcile import LeaderView, plan
+from hacluster.core.reconcile import LeaderView, concerns_leader, plan
 from hacluster.core.state import ClusterState
 
 from .factories import assign, cid, create, register
@@ -234,3 +234,12 @@ def test_members_beyond_the_voter_count_are_learners_and_a_lost_voter_is_replace
     assert not bad.ok and "odd" in bad.message
     assert c.needs(c.SetPolicy(id=cid(), changes={"voters": 5})) == 2
     assert c.needs(c.SetPolicy(id=cid(), changes={"max_restart": 2})) == 1
+
+
+def test_only_a_vm_created_to_run_wakes_the_leader() -> None:
+    """Thousands of VMs created stopped (an import, a template library) must not each cost
+    the leader a pass; one created to run has to be placed at once."""
+    assert concerns_leader(c.CreateVm(id=cid(), name="a", uuid="u", vcpus=1, memory_mib=64))
+    assert not concerns_leader(c.CreateVm(id=cid(), name="b", uuid="v", vcpus=1,
+                                          memory_mib=64, state="stopped"))
+    assert concerns_leader(c.SetVmState(id=cid(), name="b", state="started"))

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from hacluster.core import commands as c
+from hacluster.core import vm_index
 from hacluster.core.model import HostStatus, Observed, VmState
 from hacluster.core.state import RECENT_IDS, ClusterState
 
@@ -69,10 +70,17 @@ def test_retried_command_applies_once(state: ClusterState) -> None:
 
 
 def test_recent_ids_are_bounded(state: ClusterState) -> None:
+    """At most RECENT_IDS kept, forgotten oldest first a tenth at a time (a fork copies only
+    the newest tenth): never fewer than nine tenths of them."""
+    before = len(state.recent)
     for i in range(RECENT_IDS + 5):
         state.apply(c.SetVmState(id=f"x{i}", name="missing", state="started"))
-    assert len(state.recent) == RECENT_IDS
+        assert RECENT_IDS * 9 // 10 <= len(state.recent) <= RECENT_IDS or i + before < RECENT_IDS
     assert "x0" not in state.recent and f"x{RECENT_IDS + 4}" in state.recent
+    kept = [f"x{i}" for i in range(RECENT_IDS + 5) if f"x{i}" in state.recent]
+    assert kept == [f"x{i}" for i in range(RECENT_IDS + 5 - len(kept), RECENT_IDS + 5)]
+    again = state.apply(c.SetVmState(id=kept[0], name="missing", state="started"))
+    assert again == state.recent[kept[0]][1]  # still answered as the retry it is
 
 
 def test_compare_and_set_refuses_stale_version(state: ClusterState) -> None:
@@ -223,3 +231,33 @@ def test_resize_is_checked_against_the_host_and_waits_for_a_restart() -> None:
     s.apply(c.ObserveVms(id=cid(), host="h1", observed={"w": "stopped"}))
     assert s.apply(c.ResizeVm(id=cid(), name="w", memory_mib=8192)).ok
     assert not s.vms["w"].restart_needed
+
+
+def test_the_vm_index_follows_a_vm_through_its_life() -> None:
+    """Each step publishes a fork, as the Raft adapter does; the index (built by a reader at
+    the start) is carried and updated, never rebuilt, and lists what a scan would."""
+    s = ClusterState()
+    for h in ("h1", "h2"):
+        register(s, h)
+    s.listed(vm_index.UNPLACED)  # a reader builds it once
+    steps: list[tuple[c.Command, dict[str, set[str]]]] = [
+        (c.CreateVm(id=cid(), name="a", uuid="ua", vcpus=1, memory_mib=64),
+         {vm_index.UNPLACED: {"a"}}),
+        (c.AssignVm(id=cid(), name="a", host="h1"), {vm_index.on("h1"): {"a"}}),
+        (c.RequestMigration(id=cid(), name="a", to="h2"),
+         {vm_index.on("h1"): {"a"}, vm_index.ASKED: {"a"}}),
+        (c.SetMigration(id=cid(), name="a", to="h2"),
+         {vm_index.on("h1"): {"a"}, vm_index.on("h2"): {"a"}, vm_index.MOVING: {"a"}}),
+        (c.FinishMigration(id=cid(), name="a", source="h1", to="h2", ok=True),
+         {vm_index.on("h2"): {"a"}}),
+        (c.ObserveVms(id=cid(), host="h2", observed={"a": "stopped"}),
+         {vm_index.on("h2"): {"a"}, vm_index.FAILED: {"a"}}),
+        (c.SetVmState(id=cid(), name="a", state="stopped"),
+         {vm_index.on("h2"): {"a"}, vm_index.FAILED: {"a"}}),
+        (c.DeleteVm(id=cid(), name="a"), {}),
+    ]
+    for cmd, lists in steps:
+        s = s.fork()
+        assert s.apply(cmd).ok, cmd
+        assert s._index == {k: frozenset(v) for k, v in lists.items()}, cmd
+        assert s._index == vm_index.build(s.vms.values())

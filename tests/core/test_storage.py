@@ -9,6 +9,7 @@ import pytest
 
 from hacluster.core import commands as c
 from hacluster.core import networks
+from hacluster.core.cow import ShardedDict
 from hacluster.core.model import Policy
 from hacluster.core.placement import HostTable, Placer
 from hacluster.core.state import ClusterState, Result
@@ -271,7 +272,7 @@ def test_macs_never_repeat(state: ClusterState) -> None:
     state.apply(c.CreateNetwork(id=cid(), name="lan", bridge="br0"))
     # the first choice of every VM is taken already: the counter moves on
     taken = {networks.mac_for(f"u{i}", 0, lambda m: False) for i in range(50)}
-    state.macs = dict.fromkeys(taken, "someone")
+    state.macs = ShardedDict(dict.fromkeys(taken, "someone"))
     for i in range(50):
         assert create(state, f"v{i}", uuid=f"u{i}", networks=["lan"]).ok
     macs = [state.vms[f"v{i}"].nics[0]["mac"] for i in range(50)]
