@@ -1,6 +1,7 @@
 """A big lab on one machine: 48 hosts (5 voters, 43 learners) and 10,000 VMs.
 
     .venv/bin/python -m bench.scale [--hosts 48] [--voters 5] [--vms 10000] [--trials 10]
+                                    [--writers 4]
 
 Each host is a real haclusterd with its own libvirtd (test driver), keeper and watchdog, as
 `hactl lab up --nodes N --voters V` makes them (the first V form the cluster, the others join
@@ -12,8 +13,11 @@ through `hactl host add`). Measured, in this order:
 - the leader's CPU: its haclusterd's share of one core over 30 s, steady, and per host;
 - one host's power loss to its HA VMs running elsewhere (each host's own libvirt), p50/p99
   over --trials learners killed one after another (each powered on again before the next);
-- `host list` and `vm list` through hactl's client with --vms VMs recorded (the extra ones
-  created stopped: the test driver's 48 x 3 GiB would not hold them running).
+- `host list` and `vm list` through hactl's client;
+
+first with 2 HA VMs per host, then again once --writers writers have brought the cluster to
+--vms VMs (the extra ones created stopped: the test driver's 48 x 3 GiB would not hold them
+running). An oracle polls every host's libvirt throughout: no VM may ever run twice.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.failover import host_up, pct, summary, wait
+from hacluster.client import Client
 from hacluster.lab import cluster as lab_mod
 from hacluster.lab import grow
 from hacluster.lab.oracle import Oracle
@@ -55,12 +60,71 @@ def timed(fn: Callable[[], object], n: int) -> list[float]:
     return samples
 
 
+def steady(lab: lab_mod.Lab, client: Client, trials: int, oracle: Oracle) -> None:
+    """Writes, heartbeats, the leader's CPU and --trials power losses, as the lab is now."""
+    at = f"at {len(client.list_vms())} VMs"
+    leader = next(h for h in lab.hosts if h.name == client.status()["leader"])
+    leader_client = lab.client(timeout=30, hosts=[leader.name])
+    writes = timed(lambda: leader_client.create_vm(
+        f"w{time.monotonic_ns()}", vcpus=1, memory_mib=16, stopped=True), 300)
+    print(ms(f"{at}: write (CreateVm via the leader)", writes), flush=True)
+    rtts: list[float] = []
+    for _ in range(10):
+        rtts += [h["heartbeat_rtt_ms"] / 1000 for h in client.list_hosts()
+                 if h["heartbeat_rtt_ms"] >= 0]
+        time.sleep(1.0)
+    print(ms(f"{at}: heartbeat round trip", rtts), flush=True)
+    leader = next(h for h in lab.hosts if h.name == client.status()["leader"])
+    others = [h for h in lab.hosts if h is not leader]
+    c0 = {h.name: cpu_seconds(h.pids["haclusterd"]) for h in lab.hosts}
+    w0 = time.monotonic()
+    time.sleep(30)
+    took = time.monotonic() - w0
+    share = {h.name: (cpu_seconds(h.pids["haclusterd"]) - c0[h.name]) / took
+             for h in lab.hosts}
+    still = client.status()["leader"] == leader.name
+    print(f"{at}: leader CPU {share[leader.name] * 100:.1f}% of a core at {len(lab.hosts)} "
+          f"hosts ({share[leader.name] * 100 / len(lab.hosts):.2f}% per host; {leader.name}, "
+          f"{'still' if still else 'no longer'} leading); the others: "
+          f"{statistics.mean(share[h.name] for h in others) * 100:.1f}% each, "
+          f"{sum(share.values()) * 100:.0f}% in all", flush=True)
+    losses: list[float] = []
+    voters = {m["name"] for m in client.status()["members"] if m["voter"]}
+    for _ in range(trials):  # each time the learner running the most HA VMs
+        running: dict[str, set[str]] = {}
+        for v in client.list_vms():
+            if v["status"] == "running" and v["host"] not in voters:
+                running.setdefault(v["host"], set()).add(v["name"])
+        if not running:
+            break
+        victim = next(h for h in lab.hosts if h.name == max(running, key=lambda n: (
+            len(running[n]), n)))
+        mine = running[victim.name]
+        t = time.monotonic()
+        lab.kill_host(victim)
+
+        def back(names: set[str] = mine, gone: str = victim.name) -> bool:
+            now = oracle.running_now()
+            return all(n in now and gone not in now[n] for n in names)
+        wait(back, 60, f"{victim.name}'s VMs running elsewhere")
+        losses.append(time.monotonic() - t)
+        lab.start_host(victim)
+        wait(functools.partial(host_up, client, victim.name), 120, "host back")
+        time.sleep(3)
+    print(summary(f"{at}: host power loss -> its HA VMs running", losses), flush=True)
+    print(f"  violations: {oracle.violations or 'none'}", flush=True)
+    print(ms(f"{at}: host list ({len(lab.hosts)} hosts)", timed(client.list_hosts, 20)))
+    print(ms(f"{at}: vm list ({len(client.list_vms())} VMs)", timed(client.list_vms, 20)),
+          flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hosts", type=int, default=48)
     parser.add_argument("--voters", type=int, default=5)
     parser.add_argument("--vms", type=int, default=10_000)
     parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--base-ip", default="127.0.97")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,79 +135,32 @@ def main() -> None:
                 lab.start_host(h)
             lab_mod.wait_until_up(lab, timeout=300)
             grow.grow(lab, args.hosts - args.voters, args.voters)
-            formed = time.monotonic() - t0
-            print(f"formed: {args.hosts} hosts ({args.voters} voters) up in {formed:.0f} s",
-                  flush=True)
+            print(f"formed: {args.hosts} hosts ({args.voters} voters) up in "
+                  f"{time.monotonic() - t0:.0f} s", flush=True)
             client = lab.client(timeout=30)
-            status = client.status()
-            leader = next(h for h in lab.hosts if h.name == status["leader"])
-            leader_client = lab.client(timeout=30, hosts=[leader.name])
-            ha = [f"ha{i:03d}" for i in range(2 * args.hosts)]
-            for name in ha:
+            for name in [f"ha{i:03d}" for i in range(2 * args.hosts)]:
                 client.create_vm(name, vcpus=1, memory_mib=64)
             wait(lambda: all(v["status"] == "running" for v in client.list_vms()), 120,
                  "HA VMs running")
-            writes = timed(lambda: leader_client.create_vm(
-                f"w{time.monotonic_ns()}", vcpus=1, memory_mib=16, stopped=True), 300)
-            print(ms("write (CreateVm via the leader)", writes), flush=True)
-            rtts: list[float] = []
-            for _ in range(10):
-                rtts += [h["heartbeat_rtt_ms"] / 1000 for h in client.list_hosts()
-                         if h["heartbeat_rtt_ms"] >= 0]
-                time.sleep(1.0)
-            print(ms("heartbeat round trip", rtts), flush=True)
-            leader = next(h for h in lab.hosts if h.name == client.status()["leader"])
-            others = [h for h in lab.hosts if h is not leader]
-            c0 = {h.name: cpu_seconds(h.pids["haclusterd"]) for h in lab.hosts}
-            w0 = time.monotonic()
-            time.sleep(30)
-            took = time.monotonic() - w0
-            share = {h.name: (cpu_seconds(h.pids["haclusterd"]) - c0[h.name]) / took
-                     for h in lab.hosts}
-            still = client.status()["leader"] == leader.name
-            print(f"leader CPU: {share[leader.name] * 100:.1f}% of a core at {args.hosts} "
-                  f"hosts ({share[leader.name] * 100 / args.hosts:.2f}% per host; "
-                  f"{leader.name}, {'still' if still else 'no longer'} leading); the others: "
-                  f"{statistics.mean(share[h.name] for h in others) * 100:.1f}% each, "
-                  f"{sum(share.values()) * 100:.0f}% in all", flush=True)
-            losses: list[float] = []
             with Oracle(lambda: {h.name: h.libvirt_uri for h in lab.hosts},
                         period=0.05) as oracle:
-                learners = lab.hosts[args.voters:]
-                for victim in learners[:args.trials]:
-                    mine = {v["name"] for v in client.list_vms()
-                            if v["host"] == victim.name and v["status"] == "running"}
-                    t = time.monotonic()
-                    lab.kill_host(victim)
+                steady(lab, client, args.trials, oracle)
+                have = len(client.list_vms())
 
-                    def back(names: set[str] = mine, gone: str = victim.name) -> bool:
-                        now = oracle.running_now()
-                        return all(n in now and gone not in now[n] for n in names)
-                    wait(back, 60, f"{victim.name}'s VMs running elsewhere")
-                    losses.append(time.monotonic() - t)
-                    lab.start_host(victim)
-                    wait(functools.partial(host_up, client, victim.name), 120, "host back")
-                    time.sleep(3)
-            print(summary("host power loss -> its HA VMs running", losses), flush=True)
-            print(f"  violations: {oracle.violations or 'none'}", flush=True)
-            have = len(client.list_vms())
-
-            def create(part: int) -> None:  # four writers, each through another member
-                writer = lab.client(timeout=30, hosts=[lab.hosts[part].name])
-                for i in range(have + part, args.vms, 4):
-                    writer.create_vm(f"s{i:05d}", vcpus=1, memory_mib=16, stopped=True)
-            t = time.monotonic()
-            writers = [threading.Thread(target=create, args=(p,)) for p in range(4)]
-            for w in writers:
-                w.start()
-            for w in writers:
-                w.join()
-            print(f"{args.vms - have} more VMs created (4 writers) in "
-                  f"{time.monotonic() - t:.0f} s", flush=True)
-            print(ms(f"host list ({args.hosts} hosts)", timed(client.list_hosts, 20)))
-            print(ms(f"vm list ({len(client.list_vms())} VMs)",
-                          timed(client.list_vms, 20)))
-            print(f"leader {leader.name} still leads: {client.status()['leader'] == leader.name}")
+                def create(part: int) -> None:  # each writer through another member
+                    writer = lab.client(timeout=30, hosts=[lab.hosts[part].name])
+                    for i in range(have + part, args.vms, args.writers):
+                        writer.create_vm(f"s{i:05d}", vcpus=1, memory_mib=16, stopped=True)
+                t = time.monotonic()
+                writers = [threading.Thread(target=create, args=(p,))
+                           for p in range(args.writers)]
+                for w in writers:
+                    w.start()
+                for w in writers:
+                    w.join()
+                print(f"{args.vms - have} more VMs created ({args.writers} writers) in "
+                      f"{time.monotonic() - t:.0f} s", flush=True)
+                steady(lab, client, args.trials, oracle)
         finally:
             lab.stop_all()
 
