@@ -1,7 +1,7 @@
 """A big lab on one machine: 48 hosts (5 voters, 43 learners) and 10,000 VMs.
 
     .venv/bin/python -m bench.scale [--hosts 48] [--voters 5] [--vms 10000] [--trials 10]
-                                    [--writers 4]
+                                    [--writers 4] [--rate 12]
 
 Each host is a real haclusterd with its own libvirtd (test driver), keeper and watchdog, as
 `hactl lab up --nodes N --voters V` makes them (the first V form the cluster, the others join
@@ -15,9 +15,10 @@ through `hactl host add`). Measured, in this order:
   over --trials learners killed one after another (each powered on again before the next);
 - `host list` and `vm list` through hactl's client;
 
-first with 2 HA VMs per host, then again once --writers writers have brought the cluster to
---vms VMs (the extra ones created stopped: the test driver's 48 x 3 GiB would not hold them
-running). An oracle polls every host's libvirt throughout: no VM may ever run twice.
+first with 2 HA VMs per host, then again once --writers writers (--rate creates a second in
+all) have brought the cluster to --vms VMs (the extra ones created stopped: the test
+driver's 48 x 3 GiB would not hold them running). An oracle polls every host's libvirt
+throughout: no VM may ever run twice.
 """
 
 from __future__ import annotations
@@ -125,6 +126,9 @@ def main() -> None:
     parser.add_argument("--vms", type=int, default=10_000)
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--writers", type=int, default=4)
+    # Every create is applied by every member: on one machine, 48 times on the same two
+    # cores. Unpaced, four writers saturated it and the cluster lost its leader.
+    parser.add_argument("--rate", type=float, default=12.0)
     parser.add_argument("--base-ip", default="127.0.97")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,8 +153,12 @@ def main() -> None:
 
                 def create(part: int) -> None:  # each writer through another member
                     writer = lab.client(timeout=30, hosts=[lab.hosts[part].name])
+                    due = time.monotonic()
                     for i in range(have + part, args.vms, args.writers):
                         writer.create_vm(f"s{i:05d}", vcpus=1, memory_mib=16, stopped=True)
+                        # paced: --rate creates a second in all, never a burst to catch up
+                        due = max(due + args.writers / args.rate, time.monotonic() - 1.0)
+                        time.sleep(max(0.0, due - time.monotonic()))
                 t = time.monotonic()
                 writers = [threading.Thread(target=create, args=(p,))
                            for p in range(args.writers)]
@@ -158,8 +166,8 @@ def main() -> None:
                     w.start()
                 for w in writers:
                     w.join()
-                print(f"{args.vms - have} more VMs created ({args.writers} writers) in "
-                      f"{time.monotonic() - t:.0f} s", flush=True)
+                print(f"{args.vms - have} more VMs created ({args.writers} writers, at most "
+                      f"{args.rate:g} a second) in {time.monotonic() - t:.0f} s", flush=True)
                 steady(lab, client, args.trials, oracle)
         finally:
             lab.stop_all()

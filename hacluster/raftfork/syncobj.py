@@ -295,6 +295,7 @@ class SyncObj(object):
         self.__needLoadDumpFile = True
         self.__commandsLeft = False  # hacluster: the last tick left commands queued
         self.__appendPending = False  # hacluster: commands taken this tick, not yet sent
+        self.__learnerSent = {}  # hacluster: learner -> (commit index, time) last sent
 
         self.__lastReadonlyCheck = 0
         self.__newAppendEntriesTime = 0
@@ -1331,6 +1332,7 @@ class SyncObj(object):
 
     def __onNodeConnected(self, node):
         self.__connectedNodes.add(node)
+        self.__learnerSent.pop(node, None)  # hacluster: a learner (re)connected hears at once
 
     def __onNodeDisconnected(self, node):
         self.__connectedNodes.discard(node)
@@ -1431,6 +1433,7 @@ class SyncObj(object):
 
         self.__lastResponseTime.clear()
         self.__ackedSentAt = {}
+        self.__learnerSent = {}
         for node in self.__otherNodes | self.__readonlyNodes:
             self.__raftNextIndex[node] = self.__getCurrentLogIndex() + 1
             self.__raftMatchIndex[node] = 0
@@ -1473,6 +1476,8 @@ class SyncObj(object):
         for node in self.__otherNodes | self.__readonlyNodes:
             if node not in self.__connectedNodes:
                 self.__serializer.cancelTransmisstion(node)
+                continue
+            if node in self.__readonlyNodes and self.__learnerIdle(node, startTime):
                 continue
 
             sendSingle = True
@@ -1553,6 +1558,19 @@ class SyncObj(object):
                 delta = monotonicTime() - startTime
                 if delta > self.__conf.appendEntriesPeriod:
                     break
+
+    def __learnerIdle(self, node, now):
+        """hacluster (FORK.md 14): a learner never campaigns, so it needs no heartbeat every
+        appendEntriesPeriod: it gets an append_entries when there is something for it
+        (entries it lacks, a newer commit index) and otherwise once per learnerKeepalive
+        (its link stays judged alive, it learns who leads)."""
+        keepalive = getattr(self.__conf, 'learnerKeepalive', 1.0)
+        lastIndex, lastAt = self.__learnerSent.get(node, (None, float('-inf')))
+        if self.__raftNextIndex[node] > self.__getCurrentLogIndex() \
+                and lastIndex == self.__raftCommitIndex and now - lastAt < keepalive:
+            return True
+        self.__learnerSent[node] = (self.__raftCommitIndex, now)
+        return False
 
     def __connectedToAnyone(self):
         return len(self.__connectedNodes) > 0 or len(self.__otherNodes) == 0

@@ -267,6 +267,32 @@ def test_a_learner_replicates_without_voting_and_is_promoted_in_place(trio: Trio
         learner.close()
 
 
+def test_an_idle_learner_still_applies_a_write_at_once(trio: Trio, tmp_path: Path) -> None:
+    """Learners get no append_entries every 50 ms, only what is new and a keepalive each
+    second (FORK.md 14): a write after a quiet spell must reach one without waiting for it,
+    or failover would wait on a learner host's agent seeing its new VMs."""
+    addr = f"127.0.0.1:{free_ports(1)[0]}"
+    learner = RaftNode(addr, list(trio.addrs), str(tmp_path / "learner"), SECRET, voter=False)
+    try:
+        leader = trio.leader()
+        assert leader.propose(create("first")).ok
+        wait(lambda: "first" in learner.state.vms)
+        lags = []
+        for i in range(5):
+            time.sleep(1.3)  # quiet: past a keepalive
+            t = time.monotonic()
+            name = f"later{i}"
+            assert leader.propose(create(name)).ok
+
+            def arrived(name: str = name) -> bool:
+                return name in learner.state.vms
+            wait(arrived, timeout=5)
+            lags.append(time.monotonic() - t)
+        assert sorted(lags)[2] < 0.3, lags  # the median; a keepalive-bound learner: ~0.5 s
+    finally:
+        learner.close()
+
+
 def test_a_learner_restarts_from_its_own_snapshot(trio: Trio, tmp_path: Path) -> None:
     addr = f"127.0.0.1:{free_ports(1)[0]}"
     often = RaftTimings(snapshot_entries=100)
