@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
 from typing import Any, Self
 
@@ -44,9 +44,23 @@ class HostStatus(StrEnum):
     FENCED = "fenced"  # known not to run its HA VMs any more: they were recovered elsewhere
 
 
-def _plain(items: list[tuple[str, Any]]) -> dict[str, Any]:
-    """asdict's factory: enums become their values, so snapshots hold only plain data."""
-    return {k: v.value if isinstance(v, Enum) else v for k, v in items}
+_SCALARS = frozenset({str, int, float, bool, type(None)})  # exactly these: not enums
+_NAMES: dict[type, tuple[str, ...]] = {}  # a record class -> its field names
+
+
+def _plain(value: Any) -> Any:
+    """A record's field as plain data: enums as their values, containers copied."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, Record):
+        return value.to_dict()
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    return value  # str, int, float, bool, None: immutable
 
 
 @dataclass
@@ -54,7 +68,17 @@ class Record:
     """Shared (de)serialisation for the replicated records."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self, dict_factory=_plain)
+        """Plain data for snapshots and the API: dataclasses.asdict's result, without its
+        deep copy of every value (a 10,000-VM snapshot took 1.2 s of CPU with it, on every
+        member at the same log index)."""
+        names = _NAMES.get(type(self))
+        if names is None:
+            names = _NAMES[type(self)] = tuple(f.name for f in fields(self))
+        plain = {}
+        for name in names:
+            value = getattr(self, name)
+            plain[name] = value if type(value) in _SCALARS else _plain(value)
+        return plain
 
     def clone(self) -> Self:
         """A copy to change (copy-on-write): its lists and dicts, and dicts inside those,
