@@ -125,6 +125,8 @@ def main() -> None:
     parser.add_argument("--voters", type=int, default=5)
     parser.add_argument("--vms", type=int, default=10_000)
     parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--trials-at-vms", type=int, default=None,
+                        help="power losses once at --vms VMs (default: --trials)")
     parser.add_argument("--writers", type=int, default=4)
     # Every create is applied by every member: on one machine, 48 times on the same two
     # cores. Unpaced, four writers saturated it and the cluster lost its leader.
@@ -168,7 +170,8 @@ def main() -> None:
                     w.join()
                 print(f"{args.vms - have} more VMs created ({args.writers} writers, at most "
                       f"{args.rate:g} a second) in {time.monotonic() - t:.0f} s", flush=True)
-                steady(lab, client, args.trials, oracle)
+                steady(lab, client, args.trials if args.trials_at_vms is None
+                       else args.trials_at_vms, oracle)
         finally:
             lab.stop_all()
 
