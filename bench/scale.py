@@ -24,6 +24,7 @@ throughout: no VM may ever run twice.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import statistics
@@ -132,8 +133,10 @@ def main() -> None:
     # cores. Unpaced, four writers saturated it and the cluster lost its leader.
     parser.add_argument("--rate", type=float, default=12.0)
     parser.add_argument("--base-ip", default="127.0.97")
+    parser.add_argument("--dir", help="make the lab here and keep it (its hosts' logs) after "
+                        "the run; by default a temporary directory, deleted")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with contextlib.nullcontext(args.dir) if args.dir else tempfile.TemporaryDirectory() as tmp:
         t0 = time.monotonic()
         lab = lab_mod.create(tmp, args.voters, args.base_ip, log_level="WARNING")
         try:

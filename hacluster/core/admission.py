@@ -29,7 +29,7 @@ def refusal(hosts: Iterable[Host], vms: Iterable[Vm], candidate: Vm, policy: Pol
             failures: int, cluster: HasPlacement | None = None) -> str | None:
     """Why admitting candidate would break the guarantee, or None if it keeps it."""
     hosts = [h for h in hosts if h.status is HostStatus.UP]
-    vms = [v for v in vms if v.name != candidate.name]
+    vms = [v for v in HostTable.occupying(vms) if v.name != candidate.name]
     placer = Placer(policy)
     table = _table(hosts, vms, cluster)
     decision = placer.decide(candidate, table)
@@ -68,7 +68,7 @@ def failures_tolerated(hosts: Iterable[Host], vms: Iterable[Vm], policy: Policy,
     (the dashboard's figure, vSphere's "current failover capacity"): 1 if any single host can
     fail, then 2, 3... the same scenarios as admission control."""
     up = [h for h in hosts if h.status is HostStatus.UP]
-    everything = list(vms)
+    everything = HostTable.occupying(vms)  # one table per scenario tried: only what counts
     protected = [v for v in everything if v.recoverable and v.wants_to_run and v.host]
     ha_memory = {h.name: sum(v.memory_mib for v in protected if v.host == h.name) for h in up}
     placer = Placer(policy)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hacluster.core.model import Host, HostStatus, Policy, Vm
+from hacluster.core.model import Host, HostStatus, Policy, Pool, PoolType, Vm, VmState
 from hacluster.core.placement import Decision, HostMetrics, HostTable, Placer
 
 
@@ -111,3 +111,26 @@ def test_cpu_load_noise_does_not_outweigh_free_memory() -> None:
     used = [vm("x", memory_mib=1024, host_name="a")]
     noise = {"a": HostMetrics(cpu_load=0.01), "b": HostMetrics(cpu_load=0.04)}
     assert decide(hosts, used, vm("n"), metrics=noise).host == "b"
+
+
+def test_a_table_of_the_occupying_vms_is_the_table_of_them_all() -> None:
+    """Admission control and the failure tolerance build a table per failure scenario: they
+    pass only HostTable.occupying(vms), which must leave every figure as it was."""
+    hosts = [host("h1"), host("h2"), host("h3")]
+    pools = {"local": Pool("local", PoolType.DIR, False, "/srv/local")}
+    vms = [vm("running", host_name="h1"), vm("stopped-placed", host_name="h2"),
+           vm("unplaced"), vm("stopped"), vm("moving", host_name="h1"),
+           vm("local-disk"), vm("many", memory_mib=2048, host_name="h3")]
+    vms[1].state = vms[3].state = vms[5].state = VmState.STOPPED
+    vms[4].migrating_to = "h2"
+    vms[5].last_host = "h3"
+    vms[5].disks = [{"pool": "local", "volume": "v", "size_gib": 30, "image": ""}]
+    whole = HostTable.build(hosts, vms, pools=pools)
+    part = HostTable.build(hosts, HostTable.occupying(vms), pools=pools)
+    assert {v.name for v in HostTable.occupying(vms)} == {"running", "moving", "local-disk",
+                                                           "many"}
+    for a, b in ((whole.used_vcpus, part.used_vcpus), (whole.used_memory_mib,
+                 part.used_memory_mib), (whole.used_disk_gib, part.used_disk_gib),
+                 (whole.pool_used["local"], part.pool_used["local"])):
+        assert list(a) == list(b)
+    assert whole.where == part.where and whole.pool_used["local"][2] == 30
