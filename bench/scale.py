@@ -1,7 +1,7 @@
 """A big lab on one machine: 48 hosts (5 voters, 43 learners) and 10,000 VMs.
 
     .venv/bin/python -m bench.scale [--hosts 48] [--voters 5] [--vms 10000] [--trials 10]
-                                    [--writers 4] [--rate 12]
+                                    [--writers 4] [--rate 12] [--preload] [--dir D]
 
 Each host is a real haclusterd with its own libvirtd (test driver), keeper and watchdog, as
 `hactl lab up --nodes N --voters V` makes them (the first V form the cluster, the others join
@@ -17,8 +17,10 @@ through `hactl host add`). Measured, in this order:
 
 first with 2 HA VMs per host, then again once --writers writers (--rate creates a second in
 all) have brought the cluster to --vms VMs (the extra ones created stopped: the test
-driver's 48 x 3 GiB would not hold them running). An oracle polls every host's libvirt
-throughout: no VM may ever run twice.
+driver's 48 x 3 GiB would not hold them running). With --preload the writers create them
+while only the voters run, the others join with a snapshot holding them, and everything is
+measured once, at --vms VMs. An oracle polls every host's libvirt throughout: no VM may
+ever run twice.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
+
 from bench.failover import host_up, pct, summary, wait
-from hacluster.client import Client
+from hacluster.client import Client, ClientError
 from hacluster.lab import cluster as lab_mod
 from hacluster.lab import grow
 from hacluster.lab.oracle import Oracle
@@ -120,6 +124,41 @@ def steady(lab: lab_mod.Lab, client: Client, trials: int, oracle: Oracle) -> Non
           flush=True)
 
 
+def fill(lab: lab_mod.Lab, client: Client, vms: int, writers: int, rate: float) -> None:
+    """Create stopped VMs until the cluster holds `vms`: `writers` writers, each through
+    another member first (and any other when it cannot answer), `rate` creates a second in
+    all. A create that may or may not have applied is tried again: "exists" then means done."""
+    have = len(client.list_vms())
+    names = [h.name for h in lab.hosts]
+
+    def create(part: int) -> None:
+        writer = lab.client(timeout=30, hosts=names[part % len(names):] + names[:part % len(names)])
+        due = time.monotonic()
+        for i in range(have + part, vms, writers):
+            while True:
+                try:
+                    writer.create_vm(f"s{i:05d}", vcpus=1, memory_mib=16, stopped=True)
+                    break
+                except ClientError as exc:
+                    if exc.code == grpc.StatusCode.ALREADY_EXISTS:
+                        break
+                    if exc.code != grpc.StatusCode.UNAVAILABLE:
+                        raise
+                    print(f"  writer {part}: {exc}; again", flush=True)
+                    time.sleep(1.0)
+            # paced: --rate creates a second in all, never a burst to catch up
+            due = max(due + writers / rate, time.monotonic() - 1.0)
+            time.sleep(max(0.0, due - time.monotonic()))
+    t = time.monotonic()
+    threads = [threading.Thread(target=create, args=(p,)) for p in range(writers)]
+    for w in threads:
+        w.start()
+    for w in threads:
+        w.join()
+    print(f"{vms - have} more VMs created ({writers} writers, at most {rate:g} a second, "
+          f"{len(lab.hosts)} hosts) in {time.monotonic() - t:.0f} s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hosts", type=int, default=48)
@@ -132,6 +171,9 @@ def main() -> None:
     # Every create is applied by every member: on one machine, 48 times on the same two
     # cores. Unpaced, four writers saturated it and the cluster lost its leader.
     parser.add_argument("--rate", type=float, default=12.0)
+    parser.add_argument("--preload", action="store_true",
+                        help="create the --vms VMs while only the voters run, then grow the "
+                        "lab (the others join with a snapshot holding them) and measure once")
     parser.add_argument("--base-ip", default="127.0.97")
     parser.add_argument("--dir", help="make the lab here and keep it (its hosts' logs) after "
                         "the run; by default a temporary directory, deleted")
@@ -143,38 +185,26 @@ def main() -> None:
             for h in lab.hosts:
                 lab.start_host(h)
             lab_mod.wait_until_up(lab, timeout=300)
-            grow.grow(lab, args.hosts - args.voters, args.voters)
-            print(f"formed: {args.hosts} hosts ({args.voters} voters) up in "
-                  f"{time.monotonic() - t0:.0f} s", flush=True)
+            took = time.monotonic() - t0
             client = lab.client(timeout=30)
+            if args.preload:
+                fill(lab, client, args.vms - 2 * args.hosts, args.writers, args.rate)
+            t1 = time.monotonic()
+            grow.grow(lab, args.hosts - args.voters, args.voters)
+            took += time.monotonic() - t1
+            print(f"formed: {args.hosts} hosts ({args.voters} voters) up in {took:.0f} s"
+                  f"{' (not counting the preload)' if args.preload else ''}", flush=True)
             for name in [f"ha{i:03d}" for i in range(2 * args.hosts)]:
                 client.create_vm(name, vcpus=1, memory_mib=64)
-            wait(lambda: all(v["status"] == "running" for v in client.list_vms()), 120,
-                 "HA VMs running")
+            wait(lambda: all(v["status"] == "running" for v in client.list_vms()
+                             if v["name"].startswith("ha")), 120, "HA VMs running")
             with Oracle(lambda: {h.name: h.libvirt_uri for h in lab.hosts},
                         period=0.05) as oracle:
                 steady(lab, client, args.trials, oracle)
-                have = len(client.list_vms())
-
-                def create(part: int) -> None:  # each writer through another member
-                    writer = lab.client(timeout=30, hosts=[lab.hosts[part].name])
-                    due = time.monotonic()
-                    for i in range(have + part, args.vms, args.writers):
-                        writer.create_vm(f"s{i:05d}", vcpus=1, memory_mib=16, stopped=True)
-                        # paced: --rate creates a second in all, never a burst to catch up
-                        due = max(due + args.writers / args.rate, time.monotonic() - 1.0)
-                        time.sleep(max(0.0, due - time.monotonic()))
-                t = time.monotonic()
-                writers = [threading.Thread(target=create, args=(p,))
-                           for p in range(args.writers)]
-                for w in writers:
-                    w.start()
-                for w in writers:
-                    w.join()
-                print(f"{args.vms - have} more VMs created ({args.writers} writers, at most "
-                      f"{args.rate:g} a second) in {time.monotonic() - t:.0f} s", flush=True)
-                steady(lab, client, args.trials if args.trials_at_vms is None
-                       else args.trials_at_vms, oracle)
+                if not args.preload:
+                    fill(lab, client, args.vms, args.writers, args.rate)
+                    steady(lab, client, args.trials if args.trials_at_vms is None
+                           else args.trials_at_vms, oracle)
         finally:
             lab.stop_all()
 

@@ -123,8 +123,9 @@ class Lab:
             raise LabError(f"no admin token in {self.dir}/pki: {exc.strerror}") from exc
 
     def client(self, timeout: float = 10.0, hosts: Sequence[str] = ()) -> Client:
-        """A client of this lab as its admin (the lab's own CA and bootstrap token)."""
-        return Client([h.api for h in self.hosts if not hosts or h.name in hosts],
+        """A client of this lab as its admin (the lab's own CA and bootstrap token), trying
+        `hosts` (default: all) in the order given."""
+        return Client([self.host(n).api for n in hosts] if hosts else [h.api for h in self.hosts],
                       timeout=timeout, ca=Path(self.ca_file).read_bytes(),
                       token=self.admin_token())
 

@@ -1051,6 +1051,22 @@ class SyncObj(object):
                         'term': message['term'],
                     })
 
+        if message['type'] == 'append_entries' and message['term'] < self.__raftCurrentTerm \
+                and self.__selfNode is not None:
+            # hacluster: a leader of an older term. We raised ours alone (pre-votes granted
+            # while the leader was slow, then the votes refused: it was back) and can neither
+            # win nor follow: pysyncobj answered nothing, and we stayed out for good. Say our
+            # term (etcd does the same) so that the leader steps down and the next election
+            # takes us in.
+            self.__transport.send(node, {
+                'type': 'next_node_idx',
+                'next_node_idx': self.__getCurrentLogIndex() + 1,
+                'reset': False,
+                'success': False,
+                'term': self.__raftCurrentTerm,
+                'sent_at': None,
+            })
+
         if message['type'] == 'append_entries' and message['term'] >= self.__raftCurrentTerm:
             # hacluster: a current leader reached us (stickiness), and our answers echo when it
             # sent this, so it can prove it still has a majority without a log entry
@@ -1200,6 +1216,14 @@ class SyncObj(object):
 
                 if self.__votesCount > (len(self.__otherNodes) + 1) / 2:
                     self.__onBecomeLeader()
+
+        if self.__raftState == _RAFT_STATE.LEADER and message['type'] == 'next_node_idx' \
+                and (message.get('term') or 0) > self.__raftCurrentTerm:
+            # hacluster: a member is at a newer term than ours (see above): step down to it
+            self.__setCurrentTerm(message['term'], None)
+            self.__setState(_RAFT_STATE.FOLLOWER)
+            self.__raftLeader = None
+            self.__raftElectionDeadline = monotonicTime() + self.__generateRaftTimeout()
 
         if self.__raftState == _RAFT_STATE.LEADER:
             if message['type'] == 'next_node_idx':

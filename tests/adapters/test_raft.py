@@ -15,6 +15,7 @@ import pytest
 from hacluster.config import RaftTimings
 from hacluster.core import commands as c
 from hacluster.raft import Downgrade, RaftNode, Unavailable, spread
+from hacluster.raftstore import Meta
 
 SECRET = "test-secret-9f3b2c71d84e5a06c1b7e29d4f8a6c03"
 
@@ -130,6 +131,25 @@ def test_whole_cluster_restart_keeps_acknowledged_writes(trio: Trio) -> None:
         trio.start(i)
     wait(lambda: all(len(n.state.vms) == 50 for n in trio.live()))
     assert trio.leader().propose(create("after")).ok
+
+
+def test_a_member_stranded_at_a_newer_term_is_taken_back(trio: Trio) -> None:
+    """A voter can raise its term alone: a majority grants its pre-vote while the leader is
+    slow, the leader is back before the real vote, and every vote request is then ignored
+    (leader stickiness). pysyncobj ignored the leader's older-term messages without a word,
+    so that member stayed out for good (a 48-host lab under load lost a voter so). Played by
+    restarting a follower with its stored term raised: it must be following again at once."""
+    leader = trio.leader()
+    assert leader.propose(create("a")).ok
+    i = next(k for k, n in enumerate(trio.nodes) if n is not None and n is not leader)
+    trio.stop(i)
+    meta = Meta(trio.root / f"n{i}" / "raft.journal.meta")
+    meta.set_term(leader.term() + 10, None)
+    stranded = trio.start(i)
+    wait(lambda: stranded.leader_addr() is not None and stranded.is_ready())
+    assert trio.leader().propose(create("b")).ok
+    wait(lambda: "b" in stranded.state.vms)
+    assert trio.leader().term() > meta.term
 
 
 def test_no_quorum_is_unavailable(trio: Trio) -> None:
