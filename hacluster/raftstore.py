@@ -443,10 +443,32 @@ def _entry_from(data: list[Any]) -> Entry:
     return base64.b64decode(data[0]), int(data[1]), int(data[2])
 
 
+ENCODE_SLICE = 200  # table entries per json.dumps call (a few ms of the GIL each)
+
+
+def dumps_in_slices(value: Any, depth: int = 3) -> str:
+    """json.dumps(value, separators=(",", ":")), the same text, written a slice of a table
+    at a time. json's encoder holds the GIL for the whole call: 150 ms for a 10,000-VM
+    state, and longer when the machine is loaded, during which this member's Raft thread
+    stands still (a leader writing its snapshot was deposed so). Between two slices any
+    other thread gets its turn."""
+    if depth and isinstance(value, list) and len(value) > ENCODE_SLICE:
+        return "[" + ",".join(json.dumps(value[i:i + ENCODE_SLICE], separators=(",", ":"))[1:-1]
+                              for i in range(0, len(value), ENCODE_SLICE)) + "]"
+    if not (depth and isinstance(value, dict) and all(isinstance(k, str) for k in value)):
+        return json.dumps(value, separators=(",", ":"))
+    if len(value) > ENCODE_SLICE:
+        items = list(value.items())
+        return "{" + ",".join(json.dumps(dict(items[i:i + ENCODE_SLICE]),
+                                         separators=(",", ":"))[1:-1]
+                              for i in range(0, len(items), ENCODE_SLICE)) + "}"
+    return "{" + ",".join(f"{json.dumps(k)}:{dumps_in_slices(v, depth - 1)}"
+                          for k, v in value.items()) + "}"
+
+
 def encode_snapshot(state: dict[str, Any], last: Entry, prev: Entry, cluster: list[str]) -> bytes:
-    body = json.dumps({"format": 1, "last": _entry_json(last), "prev": _entry_json(prev),
-                       "cluster": sorted(cluster), "state": state},
-                      separators=(",", ":")).encode()
+    body = dumps_in_slices({"format": 1, "last": _entry_json(last), "prev": _entry_json(prev),
+                            "cluster": sorted(cluster), "state": state}).encode()
     packed = gzip.compress(body, compresslevel=1)
     return SNAPSHOT_MAGIC + struct.pack("<IQ", zlib.crc32(packed), len(packed)) + packed
 
