@@ -51,6 +51,8 @@ class HasPlacement(Protocol):
     @property
     def networks(self) -> Mapping[str, Network]: ...
 
+    def placed_on(self, host: str) -> frozenset[str]: ...
+
 
 @dataclass
 class HostTable:
@@ -101,9 +103,15 @@ class HostTable:
     def of(cls, state: HasPlacement, vms: Iterable[Vm] | None = None,
            metrics: Mapping[str, HostMetrics] | None = None) -> HostTable:
         """The table of a cluster state (its hosts, VMs, pools and networks); `vms`
-        replaces its VMs."""
-        return cls.build(state.hosts.values(), state.vms.values() if vms is None else vms,
-                         metrics, state.pools, state.networks)
+        replaces its VMs. Without local pools only VMs placed on (or moving to) a host
+        count: those of the state's index (a leader's placement pass among 10,000 mostly
+        stopped VMs: 20 -> 1 ms; the sums are of whole numbers, exact in any order)."""
+        if vms is None:
+            vms = state.vms.values()
+            if all(p.shared for p in state.pools.values()):
+                placed = set().union(*(state.placed_on(h) for h in state.hosts))
+                vms = [state.vms[n] for n in sorted(placed)]
+        return cls.build(state.hosts.values(), vms, metrics, state.pools, state.networks)
 
     @staticmethod
     def occupying(vms: Iterable[Vm]) -> list[Vm]:

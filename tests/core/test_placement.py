@@ -5,8 +5,12 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hacluster.core import commands as c
 from hacluster.core.model import Host, HostStatus, Policy, Pool, PoolType, Vm, VmState
 from hacluster.core.placement import Decision, HostMetrics, HostTable, Placer
+from hacluster.core.state import ClusterState
+
+from .factories import assign, cid, create, register
 
 
 def host(name: str, cpus: int = 8, memory_mib: int = 4096, disk_gib: int = 100,
@@ -134,3 +138,23 @@ def test_a_table_of_the_occupying_vms_is_the_table_of_them_all() -> None:
                  (whole.pool_used["local"], part.pool_used["local"])):
         assert list(a) == list(b)
     assert whole.where == part.where and whole.pool_used["local"][2] == 30
+
+
+def test_a_state_s_table_from_its_index_is_the_table_of_every_vm() -> None:
+    """HostTable.of takes only the indexed VMs placed on or moving to a host (a leader's
+    placement pass among 10,000 mostly stopped VMs): every figure must be what all give."""
+    state = ClusterState()
+    for h in ("h1", "h2", "h3"):
+        register(state, h)
+    for name, where in (("a", "h1"), ("b", "h2"), ("c", "h2"), ("moving", "h1"),
+                        ("halted", "h3"), ("waiting", None), ("off", None)):
+        create(state, name, state="stopped" if name == "off" else "started")
+        if where:
+            assign(state, name, where)
+    assert state.apply(c.SetVmState(id=cid(), name="halted", state="stopped")).ok
+    assert state.apply(c.SetMigration(id=cid(), name="moving", to="h3")).ok
+    fast = HostTable.of(state)
+    whole = HostTable.build(state.hosts.values(), state.vms.values())
+    assert list(fast.used_memory_mib) == list(whole.used_memory_mib) == [1024, 1024, 512]
+    assert list(fast.used_vcpus) == list(whole.used_vcpus)
+    assert fast.where == whole.where and fast.where["moving"] == {0, 2}
