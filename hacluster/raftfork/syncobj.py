@@ -1089,6 +1089,7 @@ class SyncObj(object):
             newEntries = message.get('entries', [])
             serialized = message.get('serialized', None)
             self.__leaderCommitIndex = leaderCommitIndex = message['commit_index']
+            verified = None  # hacluster: the last entry this message shows we share with it
 
             # Regular append entries
             if 'prevLogIdx' in message:
@@ -1164,6 +1165,7 @@ class SyncObj(object):
                 nextNodeIdx = prevLogIdx + 1
                 if newEntries:
                     nextNodeIdx = newEntries[-1][1] + 1
+                verified = nextNodeIdx - 1
 
                 self.__sendNextNodeIdx(node, nextNodeIdx=nextNodeIdx, success=True)
 
@@ -1172,6 +1174,7 @@ class SyncObj(object):
                 if self.__serializer.setTransmissionData(serialized):
                     self.__loadDumpFile(clearJournal=True)
                     self.__raftLog.sync()  # hacluster: durable before acknowledged
+                    verified = self.__getCurrentLogIndex()
                     self.__sendNextNodeIdx(node, success=True)
 
             # If the log was truncated below the commit index, don't persist a commit
@@ -1179,8 +1182,14 @@ class SyncObj(object):
             if self.__raftCommitIndex > self.__getCurrentLogIndex():
                 self.__raftCommitIndex = self.__getCurrentLogIndex()
 
-            if leaderCommitIndex > self.__raftCommitIndex:
-                self.__raftCommitIndex = min(leaderCommitIndex, self.__getCurrentLogIndex())
+            # hacluster: Raft's rule, commit up to min(leader's commit, last entry this
+            # message verified), not pysyncobj's min(leader's commit, our last entry): the
+            # entries we keep past the ones sent (item 5) may be an old leader's, which the
+            # leader's commit index says nothing of. A resent prefix (after a reset, or cut
+            # by the batch size) with a commit index beyond it made members apply them.
+            if verified is not None and leaderCommitIndex > self.__raftCommitIndex:
+                self.__raftCommitIndex = max(self.__raftCommitIndex,
+                                             min(leaderCommitIndex, verified))
 
             self.__raftLog.setRaftCommitIndex(self.__raftCommitIndex)
 
@@ -1224,6 +1233,14 @@ class SyncObj(object):
             self.__setState(_RAFT_STATE.FOLLOWER)
             self.__raftLeader = None
             self.__raftElectionDeadline = monotonicTime() + self.__generateRaftTimeout()
+
+        if self.__raftState == _RAFT_STATE.LEADER and message['type'] == 'next_node_idx' \
+                and message.get('term') != self.__raftCurrentTerm:
+            # hacluster: an answer to an append of another term (of an earlier leadership of
+            # ours, held up in a socket while terms changed) says nothing of our log now.
+            # pysyncobj counted it: a stale "match up to N" let a leader commit entries a
+            # majority did not hold, and members then applied entries Raft later undid.
+            return
 
         if self.__raftState == _RAFT_STATE.LEADER:
             if message['type'] == 'next_node_idx':

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
 import random
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -150,6 +152,69 @@ def test_a_member_stranded_at_a_newer_term_is_taken_back(trio: Trio) -> None:
     assert trio.leader().propose(create("b")).ok
     wait(lambda: "b" in stranded.state.vms)
     assert trio.leader().term() > meta.term
+
+
+def test_a_leader_counts_no_answer_to_an_append_of_another_term(trio: Trio) -> None:
+    """An answer held up in a socket while terms changed (a loaded 48-host lab churned
+    through 80 terms) says nothing of the leader's log now. pysyncobj counted it: here a
+    leader cut off from both followers is handed such an answer, "matched up to entry
+    999,999, in an earlier term", at every tick, and committed a write only it held."""
+    leader = trio.leader()
+    assert leader.propose(create("a")).ok
+    others = [i for i, n in enumerate(trio.nodes) if n is not None and n is not leader]
+    gone = trio.addrs[others[0]]
+    for i in others:
+        trio.stop(i)
+    obj, term = leader._obj, leader.term()
+
+    def stale_answer() -> None:
+        for node in list(obj._SyncObj__otherNodes):
+            if node.address == gone:
+                obj._SyncObj__onMessageReceived(node, {
+                    "type": "next_node_idx", "next_node_idx": 1_000_000, "reset": False,
+                    "success": True, "term": term - 1, "sent_at": None})
+    obj.addOnTickCallback(stale_answer)
+    try:
+        with pytest.raises(Unavailable):
+            leader.propose(create("b"), timeout=3.0)
+    finally:
+        obj.removeOnTickCallback(stale_answer)
+    assert "b" not in leader.state.vms
+
+
+def test_a_member_applies_no_entry_the_leader_s_message_did_not_vouch_for(trio: Trio) -> None:
+    """A member keeps the entries it holds past those a leader sends (Raft's append rule);
+    past the sent ones they may be a deposed leader's, never committed. Raft commits up to
+    min(leader's commit, last entry the message verified); pysyncobj took min(leader's
+    commit, its own last entry), and a resent prefix carrying a commit index beyond it made
+    learners of a churning 48-host lab apply entries Raft then undid ("truncating
+    already-applied log entries"). Played by giving a follower such a tail and such a
+    message."""
+    leader = trio.leader()
+    assert leader.propose(create("a")).ok
+    follower = next(n for n in trio.live() if n is not leader)
+    wait(lambda: "a" in follower.state.vms)
+    obj = follower._obj
+    stale = b"\x00" + pickle.dumps((0, (c.encode(create("stale")),)))
+    done = threading.Event()
+
+    def once() -> None:
+        if done.is_set():
+            return
+        log = obj._SyncObj__raftLog
+        last_idx, last_term = log[len(log) - 1][1], log[len(log) - 1][2]
+        log.add(stale, last_idx + 1, 0)  # an old term's entry, never committed
+        source = next(iter(obj._SyncObj__otherNodes))
+        obj._SyncObj__onMessageReceived(source, {
+            "type": "append_entries", "term": obj.raftCurrentTerm, "sent_at": None,
+            "commit_index": last_idx + 1, "entries": [], "prevLogIdx": last_idx,
+            "prevLogTerm": last_term})
+        done.set()
+    obj.addOnTickCallback(once)
+    done.wait(5)
+    obj.removeOnTickCallback(once)
+    time.sleep(0.5)  # ample for the member to apply what it would
+    assert "stale" not in follower.state.vms
 
 
 def test_no_quorum_is_unavailable(trio: Trio) -> None:
