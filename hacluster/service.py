@@ -37,7 +37,6 @@ from .core.model import (
     VmState,
     session_owner,
     user_owner,
-    vm_status,
 )
 from .core.placement import HostMetrics, HostTable, Placer
 from .core.state import STALE_ADMISSION, ClusterState, Result
@@ -236,8 +235,7 @@ class ClusterService:
             leader_term=state.leader_term,
             hosts_up=sum(1 for h in state.hosts.values() if h.status is HostStatus.UP),
             vms=len(state.vms),
-            vms_running=sum(1 for v in state.vms.values()
-                            if vm_status(v, state.hosts.get(v.host or "")) == "running"),
+            vms_running=state.running_count(),
             halted=self.raft.halted or "",
             snapshot_index=int(status.get("snapshot_index", 0)),
             log_entries=int(status.get("log_len", 0)),

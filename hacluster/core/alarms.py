@@ -81,8 +81,8 @@ def conditions(state: ClusterState, facts: Facts) -> list[Condition]:
             out.append(Condition("host-disk", Severity.WARNING, host.name,
                                  f"host {host.name} has {m.disk_free_gib:.1f} GiB free for VM "
                                  f"storage, below {p.alarm_disk_free_gib:g} GiB"))
-    for vm in sorted(state.vms.values(), key=lambda v: v.name):
-        if vm.error:
+    for vm in sorted((v for v in state.vms.values() if v.error), key=lambda v: v.name):
+        if vm.error:  # (sorting only those: every 2 s on the leader, among 10,000 VMs)
             out.append(Condition("vm-error", Severity.WARNING, vm.name,
                                  f"VM {vm.name} in error: {vm.error}"))
     out += _pool_conditions(state)
@@ -104,6 +104,8 @@ def conditions(state: ClusterState, facts: Facts) -> list[Condition]:
 
 def _pool_conditions(state: ClusterState) -> list[Condition]:
     p = state.policy
+    if not state.pools:
+        return []
     used = {d["pool"] for vm in state.vms.values() for d in vm.disks}
     up = sorted(h.name for h in state.hosts.values() if h.status is HostStatus.UP)
     out = []
