@@ -35,6 +35,7 @@ from .raftstore import (
     StorageError,
     convert_legacy,
     decode_snapshot,
+    snapshot_pause,
     write_atomically,
 )
 
@@ -124,7 +125,8 @@ class _Replica(SyncObj):
         self._apply(blob, callback=callback)
 
     def _createSnapshotStore(self, path: str, batch_size: int) -> SnapshotStore:
-        self.snapshots = SnapshotStore(path, batch_size, lambda s: s.to_dict(),
+        self.snapshots = SnapshotStore(path, batch_size,
+                                       lambda s: s.to_dict(pause=snapshot_pause),
                                        ClusterState.from_dict)
         return self.snapshots
 

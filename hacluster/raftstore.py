@@ -444,31 +444,47 @@ def _entry_from(data: list[Any]) -> Entry:
 
 
 ENCODE_SLICE = 200  # table entries per json.dumps call (a few ms of the GIL each)
+SNAPSHOT_PAUSE = 0.003  # s the snapshot's writer sleeps after each slice
 
 
-def dumps_in_slices(value: Any, depth: int = 3) -> str:
+def snapshot_pause() -> None:
+    """Between two slices of a snapshot's work: the Raft thread's turn. A thread that only
+    computes hands the GIL over every switch interval but takes it straight back; the Raft
+    thread, which gives it up at every send and receive, then waits a turn at each, and a
+    leader writing a 10,000-VM snapshot on a loaded machine fell silent for over a second
+    (its followers elected another). Sleeping halves the writer's pace and frees the rest."""
+    time.sleep(SNAPSHOT_PAUSE)
+
+
+def dumps_in_slices(value: Any, depth: int = 3,
+                    pause: Callable[[], None] | None = None) -> str:
     """json.dumps(value, separators=(",", ":")), the same text, written a slice of a table
     at a time. json's encoder holds the GIL for the whole call: 150 ms for a 10,000-VM
     state, and longer when the machine is loaded, during which this member's Raft thread
     stands still (a leader writing its snapshot was deposed so). Between two slices any
     other thread gets its turn."""
+    def sliced(part: Any) -> str:
+        if pause is not None:
+            pause()
+        return json.dumps(part, separators=(",", ":"))[1:-1]
+
     if depth and isinstance(value, list) and len(value) > ENCODE_SLICE:
-        return "[" + ",".join(json.dumps(value[i:i + ENCODE_SLICE], separators=(",", ":"))[1:-1]
+        return "[" + ",".join(sliced(value[i:i + ENCODE_SLICE])
                               for i in range(0, len(value), ENCODE_SLICE)) + "]"
     if not (depth and isinstance(value, dict) and all(isinstance(k, str) for k in value)):
         return json.dumps(value, separators=(",", ":"))
     if len(value) > ENCODE_SLICE:
         items = list(value.items())
-        return "{" + ",".join(json.dumps(dict(items[i:i + ENCODE_SLICE]),
-                                         separators=(",", ":"))[1:-1]
+        return "{" + ",".join(sliced(dict(items[i:i + ENCODE_SLICE]))
                               for i in range(0, len(items), ENCODE_SLICE)) + "}"
-    return "{" + ",".join(f"{json.dumps(k)}:{dumps_in_slices(v, depth - 1)}"
+    return "{" + ",".join(f"{json.dumps(k)}:{dumps_in_slices(v, depth - 1, pause)}"
                           for k, v in value.items()) + "}"
 
 
-def encode_snapshot(state: dict[str, Any], last: Entry, prev: Entry, cluster: list[str]) -> bytes:
+def encode_snapshot(state: dict[str, Any], last: Entry, prev: Entry, cluster: list[str],
+                    pause: Callable[[], None] | None = None) -> bytes:
     body = dumps_in_slices({"format": 1, "last": _entry_json(last), "prev": _entry_json(prev),
-                            "cluster": sorted(cluster), "state": state}).encode()
+                            "cluster": sorted(cluster), "state": state}, pause=pause).encode()
     packed = gzip.compress(body, compresslevel=1)
     return SNAPSHOT_MAGIC + struct.pack("<IQ", zlib.crc32(packed), len(packed)) + packed
 
@@ -535,7 +551,7 @@ class SnapshotStore:
     def _write(self, state: Any, last: Entry, prev: Entry, cluster: list[str]) -> None:
         started = time.perf_counter()
         try:
-            raw = encode_snapshot(self.to_plain(state), last, prev, cluster)
+            raw = encode_snapshot(self.to_plain(state), last, prev, cluster, snapshot_pause)
             write_atomically(self.path, raw)
             outcome = SnapshotState.SUCCESS
             self.index, self.last_bytes = last[1], len(raw)

@@ -18,7 +18,7 @@ import copy
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from . import admission, cpus, importing, networks, storage, vm_index
 from . import commands as c
@@ -106,6 +106,21 @@ class Result:
 
 def _reject(code: str, message: str) -> Result:
     return Result(ok=False, code=code, message=message)
+
+
+PLAIN_SLICE = 200  # records made plain between two pauses of a snapshot's writer
+
+T = TypeVar("T")
+
+
+def _in_slices(items: Iterable[T], plain: Callable[[T], Any],
+               pause: Callable[[], None] | None) -> list[Any]:
+    out = []
+    for i, item in enumerate(items):
+        if pause is not None and i and i % PLAIN_SLICE == 0:
+            pause()
+        out.append(plain(item))
+    return out
 
 
 class ClusterState:
@@ -1339,11 +1354,13 @@ class ClusterState:
 
     # ---- snapshots (plain data) -----------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, pause: Callable[[], None] | None = None) -> dict[str, Any]:
+        """Plain data for a snapshot. `pause` is called between slices of the big tables:
+        a snapshot is written beside a member's Raft thread, which needs the GIL often."""
         return {
             "format": SNAPSHOT_FORMAT,
             "hosts": [h.to_dict() for h in self.hosts.values()],
-            "vms": [v.to_dict() for v in self.vms.values()],
+            "vms": _in_slices(self.vms.values(), Vm.to_dict, pause),
             "policy": self.policy.to_dict(),
             "revision": self.revision,
             "room_epoch": self.room_epoch,
@@ -1352,7 +1369,8 @@ class ClusterState:
             "leader": self.leader,
             "cluster_version": self.cluster_version,
             "members": [m.to_dict() for m in self.members.values()],
-            "recent": [[k, d, r.to_dict()] for k, (d, r) in self.recent.items()],
+            "recent": _in_slices(self.recent.items(), lambda i: [i[0], i[1][0], i[1][1].to_dict()],
+                                 pause),
             "incidents": [i.to_dict() for i in self.incidents],
             "rules": [r.to_dict() for r in self.rules.values()],
             "tokens": [t.to_dict() for t in self.tokens.values()],

@@ -322,3 +322,12 @@ def test_an_assignment_counts_what_its_host_holds_even_mid_batch() -> None:
                 sum(getattr(v, f) for v in state.vms.values()
                     if v.wants_to_run and h in (v.host, v.migrating_to))
                 for f in ("vcpus", "memory_mib", "disk_gib")]
+
+
+def test_a_snapshot_s_plain_data_pauses_between_slices_and_is_the_same() -> None:
+    s = ClusterState()
+    for i in range(450):
+        create(s, f"vm{i:03d}")
+    paused: list[int] = []
+    assert s.to_dict(pause=lambda: paused.append(1)) == s.to_dict()
+    assert len(paused) >= 2 + 2  # 450 VMs and 450 request ids, 200 a slice
