@@ -51,7 +51,7 @@ class HasPlacement(Protocol):
     @property
     def networks(self) -> Mapping[str, Network]: ...
 
-    def placed_on(self, host: str) -> frozenset[str]: ...
+    def placed(self) -> set[str]: ...
 
 
 @dataclass
@@ -109,8 +109,7 @@ class HostTable:
         if vms is None:
             vms = state.vms.values()
             if all(p.shared for p in state.pools.values()):
-                placed = set().union(*(state.placed_on(h) for h in state.hosts))
-                vms = [state.vms[n] for n in sorted(placed)]
+                vms = [state.vms[n] for n in sorted(state.placed())]
         return cls.build(state.hosts.values(), vms, metrics, state.pools, state.networks)
 
     @staticmethod

@@ -291,12 +291,15 @@ class ClusterState:
         """The VMs placed on or migrating to `host`."""
         return self.listed(vm_index.on(host))
 
+    def placed(self) -> set[str]:
+        """The VMs placed on or migrating to any host of the cluster, from the index."""
+        return set().union(*(self.placed_on(h) for h in self.hosts))
+
     def running_count(self) -> int:
         """How many VMs run (vm_status "running": placed on a host that is up), from the
         index (a status call counted all 10,000 VMs)."""
-        placed = set().union(*(self.placed_on(h) for h in self.hosts))
-        return sum(1 for n in placed
-                   if vm_status(self.vms[n], self.hosts.get(self.vms[n].host or "")) == "running")
+        vms = (self.vms[n] for n in self.placed())
+        return sum(1 for v in vms if vm_status(v, self.hosts.get(v.host or "")) == "running")
 
     def vms_for_host(self, host: str, domain_uuids: Iterable[str]) -> dict[str, Vm]:
         """The VMs a host's agent has to consider: those placed on or migrating to it, and
