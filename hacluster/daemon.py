@@ -31,7 +31,6 @@ from .hypervisor import DomainStats, Hypervisor, HypervisorError
 from .joining import NotAMember, starting_config
 from .leader import LeaderLoop
 from .membership import Keeper, Membership
-from .membership import save as save_members
 from .notify import sd_notify
 from .peers import Peers
 from .raft import Downgrade, RaftNode, wipe
@@ -61,7 +60,6 @@ class Daemon:
         self.events = EventLog()
         self.feed = ChangeFeed(max_streams=config.api.streams)
         self.membership = Membership(config, lambda: self.raft.state)
-        self._members_saved: object = None  # the replicated list last written to disk
         self.raft = RaftNode(config.me.raft, [m.raft for m in config.peers if m.voter],
                              config.data_dir,
                              config.secret, config.raft,
@@ -107,12 +105,8 @@ class Daemon:
         return used, float(self.agent.capacity().memory_mib)
 
     def _on_applied(self, cmd: Command, result: Result, state: ClusterState) -> None:
-        """Runs in the Raft tick thread: only wake the loops that have work, never block
-        (but for a changed member list, written once to disk: membership.MEMBERS_FILE)."""
+        """Runs in the Raft tick thread: only wake the loops that have work, never block."""
         self.feed.note(cmd, result)
-        if state.members and state.members is not self._members_saved:
-            save_members(self.config.data_dir, state.members)
-            self._members_saved = state.members
         pairs = list(zip(cmd.commands, result.parts, strict=False)) \
             if isinstance(cmd, Batch) else [(cmd, result)]
         for sub, res in pairs:
@@ -131,7 +125,7 @@ class Daemon:
         agent_thread = threading.Thread(target=self.agent.run, args=(self.stop_event,),
                                          name="agent", daemon=True)
         agent_thread.start()
-        keeper = Keeper(self.config.name, self.raft, self.membership)
+        keeper = Keeper(self.config.name, self.raft, self.config.data_dir)
         for name, job in (("monitoring", self.sampler.run), ("alarms", self.alarms.run),
                           ("membership", keeper.run)):
             threading.Thread(target=job, args=(self.stop_event,), name=name, daemon=True).start()

@@ -64,7 +64,7 @@ def to_members(records: Mapping[str, MemberRecord],
 
 
 def save(data_dir: str, records: Mapping[str, MemberRecord]) -> None:
-    """The applied member list, synced (written from the Raft thread, on a change only)."""
+    """The applied member list, synced (by Keeper, on a change only)."""
     write_atomically(Path(data_dir) / MEMBERS_FILE,
                      json.dumps([r.to_dict() for r in records.values()]).encode())
 
@@ -85,13 +85,18 @@ class Keeper:
     """Raft follows the replicated member list, one change at a time: on the leader, a
     recorded voter missing from Raft is added, a Raft voter no longer recorded as one is
     removed (never the leader itself: pysyncobj cannot); on every member, a learner the
-    leader promoted becomes a voter (RaftNode.become_voter)."""
+    leader promoted becomes a voter (RaftNode.become_voter).
 
-    def __init__(self, name: str, raft: RaftNode, membership: Membership) -> None:
+    It also keeps MEMBERS_FILE, once the replica has caught up: a restarted member replays
+    from a snapshot that may predate the last change, and writing the lists it passes through
+    would put an older list on disk than the one it had already applied."""
+
+    def __init__(self, name: str, raft: RaftNode, data_dir: str) -> None:
         self.name = name
         self.raft = raft
-        self.membership = membership
+        self.data_dir = data_dir
         self.last = ""
+        self._on_disk: object = None  # the replicated dict last written (or found equal)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.wait(KEEP_EVERY):
@@ -104,6 +109,26 @@ class Keeper:
             self.last = said
 
     def step(self) -> str:
+        return "; ".join(said for said in (self.keep_file(), self.follow()) if said)
+
+    def keep_file(self) -> str:
+        """MEMBERS_FILE as applied; what went wrong writing it, if anything (tried again)."""
+        records = self.raft.state.members
+        if not records or records is self._on_disk or not self.raft.is_ready():
+            return ""
+        try:
+            current = saved(self.data_dir)
+        except ValueError:
+            current = None  # unreadable: replaced by the applied list
+        try:
+            if current != dict(records):
+                save(self.data_dir, records)
+        except OSError as exc:
+            return f"the member list could not be saved: {exc}"
+        self._on_disk = records
+        return ""
+
+    def follow(self) -> str:
         state = self.raft.state
         me = state.members.get(self.name)
         if me is None or self.raft.halted:

@@ -16,6 +16,7 @@ import pytest
 
 from hacluster.config import RaftTimings
 from hacluster.core import commands as c
+from hacluster.membership import Keeper, saved
 from hacluster.raft import Downgrade, RaftNode, Unavailable, spread
 from hacluster.raftstore import Meta
 
@@ -398,6 +399,61 @@ def test_a_learner_restarts_from_its_own_snapshot(trio: Trio, tmp_path: Path) ->
     try:
         wait(lambda: len(learner.state.vms) == 150 and learner.is_ready())
         assert learner.halted is None
+    finally:
+        learner.close()
+
+
+def member(i: int, raft: str) -> c.AddMember:
+    """Member h{i}: its Raft address, and others of its own (checked, never dialled)."""
+    host = f"127.0.{i + 1}.1"
+    return c.AddMember(id=f"add-h{i}", name=f"h{i}", raft=raft, api=f"{host}:1",
+                       peer=f"{host}:2", web=f"{host}:3", voter=True)
+
+
+def test_a_member_replaying_an_older_snapshot_keeps_the_newer_member_list(
+        trio: Trio, tmp_path: Path) -> None:
+    """Seen in CI: a member restarted from a snapshot taken before a `host add` or `remove`
+    wrote that snapshot's list over the newer one while it replayed the journal after it."""
+    four = {"h0", "h1", "h2", "h3"}
+    addr = f"127.0.0.1:{free_ports(1)[0]}"
+    data = tmp_path / "learner"
+    often = RaftTimings(snapshot_entries=100)
+
+    def start() -> RaftNode:
+        return RaftNode(addr, list(trio.addrs), str(data), SECRET, often, voter=False)
+
+    def on_disk() -> set[str] | None:
+        records = saved(str(data))
+        return None if records is None else set(records)
+
+    leader = trio.leader()
+    assert leader.propose(c.SetClusterVersion(id="cv2", term=leader.term(), version=2)).ok
+    for i, a in enumerate(trio.addrs):
+        assert leader.propose(member(i, a)).ok
+    learner = start()
+    keeper = Keeper("x", learner, str(data))
+    try:
+        wait(lambda: learner.is_ready() and len(learner.state.members) == 3)
+        for i in range(150):  # a snapshot holding h0, h1 and h2
+            assert leader.propose(create(f"s{i}")).ok
+        wait(lambda: learner.status()["snapshot_index"] > 0)
+        assert leader.propose(member(3, "127.0.4.1:4")).ok  # nobody: no Keeper on the trio
+        for i in range(5):
+            assert leader.propose(create(f"t{i}")).ok
+        wait(lambda: len(learner.state.members) == 4 and len(learner.state.vms) == 155)
+        assert keeper.step() == "" and on_disk() == four
+    finally:
+        learner.close()
+    assert learner.status()["snapshot_index"] < 155  # h3 is in the journal only
+    learner = start()  # replays the snapshot (without h3), then the journal
+    keeper = Keeper("x", learner, str(data))
+    try:
+        while not learner.is_ready():
+            keeper.step()
+            assert on_disk() == four
+            time.sleep(0.001)
+        keeper.step()
+        assert set(learner.state.members) == four == on_disk()
     finally:
         learner.close()
 

@@ -117,6 +117,9 @@ def test_a_host_whose_watchdog_cannot_open_registers_without_one(
     assert "watchdog_error: cannot open" in shown
 
 
+WRITERS = 12  # concurrent creates, 4 through each member: Raft commits them in groups
+
+
 def test_ten_thousand_pending_vms_and_a_capacity_change_cost_no_lease(
         make_lab: Callable[..., LabRun]) -> None:
     # what is measured is the cost of pending VMs and a capacity change, not how fast a
@@ -129,7 +132,7 @@ def test_ten_thousand_pending_vms_and_a_capacity_change_cost_no_lease(
 
     def create(part: int) -> None:
         cl = lab.client_at([members[part % 3]], timeout=30)
-        for i in range(part, 10_000, 4):
+        for i in range(part, 10_000, WRITERS):
             try:
                 cl.create_vm(f"huge{i}", vcpus=1, memory_mib=8_000_000, ha=False)
             except ClientError as exc:
@@ -137,7 +140,7 @@ def test_ten_thousand_pending_vms_and_a_capacity_change_cost_no_lease(
 
     first, term = leader(lab), client(lab).status()["term"]
     with watched(lab) as oracle:
-        threads = [threading.Thread(target=create, args=(p,)) for p in range(4)]
+        threads = [threading.Thread(target=create, args=(p,)) for p in range(WRITERS)]
         for t in threads:
             t.start()
         for t in threads:

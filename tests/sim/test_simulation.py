@@ -1,6 +1,6 @@
 """Seeded fault schedules over production's loops; and proof that the checker can fail.
 
-HACLUSTER_SIM_SCHEDULES sets how many schedules run (scripts/test and CI: 7,000; a plain
+HACLUSTER_SIM_SCHEDULES sets how many schedules run (scripts/test and CI: 4,000; a plain
 pytest run: 500), spread over this machine's cores. A failure names its seed and the command
 that replays it.
 """
