@@ -31,6 +31,7 @@ from .heartbeat import Beat, Link
 from .hypervisor import DiskLocked, HypervisorError
 from .metrics import MetricsProbe, disk_total_gib
 from .ports import SYSTEM_CLOCK, Clock, Consensus, HypervisorPort, Probe
+from .priority import critical
 from .raft import Unavailable
 from .verdict import run_cycle
 from .watchdog import NoWatchdog, Watchdog, WatchdogError
@@ -445,7 +446,8 @@ class Agent:
 
     def heartbeat_loop(self, stop: threading.Event) -> None:
         """Heartbeats on their own thread: a cycle busy in libvirt (a migration, a slow
-        libvirtd) must not cost the host its lease."""
+        libvirtd) must not cost the host its lease; nor a host busy with guests (priority.py)."""
+        critical(self.config.raft.critical_nice)
         while not stop.is_set():
             self.beat()
             # unanswered: try again soon (the leader may have changed) rather than a whole

@@ -37,6 +37,7 @@ from .config import Config
 from .errors import ApiError
 from .eventlog import EventLog, TooManyStreams
 from .loopthread import LoopThread
+from .priority import like_the_daemon
 from .service import ClusterService, MemberService
 from .v1 import cluster_pb2 as pb
 from .v1 import cluster_pb2_grpc as rpc
@@ -72,12 +73,16 @@ class ApiServer:
         self.membership = member.membership
         self.limits = config.api
         events.max_streams = self.limits.streams
-        self._pool = ThreadPoolExecutor(self.limits.workers, thread_name_prefix="api")
-        self._libvirt_pool = ThreadPoolExecutor(2, thread_name_prefix="api-libvirt")
+        # started by the event loop, whose priority they would inherit (priority.py)
+        self._pool = ThreadPoolExecutor(self.limits.workers, thread_name_prefix="api",
+                                        initializer=like_the_daemon)
+        self._libvirt_pool = ThreadPoolExecutor(2, thread_name_prefix="api-libvirt",
+                                                initializer=like_the_daemon)
         self._waiting = 0  # client calls queued or running
         self._server: aio.Server | None = None
         self._health = health_aio.HealthServicer()
-        self._thread = LoopThread("api-loop", self._serve)
+        # heartbeats and lease grants are answered on this loop, ahead of a busy host
+        self._thread = LoopThread("api-loop", self._serve, nice=config.raft.critical_nice)
         self._loop = self._thread.loop
 
     # ---- lifecycle ---------------------------------------------------------------------------

@@ -37,6 +37,7 @@ class RaftTimings:
     snapshot_entries: int = 10_000  # a snapshot at least every this many entries...
     snapshot_interval: float = 300.0  # ...or this many seconds
     fsync: bool = True  # off only for benchmarks that show what it costs
+    critical_nice: int = -10  # a voter's Raft thread and the heartbeat loop: priority.py
 
     def problems(self) -> list[str]:
         """pysyncobj's own rules (it would fail an assert), said plainly."""
@@ -51,6 +52,8 @@ class RaftTimings:
             out.append("raft.leader_fallback must be more than append_entries_period")
         if self.snapshot_entries < 100 or self.snapshot_interval < 1:
             out.append("raft.snapshot_entries must be >= 100 and snapshot_interval >= 1 s")
+        if not -20 <= self.critical_nice <= 0:
+            out.append("raft.critical_nice must be -20 to 0 (0: the daemon's own priority)")
         return out
 
 
@@ -338,12 +341,14 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
     try:
         ha = replace(PROFILES[profile], **{k: float(v) for k, v in ha_section.items()})
         raft_section: dict[str, Any] = {k: float(v) for k, v in data.get("raft", {}).items()
-                                         if k not in ("snapshot_entries", "fsync")}
+                                         if k not in ("snapshot_entries", "fsync",
+                                                      "critical_nice")}
         raw = data.get("raft", {})
         raft = RaftTimings(**{**RAFT_FOR_PROFILE[profile], **raft_section},
                            snapshot_entries=int(raw.get("snapshot_entries", 10_000)),
-                           fsync=raw.get("fsync", True) is not False)
-    except TypeError as exc:
+                           fsync=raw.get("fsync", True) is not False,
+                           critical_nice=int(raw.get("critical_nice", -10)))
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"ha or raft: {exc}") from exc
     granularity = 1.0 if watchdog.startswith("/") else 0.0
     broken = raft.problems() + problems(ha, raft.election_max, raft.leader_fallback,

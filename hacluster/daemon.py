@@ -28,7 +28,7 @@ from .eventlog import EventLog
 from .heartbeat import GrpcLink
 from .history import Sampler
 from .hypervisor import DomainStats, Hypervisor, HypervisorError
-from .joining import NotAMember, starting_config
+from .joining import NotAMember, fresher, starting_config
 from .leader import LeaderLoop
 from .membership import Keeper, Membership
 from .notify import sd_notify
@@ -125,7 +125,8 @@ class Daemon:
         agent_thread = threading.Thread(target=self.agent.run, args=(self.stop_event,),
                                          name="agent", daemon=True)
         agent_thread.start()
-        keeper = Keeper(self.config.name, self.raft, self.config.data_dir)
+        keeper = Keeper(self.config.name, self.raft, self.config.data_dir,
+                        lambda records: fresher(self.config, records))
         for name, job in (("monitoring", self.sampler.run), ("alarms", self.alarms.run),
                           ("membership", keeper.run)):
             threading.Thread(target=job, args=(self.stop_event,), name=name, daemon=True).start()

@@ -9,12 +9,17 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from .priority import critical
+
 log = logging.getLogger(__name__)
 
 
 class LoopThread:
-    def __init__(self, name: str, setup: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    def __init__(self, name: str, setup: Callable[[], Coroutine[Any, Any, None]],
+                 nice: int = 0) -> None:
+        """nice: the thread's own (priority.py), for a loop members depend on."""
         self.loop = asyncio.new_event_loop()
+        self._nice = nice
         self._setup = setup
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -29,6 +34,7 @@ class LoopThread:
             raise OSError(f"{what}: {self._error}")
 
     def _run(self) -> None:
+        critical(self._nice)
         asyncio.set_event_loop(self.loop)
         try:
             self.loop.run_until_complete(self._setup())

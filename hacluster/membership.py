@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 MEMBERS_FILE = "MEMBERS.json"
 KEEP_EVERY = 1.0  # seconds between two looks at Raft's voters against the recorded ones
+STRANDED_AFTER = 15.0  # seconds without a leader before a voter asks if it still is one
 
 
 class Membership:
@@ -85,18 +87,29 @@ class Keeper:
     """Raft follows the replicated member list, one change at a time: on the leader, a
     recorded voter missing from Raft is added, a Raft voter no longer recorded as one is
     removed (never the leader itself: pysyncobj cannot); on every member, a learner the
-    leader promoted becomes a voter (RaftNode.become_voter).
+    leader promoted becomes a voter (RaftNode.become_voter), and a voter its caught-up
+    replica shows demoted a learner.
+
+    A voter that hears no leader for STRANDED_AFTER asks the others whether it still is one:
+    demoted while it was down and started while nobody answered (joining.fresher asks only
+    then), it would wait for a leader that no longer counts it, for good; it becomes a
+    learner instead.
 
     It also keeps MEMBERS_FILE, once the replica has caught up: a restarted member replays
     from a snapshot that may predate the last change, and writing the lists it passes through
     would put an older list on disk than the one it had already applied."""
 
-    def __init__(self, name: str, raft: RaftNode, data_dir: str) -> None:
+    def __init__(self, name: str, raft: RaftNode, data_dir: str,
+                 newer: Callable[[dict[str, MemberRecord]], dict[str, MemberRecord]]) -> None:
+        """newer(records): the list another member holds if newer (joining.fresher)."""
         self.name = name
         self.raft = raft
         self.data_dir = data_dir
         self.last = ""
         self._on_disk: object = None  # the replicated dict last written (or found equal)
+        self.newer = newer
+        self._leaderless_since: float | None = None  # monotonic, as a voter
+        self._asked = float("-inf")
 
     def run(self, stop: threading.Event) -> None:
         while not stop.wait(KEEP_EVERY):
@@ -133,10 +146,17 @@ class Keeper:
         me = state.members.get(self.name)
         if me is None or self.raft.halted:
             return ""
-        if me.voter and not self.raft.voter:
-            self.raft.become_voter(sorted(m.raft for m in state.members.values()
-                                          if m.voter and m.name != self.name))
-            return "promoted to Raft voter"
+        if self.raft.voter and self.raft.leader_addr() is None:
+            return self._stranded(state.members)
+        self._leaderless_since = None
+        if me.voter != self.raft.voter and self.raft.is_ready():
+            voters = sorted(m.raft for m in state.members.values()
+                            if m.voter and m.name != self.name)
+            if me.voter:
+                self.raft.become_voter(voters)
+                return "promoted to Raft voter"
+            self.raft.become_learner(voters)
+            return "demoted while away (its replica says so): a Raft learner from now on"
         if not self.raft.is_leader():
             return ""
         wanted = {m.raft for m in state.members.values() if m.voter}
@@ -148,3 +168,20 @@ class Keeper:
             self.raft.change_membership(False, extra[0], timeout=10.0)
             return f"Raft voter removed: {extra[0]}"
         return ""
+
+    def _stranded(self, records: dict[str, MemberRecord]) -> str:
+        now = time.monotonic()
+        if self._leaderless_since is None:
+            self._leaderless_since = now
+        if now - max(self._leaderless_since, self._asked) < STRANDED_AFTER:
+            return ""
+        self._asked = now
+        theirs = self.newer(dict(records))
+        mine = theirs.get(self.name)
+        if mine is None:
+            return ("no leader, and another member's list no longer holds this one: removed "
+                    "(hactl host remove) while it was away")
+        if mine.voter:
+            return ""
+        self.raft.become_learner(sorted(m.raft for m in theirs.values() if m.voter))
+        return "no leader, and another member's list makes this one a learner: one from now on"

@@ -29,6 +29,7 @@ from pysyncobj import FAIL_REASON, SyncObjConf
 from .config import RaftTimings
 from .core import commands as c
 from .core.state import ClusterState, Result
+from .priority import critical
 from .raftfork.syncobj import DISK_FULL, SyncObj, replicated
 from .raftstore import (
     SnapshotStore,
@@ -213,20 +214,31 @@ class RaftNode:
         """A learner the leader promoted: the same data, served again as a voter at its own
         address (pysyncobj cannot promote a readonly node in place). Readers keep the last
         state until the new replica has replayed and caught up (is_ready)."""
+        if not self.voter:
+            self._restart_replica(True, peers)
+            log.info("promoted: a Raft voter from now on")
+
+    def become_learner(self, voters: list[str]) -> None:
+        """A voter demoted while it was away, which learnt it from another member: the same
+        data, served again as a learner of these voters (the cluster no longer counts it)."""
         if self.voter:
-            return
+            self._restart_replica(False, voters)
+            log.info("demoted while away: a Raft learner from now on")
+
+    def _restart_replica(self, voter: bool, peers: list[str]) -> None:
         self._frozen = self.state
         old, self._running = self._obj, None  # the old tick loop ends at its next turn
         self._thread.join(timeout=2)
         old.destroy()
-        self.voter = True
-        self._obj = self._running = self._replica(self.self_addr, peers)
+        self.voter = voter
+        self._obj = self._running = self._replica(self.self_addr if voter else None, peers)
         self._thread = threading.Thread(target=self._run, args=(self._obj,), name="raft-tick",
                                         daemon=True)
         self._thread.start()
-        log.info("promoted: a Raft voter from now on")
 
     def _run(self, obj: Any) -> None:
+        # a learner's keeps the daemon's priority (priority.py)
+        critical(self.timings.critical_nice if self.voter else 0)
         while not self._stop.is_set() and self._running is obj:
             try:
                 obj.doTick(obj.idleWait(TICK_LONGEST))
@@ -244,6 +256,11 @@ class RaftNode:
                     self._failures[key] = time.monotonic()
                     log.exception("raft tick failed")
                 self._stop.wait(0.05)
+
+    @property
+    def thread_id(self) -> int | None:
+        """The tick thread's id in the kernel (its priority: priority.nice_of)."""
+        return self._thread.native_id
 
     # ---- reads (local replica, may lag the leader by a few milliseconds) -----------------
 

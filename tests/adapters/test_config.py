@@ -118,6 +118,8 @@ def test_tls_is_required_and_the_certificate_must_be_this_members() -> None:
     (good(ha={"watchdog_seconds": 1}), "ha or raft"),
     (good(ha={"watchdog_device": "softdog"}), "watchdog_device must be"),
     (good(raft={"election_min": 0.1}), "election_min must be more than 3"),
+    (good(raft={"critical_nice": -21}), "critical_nice must be -20 to 0"),
+    (good(raft={"critical_nice": "high"}), "ha or raft"),
 ])
 def test_bad_files_are_refused(data: dict[str, Any], fragment: str) -> None:
     with pytest.raises(cfg.ConfigError, match=fragment):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pickle
 import random
 import socket
@@ -17,6 +18,7 @@ import pytest
 from hacluster.config import RaftTimings
 from hacluster.core import commands as c
 from hacluster.membership import Keeper, saved
+from hacluster.priority import nice_of
 from hacluster.raft import Downgrade, RaftNode, Unavailable, spread
 from hacluster.raftstore import Meta
 
@@ -431,22 +433,24 @@ def test_a_member_replaying_an_older_snapshot_keeps_the_newer_member_list(
     for i, a in enumerate(trio.addrs):
         assert leader.propose(member(i, a)).ok
     learner = start()
-    keeper = Keeper("x", learner, str(data))
+    keeper = Keeper("x", learner, str(data), newer=dict)  # a learner never asks
     try:
         wait(lambda: learner.is_ready() and len(learner.state.members) == 3)
-        for i in range(150):  # a snapshot holding h0, h1 and h2
-            assert leader.propose(create(f"s{i}")).ok
-        wait(lambda: learner.status()["snapshot_index"] > 0)
+        n = 0
+        while learner.status()["snapshot_index"] == 0:  # a snapshot holding h0, h1 and h2
+            assert leader.propose(create(f"s{n}")).ok
+            n += 1
+        first = learner.status()["snapshot_index"]  # the next one >= 67 entries later
         assert leader.propose(member(3, "127.0.4.1:4")).ok  # nobody: no Keeper on the trio
         for i in range(5):
             assert leader.propose(create(f"t{i}")).ok
-        wait(lambda: len(learner.state.members) == 4 and len(learner.state.vms) == 155)
+        wait(lambda: len(learner.state.members) == 4 and len(learner.state.vms) == n + 5)
         assert keeper.step() == "" and on_disk() == four
     finally:
         learner.close()
-    assert learner.status()["snapshot_index"] < 155  # h3 is in the journal only
+    assert learner.status()["snapshot_index"] == first  # h3 is in the journal only
     learner = start()  # replays the snapshot (without h3), then the journal
-    keeper = Keeper("x", learner, str(data))
+    keeper = Keeper("x", learner, str(data), newer=dict)  # a learner never asks
     try:
         while not learner.is_ready():
             keeper.step()
@@ -454,6 +458,23 @@ def test_a_member_replaying_an_older_snapshot_keeps_the_newer_member_list(
             time.sleep(0.001)
         keeper.step()
         assert set(learner.state.members) == four == on_disk()
+    finally:
+        learner.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a lower nice value needs root")
+def test_a_voter_s_raft_thread_runs_ahead_of_a_busy_host_and_a_learner_s_does_not(
+        trio: Trio, tmp_path: Path) -> None:
+    learner = RaftNode(f"127.0.0.1:{free_ports(1)[0]}", list(trio.addrs),
+                       str(tmp_path / "learner"), SECRET, voter=False)
+    try:
+        assert trio.leader().propose(create("seen")).ok
+        wait(lambda: len(learner.state.vms) == 1)  # its tick thread has long started
+
+        def nices() -> list[int]:
+            return [nice_of(n.thread_id or 0) for n in trio.live()]
+        wait(lambda: nices() == [-10, -10, -10])
+        assert nice_of(learner.thread_id or 0) == os.getpriority(os.PRIO_PROCESS, 0) == 0
     finally:
         learner.close()
 

@@ -38,8 +38,9 @@ import random
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -629,12 +630,30 @@ def run_batch(seeds: Sequence[int]) -> str | None:
 
 def run_parallel(seeds: Sequence[int], workers: int, chunk: int = 50) -> str | None:
     """Seeds over `workers` processes (fresh interpreters: no state shared with the caller)."""
+    return run_within(seeds, workers, float("inf"), len(seeds), chunk)[0]
+
+
+def run_within(seeds: Sequence[int], workers: int, seconds: float, at_least: int,
+               chunk: int = 50) -> tuple[str | None, int]:
+    """The first failure and how many seeds ran: in order, over `workers` processes, no new
+    chunk begun after `seconds` once `at_least` have run (a slow machine runs fewer)."""
+    deadline = time.monotonic() + seconds
     chunks = [seeds[i:i + chunk] for i in range(0, len(seeds), chunk)]
+    ran = 0
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for failure in pool.map(run_batch, chunks):
-            if failure is not None:
-                return failure
-    return None
+        running: deque[tuple[Future[str | None], int]] = deque()
+        while chunks or running:
+            late = time.monotonic() > deadline and ran + sum(n for _, n in running) >= at_least
+            while chunks and len(running) < 2 * workers and not late:
+                part = chunks.pop(0)
+                running.append((pool.submit(run_batch, part), len(part)))
+            if not running:
+                break
+            future, n = running.popleft()
+            if (failure := future.result()) is not None:
+                return failure, ran + n
+            ran += n
+    return None, ran
 
 
 def main() -> int:
