@@ -2,7 +2,7 @@
 
 HACLUSTER_SIM_SCHEDULES sets how many schedules run at most (scripts/test and CI: 10,000; a
 plain pytest run: 500), spread over this machine's cores, and HACLUSTER_SIM_SECONDS a time
-budget (scripts/test: 150 s, at least 1,000 schedules whatever it says): this shared machine's
+budget (scripts/test: 120 s, at least 1,000 schedules whatever it says): this shared machine's
 speed varies twofold from hour to hour, and the whole suite must stay within 30 minutes. A
 failure names its seed and the command that replays it.
 """
