@@ -198,9 +198,7 @@ class RaftNode:
         self._obj: Any = self._replica(self_addr if voter else None, peers)
         self._frozen: ClusterState | None = None  # shown while a new replica replays
         self._running: Any = self._obj  # the replica the tick thread drives
-        self._thread = threading.Thread(target=self._run, args=(self._obj,), name="raft-tick",
-                                        daemon=True)
-        self._thread.start()
+        self._thread = self._start_tick()
 
     def _replica(self, addr: str | None, peers: list[str]) -> Any:
         conf = sync_conf(self.timings, self.data_dir, self._secrets[0], addr or "",
@@ -232,9 +230,13 @@ class RaftNode:
         old.destroy()
         self.voter = voter
         self._obj = self._running = self._replica(self.self_addr if voter else None, peers)
-        self._thread = threading.Thread(target=self._run, args=(self._obj,), name="raft-tick",
-                                        daemon=True)
-        self._thread.start()
+        self._thread = self._start_tick()
+
+    def _start_tick(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run, args=(self._obj,), name="raft-tick",
+                                  daemon=True)
+        thread.start()
+        return thread
 
     def _run(self, obj: Any) -> None:
         # a learner's keeps the daemon's priority (priority.py)
