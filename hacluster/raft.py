@@ -53,6 +53,11 @@ VERSION_FILE = "CLUSTER_VERSION"  # in the data dir: the highest cluster version
 # The longest a tick waits for a socket event when no timer is due sooner (the fork's
 # idleWait): an idle member ticks about 20 times a second instead of pysyncobj's 100.
 TICK_LONGEST = 0.05
+# A learner has no timer of its own to keep (no election, no appends to send): messages and
+# its own commands wake it at once, and what is left on a tick (reconnecting, pysyncobj's
+# once-a-second work) can wait this long. 43 learners of a 48-host lab ticking 20 times a
+# second took a fifth of one of the machine's two cores between them.
+LEARNER_TICK_LONGEST = 0.25
 
 
 class Unavailable(Exception):
@@ -243,7 +248,7 @@ class RaftNode:
         critical(self.timings.critical_nice if self.voter else 0)
         while not self._stop.is_set() and self._running is obj:
             try:
-                obj.doTick(obj.idleWait(TICK_LONGEST))
+                obj.doTick(obj.idleWait(TICK_LONGEST if self.voter else LEARNER_TICK_LONGEST))
             except c.UnsupportedCommand as exc:
                 self.halted = f"halted: cannot apply a committed command: {exc}"
                 log.critical("%s; upgrade this member's hacluster", self.halted)
