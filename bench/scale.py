@@ -19,8 +19,8 @@ first with 2 HA VMs per host, then again once --writers writers (--rate creates 
 all) have brought the cluster to --vms VMs (the extra ones created stopped: the test
 driver's 48 x 3 GiB would not hold them running). With --preload the writers create them
 while only the voters run, the others join with a snapshot holding them, and everything is
-measured once, at --vms VMs. An oracle polls every host's libvirt throughout: no VM may
-ever run twice.
+measured once, at --vms VMs (the lists also at rest, as soon as every host is up). An
+oracle polls every host's libvirt throughout: no VM may ever run twice.
 """
 
 from __future__ import annotations
@@ -119,6 +119,10 @@ def steady(lab: lab_mod.Lab, client: Client, trials: int, oracle: Oracle) -> Non
         time.sleep(3)
     print(summary(f"{at}: host power loss -> its HA VMs running", losses), flush=True)
     print(f"  violations: {oracle.violations or 'none'}", flush=True)
+    lists(lab, client, at)
+
+
+def lists(lab: lab_mod.Lab, client: Client, at: str) -> None:
     print(ms(f"{at}: host list ({len(lab.hosts)} hosts)", timed(client.list_hosts, 20)))
     print(ms(f"{at}: vm list ({len(client.list_vms())} VMs)", timed(client.list_vms, 20)),
           flush=True)
@@ -201,6 +205,8 @@ def main() -> None:
             took += time.monotonic() - t1
             print(f"formed: {args.hosts} hosts ({args.voters} voters) up in {took:.0f} s"
                   f"{' (not counting the preload)' if args.preload else ''}", flush=True)
+            if args.preload:  # at rest, before the HA VMs and the load of the measurements
+                lists(lab, client, f"at rest, {len(client.list_vms())} VMs")
             for name in [f"ha{i:03d}" for i in range(2 * args.hosts)]:
                 client.create_vm(name, vcpus=1, memory_mib=64)
                 time.sleep(1 / args.ha_rate)
