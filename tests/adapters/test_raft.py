@@ -22,6 +22,8 @@ from hacluster.priority import nice_of
 from hacluster.raft import Downgrade, RaftNode, Unavailable, spread
 from hacluster.raftstore import Meta
 
+from .procfs import wakeups
+
 SECRET = "test-secret-9f3b2c71d84e5a06c1b7e29d4f8a6c03"
 
 
@@ -462,51 +464,45 @@ def test_a_member_replaying_an_older_snapshot_keeps_the_newer_member_list(
         learner.close()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="a lower nice value needs root")
-def test_a_voter_s_raft_thread_runs_ahead_of_a_busy_host_and_a_learner_s_does_not(
-        trio: Trio, tmp_path: Path) -> None:
-    learner = RaftNode(f"127.0.0.1:{free_ports(1)[0]}", list(trio.addrs),
-                       str(tmp_path / "learner"), SECRET, voter=False)
+@pytest.fixture
+def learner(trio: Trio, tmp_path: Path) -> Iterator[RaftNode]:
+    """A learner of the trio that has applied one committed VM (its tick thread running)."""
+    node = RaftNode(f"127.0.0.1:{free_ports(1)[0]}", list(trio.addrs),
+                    str(tmp_path / "learner"), SECRET, voter=False)
     try:
         assert trio.leader().propose(create("seen")).ok
-        wait(lambda: len(learner.state.vms) == 1)  # its tick thread has long started
-
-        def nices() -> list[int]:
-            return [nice_of(n.thread_id or 0) for n in trio.live()]
-        wait(lambda: nices() == [-10, -10, -10])
-        assert nice_of(learner.thread_id or 0) == os.getpriority(os.PRIO_PROCESS, 0) == 0
+        wait(lambda: len(node.state.vms) == 1)
+        yield node
     finally:
-        learner.close()
+        node.close()
 
 
-def wakeups(thread_id: int) -> int:
-    status = Path(f"/proc/self/task/{thread_id}/status").read_text()
-    return int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+@pytest.mark.skipif(os.geteuid() != 0, reason="a lower nice value needs root")
+def test_a_voter_s_raft_thread_runs_ahead_of_a_busy_host_and_a_learner_s_does_not(
+        trio: Trio, learner: RaftNode) -> None:
+    def nices() -> list[int]:
+        return [nice_of(n.thread_id or 0) for n in trio.live()]
+    wait(lambda: nices() == [-10, -10, -10])
+    assert nice_of(learner.thread_id or 0) == os.getpriority(os.PRIO_PROCESS, 0) == 0
 
 
 def test_an_idle_learner_ticks_rarely_and_still_applies_at_once(
-        trio: Trio, tmp_path: Path) -> None:
+        trio: Trio, learner: RaftNode) -> None:
     """43 learners ticking 20 times a second took a fifth of a core in a 48-host lab."""
-    learner = RaftNode(f"127.0.0.1:{free_ports(1)[0]}", list(trio.addrs),
-                       str(tmp_path / "learner"), SECRET, voter=False)
-    try:
-        assert trio.leader().propose(create("first")).ok
-        wait(lambda: len(learner.state.vms) == 1)
-        tid = learner.thread_id or 0
-        voter = next(n for n in trio.live() if not n.is_leader())
-        before, voter_before = wakeups(tid), wakeups(voter.thread_id or 0)
-        time.sleep(2)
-        # a voter keeps its election timer (woken by the leader's appends, 20 a second)
-        assert wakeups(voter.thread_id or 0) - voter_before > 30
-        # 4 ticks a second, and GIL hand-overs among four members in one process: 23 here,
-        # 72 when a learner ticked 20 times a second
-        assert wakeups(tid) - before < 45
-        t = time.monotonic()
-        assert trio.leader().propose(create("second")).ok
-        wait(lambda: len(learner.state.vms) == 2)
-        assert time.monotonic() - t < 0.2  # a message wakes it: no tick to wait for
-    finally:
-        learner.close()
+    def woken(node: RaftNode) -> int:
+        return wakeups(f"self/task/{node.thread_id or 0}")
+    voter = next(n for n in trio.live() if not n.is_leader())
+    before, voter_before = woken(learner), woken(voter)
+    time.sleep(2)
+    # a voter keeps its election timer (woken by the leader's appends, 20 a second)
+    assert woken(voter) - voter_before > 30
+    # 4 ticks a second, and GIL hand-overs among four members in one process: 23 here,
+    # 72 when a learner ticked 20 times a second
+    assert woken(learner) - before < 45
+    t = time.monotonic()
+    assert trio.leader().propose(create("second")).ok
+    wait(lambda: len(learner.state.vms) == 2)
+    assert time.monotonic() - t < 0.2  # a message wakes it: no tick to wait for
 
 
 def test_members_reach_their_snapshots_at_different_entries() -> None:
