@@ -25,7 +25,8 @@ from hacluster.lab import cluster as lab_mod
 from hacluster.lab.oracle import Oracle
 
 
-def wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+def wait(predicate: Callable[[], bool], timeout: float, what: str,
+         every: float = 0.02) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -35,7 +36,7 @@ def wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
             pass
         if time.monotonic() > deadline:
             raise TimeoutError(what)
-        time.sleep(0.02)
+        time.sleep(every)
 
 
 def host_up(client: Client, name: str) -> bool:
