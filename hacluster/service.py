@@ -56,6 +56,7 @@ from .hypervisor import HypervisorError
 from .leader import LeaderLoop
 from .membership import Membership
 from .messages import (
+    VmMessages,
     alarm_message,
     history_message,
     host_message,
@@ -65,7 +66,6 @@ from .messages import (
     policy_message,
     pool_message,
     rule_message,
-    vm_message,
     vms_by_host,
 )
 from .peers import Peers
@@ -113,6 +113,7 @@ class ClusterService:
         self.peers = peers
         self.directory = DirectoryLogin(config.directory) if config.directory else None
         self.local_login = LocalLogin()
+        self.vm_messages = VmMessages()  # vm list and get, made again only for what changed
         self.monitor = History()  # this host's monitoring history (the daemon's sampler fills it)
         self.inspect: Inspector | None = None  # this host's libvirt (the daemon sets it)
         self.console: serial_console.Console | None = None  # its VMs' consoles (likewise)
@@ -342,12 +343,11 @@ class ClusterService:
 
     def GetVm(self, request: pb.VmRequest, caller: Caller) -> pb.Vm:
         state = self.raft.state
-        return vm_message(self.vm_record(request.name, state), state)
+        return self.vm_messages.one(self.vm_record(request.name, state), state)
 
     def ListVms(self, request: pb.ListVmsRequest, caller: Caller) -> pb.ListVmsResponse:
         state = self.raft.state
-        return pb.ListVmsResponse(vms=[vm_message(v, state)
-                                       for v in sorted(state.vms.values(), key=lambda v: v.name)])
+        return pb.ListVmsResponse(vms=self.vm_messages.all(state))
 
     def _set_state(self, request: pb.VmRequest | pb.SetVmStateRequest, state: str,
                    caller: Caller) -> pb.Vm:

@@ -27,7 +27,7 @@ from ..core.state import ClusterState
 from ..errors import ApiError, fail
 from ..eventlog import EventLog
 from ..eventlog import TooManyStreams as TooManyEventStreams
-from ..messages import host_message, vm_message, vms_by_host
+from ..messages import host_message, vms_by_host
 from ..raft import RaftNode
 from ..service import SESSION_OWNERS, SESSION_TTL, ClusterService
 from ..v1 import cluster_pb2 as pb
@@ -306,7 +306,8 @@ class Routes:
             total, found, counts = query_vms(state, query)
             return {"total": total, "offset": query.offset, "limit": query.limit,
                     "counts": counts, "revision": state.revision,
-                    "vms": [dicts.vm_dict(vm_message(v, state)) for v in found]}
+                    "vms": [dicts.vm_dict(self.service.vm_messages.one(v, state))
+                            for v in found]}
         return await self._json(request, "ListVms", page)
 
     async def create_vm(self, request: web.Request) -> web.Response:
@@ -638,7 +639,7 @@ class Routes:
         if len(vm_names) > MAX_DELTA_VMS:
             out["vms_changed"] = len(vm_names)
         elif vm_names:
-            out["vms"] = {n: dicts.vm_dict(vm_message(state.vms[n], state))
+            out["vms"] = {n: dicts.vm_dict(self.service.vm_messages.one(state.vms[n], state))
                           if n in state.vms else None for n in vm_names}
         host_names = sorted(name for kind, name in keys if kind == "host")
         table = HostTable.of(state) \
