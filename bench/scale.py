@@ -128,10 +128,28 @@ def lists(lab: lab_mod.Lab, client: Client, at: str) -> None:
           flush=True)
 
 
+def create_surely(client: Client, name: str, who: str, memory_mib: int,
+                  stopped: bool = False) -> None:
+    """Create a VM, again while the cluster cannot answer (a leader lost on a saturated
+    machine comes back): a create that may or may not have applied is tried again with the
+    same name, and "exists" then means done."""
+    while True:
+        try:
+            client.create_vm(name, vcpus=1, memory_mib=memory_mib, stopped=stopped)
+            return
+        except ClientError as exc:
+            if exc.code == grpc.StatusCode.ALREADY_EXISTS:
+                return
+            if exc.code != grpc.StatusCode.UNAVAILABLE:
+                raise
+            print(f"  {who}: {exc}; again", flush=True)
+            time.sleep(1.0)
+
+
 def fill(lab: lab_mod.Lab, client: Client, vms: int, writers: int, rate: float) -> None:
     """Create stopped VMs until the cluster holds `vms`: `writers` writers, each through
     another member first (and any other when it cannot answer), `rate` creates a second in
-    all. A create that may or may not have applied is tried again: "exists" then means done."""
+    all."""
     have = len(client.list_vms())
     names = [h.name for h in lab.hosts]
 
@@ -139,17 +157,7 @@ def fill(lab: lab_mod.Lab, client: Client, vms: int, writers: int, rate: float) 
         writer = lab.client(timeout=30, hosts=names[part % len(names):] + names[:part % len(names)])
         due = time.monotonic()
         for i in range(have + part, vms, writers):
-            while True:
-                try:
-                    writer.create_vm(f"s{i:05d}", vcpus=1, memory_mib=16, stopped=True)
-                    break
-                except ClientError as exc:
-                    if exc.code == grpc.StatusCode.ALREADY_EXISTS:
-                        break
-                    if exc.code != grpc.StatusCode.UNAVAILABLE:
-                        raise
-                    print(f"  writer {part}: {exc}; again", flush=True)
-                    time.sleep(1.0)
+            create_surely(writer, f"s{i:05d}", f"writer {part}", memory_mib=16, stopped=True)
             # paced: --rate creates a second in all, never a burst to catch up
             due = max(due + writers / rate, time.monotonic() - 1.0)
             time.sleep(max(0.0, due - time.monotonic()))
@@ -214,7 +222,7 @@ def main() -> None:
                         period=0.5) as oracle:
                 ha = [f"ha{i:03d}" for i in range(2 * args.hosts)]
                 for name in ha:
-                    client.create_vm(name, vcpus=1, memory_mib=64)
+                    create_surely(client, name, "HA VMs", memory_mib=64)
                     time.sleep(1 / args.ha_rate)
                 # running by each host's libvirt, not by a list of 10,000 VMs asked of a
                 # member 50 times a second (the bench's own load, not the operators')
