@@ -1524,13 +1524,17 @@ class SyncObj(object):
             sendSingle = True
             sendingSerialized = False
             nextNodeIndex = self.__raftNextIndex[node]
+            # hacluster (FORK.md 18): a learner gets entries once committed, with the commit
+            lastIndex = self.__raftCommitIndex if node in self.__readonlyNodes \
+                else self.__getCurrentLogIndex()
 
-            while nextNodeIndex <= self.__getCurrentLogIndex() or sendSingle or sendingSerialized:
+            while nextNodeIndex <= lastIndex or sendSingle or sendingSerialized:
                 if nextNodeIndex > self.__raftLog[0][1]:
                     prevLogIdx, prevLogTerm = self.__getPrevLogIndexTerm(nextNodeIndex)
                     entries = []
-                    if nextNodeIndex <= self.__getCurrentLogIndex():
-                        entries = self.__getEntries(nextNodeIndex, None, batchSizeBytes)
+                    if nextNodeIndex <= lastIndex:
+                        entries = self.__getEntries(nextNodeIndex, lastIndex - nextNodeIndex + 1,
+                                                    batchSizeBytes)
                         self.__raftNextIndex[node] = entries[-1][1] + 1
 
                     if len(entries) == 1 and len(entries[0][0]) >= batchSizeBytes:
@@ -1603,11 +1607,11 @@ class SyncObj(object):
     def __learnerIdle(self, node, now):
         """hacluster (FORK.md 14): a learner never campaigns, so it needs no heartbeat every
         appendEntriesPeriod: it gets an append_entries when there is something for it
-        (entries it lacks, a newer commit index) and otherwise once per learnerKeepalive
-        (its link stays judged alive, it learns who leads)."""
+        (committed entries it lacks, a newer commit index: FORK.md 18) and otherwise once per
+        learnerKeepalive (its link stays judged alive, it learns who leads)."""
         keepalive = getattr(self.__conf, 'learnerKeepalive', 1.0)
         lastIndex, lastAt = self.__learnerSent.get(node, (None, float('-inf')))
-        if self.__raftNextIndex[node] > self.__getCurrentLogIndex() \
+        if self.__raftNextIndex[node] > self.__raftCommitIndex \
                 and lastIndex == self.__raftCommitIndex and now - lastAt < keepalive:
             return True
         self.__learnerSent[node] = (self.__raftCommitIndex, now)
