@@ -6,6 +6,7 @@ import pytest
 
 from hacluster.core import commands as c
 from hacluster.core import storage
+from hacluster.core.admission import failures_tolerated
 from hacluster.core.events import describe
 from hacluster.core.host_plan import Act, Domain, decide_host
 from hacluster.core.lease import (
@@ -263,6 +264,18 @@ def test_admission_control_refuses_what_a_host_failure_could_not_restart() -> No
     assert r.code == "admission" and "could not restart" in r.message
     assert "v4" not in s.vms
     assert create(s, "plain", memory_mib=512, ha=False).ok  # not HA: not protected
+
+
+def test_failure_tolerance_pauses_after_each_scenario_and_says_the_same() -> None:
+    s = cluster(hosts=4, memory_mib=4096)
+    for i in range(4):
+        assert create(s, f"v{i}", memory_mib=1536).ok and assign(s, f"v{i}", f"h{i + 1}").ok
+    paused: list[int] = []
+    quiet = failures_tolerated(s.hosts.values(), s.vms.values(), s.policy, s)
+    told = failures_tolerated(s.hosts.values(), s.vms.values(), s.policy, s,
+                              between=lambda: paused.append(1))
+    # each of the 4 hosts lost alone, then the two with the most HA memory, then three
+    assert quiet == told == 2 and len(paused) == 4 + 1 + 1
 
 
 def test_admission_is_the_proposers_and_apply_only_refuses_a_stale_check() -> None:
