@@ -101,7 +101,10 @@ def steady(lab: lab_mod.Lab, client: Client, trials: int, oracle: Oracle) -> Non
         for v in client.list_vms():
             if v["status"] == "running" and v["host"] not in voters:
                 running.setdefault(v["host"], set()).add(v["name"])
-        if not running:
+        if not running:  # say why, rather than a short n below
+            up = sum(1 for h in client.list_hosts() if h["status"] == "up")
+            print(f"  trials stopped after {len(losses)}: no learner runs an HA VM "
+                  f"({up} of {len(lab.hosts)} hosts up)", flush=True)
             break
         victim = next(h for h in lab.hosts if h.name == max(running, key=lambda n: (
             len(running[n]), n)))
