@@ -27,14 +27,6 @@ from .write_latency import percentile
 _ids = itertools.count()
 
 
-def applied(state: ClusterState, cmd: c.Command) -> ClusterState:
-    """The next published state (a fork with cmd applied), as a member holds it."""
-    after = state.fork()
-    result = after.apply(cmd)
-    assert result.ok, result
-    return after
-
-
 def build(hosts: int, vms: int) -> ClusterState:
     state = ClusterState()
     for h in range(hosts):
@@ -64,7 +56,9 @@ def main() -> None:
         for i in range(args.changed):  # a few VMs change between two lists
             name = f"vm{(run * args.changed + i) % args.vms:05d}"
             want = "started" if state.vms[name].state.value == "stopped" else "stopped"
-            state = applied(state, c.SetVmState(id=f"s{next(_ids)}", name=name, state=want))
+            state, result = state.after(c.SetVmState(id=f"s{next(_ids)}", name=name,
+                                                     state=want))
+            assert result.ok, result
         t = time.process_time()
         a = pb.ListVmsResponse(vms=[vm_message(v, state) for v in
                                     sorted(state.vms.values(), key=lambda v: v.name)])

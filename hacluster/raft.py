@@ -156,8 +156,7 @@ class _Replica(SyncObj):
             return Result(ok=False, code="invalid", message=str(exc)).to_dict()
         # UnsupportedCommand propagates: pysyncobj then does not advance lastApplied, and the
         # tick thread halts this member (see RaftNode._run).
-        state = self._cluster.fork()
-        result = state.apply(cmd)
+        state, result = self._cluster.after(cmd)
         if state.cluster_version != self._cluster.cluster_version:
             record_version(self.data_dir, state.cluster_version)
         self._cluster = state  # published: readers holding the old one are unaffected

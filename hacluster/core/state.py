@@ -228,9 +228,15 @@ class ClusterState:
         self._owned, self._owned_records = set(), set()
         return twin
 
+    def after(self, cmd: c.Command) -> tuple[ClusterState, Result]:
+        """The next state, as a replica publishes it (cmd applied to a fork), and what apply
+        answered; this one stays as it is, and so do the records the two share."""
+        state = self.fork()
+        return state, state.apply(cmd)
+
     def dry_run(self, cmd: c.Command) -> Result:
         """What applying cmd now would answer, leaving this state as it is."""
-        return self.fork().apply(cmd)
+        return self.after(cmd)[1]
 
     def _w(self, name: str) -> Any:
         """The container `name`, private to this object (copied on first change)."""

@@ -14,9 +14,9 @@ def fresh(state: ClusterState) -> list[object]:
 
 
 def published(state: ClusterState, cmd: c.Command) -> ClusterState:
-    """The next state as the Raft adapter publishes it: cmd applied to a fork."""
-    after = state.fork()
-    assert after.apply(cmd).ok
+    """The next state as the Raft adapter publishes it."""
+    after, result = state.after(cmd)
+    assert result.ok
     return after
 
 
