@@ -285,7 +285,10 @@ def test_a_member_behind_the_cluster_version_halts_on_it_and_says_what_it_needs(
     it (a version raised by hand, a member upgraded back) halts instead of misreading it."""
     trio.stop(2)
     trio.start(2, code_version=1)
+    # a leader that runs the code: the old member, leading, would halt before answering
+    wait(lambda: any(n is not None and n.is_leader() for n in trio.nodes[:2]))
     leader = trio.leader()
+    assert leader is not trio.nodes[2]
     assert leader.propose(c.SetClusterVersion(id="cv", term=leader.term(), version=2)).ok
     old = trio.nodes[2]
     assert old is not None
