@@ -19,7 +19,8 @@ from .core.alarms import BEHIND_ENTRIES, Facts, Sustained, conditions, judged, r
 from .core.state import ClusterState
 from .leader import LeaderLoop
 from .membership import Membership
-from .raft import RaftNode, Unavailable
+from .raft import Unavailable
+from .raftproc import RaftMember
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class Tolerance:
 
 
 class AlarmEvaluator:
-    def __init__(self, config: Config, raft: RaftNode, leader: LeaderLoop,
+    def __init__(self, config: Config, raft: RaftMember, leader: LeaderLoop,
                  tolerance: Tolerance, membership: Membership) -> None:
         self.config = config
         self.membership = membership

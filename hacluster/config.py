@@ -38,6 +38,13 @@ class RaftTimings:
     snapshot_interval: float = 300.0  # ...or this many seconds
     fsync: bool = True  # off only for benchmarks that show what it costs
     critical_nice: int = -10  # a voter's Raft thread and the heartbeat loop: priority.py
+    process: bool = False  # the Raft member in a process of its own (raftproc.py)
+
+    @property
+    def daemon_silence(self) -> float:
+        """How long a Raft process waits on a silent daemon before it stops ticking: a
+        leader change still fits in leader_fallback (a hung daemon's leases run out)."""
+        return max(self.leader_fallback - self.election_max, 3 * self.append_entries_period)
 
     def problems(self) -> list[str]:
         """pysyncobj's own rules (it would fail an assert), said plainly."""
@@ -342,12 +349,15 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
         ha = replace(PROFILES[profile], **{k: float(v) for k, v in ha_section.items()})
         raft_section: dict[str, Any] = {k: float(v) for k, v in data.get("raft", {}).items()
                                          if k not in ("snapshot_entries", "fsync",
-                                                      "critical_nice")}
+                                                      "critical_nice", "process")}
         raw = data.get("raft", {})
+        if not isinstance(raw.get("process", False), bool):
+            raise ConfigError(f"raft.process must be true or false, got {raw['process']!r}")
         raft = RaftTimings(**{**RAFT_FOR_PROFILE[profile], **raft_section},
                            snapshot_entries=int(raw.get("snapshot_entries", 10_000)),
                            fsync=raw.get("fsync", True) is not False,
-                           critical_nice=int(raw.get("critical_nice", -10)))
+                           critical_nice=int(raw.get("critical_nice", -10)),
+                           process=raw.get("process", False) is True)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"ha or raft: {exc}") from exc
     granularity = 1.0 if watchdog.startswith("/") else 0.0

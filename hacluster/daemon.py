@@ -34,6 +34,7 @@ from .membership import Keeper, Membership
 from .notify import sd_notify
 from .peers import Peers
 from .raft import Downgrade, RaftNode, wipe
+from .raftproc import RaftProcess
 from .raftstore import StorageError
 from .serial_console import host_console
 from .service import ClusterService, MemberService
@@ -60,12 +61,11 @@ class Daemon:
         self.events = EventLog()
         self.feed = ChangeFeed(max_streams=config.api.streams)
         self.membership = Membership(config, lambda: self.raft.state)
-        self.raft = RaftNode(config.me.raft, [m.raft for m in config.peers if m.voter],
-                             config.data_dir,
-                             config.secret, config.raft,
-                             on_applied=self._on_applied,
-                             previous_secrets=config.previous_secrets,
-                             code_version=config.code_version, voter=config.me.voter)
+        self.raft = (RaftProcess if config.raft.process else RaftNode)(
+            config.me.raft, [m.raft for m in config.peers if m.voter], config.data_dir,
+            config.secret, config.raft, on_applied=self._on_applied,
+            previous_secrets=config.previous_secrets, code_version=config.code_version,
+            voter=config.me.voter)
         self.hypervisor = Hypervisor(config.libvirt_uri, on_event=self.wake_agent.set,
                                      guests=config.guests)
         self.leader = LeaderLoop(config, self.raft, self.wake_leader)
@@ -140,6 +140,9 @@ class Daemon:
             if now_leader != leader and now_leader is not None:
                 self.leader_changes += 1
             leader = now_leader or leader
+            if self.raft.process_lost:  # as if the daemon had crashed: VMs keep running
+                self.shutdown()
+                return 1
             if self.raft.halted:
                 log.critical("%s", self.raft.halted)
                 self.agent.stand_down(self.raft.halted)

@@ -21,7 +21,8 @@ from pathlib import Path
 from .config import Config, Member
 from .core.model import MemberRecord
 from .core.state import ClusterState
-from .raft import RaftNode, Unavailable
+from .raft import Unavailable
+from .raftproc import RaftMember
 from .raftstore import write_atomically
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ class Keeper:
     from a snapshot that may predate the last change, and writing the lists it passes through
     would put an older list on disk than the one it had already applied."""
 
-    def __init__(self, name: str, raft: RaftNode, data_dir: str,
+    def __init__(self, name: str, raft: RaftMember, data_dir: str,
                  newer: Callable[[dict[str, MemberRecord]], dict[str, MemberRecord]]) -> None:
         """newer(records): the list another member holds if newer (joining.fresher)."""
         self.name = name

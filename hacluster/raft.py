@@ -115,9 +115,11 @@ class _Replica(SyncObj):
 
     def __init__(self, self_addr: str | None, peers: list[str], conf: SyncObjConf,
                  on_applied: Callable[[c.Command, Result, ClusterState], None],
-                 code_version: int) -> None:
+                 code_version: int,
+                 on_restored: Callable[[ClusterState], None] = lambda state: None) -> None:
         self._cluster = ClusterState()
         self._on_applied = on_applied
+        self._on_restored = on_restored
         self._code_version = code_version
         self.data_dir = os.path.dirname(conf.journalFile)
         super().__init__(self_addr, peers, conf)  # type: ignore[no-untyped-call]
@@ -147,16 +149,15 @@ class _Replica(SyncObj):
         if state.cluster_version > recorded_version(self.data_dir):
             record_version(self.data_dir, state.cluster_version)
         self._cluster = state
+        self._on_restored(state)
 
     @replicated  # type: ignore[untyped-decorator]
     def _apply(self, blob: bytes) -> dict[str, Any]:
-        try:
-            cmd = c.decode(blob, self._code_version)
-        except c.MalformedCommand as exc:
-            return Result(ok=False, code="invalid", message=str(exc)).to_dict()
         # UnsupportedCommand propagates: pysyncobj then does not advance lastApplied, and the
         # tick thread halts this member (see RaftNode._run).
-        state, result = self._cluster.after(cmd)
+        cmd, state, result = apply_blob(self._cluster, blob, self._code_version)
+        if cmd is None:
+            return result.to_dict()
         if state.cluster_version != self._cluster.cluster_version:
             record_version(self.data_dir, state.cluster_version)
         self._cluster = state  # published: readers holding the old one are unaffected
@@ -164,23 +165,88 @@ class _Replica(SyncObj):
         return result.to_dict()
 
 
-class RaftNode:
+def apply_blob(state: ClusterState, blob: bytes, code_version: int
+               ) -> tuple[c.Command | None, ClusterState, Result]:
+    """One committed entry applied: (its command, or None if malformed; the next state; the
+    result). Raises UnsupportedCommand for a command newer than code_version."""
+    try:
+        cmd = c.decode(blob, code_version)
+    except c.MalformedCommand as exc:
+        return None, state, Result(ok=False, code="invalid", message=str(exc))
+    state, result = state.after(cmd)
+    return cmd, state, result
+
+
+def check_data_dir(data_dir: str, code_version: int) -> None:
+    """Refuse, before anything is served or replayed, a downgrade below the cluster version
+    this member's data has applied (Downgrade) and a damaged snapshot (StorageError)."""
+    os.makedirs(data_dir, mode=0o700, exist_ok=True)
+    if (applied := recorded_version(data_dir)) > code_version:
+        raise Downgrade(f"this member's data is at cluster version {applied}; its code is "
+                        f"version {code_version}: a downgrade below the cluster version is "
+                        "refused (run the newer hacluster)")
+    convert_legacy(os.path.join(data_dir, "raft.journal"))
+    snapshot = Path(data_dir) / "raft.snapshot"
+    if snapshot.exists():  # checked now (loaded at the first tick)
+        decode_snapshot(snapshot, snapshot.read_bytes())
+
+
+class Proposing:
+    """propose(): the retry loop over one attempt (`_propose_once`), shared by the Raft
+    member in this process (RaftNode) and the one in a process of its own (RaftProcess)."""
+
+    halted: str | None
+    _stop: threading.Event
+
+    @property
+    def state(self) -> ClusterState:
+        raise NotImplementedError
+
+    def _propose_once(self, blob: bytes, timeout: float) -> tuple[Any, int] | None:
+        """One attempt: (apply's result dict, pysyncobj FAIL_REASON), or None on timeout."""
+        raise NotImplementedError
+
+    def propose(self, cmd: c.Command, timeout: float = 5.0) -> Result:
+        """Commit cmd and return apply's result. Retries (same id, so it applies once) until
+        the timeout; raises Unavailable if it cannot commit."""
+        if self.halted:
+            raise Unavailable(self.halted)
+        c.check_allowed(cmd, self.state.cluster_version)  # TooNew: an older member lags
+        blob = c.encode(cmd)
+        deadline = time.monotonic() + timeout
+        last_error = "no leader"
+        while True:
+            outcome = self._propose_once(blob, deadline - time.monotonic())
+            if outcome is None:
+                raise Unavailable(f"the cluster did not commit the command in {timeout:g}s "
+                                  f"({last_error}); it may still apply, retry with the same id")
+            res, err = outcome
+            if err == FAIL_REASON.SUCCESS:
+                return Result.from_dict(res)
+            if err == DISK_FULL:
+                raise DiskFull("the leader's disk is full: the command was not stored")
+            last_error = _reason_name(err)
+            if err not in RETRYABLE or deadline - time.monotonic() <= 0:
+                raise Unavailable(f"cannot commit: {last_error}")
+            self._stop.wait(min(0.05, max(deadline - time.monotonic(), 0)))
+
+
+class RaftNode(Proposing):
     """A running Raft member holding the ClusterState replica."""
 
     def __init__(self, self_addr: str, peers: list[str], data_dir: str, secret: str,
                  timings: RaftTimings | None = None,
                  on_applied: Callable[[c.Command, Result, ClusterState], None] | None = None,
                  previous_secrets: tuple[str, ...] = (),
-                 code_version: int = c.CODE_VERSION, voter: bool = True) -> None:
+                 code_version: int = c.CODE_VERSION, voter: bool = True,
+                 on_restored: Callable[[ClusterState], None] = lambda state: None,
+                 on_tick: Callable[[RaftNode], None] = lambda node: None) -> None:
         """peers: the other voters. A learner (voter=False) is pysyncobj's readonly node: it
-        connects to the voters, receives the log and forwards writes, and never votes."""
+        connects to the voters, receives the log and forwards writes, and never votes.
+        on_restored: a snapshot replaced the replica; on_tick: before every tick."""
         if not secret:
             raise ValueError("a cluster secret is required: pysyncobj unpickles what it receives")
-        os.makedirs(data_dir, mode=0o700, exist_ok=True)
-        if (applied := recorded_version(data_dir)) > code_version:
-            raise Downgrade(f"this member's data is at cluster version {applied}; its code is "
-                            f"version {code_version}: a downgrade below the cluster version is "
-                            "refused (run the newer hacluster)")
+        check_data_dir(data_dir, code_version)
         self.code_version = code_version
         self.data_dir = data_dir
         self.timings = timings or RaftTimings()
@@ -190,14 +256,12 @@ class RaftNode:
         self._stop = threading.Event()
         self._failures: dict[str, float] = {}
         self._marker = Path(data_dir) / REJOIN_MARKER
-        convert_legacy(os.path.join(data_dir, "raft.journal"))
-        snapshot = Path(data_dir) / "raft.snapshot"
-        if snapshot.exists():  # checked now, before anything is served (loaded at first tick)
-            decode_snapshot(snapshot, snapshot.read_bytes())
+        self.process_lost: str | None = None  # RaftProcess's: its Raft process ended
         self.self_addr = self_addr
         self.voter = voter
         self._secrets = (secret, previous_secrets)
         self._on_applied = on_applied or (lambda cmd, res, state: None)
+        self._on_restored, self._on_tick = on_restored, on_tick
         # the fork is untyped pysyncobj code: Any keeps mypy's strictness on our side of it
         self._obj: Any = self._replica(self_addr if voter else None, peers)
         self._frozen: ClusterState | None = None  # shown while a new replica replays
@@ -210,7 +274,8 @@ class RaftNode:
                          self._secrets[1], self.self_addr)
         if addr is None:
             conf.bindAddress = None  # a learner listens to nobody: it dials the voters
-        return _Replica(addr, peers, conf, self._on_applied, self.code_version)
+        return _Replica(addr, peers, conf, self._on_applied, self.code_version,
+                        self._on_restored)
 
     def become_voter(self, peers: list[str]) -> None:
         """A learner the leader promoted: the same data, served again as a voter at its own
@@ -247,6 +312,7 @@ class RaftNode:
         critical(self.timings.critical_nice if self.voter else 0)
         while not self._stop.is_set() and self._running is obj:
             try:
+                self._on_tick(self)
                 obj.doTick(obj.idleWait(TICK_LONGEST if self.voter else LEARNER_TICK_LONGEST))
             except c.UnsupportedCommand as exc:
                 self.halted = f"halted: cannot apply a committed command: {exc}"
@@ -345,33 +411,14 @@ class RaftNode:
 
     # ---- writes -----------------------------------------------------------------------------
 
-    def propose(self, cmd: c.Command, timeout: float = 5.0) -> Result:
-        """Commit cmd and return apply's result. Retries (same id, so it applies once) until
-        the timeout; raises Unavailable if it cannot commit."""
-        if self.halted:
-            raise Unavailable(self.halted)
-        c.check_allowed(cmd, self.state.cluster_version)  # TooNew: an older member lags
-        blob = c.encode(cmd)
-        deadline = time.monotonic() + timeout
-        last_error = "no leader"
-        while True:
-            outcome = self._propose_once(blob, deadline - time.monotonic())
-            if outcome is None:
-                raise Unavailable(f"the cluster did not commit the command in {timeout:g}s "
-                                  f"({last_error}); it may still apply, retry with the same id")
-            res, err = outcome
-            if err == FAIL_REASON.SUCCESS:
-                return Result.from_dict(res)
-            if err == DISK_FULL:
-                raise DiskFull("the leader's disk is full: the command was not stored")
-            last_error = _reason_name(err)
-            if err not in RETRYABLE or deadline - time.monotonic() <= 0:
-                raise Unavailable(f"cannot commit: {last_error}")
-            self._stop.wait(min(0.05, max(deadline - time.monotonic(), 0)))
-
     def _propose_once(self, blob: bytes, timeout: float) -> tuple[Any, int] | None:
         """One attempt: (apply's result dict, pysyncobj FAIL_REASON), or None on timeout."""
-        return _await(lambda callback: self._obj.submit(blob, callback), timeout)
+        return _await(lambda callback: self.submit(blob, callback), timeout)
+
+    def submit(self, blob: bytes, callback: Callable[[Any, int], None]) -> None:
+        """Propose an encoded command; `callback(result dict, FAIL_REASON)` runs in the tick
+        thread once it is applied here (or failed)."""
+        self._obj.submit(blob, callback)
 
     def close(self) -> None:
         self._stop.set()

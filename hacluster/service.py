@@ -69,7 +69,8 @@ from .messages import (
     vms_by_host,
 )
 from .peers import Peers
-from .raft import DiskFull, RaftNode, Unavailable
+from .raft import DiskFull, Unavailable
+from .raftproc import RaftMember
 from .users import LocalLogin, hash_password
 from .v1 import cluster_pb2 as pb
 from .v1 import cluster_pb2_grpc as rpc
@@ -105,7 +106,7 @@ def _check_version(cmd: c.Command, state: ClusterState) -> None:
 class ClusterService:
     """The Cluster API, one method per RPC, protobuf in and out."""
 
-    def __init__(self, config: Config, raft: RaftNode, leader: LeaderLoop, peers: Peers
+    def __init__(self, config: Config, raft: RaftMember, leader: LeaderLoop, peers: Peers
                  ) -> None:
         self.config = config
         self.raft = raft
@@ -785,7 +786,7 @@ class MemberService:
     answers, are cheap and lock-free on purpose: they run on the API's event loop, ahead of
     any client work; those that ask this host's libvirt run off it (api.ASKS_LIBVIRT)."""
 
-    def __init__(self, config: Config, raft: RaftNode, leader: LeaderLoop,
+    def __init__(self, config: Config, raft: RaftMember, leader: LeaderLoop,
                  monitor: History, membership: Membership) -> None:
         self.config = config
         self.monitor = monitor

@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 from ..core.model import HostStatus, vm_status
 from ..core.placement import HostTable
 from ..core.state import FAILOVER_BUCKETS, ClusterState
-from ..raft import RaftNode
+from ..raftproc import RaftMember
 from ..v1 import cluster_pb2 as pb
 
 MIB = 1024 * 1024
@@ -35,7 +35,7 @@ GIB = 1024 * MIB
 
 
 class ClusterCollector(Collector):
-    def __init__(self, raft: RaftNode, live: Callable[[], dict[str, pb.HostLive]],
+    def __init__(self, raft: RaftMember, live: Callable[[], dict[str, pb.HostLive]],
                  local: Callable[[], dict[str, float]]) -> None:
         self.raft = raft
         self.live = live

@@ -28,7 +28,7 @@ from ..errors import ApiError, fail
 from ..eventlog import EventLog
 from ..eventlog import TooManyStreams as TooManyEventStreams
 from ..messages import host_message, vms_by_host
-from ..raft import RaftNode
+from ..raftproc import RaftMember
 from ..service import SESSION_OWNERS, SESSION_TTL, ClusterService
 from ..v1 import cluster_pb2 as pb
 from .feed import Pair, TooManyStreams, sse
@@ -92,7 +92,7 @@ def query_int(request: web.Request, key: str, low: int, high: int) -> int | None
 
 
 class Routes:
-    def __init__(self, server: WebServer, service: ClusterService, raft: RaftNode,
+    def __init__(self, server: WebServer, service: ClusterService, raft: RaftMember,
                  events: EventLog, local: Callable[[], dict[str, float]],
                  tolerance: Tolerance) -> None:
         self.server = server

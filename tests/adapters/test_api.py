@@ -23,6 +23,7 @@ from hacluster import config as cfg
 from hacluster.client import Client, ClientError
 from hacluster.core import commands as c
 from hacluster.daemon import Daemon
+from hacluster.raft import RaftNode
 from hacluster.v1 import cluster_pb2 as pb
 from hacluster.v1 import cluster_pb2_grpc as rpc
 
@@ -160,6 +161,7 @@ def test_garbage_on_the_api_port_changes_nothing(member: tuple[Daemon, Client]) 
 
 def logged_after(daemon: Daemon, index: int) -> list[str]:
     """The types of the commands in the member's Raft log after entry `index`."""
+    assert isinstance(daemon.raft, RaftNode)  # raft.process off: the log is in this process
     log = daemon.raft._obj._SyncObj__raftLog
     out = []
     for i in range(len(log)):

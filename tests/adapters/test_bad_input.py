@@ -21,6 +21,7 @@ from hacluster.client import Client
 from hacluster.core import commands as c
 from hacluster.core.state import ClusterState, Result
 from hacluster.daemon import Daemon
+from hacluster.raft import RaftNode
 from hacluster.v1 import cluster_pb2 as pb
 
 from .test_api import member, secure  # noqa: F401 (fixture)
@@ -100,6 +101,7 @@ def watched(member: tuple[Daemon, Client], pki: Path  # noqa: F811
     wait(lambda: serving(daemon))
     wait(lambda: bool(daemon.raft.state.members))  # the leader's own AddMember, done once
     applied: list[c.Command] = []
+    assert isinstance(daemon.raft, RaftNode)  # raft.process off: the replica is here
     replica = daemon.raft._obj
     original = replica._on_applied
 

@@ -1,0 +1,398 @@
+"""The Raft member in a process of its own (`raft.process = true`), behind RaftNode's face.
+
+Why: a daemon's threads share one GIL. A thread busy with CPU work (the leader loop at 48
+hosts and 10,000 VMs, a big `vm list`) makes the Raft tick thread wait for the GIL after each
+of its system calls, one per member it sends to (bench.gil_convoy: 0.04 ms alone, 2.4 ms
+beside a busy thread); on a loaded host the thread holding the GIL is itself descheduled
+while the Raft thread, niced ahead of it, waits: a priority inversion that stretched a 48-host
+lab leader's ticks past its voters' election timers. In a process of its own the tick thread
+holds its own GIL and its own nice value, as etcd's and Consul's Raft goroutines never wait
+on their servers' other work.
+
+How: the child (`python -m hacluster.raftproc`) runs a RaftNode; this process keeps an equal
+replica by applying the same commands in the same order (core.state is deterministic), so
+every reader here still holds one immutable ClusterState. One socket carries pickled tuples
+both ways (the child is this daemon's own code: nothing else can write to a socketpair); a
+shared page carries what is read on hot paths without a message: the leader's majority
+proof (lease grants), term, leadership, readiness; and this daemon's liveness stamp.
+
+A daemon that stops answering (hung, SIGSTOP) must not keep its Raft member voting or
+leading while its heartbeats go unanswered: the child stops ticking once the stamp is older
+than `RaftTimings.daemon_silence`, and goes on when it is fresh again. A daemon killed
+outright takes its child with it (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import itertools
+import logging
+import math
+import mmap
+import os
+import queue
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .config import RaftTimings
+from .core import commands as c
+from .core.state import ClusterState, Result
+from .priority import critical
+from .raft import Proposing, RaftNode, Unavailable, check_data_dir
+
+log = logging.getLogger(__name__)
+
+# The shared page: doubles, written by one side only.
+STAMP, CONFIRMED, TERM, LEADER, QUORUM, DISK_FULL_AT, READY, SIZE = range(8)
+_PAGE = 8 * SIZE
+PR_SET_PDEATHSIG = 1
+
+
+class Page:
+    """Eight doubles in a memfd both processes map: one writer per slot, aligned 8-byte
+    stores (atomic on the machines this runs on), so no lock."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._map = mmap.mmap(fd, _PAGE)
+
+    @classmethod
+    def create(cls) -> Page:
+        fd = os.memfd_create("hacluster-raft", 0)
+        os.ftruncate(fd, _PAGE)
+        return cls(fd)
+
+    def __getitem__(self, slot: int) -> float:
+        value: float = struct.unpack_from("d", self._map, 8 * slot)[0]
+        return value
+
+    def __setitem__(self, slot: int, value: float) -> None:
+        struct.pack_into("d", self._map, 8 * slot, value)
+
+
+class RaftProcess(Proposing):
+    """RaftNode's reads and writes, served by a Raft member in a child process."""
+
+    def __init__(self, self_addr: str, peers: list[str], data_dir: str, secret: str,
+                 timings: RaftTimings | None = None,
+                 on_applied: Callable[[c.Command, Result, ClusterState], None] | None = None,
+                 previous_secrets: tuple[str, ...] = (),
+                 code_version: int = c.CODE_VERSION, voter: bool = True) -> None:
+        if not secret:
+            raise ValueError("a cluster secret is required: pysyncobj unpickles what it receives")
+        check_data_dir(data_dir, code_version)  # refused here, before a process is started
+        self.self_addr, self.voter, self.code_version = self_addr, voter, code_version
+        self.timings = timings or RaftTimings()
+        self.leadership_changed = threading.Event()
+        self.halted: str | None = None
+        self.storage_error: str | None = None
+        self.process_lost: str | None = None
+        self._stop = threading.Event()
+        self._on_applied = on_applied or (lambda cmd, res, state: None)
+        self._state = ClusterState()  # applied here, in the child's order
+        self._frozen: ClusterState | None = None  # shown while the child's replica replays
+        self._leader: str | None = None
+        self._waiting: dict[int, tuple[threading.Event, list[Any]]] = {}
+        self._ids = itertools.count(1)
+        self._send_lock = threading.Lock()
+        self.page = Page.create()
+        self.page[STAMP] = time.monotonic()
+        ours, theirs = socket.socketpair()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "hacluster.raftproc", str(theirs.fileno()),
+             str(self.page.fd), str(os.getpid())],
+            pass_fds=(theirs.fileno(), self.page.fd))
+        theirs.close()
+        self._conn = Connection(ours.detach())
+        self._send(("start", dict(
+            self_addr=self_addr, peers=peers, data_dir=data_dir, secret=secret,
+            timings=asdict(self.timings), previous_secrets=previous_secrets,
+            code_version=code_version, voter=voter,
+            log_level=logging.getLogger().level,
+            log_format=next((h.formatter._fmt for h in logging.getLogger().handlers
+                             if h.formatter is not None and h.formatter._fmt), None))))
+        self._reader = threading.Thread(target=self._read, name="raft-reader", daemon=True)
+        self._reader.start()
+        self._stamper = threading.Thread(target=self._stamp, name="raft-stamp", daemon=True)
+        self._stamper.start()
+
+    # ---- the child's messages ---------------------------------------------------------------
+
+    def _read(self) -> None:
+        """Applies what the child applied, in its order, and hands back answers."""
+        while True:
+            try:
+                msg = self._conn.recv()
+            except (EOFError, OSError):
+                break
+            kind = msg[0]
+            if kind == "applied":
+                cmd = msg[1]
+                self._state, result = self._state.after(cmd)
+                self._on_applied(cmd, result, self._state)
+            elif kind == "restored":
+                self._state = msg[1]
+            elif kind == "reset":  # the child's replica is replaced: it replays from scratch
+                self._frozen = self._frozen or self.state
+                self._state = ClusterState()
+            elif kind == "leader":
+                self._leader = msg[1]
+                self.leadership_changed.set()
+            elif kind == "halted":
+                self.storage_error = msg[2]
+                self.halted = msg[1]
+                self.leadership_changed.set()
+            elif kind == "answer":
+                waiter = self._waiting.pop(msg[1], None)
+                if waiter is not None:
+                    waiter[1].extend(msg[2:])
+                    waiter[0].set()
+        if not self._stop.is_set() and self.halted is None:
+            code = self._proc.wait()
+            self.process_lost = self.halted = f"the Raft process ended (exit status {code})"
+            log.critical("%s", self.halted)
+            self.leadership_changed.set()
+
+    def _stamp(self) -> None:
+        """This daemon's liveness, as the child judges it: a thread of ours that runs."""
+        critical(self.timings.critical_nice if self.voter else 0)
+        period = self.timings.daemon_silence / 5
+        while not self._stop.wait(period):
+            self.page[STAMP] = time.monotonic()
+
+    def _send(self, msg: tuple[Any, ...]) -> None:
+        with self._send_lock, contextlib.suppress(OSError):  # gone: _read says so
+            self._conn.send(msg)
+
+    def _ask(self, kind: str, *args: Any, timeout: float | None) -> list[Any] | None:
+        """Send a request; the child's answer (a list), or None if none came in time."""
+        ident = next(self._ids)
+        done: tuple[threading.Event, list[Any]] = (threading.Event(), [])
+        self._waiting[ident] = done
+        self._send((kind, ident, *args))
+        if not done[0].wait(timeout):
+            self._waiting.pop(ident, None)
+            return None
+        return done[1]
+
+    def _call(self, method: str, *args: Any, timeout: float = 30.0) -> Any:
+        """A RaftNode method run in the child; its exception, raised here."""
+        answer = self._ask("call", method, args, timeout=timeout)
+        if answer is None:
+            raise Unavailable(f"the Raft process did not answer {method} in {timeout:g}s")
+        ok, value = answer
+        if not ok:
+            raise value
+        return value
+
+    # ---- RaftNode's face --------------------------------------------------------------------
+
+    @property
+    def state(self) -> ClusterState:
+        return self._frozen or self._state
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def is_leader(self) -> bool:
+        return self.page[LEADER] == 1.0
+
+    def leader_addr(self) -> str | None:
+        return self._leader
+
+    def term(self) -> int:
+        return int(self.page[TERM])
+
+    def has_quorum(self) -> bool:
+        return self.page[QUORUM] == 1.0
+
+    def disk_full(self) -> bool:
+        at = self.page[DISK_FULL_AT]
+        return not math.isnan(at) and time.monotonic() - at < 10.0
+
+    def majority_confirmed_at(self) -> float | None:
+        at = self.page[CONFIRMED]
+        return None if math.isnan(at) else at
+
+    def is_ready(self) -> bool:
+        ready = self.page[READY] == 1.0 and self.halted is None
+        if ready:
+            self._frozen = None
+        return ready
+
+    def raft_members(self) -> set[str]:
+        members: set[str] = self._call("raft_members")
+        return members
+
+    def change_membership(self, add: bool, addr: str, timeout: float = 15.0) -> None:
+        self._call("change_membership", add, addr, timeout, timeout=timeout + 5)
+
+    def status(self) -> dict[str, Any]:
+        status: dict[str, Any] = self._call("status")
+        return status
+
+    def become_voter(self, peers: list[str]) -> None:
+        self._restart("become_voter", peers, voter=True)
+
+    def become_learner(self, voters: list[str]) -> None:
+        self._restart("become_learner", voters, voter=False)
+
+    def _restart(self, method: str, peers: list[str], voter: bool) -> None:
+        if self.voter == voter:
+            return
+        self._frozen = self.state
+        self.page[READY] = 0.0
+        self._call(method, peers)
+        self.voter = voter
+
+    def _propose_once(self, blob: bytes, timeout: float) -> tuple[Any, int] | None:
+        answer = self._ask("submit", blob, timeout=max(timeout, 0.0))
+        return None if answer is None else (answer[0], answer[1])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._send(("close",))
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._conn.close()
+
+
+RaftMember = RaftNode | RaftProcess  # what the daemon's parts are handed (raft.process)
+
+
+# ---- the child ----------------------------------------------------------------------------
+
+
+class _Child:
+    """Runs the RaftNode; sends what it applies and answers the daemon's requests."""
+
+    def __init__(self, conn: Connection, page: Page, params: dict[str, Any]) -> None:
+        self.conn, self.page = conn, page
+        self.outbox: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self.timings = RaftTimings(**params["timings"])
+        self.leader: str | None = None
+        self.frozen_since: float | None = None
+        threading.Thread(target=self._send_all, name="raft-send", daemon=True).start()
+        self.node = RaftNode(
+            params["self_addr"], params["peers"], params["data_dir"], params["secret"],
+            self.timings, on_applied=lambda cmd, res, state: self.outbox.put(("applied", cmd)),
+            previous_secrets=tuple(params["previous_secrets"]),
+            code_version=params["code_version"], voter=params["voter"],
+            on_restored=lambda state: self.outbox.put(("restored", state)),
+            on_tick=self._on_tick)
+
+    def _send_all(self) -> None:
+        """One thread sends (a Connection is not safe for two): the tick thread only queues."""
+        while (msg := self.outbox.get()) is not None:
+            try:
+                self.conn.send(msg)
+            except OSError:
+                os._exit(0)  # the daemon is gone
+
+    def _on_tick(self, node: RaftNode) -> None:
+        """Before each tick: publish what the daemon reads, and wait while it is silent."""
+        page = self.page
+        confirmed = node.majority_confirmed_at()
+        page[CONFIRMED] = math.nan if confirmed is None else confirmed
+        page[TERM] = node.term()
+        page[LEADER] = float(node.is_leader())
+        page[QUORUM] = float(node.has_quorum())
+        at = getattr(node._obj, "diskFullAt", None)
+        page[DISK_FULL_AT] = math.nan if at is None else at
+        page[READY] = float(node.is_ready())
+        if (leader := node.leader_addr()) != self.leader:
+            self.leader = leader
+            self.outbox.put(("leader", leader))
+        self._wait_for_daemon()
+
+    def _wait_for_daemon(self) -> None:
+        silence = self.timings.daemon_silence
+        while time.monotonic() - self.page[STAMP] > silence:
+            if self.frozen_since is None:
+                self.frozen_since = time.monotonic()
+                log.warning("the daemon has not run for %.1fs: Raft stops until it does "
+                            "(a hung daemon must not keep leading or voting)", silence)
+            time.sleep(0.02)
+        if self.frozen_since is not None:
+            log.warning("the daemon runs again: Raft goes on after %.1fs",
+                        time.monotonic() - self.frozen_since)
+            self.frozen_since = None
+
+    def serve(self) -> None:
+        """The daemon's requests, each answered in the order its result is known."""
+        while True:
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):
+                break
+            kind = msg[0]
+            if kind == "close":
+                break
+            if kind == "submit":
+                ident = msg[1]
+                self.node.submit(msg[2], self._answer(ident))
+            elif kind == "call":
+                threading.Thread(target=self._call, args=msg[1:], daemon=True).start()
+        self.node.close()
+        self.outbox.put(None)
+
+    def _answer(self, ident: int) -> Callable[[Any, int], None]:
+        return lambda res, err: self.outbox.put(("answer", ident, res, err))
+
+    def _call(self, ident: int, method: str, args: tuple[Any, ...]) -> None:
+        if method in ("become_voter", "become_learner"):
+            self.outbox.put(("reset",))  # the new replica replays snapshot and journal
+        try:
+            answer: tuple[Any, ...] = ("answer", ident, True, getattr(self.node, method)(*args))
+        except Exception as exc:  # raised again in the daemon
+            answer = ("answer", ident, False, exc)
+        self.outbox.put(answer)
+
+    def watch_halt(self) -> None:
+        """The node's tick thread ends on a command it cannot apply or a storage error."""
+        while self.node.halted is None:
+            time.sleep(0.1)
+        self.outbox.put(("halted", self.node.halted, self.node.storage_error))
+
+
+def main(argv: list[str]) -> int:
+    conn = Connection(int(argv[0]))
+    page = Page(int(argv[1]))
+    # Killed with the daemon: a power loss of the lab kills haclusterd's pid alone.
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != int(argv[2]):
+        return 1  # the daemon died before the line above
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon stops us (close), not ^C
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    kind, params = conn.recv()
+    assert kind == "start"
+    if params["log_format"]:
+        logging.basicConfig(level=params["log_level"], format=params["log_format"])
+    logging.getLogger("pysyncobj").setLevel(logging.WARNING)
+    sys.setswitchinterval(0.001)
+    try:
+        child = _Child(conn, page, params)
+    except Exception as exc:
+        log.critical("the Raft process cannot start: %s", exc)
+        return 1
+    threading.Thread(target=child.watch_halt, name="raft-halt", daemon=True).start()
+    child.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,207 @@
+"""The Raft member in a process of its own (raftproc.RaftProcess), for real: three members on
+loopback, each a child process of this one, and members whose daemon is a process of its
+own (raft_member.py) to stop and kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hacluster.core import commands as c
+from hacluster.raft import Unavailable
+from hacluster.raftproc import RaftProcess
+
+from .test_raft import SECRET, create, free_ports, wait
+
+
+class Members:
+    def __init__(self, root: Path, n: int = 3) -> None:
+        self.root = root
+        self.addrs = [f"127.0.0.1:{p}" for p in free_ports(n)]
+        self.nodes: list[RaftProcess | None] = [None] * n
+
+    def start(self, i: int) -> RaftProcess:
+        addr = self.addrs[i]
+        node = RaftProcess(addr, [a for a in self.addrs if a != addr],
+                           str(self.root / f"n{i}"), SECRET)
+        self.nodes[i] = node
+        return node
+
+    def stop(self, i: int) -> None:
+        node = self.nodes[i]
+        if node is not None:
+            node.close()
+            self.nodes[i] = None
+
+    def live(self) -> list[RaftProcess]:
+        return [n for n in self.nodes if n is not None]
+
+    def leader(self) -> RaftProcess:
+        wait(lambda: any(n.is_leader() for n in self.live()))
+        return next(n for n in self.live() if n.is_leader())
+
+
+@pytest.fixture
+def members(tmp_path: Path) -> Iterator[Members]:
+    m = Members(tmp_path)
+    for i in range(3):
+        m.start(i)
+    yield m
+    for i in range(3):
+        m.stop(i)
+
+
+def test_writes_reach_every_daemon_s_replica_and_survive_a_whole_restart(
+        members: Members) -> None:
+    """Each daemon's replica is built from what its Raft process applied, in its order: the
+    same state everywhere, the same answers (a retry applies once), the same after restarts."""
+    leader = members.leader()
+    wait(lambda: leader.majority_confirmed_at() is not None)
+    assert leader.term() >= 1 and (leader.majority_confirmed_at() or 0) <= time.monotonic()
+    wait(lambda: all(n.leader_addr() == leader.self_addr for n in members.live()))
+    for i in range(30):
+        assert members.live()[i % 3].propose(create(f"vm{i}", f"x{i}")).ok
+    again = members.live()[1].propose(create("vm0", "x0"))  # the same id: the earlier result
+    assert again.ok
+    refused = members.live()[2].propose(create("vm0", "other"))
+    assert (refused.ok, refused.code) == (False, "exists")
+    # the refused entry too: every replica holds the same answers for the same ids
+    wait(lambda: members.live()[0].state == members.live()[1].state == members.live()[2].state)
+    assert len(members.live()[0].state.vms) == 30
+    for i in range(3):
+        members.stop(i)
+    for i in range(3):
+        members.start(i)
+    wait(lambda: all(len(n.state.vms) == 30 and n.is_ready() for n in members.live()))
+    assert members.leader().propose(create("after")).ok
+
+
+def test_a_command_the_code_cannot_apply_halts_the_daemon_s_member(members: Members) -> None:
+    leader = members.leader()
+    envelope = json.loads(c.encode(create("a")))
+    future = json.dumps({**envelope, "v": c.CODE_VERSION + 1, "id": "future"}).encode()
+    leader._propose_once(future, 1.0)  # what a newer member would propose (no answer: halted)
+    wait(lambda: sum(bool(n.halted) for n in members.live()) >= 2)
+    assert all(f"needs hacluster code version {c.CODE_VERSION + 1}" in (n.halted or "")
+               for n in members.live() if n.halted)
+    assert all(n.process_lost is None for n in members.live())  # halted, not crashed
+    with pytest.raises(Unavailable, match="halted"):
+        next(n for n in members.live() if n.halted).propose(create("b"))
+
+
+def test_a_learner_is_promoted_in_place_and_its_daemon_never_sees_an_older_state(
+        members: Members, tmp_path: Path) -> None:
+    """Promotion replaces the child's replica, which replays from its files: the daemon keeps
+    showing the state it had until the new replica has caught up."""
+    leader = members.leader()
+    for i in range(20):
+        assert leader.propose(create(f"vm{i}")).ok
+    addr = f"127.0.0.1:{free_ports(1)[0]}"
+    learner = RaftProcess(addr, list(members.addrs), str(tmp_path / "learner"), SECRET,
+                          voter=False)
+    try:
+        wait(lambda: len(learner.state.vms) == 20 and learner.is_ready())
+        assert addr not in leader.raft_members()
+        leader.change_membership(True, addr)
+        seen: list[int] = []
+        learner.become_voter(list(members.addrs))
+        deadline = time.monotonic() + 10
+        while not learner.is_ready() and time.monotonic() < deadline:
+            seen.append(len(learner.state.vms))
+            time.sleep(0.005)
+        assert learner.is_ready() and min(seen, default=20) == 20
+        assert addr in learner.raft_members() and learner.voter
+        assert learner.propose(create("promoted"), timeout=10).ok
+        wait(lambda: all("promoted" in n.state.vms for n in members.live()))
+    finally:
+        learner.close()
+
+
+class Daemons:
+    """Three members whose daemon is a process of its own (raft_member.py), so that one can
+    be stopped (SIGSTOP: hung) or killed (SIGKILL: gone) as a real haclusterd is."""
+
+    def __init__(self, root: Path) -> None:
+        self.addrs = [f"127.0.0.1:{p}" for p in free_ports(3)]
+        env = {**os.environ, "RAFT_PROCESS": "1", "RAFT_FSYNC": "0"}
+        self.procs = [subprocess.Popen(
+            [sys.executable, "-m", "tests.adapters.raft_member", addr,
+             ",".join(a for a in self.addrs if a != addr), str(root / f"d{i}")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+            for i, addr in enumerate(self.addrs)]
+
+    def ask(self, i: int, line: str) -> str:
+        proc = self.procs[i]
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(line + "\n")
+        proc.stdin.flush()
+        return proc.stdout.readline().strip()
+
+    def leader(self, among: list[int]) -> int:
+        found: list[int] = []
+
+        def one() -> bool:
+            found[:] = [i for i in among if self.ask(i, "leader?") == "yes"]
+            return len(found) == 1
+        wait(one, timeout=15)
+        return found[0]
+
+    def child(self, i: int) -> int:
+        out = subprocess.run(["pgrep", "-P", str(self.procs[i].pid)], capture_output=True,
+                             text=True, check=False).stdout.split()
+        assert len(out) == 1, out
+        return int(out[0])
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is not None:
+                continue
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def daemons(tmp_path: Path) -> Iterator[Daemons]:
+    d = Daemons(tmp_path)
+    yield d
+    d.close()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_hung_daemon_s_raft_process_stops_and_a_killed_daemon_takes_it_along(
+        daemons: Daemons) -> None:
+    """A leader whose daemon hangs (SIGSTOP) must not keep leading while nobody answers its
+    hosts' heartbeats: its Raft process stops ticking and another member takes over; once
+    the daemon runs again it follows. A daemon killed outright leaves no Raft process."""
+    first = daemons.leader([0, 1, 2])
+    child = daemons.child(first)
+    os.kill(daemons.procs[first].pid, signal.SIGSTOP)
+    started = time.monotonic()
+    others = [i for i in range(3) if i != first]
+    second = daemons.leader(others)
+    took = time.monotonic() - started
+    assert alive(child) and took < 5.0, took
+    os.kill(daemons.procs[first].pid, signal.SIGCONT)
+    assert daemons.ask(first, "propose back") == "ok back True"  # a follower again, working
+    assert daemons.ask(first, "leader?") == "no"
+    victim = daemons.child(second)
+    os.kill(daemons.procs[second].pid, signal.SIGKILL)
+    daemons.procs[second].wait()
+    wait(lambda: not alive(victim), timeout=5)
