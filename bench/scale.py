@@ -48,8 +48,22 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+    """A process's CPU and its children's (a member's Raft process, raft.process)."""
+    return sum(own for own, _ in cpu_by_process(pid))
+
+
+def cpu_by_process(pid: int) -> list[tuple[float, int]]:
+    """(CPU seconds, pid) of `pid`, then of each of its live children."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        me = int(stat.parent.name)
+        if me == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
+            out.append(((int(fields[11]) + int(fields[12])) / TICKS, me))  # utime + stime
+    return sorted(out, key=lambda pair: pair[1] != pid)
 
 
 def ms(label: str, samples: list[float]) -> str:
@@ -83,11 +97,16 @@ def steady(lab: lab_mod.Lab, client: Client, trials: int, oracle: Oracle) -> Non
     leader = next(h for h in lab.hosts if h.name == client.status()["leader"])
     others = [h for h in lab.hosts if h is not leader]
     c0 = {h.name: cpu_seconds(h.pids["haclusterd"]) for h in lab.hosts}
+    raft0 = cpu_by_process(leader.pids["haclusterd"])[1:]
     w0 = time.monotonic()
     time.sleep(30)
     took = time.monotonic() - w0
     share = {h.name: (cpu_seconds(h.pids["haclusterd"]) - c0[h.name]) / took
              for h in lab.hosts}
+    if raft0:  # the leader's Raft process on its own (raft.process)
+        after = dict((p, cpu) for cpu, p in cpu_by_process(leader.pids["haclusterd"]))
+        raft = sum(after.get(p, cpu) - cpu for cpu, p in raft0) / took
+        print(f"{at}: the leader's Raft process {raft * 100:.1f}% of a core", flush=True)
     still = client.status()["leader"] == leader.name
     print(f"{at}: leader CPU {share[leader.name] * 100:.1f}% of a core at {len(lab.hosts)} "
           f"hosts ({share[leader.name] * 100 / len(lab.hosts):.2f}% per host; {leader.name}, "

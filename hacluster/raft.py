@@ -253,6 +253,7 @@ class RaftNode(Proposing):
         self.leadership_changed = threading.Event()
         self.halted: str | None = None
         self.storage_error: str | None = None
+        self.stopped = threading.Event()  # the tick thread ended on `halted`
         self._stop = threading.Event()
         self._failures: dict[str, float] = {}
         self._marker = Path(data_dir) / REJOIN_MARKER
@@ -317,9 +318,11 @@ class RaftNode(Proposing):
             except c.UnsupportedCommand as exc:
                 self.halted = f"halted: cannot apply a committed command: {exc}"
                 log.critical("%s; upgrade this member's hacluster", self.halted)
+                self.stopped.set()
                 return
             except StorageError as exc:
                 self.storage_error = self.halted = str(exc)  # the daemon says it and exits
+                self.stopped.set()
                 return
             except Exception as exc:
                 # logged once a minute per kind of failure (a full disk fails every tick)
@@ -358,8 +361,13 @@ class RaftNode(Proposing):
     def disk_full(self) -> bool:
         """This member failed to store an entry for want of space in the last 10 s: it can
         take no write (as a follower it could not apply it; as the leader not store it)."""
-        at = getattr(self._obj, "diskFullAt", None)
+        at = self.disk_full_at()
         return at is not None and time.monotonic() - at < 10.0
+
+    def disk_full_at(self) -> float | None:
+        """When this member last failed to store an entry for want of space (monotonic)."""
+        at = getattr(self._obj, "diskFullAt", None)
+        return None if at is None else float(at)
 
     def majority_confirmed_at(self) -> float | None:
         """As leader: the newest monotonic time a majority of voters still followed it."""

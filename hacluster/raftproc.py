@@ -135,33 +135,46 @@ class RaftProcess(Proposing):
                 msg = self._conn.recv()
             except (EOFError, OSError):
                 break
-            kind = msg[0]
-            if kind == "applied":
-                cmd = msg[1]
-                self._state, result = self._state.after(cmd)
-                self._on_applied(cmd, result, self._state)
-            elif kind == "restored":
-                self._state = msg[1]
-            elif kind == "reset":  # the child's replica is replaced: it replays from scratch
-                self._frozen = self._frozen or self.state
-                self._state = ClusterState()
-            elif kind == "leader":
-                self._leader = msg[1]
+            try:
+                self._take(msg)
+            except Exception as exc:  # a bug: this replica can no longer follow the child's
+                log.exception("the daemon's replica failed on %s", msg[0])
+                self.halted = f"halted: this daemon's replica failed to follow Raft: {exc}"
                 self.leadership_changed.set()
-            elif kind == "halted":
-                self.storage_error = msg[2]
-                self.halted = msg[1]
-                self.leadership_changed.set()
-            elif kind == "answer":
-                waiter = self._waiting.pop(msg[1], None)
-                if waiter is not None:
-                    waiter[1].extend(msg[2:])
-                    waiter[0].set()
+                return
         if not self._stop.is_set() and self.halted is None:
             code = self._proc.wait()
             self.process_lost = self.halted = f"the Raft process ended (exit status {code})"
             log.critical("%s", self.halted)
             self.leadership_changed.set()
+
+    def _take(self, msg: tuple[Any, ...]) -> None:
+        """One message of the child's."""
+        kind = msg[0]
+        if kind == "applied":
+            cmd = msg[1]
+            self._state, result = self._state.after(cmd)
+            try:
+                self._on_applied(cmd, result, self._state)
+            except Exception:  # the daemon's reaction (events, wake-ups), not the replica
+                log.exception("after applying %s", cmd.TYPE)
+        elif kind == "restored":
+            self._state = msg[1]
+        elif kind == "reset":  # the child's replica is replaced: it replays from scratch
+            self._frozen = self._frozen or self.state
+            self._state = ClusterState()
+        elif kind == "leader":
+            self._leader = msg[1]
+            self.leadership_changed.set()
+        elif kind == "halted":
+            self.storage_error = msg[2]
+            self.halted = msg[1]
+            self.leadership_changed.set()
+        elif kind == "answer":
+            waiter = self._waiting.pop(msg[1], None)
+            if waiter is not None:
+                waiter[1].extend(msg[2:])
+                waiter[0].set()
 
     def _stamp(self) -> None:
         """This daemon's liveness, as the child judges it: a thread of ours that runs."""
@@ -311,7 +324,7 @@ class _Child:
         page[TERM] = node.term()
         page[LEADER] = float(node.is_leader())
         page[QUORUM] = float(node.has_quorum())
-        at = getattr(node._obj, "diskFullAt", None)
+        at = node.disk_full_at()
         page[DISK_FULL_AT] = math.nan if at is None else at
         page[READY] = float(node.is_ready())
         if (leader := node.leader_addr()) != self.leader:
@@ -364,8 +377,7 @@ class _Child:
 
     def watch_halt(self) -> None:
         """The node's tick thread ends on a command it cannot apply or a storage error."""
-        while self.node.halted is None:
-            time.sleep(0.1)
+        self.node.stopped.wait()
         self.outbox.put(("halted", self.node.halted, self.node.storage_error))
 
 

@@ -120,7 +120,8 @@ def test_a_learner_is_promoted_in_place_and_its_daemon_never_sees_an_older_state
         assert learner.is_ready() and min(seen, default=20) == 20
         assert addr in learner.raft_members() and learner.voter
         assert learner.propose(create("promoted"), timeout=10).ok
-        wait(lambda: all("promoted" in n.state.vms for n in members.live()))
+        wait(lambda: all(n.state == learner.state for n in members.live()))
+        assert "promoted" in learner.state.vms
     finally:
         learner.close()
 
