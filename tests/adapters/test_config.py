@@ -120,6 +120,7 @@ def test_tls_is_required_and_the_certificate_must_be_this_members() -> None:
     (good(raft={"election_min": 0.1}), "election_min must be more than 3"),
     (good(raft={"critical_nice": -21}), "critical_nice must be -20 to 0"),
     (good(raft={"critical_nice": "high"}), "ha or raft"),
+    (good(raft={"process": "yes"}), "raft.process must be true or false"),
 ])
 def test_bad_files_are_refused(data: dict[str, Any], fragment: str) -> None:
     with pytest.raises(cfg.ConfigError, match=fragment):
