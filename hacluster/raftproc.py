@@ -50,7 +50,7 @@ from .core.state import ClusterState, Result
 from .priority import critical
 from .raft import Proposing, RaftNode, Unavailable, check_data_dir
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hacluster.raftproc")  # not __main__ in the child
 
 # The shared page: doubles, written by one side only.
 STAMP, CONFIRMED, TERM, LEADER, QUORUM, DISK_FULL_AT, READY, SIZE = range(8)
@@ -121,12 +121,25 @@ class RaftProcess(Proposing):
             log_level=logging.getLogger().level,
             log_format=next((h.formatter._fmt for h in logging.getLogger().handlers
                              if h.formatter is not None and h.formatter._fmt), None))))
+        while (msg := self._first())[0] != "started":  # what the start applied, in order
+            if msg[0] == "failed":
+                self._proc.wait()
+                raise msg[1]  # StorageError, OSError...: as RaftNode() raises them
+            self._take(msg)
         self._reader = threading.Thread(target=self._read, name="raft-reader", daemon=True)
         self._reader.start()
         self._stamper = threading.Thread(target=self._stamp, name="raft-stamp", daemon=True)
         self._stamper.start()
 
     # ---- the child's messages ---------------------------------------------------------------
+
+    def _first(self) -> tuple[Any, ...]:
+        try:
+            msg: tuple[Any, ...] = self._conn.recv()
+        except (EOFError, OSError):
+            raise OSError(f"the Raft process ended as it started (exit status "
+                          f"{self._proc.wait()})") from None
+        return msg
 
     def _read(self) -> None:
         """Applies what the child applied, in its order, and hands back answers."""
@@ -398,9 +411,10 @@ def main(argv: list[str]) -> int:
     sys.setswitchinterval(0.001)
     try:
         child = _Child(conn, page, params)
-    except Exception as exc:
-        log.critical("the Raft process cannot start: %s", exc)
+    except Exception as exc:  # raised again by RaftProcess() in the daemon, as RaftNode's
+        conn.send(("failed", exc))
         return 1
+    child.outbox.put(("started",))
     threading.Thread(target=child.watch_halt, name="raft-halt", daemon=True).start()
     child.serve()
     return 0

@@ -54,7 +54,11 @@ class StorageError(Exception):
 
     def __init__(self, path: str | os.PathLike[str], problem: str, hint: str = WIPE_HINT) -> None:
         super().__init__(f"{path}: {problem}; {hint}")
-        self.path = str(path)
+        self.path, self.problem, self.hint = str(path), problem, hint
+
+    def __reduce__(self) -> tuple[type[StorageError], tuple[str, str, str]]:
+        """Pickled whole: a Raft process (raftproc.py) hands it to its daemon."""
+        return StorageError, (self.path, self.problem, self.hint)
 
 
 class DiskFull(Exception):

@@ -18,6 +18,7 @@ import pytest
 from hacluster.core import commands as c
 from hacluster.raft import Unavailable
 from hacluster.raftproc import RaftProcess
+from hacluster.raftstore import StorageError
 
 from .test_raft import SECRET, create, free_ports, wait
 
@@ -206,3 +207,22 @@ def test_a_hung_daemon_s_raft_process_stops_and_a_killed_daemon_takes_it_along(
     os.kill(daemons.procs[second].pid, signal.SIGKILL)
     daemons.procs[second].wait()
     wait(lambda: not alive(victim), timeout=5)
+
+
+def test_a_damaged_journal_is_refused_as_in_process(tmp_path: Path) -> None:
+    """The child's start fails as RaftNode() would (StorageError naming the file: the daemon
+    exits 4, wipe and rejoin), raised by RaftProcess() before the daemon serves anything."""
+    addr = f"127.0.0.1:{free_ports(1)[0]}"
+    node = RaftProcess(addr, [], str(tmp_path), SECRET)
+    try:
+        for i in range(20):
+            assert node.propose(create(f"vm{i}"), timeout=10).ok
+    finally:
+        node.close()
+    path = tmp_path / "raft.journal"
+    data = bytearray(path.read_bytes())
+    data[len(data.rstrip(b"\0")) // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+    with pytest.raises(StorageError) as err:
+        RaftProcess(addr, [], str(tmp_path), SECRET)
+    assert str(path) in str(err.value)
