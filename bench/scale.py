@@ -215,12 +215,14 @@ def main() -> None:
                         metavar="SECTION.KEY=VALUE", help="into every host's configuration "
                         "(as `hactl lab up --set`), e.g. raft.critical_nice=0 to compare")
     parser.add_argument("--base-ip", default="127.0.97")
+    parser.add_argument("--log-level", default="WARNING", help="the hosts' (INFO: every "
+                        "verdict, lease and leader change, for a run that went wrong)")
     parser.add_argument("--dir", help="make the lab here and keep it (its hosts' logs) after "
                         "the run; by default a temporary directory, deleted")
     args = parser.parse_args()
     with contextlib.nullcontext(args.dir) if args.dir else tempfile.TemporaryDirectory() as tmp:
         t0 = time.monotonic()
-        lab = lab_mod.create(tmp, args.voters, args.base_ip, log_level="WARNING",
+        lab = lab_mod.create(tmp, args.voters, args.base_ip, log_level=args.log_level,
                              settings=args.settings)
         try:
             for h in lab.hosts:

@@ -16,10 +16,13 @@ both ways (the child is this daemon's own code: nothing else can write to a sock
 shared page carries what is read on hot paths without a message: the leader's majority
 proof (lease grants), term, leadership, readiness; and this daemon's liveness stamp.
 
-A daemon that stops answering (hung, SIGSTOP) must not keep its Raft member voting or
-leading while its heartbeats go unanswered: the child stops ticking once the stamp is older
-than `RaftTimings.daemon_silence`, and goes on when it is fresh again. A daemon killed
-outright takes its child with it (PR_SET_PDEATHSIG).
+A daemon that stops answering (hung, SIGSTOP) must not keep its Raft member leading while
+nobody grants its hosts' leases: a leading child stops ticking once the stamp is older than
+`RaftTimings.daemon_silence` (the voters elect another leader), and goes on when it is fresh
+again. A follower's or a learner's child goes on: Raft needs nothing of its daemon, and a
+busy machine left 48 lab daemons silent for a second at times, which froze voters for
+nothing (elected, such a member stops on its first tick as leader). A daemon killed outright
+takes its child with it (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -330,7 +333,7 @@ class _Child:
                 os._exit(0)  # the daemon is gone
 
     def _on_tick(self, node: RaftNode) -> None:
-        """Before each tick: publish what the daemon reads, and wait while it is silent."""
+        """Before each tick: publish what the daemon reads; a leader waits while it is silent."""
         page = self.page
         confirmed = node.majority_confirmed_at()
         page[CONFIRMED] = math.nan if confirmed is None else confirmed
@@ -343,15 +346,16 @@ class _Child:
         if (leader := node.leader_addr()) != self.leader:
             self.leader = leader
             self.outbox.put(("leader", leader))
-        self._wait_for_daemon()
+        if node.is_leader():
+            self._wait_for_daemon()
 
     def _wait_for_daemon(self) -> None:
         silence = self.timings.daemon_silence
         while time.monotonic() - self.page[STAMP] > silence:
             if self.frozen_since is None:
                 self.frozen_since = time.monotonic()
-                log.warning("the daemon has not run for %.1fs: Raft stops until it does "
-                            "(a hung daemon must not keep leading or voting)", silence)
+                log.warning("the daemon has not run for %.1fs: this leader stops until it "
+                            "does (a hung daemon grants no leases)", silence)
             time.sleep(0.02)
         if self.frozen_since is not None:
             log.warning("the daemon runs again: Raft goes on after %.1fs",

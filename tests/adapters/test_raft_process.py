@@ -187,11 +187,13 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def test_a_hung_daemon_s_raft_process_stops_and_a_killed_daemon_takes_it_along(
+def test_a_hung_leader_s_raft_stops_a_follower_s_does_not_a_killed_daemon_s_ends(
         daemons: Daemons) -> None:
     """A leader whose daemon hangs (SIGSTOP) must not keep leading while nobody answers its
     hosts' heartbeats: its Raft process stops ticking and another member takes over; once
-    the daemon runs again it follows. A daemon killed outright leaves no Raft process."""
+    the daemon runs again it follows. A follower whose daemon hangs still acknowledges (Raft
+    needs nothing of its daemon): with the third member gone, the leader commits with it. A
+    daemon killed outright leaves no Raft process."""
     first = daemons.leader([0, 1, 2])
     child = daemons.child(first)
     os.kill(daemons.procs[first].pid, signal.SIGSTOP)
@@ -203,10 +205,14 @@ def test_a_hung_daemon_s_raft_process_stops_and_a_killed_daemon_takes_it_along(
     os.kill(daemons.procs[first].pid, signal.SIGCONT)
     assert daemons.ask(first, "propose back") == "ok back True"  # a follower again, working
     assert daemons.ask(first, "leader?") == "no"
-    victim = daemons.child(second)
-    os.kill(daemons.procs[second].pid, signal.SIGKILL)
-    daemons.procs[second].wait()
+    os.kill(daemons.procs[first].pid, signal.SIGSTOP)  # now a follower's daemon hangs
+    time.sleep(1.5)  # longer than daemon_silence (0.9 s)
+    third = next(i for i in others if i != second)
+    victim = daemons.child(third)
+    os.kill(daemons.procs[third].pid, signal.SIGKILL)
+    daemons.procs[third].wait()
     wait(lambda: not alive(victim), timeout=5)
+    assert daemons.ask(second, "propose hung") == "ok hung True"  # first's Raft acknowledged
 
 
 def test_a_damaged_journal_is_refused_as_in_process(tmp_path: Path) -> None:
