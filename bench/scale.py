@@ -136,6 +136,8 @@ def steady(lab: lab_mod.Lab, client: Client, trials: int, oracle: Oracle) -> Non
             return all(n in now and gone not in now[n] for n in names)
         wait(back, 60, f"{victim.name}'s VMs running elsewhere")
         losses.append(time.monotonic() - t)
+        print(f"  {victim.name} lost: its {len(mine)} HA VMs running elsewhere in "
+              f"{losses[-1]:.2f} s", flush=True)  # kept if a later trial ends the run
         lab.start_host(victim)
         wait(functools.partial(host_up, client, victim.name), 120, "host back")
         time.sleep(3)
