@@ -252,13 +252,16 @@ def main() -> None:
                     time.sleep(1 / args.ha_rate)
                 # running by each host's libvirt, not by a list of 10,000 VMs asked of a
                 # member 50 times a second (the bench's own load, not the operators')
-                wait(lambda: set(ha) <= set(oracle.running_now()), 300, "HA VMs running",
-                     every=0.5)
-                steady(lab, client, args.trials, oracle)
-                if not args.preload:
-                    fill(lab, client, args.vms, args.writers, args.rate)
-                    steady(lab, client, args.trials if args.trials_at_vms is None
-                           else args.trials_at_vms, oracle)
+                try:
+                    wait(lambda: set(ha) <= set(oracle.running_now()), 300,
+                         "HA VMs running", every=0.5)
+                    steady(lab, client, args.trials, oracle)
+                    if not args.preload:
+                        fill(lab, client, args.vms, args.writers, args.rate)
+                        steady(lab, client, args.trials if args.trials_at_vms is None
+                               else args.trials_at_vms, oracle)
+                finally:  # a run cut short still says whether a VM ever ran twice
+                    print(f"oracle: violations {oracle.violations or 'none'}", flush=True)
         finally:
             lab.stop_all()
 
