@@ -47,23 +47,23 @@ from hacluster.lab.oracle import Oracle
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """A process's CPU and its children's (a member's Raft process, raft.process)."""
-    return sum(own for own, _ in cpu_by_process(pid))
-
-
-def cpu_by_process(pid: int) -> list[tuple[float, int]]:
-    """(CPU seconds, pid) of `pid`, then of each of its live children."""
-    out = []
+def cpu_table() -> dict[int, tuple[float, int]]:
+    """Every process's CPU seconds (utime + stime) and parent's pid, /proc read once."""
+    out = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # ended meanwhile
-        me = int(stat.parent.name)
-        if me == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
-            out.append(((int(fields[11]) + int(fields[12])) / TICKS, me))  # utime + stime
-    return sorted(out, key=lambda pair: pair[1] != pid)
+        out[int(stat.parent.name)] = ((int(fields[11]) + int(fields[12])) / TICKS,
+                                      int(fields[1]))
+    return out
+
+
+def member_cpu(table: dict[int, tuple[float, int]], pid: int) -> tuple[float, float]:
+    """A haclusterd's own CPU seconds and its children's (its Raft process, raft.process)."""
+    children = sum(cpu for cpu, parent in table.values() if parent == pid)
+    return table.get(pid, (0.0, 0))[0], children
 
 
 def ms(label: str, samples: list[float]) -> str:
@@ -96,16 +96,16 @@ def steady(lab: lab_mod.Lab, client: Client, trials: int, oracle: Oracle) -> Non
     print(ms(f"{at}: heartbeat round trip", rtts), flush=True)
     leader = next(h for h in lab.hosts if h.name == client.status()["leader"])
     others = [h for h in lab.hosts if h is not leader]
-    c0 = {h.name: cpu_seconds(h.pids["haclusterd"]) for h in lab.hosts}
-    raft0 = cpu_by_process(leader.pids["haclusterd"])[1:]
+    before = cpu_table()
     w0 = time.monotonic()
     time.sleep(30)
     took = time.monotonic() - w0
-    share = {h.name: (cpu_seconds(h.pids["haclusterd"]) - c0[h.name]) / took
-             for h in lab.hosts}
-    if raft0:  # the leader's Raft process on its own (raft.process)
-        after = dict((p, cpu) for cpu, p in cpu_by_process(leader.pids["haclusterd"]))
-        raft = sum(after.get(p, cpu) - cpu for cpu, p in raft0) / took
+    after = cpu_table()
+    used = {h.name: [b - a for a, b in zip(member_cpu(before, h.pids["haclusterd"]),
+                                           member_cpu(after, h.pids["haclusterd"]),
+                                           strict=True)] for h in lab.hosts}
+    share = {name: sum(parts) / took for name, parts in used.items()}
+    if raft := used[leader.name][1] / took:  # its Raft process on its own (raft.process)
         print(f"{at}: the leader's Raft process {raft * 100:.1f}% of a core", flush=True)
     still = client.status()["leader"] == leader.name
     print(f"{at}: leader CPU {share[leader.name] * 100:.1f}% of a core at {len(lab.hosts)} "

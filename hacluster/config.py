@@ -357,7 +357,7 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
                            snapshot_entries=int(raw.get("snapshot_entries", 10_000)),
                            fsync=raw.get("fsync", True) is not False,
                            critical_nice=int(raw.get("critical_nice", -10)),
-                           process=raw.get("process", False) is True)
+                           process=raw.get("process", False))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"ha or raft: {exc}") from exc
     granularity = 1.0 if watchdog.startswith("/") else 0.0

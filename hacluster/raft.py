@@ -153,42 +153,18 @@ class _Replica(SyncObj):
 
     @replicated  # type: ignore[untyped-decorator]
     def _apply(self, blob: bytes) -> dict[str, Any]:
+        try:
+            cmd = c.decode(blob, self._code_version)
+        except c.MalformedCommand as exc:
+            return Result(ok=False, code="invalid", message=str(exc)).to_dict()
         # UnsupportedCommand propagates: pysyncobj then does not advance lastApplied, and the
         # tick thread halts this member (see RaftNode._run).
-        cmd, state, result = apply_blob(self._cluster, blob, self._code_version)
-        if cmd is None:
-            return result.to_dict()
+        state, result = self._cluster.after(cmd)
         if state.cluster_version != self._cluster.cluster_version:
             record_version(self.data_dir, state.cluster_version)
         self._cluster = state  # published: readers holding the old one are unaffected
         self._on_applied(cmd, result, state)
         return result.to_dict()
-
-
-def apply_blob(state: ClusterState, blob: bytes, code_version: int
-               ) -> tuple[c.Command | None, ClusterState, Result]:
-    """One committed entry applied: (its command, or None if malformed; the next state; the
-    result). Raises UnsupportedCommand for a command newer than code_version."""
-    try:
-        cmd = c.decode(blob, code_version)
-    except c.MalformedCommand as exc:
-        return None, state, Result(ok=False, code="invalid", message=str(exc))
-    state, result = state.after(cmd)
-    return cmd, state, result
-
-
-def check_data_dir(data_dir: str, code_version: int) -> None:
-    """Refuse, before anything is served or replayed, a downgrade below the cluster version
-    this member's data has applied (Downgrade) and a damaged snapshot (StorageError)."""
-    os.makedirs(data_dir, mode=0o700, exist_ok=True)
-    if (applied := recorded_version(data_dir)) > code_version:
-        raise Downgrade(f"this member's data is at cluster version {applied}; its code is "
-                        f"version {code_version}: a downgrade below the cluster version is "
-                        "refused (run the newer hacluster)")
-    convert_legacy(os.path.join(data_dir, "raft.journal"))
-    snapshot = Path(data_dir) / "raft.snapshot"
-    if snapshot.exists():  # checked now (loaded at the first tick)
-        decode_snapshot(snapshot, snapshot.read_bytes())
 
 
 class Proposing:
@@ -246,7 +222,11 @@ class RaftNode(Proposing):
         on_restored: a snapshot replaced the replica; on_tick: before every tick."""
         if not secret:
             raise ValueError("a cluster secret is required: pysyncobj unpickles what it receives")
-        check_data_dir(data_dir, code_version)
+        os.makedirs(data_dir, mode=0o700, exist_ok=True)
+        if (applied := recorded_version(data_dir)) > code_version:
+            raise Downgrade(f"this member's data is at cluster version {applied}; its code is "
+                            f"version {code_version}: a downgrade below the cluster version is "
+                            "refused (run the newer hacluster)")
         self.code_version = code_version
         self.data_dir = data_dir
         self.timings = timings or RaftTimings()
@@ -257,6 +237,10 @@ class RaftNode(Proposing):
         self._stop = threading.Event()
         self._failures: dict[str, float] = {}
         self._marker = Path(data_dir) / REJOIN_MARKER
+        convert_legacy(os.path.join(data_dir, "raft.journal"))
+        snapshot = Path(data_dir) / "raft.snapshot"
+        if snapshot.exists():  # checked now, before anything is served (loaded at first tick)
+            decode_snapshot(snapshot, snapshot.read_bytes())
         self.process_lost: str | None = None  # RaftProcess's: its Raft process ended
         self.self_addr = self_addr
         self.voter = voter

@@ -51,7 +51,7 @@ from .config import RaftTimings
 from .core import commands as c
 from .core.state import ClusterState, Result
 from .priority import critical
-from .raft import Proposing, RaftNode, Unavailable, check_data_dir
+from .raft import Proposing, RaftNode, Unavailable
 
 log = logging.getLogger("hacluster.raftproc")  # not __main__ in the child
 
@@ -93,7 +93,6 @@ class RaftProcess(Proposing):
                  code_version: int = c.CODE_VERSION, voter: bool = True) -> None:
         if not secret:
             raise ValueError("a cluster secret is required: pysyncobj unpickles what it receives")
-        check_data_dir(data_dir, code_version)  # refused here, before a process is started
         self.self_addr, self.voter, self.code_version = self_addr, voter, code_version
         self.timings = timings or RaftTimings()
         self.leadership_changed = threading.Event()
@@ -127,7 +126,7 @@ class RaftProcess(Proposing):
         while (msg := self._first())[0] != "started":  # what the start applied, in order
             if msg[0] == "failed":
                 self._proc.wait()
-                raise msg[1]  # StorageError, OSError...: as RaftNode() raises them
+                raise msg[1]  # Downgrade, StorageError...: what RaftNode() raised there
             self._take(msg)
         self._reader = threading.Thread(target=self._read, name="raft-reader", daemon=True)
         self._reader.start()
@@ -338,7 +337,7 @@ class _Child:
         confirmed = node.majority_confirmed_at()
         page[CONFIRMED] = math.nan if confirmed is None else confirmed
         page[TERM] = node.term()
-        page[LEADER] = float(node.is_leader())
+        page[LEADER] = float(leading := node.is_leader())
         page[QUORUM] = float(node.has_quorum())
         at = node.disk_full_at()
         page[DISK_FULL_AT] = math.nan if at is None else at
@@ -346,7 +345,7 @@ class _Child:
         if (leader := node.leader_addr()) != self.leader:
             self.leader = leader
             self.outbox.put(("leader", leader))
-        if node.is_leader():
+        if leading:
             self._wait_for_daemon()
 
     def _wait_for_daemon(self) -> None:

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import pytest
 
@@ -20,6 +21,7 @@ from hacluster.core import commands as c
 from hacluster.membership import Keeper, saved
 from hacluster.priority import nice_of
 from hacluster.raft import Downgrade, RaftNode, Unavailable, spread
+from hacluster.raftproc import RaftProcess
 from hacluster.raftstore import Meta
 
 from .procfs import wakeups
@@ -51,21 +53,28 @@ def wait(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-class Trio:
-    def __init__(self, root: Path) -> None:
+M = TypeVar("M", RaftNode, RaftProcess)
+
+
+class Members(Generic[M]):
+    """Three members on loopback, each a `kind`: RaftNode, or RaftProcess (its Raft in a
+    process of its own, test_raft_process)."""
+
+    def __init__(self, root: Path, kind: type[M]) -> None:
         self.root = root
+        self.kind: type[M] = kind
         self.addrs = [f"127.0.0.1:{p}" for p in free_ports(3)]
-        self.nodes: list[RaftNode | None] = [None, None, None]
+        self.nodes: list[M | None] = [None, None, None]
 
     def start(self, i: int, secret: str = SECRET, previous: tuple[str, ...] = (),
-              code_version: int = c.CODE_VERSION) -> RaftNode:
+              code_version: int = c.CODE_VERSION) -> M:
         addr = self.addrs[i]
-        node = RaftNode(addr, [a for a in self.addrs if a != addr], str(self.root / f"n{i}"),
-                        secret, previous_secrets=previous, code_version=code_version)
+        node = self.kind(addr, [a for a in self.addrs if a != addr], str(self.root / f"n{i}"),
+                         secret, previous_secrets=previous, code_version=code_version)
         self.nodes[i] = node
         return node
 
-    def live(self) -> list[RaftNode]:
+    def live(self) -> list[M]:
         return [n for n in self.nodes if n is not None]
 
     def stop(self, i: int) -> None:
@@ -74,9 +83,14 @@ class Trio:
             node.close()
             self.nodes[i] = None
 
-    def leader(self) -> RaftNode:
+    def leader(self) -> M:
         wait(lambda: any(n.is_leader() for n in self.live()))
         return next(n for n in self.live() if n.is_leader())
+
+
+class Trio(Members[RaftNode]):
+    def __init__(self, root: Path) -> None:
+        super().__init__(root, RaftNode)
 
 
 @pytest.fixture

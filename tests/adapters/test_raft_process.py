@@ -20,39 +20,14 @@ from hacluster.raft import Unavailable
 from hacluster.raftproc import RaftProcess
 from hacluster.raftstore import StorageError
 
-from .test_raft import SECRET, create, free_ports, wait
+from .test_raft import SECRET, Members, create, free_ports, wait
 
-
-class Members:
-    def __init__(self, root: Path, n: int = 3) -> None:
-        self.root = root
-        self.addrs = [f"127.0.0.1:{p}" for p in free_ports(n)]
-        self.nodes: list[RaftProcess | None] = [None] * n
-
-    def start(self, i: int) -> RaftProcess:
-        addr = self.addrs[i]
-        node = RaftProcess(addr, [a for a in self.addrs if a != addr],
-                           str(self.root / f"n{i}"), SECRET)
-        self.nodes[i] = node
-        return node
-
-    def stop(self, i: int) -> None:
-        node = self.nodes[i]
-        if node is not None:
-            node.close()
-            self.nodes[i] = None
-
-    def live(self) -> list[RaftProcess]:
-        return [n for n in self.nodes if n is not None]
-
-    def leader(self) -> RaftProcess:
-        wait(lambda: any(n.is_leader() for n in self.live()))
-        return next(n for n in self.live() if n.is_leader())
+Processes = Members[RaftProcess]  # three members, each with its Raft in a child process
 
 
 @pytest.fixture
-def members(tmp_path: Path) -> Iterator[Members]:
-    m = Members(tmp_path)
+def members(tmp_path: Path) -> Iterator[Processes]:
+    m = Processes(tmp_path, RaftProcess)
     for i in range(3):
         m.start(i)
     yield m
@@ -61,7 +36,7 @@ def members(tmp_path: Path) -> Iterator[Members]:
 
 
 def test_writes_reach_every_daemon_s_replica_and_survive_a_whole_restart(
-        members: Members) -> None:
+        members: Processes) -> None:
     """Each daemon's replica is built from what its Raft process applied, in its order: the
     same state everywhere, the same answers (a retry applies once), the same after restarts."""
     leader = members.leader()
@@ -85,7 +60,7 @@ def test_writes_reach_every_daemon_s_replica_and_survive_a_whole_restart(
     assert members.leader().propose(create("after")).ok
 
 
-def test_a_command_the_code_cannot_apply_halts_the_daemon_s_member(members: Members) -> None:
+def test_a_command_the_code_cannot_apply_halts_the_daemon_s_member(members: Processes) -> None:
     leader = members.leader()
     envelope = json.loads(c.encode(create("a")))
     future = json.dumps({**envelope, "v": c.CODE_VERSION + 1, "id": "future"}).encode()
@@ -99,7 +74,7 @@ def test_a_command_the_code_cannot_apply_halts_the_daemon_s_member(members: Memb
 
 
 def test_a_learner_is_promoted_in_place_and_its_daemon_never_sees_an_older_state(
-        members: Members, tmp_path: Path) -> None:
+        members: Processes, tmp_path: Path) -> None:
     """Promotion replaces the child's replica, which replays from its files: the daemon keeps
     showing the state it had until the new replica has caught up."""
     leader = members.leader()
