@@ -37,6 +37,7 @@ from .config import Config
 from .errors import ApiError
 from .eventlog import EventLog, TooManyStreams
 from .loopthread import LoopThread
+from .membership import Membership
 from .priority import like_the_daemon
 from .service import ClusterService, MemberService
 from .v1 import cluster_pb2 as pb
@@ -61,10 +62,33 @@ CLUSTER = pb.DESCRIPTOR.services_by_name["Cluster"]
 AGENT = pb.DESCRIPTOR.services_by_name["Agent"]
 
 
+def caller_of(auth: Authenticator, membership: Membership, method: str, request: Any,
+              context: aio.ServicerContext) -> Caller:
+    """Who calls (ApiError if nobody we know, or not allowed to)."""
+    metadata = dict(context.invocation_metadata() or ())
+    header = str(metadata.get("authorization", ""))
+    token = header[7:].strip() if header[:7].lower() == "bearer " else None
+    names = (context.auth_context() or {}).get("x509_common_name") or []
+    member = names[0].decode(errors="replace") if names else None
+    if member is not None and membership.by_name(member) is None:
+        member = None  # signed by our CA, but not one of our members
+    return auth.check(operation(method, request), token, member, context.peer())
+
+
+def member_credentials(config: Config) -> grpc.ServerCredentials:
+    """The member port's: mutual TLS, the caller's certificate signed by the cluster CA."""
+    tls = config.tls
+    assert tls is not None
+    return grpc.ssl_server_credentials([(tls.key, tls.cert)], root_certificates=tls.ca,
+                                       require_client_auth=True)
+
+
 class ApiServer:
     def __init__(self, config: Config, cluster: ClusterService, member: MemberService,
-                 events: EventLog, auth: Authenticator) -> None:
+                 events: EventLog, auth: Authenticator, member_port: bool = True) -> None:
+        """member_port: also serve the member port (not when the Raft process does)."""
         self.config = config
+        self.member_port = member_port
         self.address = config.me.api
         self.cluster = cluster
         self.member = member
@@ -100,10 +124,10 @@ class ApiServer:
             server)
         tls = self.config.tls
         assert tls is not None
-        api = grpc.ssl_server_credentials([(tls.key, tls.cert)])
-        peer = grpc.ssl_server_credentials([(tls.key, tls.cert)], root_certificates=tls.ca,
-                                           require_client_auth=True)
-        for address, credentials in ((self.address, api), (self.config.me.peer, peer)):
+        ports = [(self.address, grpc.ssl_server_credentials([(tls.key, tls.cert)]))]
+        if self.member_port:
+            ports.append((self.config.me.peer, member_credentials(self.config)))
+        for address, credentials in ports:
             if server.add_secure_port(address, credentials) == 0:
                 raise OSError(f"cannot listen on {address}")
         await server.start()
@@ -120,6 +144,28 @@ class ApiServer:
                           grace + 2)
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._libvirt_pool.shutdown(wait=False, cancel_futures=True)
+
+    def forwarded(self, method: str, request: Any, caller: Caller,
+                  reply: Callable[[bool, Any], None]) -> None:
+        """A member call the Raft process took on the member port (memberport.py), answered
+        as this server would answer it there: on the loop, or off it if it asks libvirt.
+        reply(True, message) or reply(False, (code, message))."""
+        async def run() -> None:
+            fn = getattr(self.member, method)
+            try:
+                if method in ASKS_LIBVIRT:
+                    answer = await self._loop.run_in_executor(self._libvirt_pool, fn, request,
+                                                              caller)
+                else:
+                    answer = fn(request, caller)
+            except ApiError as exc:
+                reply(False, (exc.code, exc.message))
+            except Exception as exc:
+                log.exception("forwarded %s", method)
+                reply(False, ("unavailable", f"{method} failed: {exc}"))
+            else:
+                reply(True, answer)
+        asyncio.run_coroutine_threadsafe(run(), self._loop)
 
     # ---- servicers built from the service descriptors ----------------------------------------
 
@@ -142,15 +188,7 @@ class ApiServer:
         return servicer
 
     def _caller(self, method: str, request: Any, context: aio.ServicerContext) -> Caller:
-        """Who calls (ApiError if nobody we know, or not allowed to)."""
-        metadata = dict(context.invocation_metadata() or ())
-        header = str(metadata.get("authorization", ""))
-        token = header[7:].strip() if header[:7].lower() == "bearer " else None
-        names = (context.auth_context() or {}).get("x509_common_name") or []
-        member = names[0].decode(errors="replace") if names else None
-        if member is not None and self.membership.by_name(member) is None:
-            member = None  # signed by our CA, but not one of our members
-        return self.auth.check(operation(method, request), token, member, context.peer())
+        return caller_of(self.auth, self.membership, method, request, context)
 
     def _in_pool(self, method: str, fn: Callable[[Any, Caller], Any]
                  ) -> Callable[[Any, aio.ServicerContext], Awaitable[Any]]:

@@ -84,7 +84,12 @@ class Daemon:
                                 self.membership)
         members.inspect, members.console = service.inspect, service.console
         auth = Authenticator(lambda: self.raft.state)
-        self.api = ApiServer(config, service, members, self.events, auth)
+        self.api = ApiServer(config, service, members, self.events, auth,
+                             member_port=not isinstance(self.raft, RaftProcess))
+        if isinstance(self.raft, RaftProcess):  # its process answers heartbeats too
+            self.leader.forwarded = True
+            self.raft.serve_members(config, self.api.forwarded, self.leader.heard,
+                                    lambda until: self.leader.live.heard(until))
         self.sampler = Sampler(service.monitor, self.hypervisor, self._test_host_memory)
         tolerance = Tolerance()  # the dashboard's and the alarms' figure, computed once
         self.alarms = AlarmEvaluator(config, self.raft, self.leader, tolerance,

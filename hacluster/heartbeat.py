@@ -14,7 +14,11 @@ from typing import Protocol
 
 import grpc
 
+from .core.model import OBSERVED_VALUES
 from .core.placement import HostMetrics
+from .core.validate import heartbeat_errors, shown
+from .errors import fail
+from .membership import Membership
 from .peers import Peers
 from .ports import Consensus
 from .v1 import cluster_pb2 as pb
@@ -56,8 +60,28 @@ def to_request(beat: Beat) -> pb.HeartbeatRequest:
         code_version=beat.code_version)
 
 
+def checked(request: pb.HeartbeatRequest, caller: str, leading: bool,
+            membership: Membership) -> Beat:
+    """A heartbeat as the leader takes it from member `caller`, or ApiError saying why not
+    (whichever process answers it: the daemon's API loop or the Raft process, memberport)."""
+    if request.host != caller:
+        fail("denied", f"permission denied: {caller}'s certificate cannot send heartbeats for "
+             f"{shown(request.host)}")
+    if not leading:
+        fail("conflict", "this member is not the leader")
+    if membership.by_name(request.host) is None:
+        fail("invalid", f"{shown(request.host)} is not a cluster member")
+    errors = heartbeat_errors(request.cpu_load, request.memory_available_mib,
+                              request.disk_free_gib, len(request.observed))
+    bad = sorted(v for v in request.observed.values() if v not in OBSERVED_VALUES)
+    if bad:
+        errors.append(f"unknown VM states: {bad[:5]}")
+    if errors:
+        fail("invalid", "; ".join(errors))
+    return from_request(request)
+
+
 def from_request(request: pb.HeartbeatRequest) -> Beat:
-    """The servicer's side (validated before: service.MemberService.Heartbeat)."""
     return Beat(request.host, HostMetrics(
         cpu_load=request.cpu_load, memory_available_mib=request.memory_available_mib,
         disk_free_gib=request.disk_free_gib,

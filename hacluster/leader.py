@@ -52,6 +52,7 @@ class LeaderLoop:
         self.fencer = fencer or FenceRunner(config, clock)
         self.interval = interval
         self.wake = wake
+        self.forwarded = False  # heartbeats answered in the Raft process (memberport.py)
         self.live = LiveState(wake, clock)
         self.term = 0
         self.active = False  # claim committed: this member acts as leader
@@ -84,7 +85,7 @@ class LeaderLoop:
         """Take over: a fresh grace period for every host, then the barrier (a committed
         claim of our term) before acting on anything. False if the claim failed."""
         self.term = self.raft.term()
-        self.live = LiveState(self.wake, self.clock)
+        self.live = LiveState(self.wake, self.clock, self.forwarded)
         self.balanced_at = self.clock.monotonic()
         try:
             result = self.raft.propose(c.ClaimLeadership(
@@ -116,11 +117,19 @@ class LeaderLoop:
             self.live.grant(beat.host)
         return Answer(self.term, seconds, why)
 
+    def heard(self, beat: Beat, at: float, granted: bool) -> None:
+        """A heartbeat the Raft process answered at `at` (memberport.py), in order."""
+        live = self.live
+        live.record(beat.host, beat.metrics, beat.observed, beat.versions, beat.errors,
+                    beat.code_version, at=at)
+        if granted:
+            live.grant(beat.host, at=at)
+
     def view(self) -> LeaderView:
         beats, granted, fenced_off = self.live.snapshot()
         ha = self.config.ha
         return LeaderView(
-            now=self.clock.monotonic(), leader_since=self.live.since, margin=ha.margin,
+            now=self.live.now(), leader_since=self.live.since, margin=ha.margin,
             host_down_after=ha.host_down_after, grant_window=ha.grant_window,
             wall_now=self.clock.time(), last_heard={h: b.at for h, b in beats.items()},
             last_granted=granted, fenced_off=fenced_off,

@@ -8,6 +8,7 @@ and its lease arithmetic counts from its own start (core.timing).
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field
 
@@ -27,31 +28,47 @@ class Heartbeat:
 
 
 class LiveState:
-    def __init__(self, wake: threading.Event, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, wake: threading.Event, clock: Clock = SYSTEM_CLOCK,
+                 forwarded: bool = False) -> None:
+        """forwarded: heartbeats are answered in the Raft process (memberport.py) and reach
+        this one in order, later; what is known holds only up to `heard_until`."""
         self.clock = clock
         self._lock = threading.Lock()
         self._beats: dict[str, Heartbeat] = {}
         self.last_granted: dict[str, float] = {}
         self.fenced_off: dict[str, bool] = {}
         self.since = clock.monotonic()
+        # every heartbeat and grant up to this time has been recorded (here: all of them)
+        self.heard_until = self.since if forwarded else math.inf
         self.wake = wake  # the leader loop's: set when there may be something to commit
 
     def record(self, host: str, metrics: HostMetrics, observed: dict[str, str],
                versions: dict[str, int], errors: dict[str, str] | None = None,
-               code_version: int = 0) -> None:
+               code_version: int = 0, at: float | None = None) -> None:
+        """at: when the beat was answered (by the Raft process), if not now."""
         with self._lock:
             previous = self._beats.get(host)
             self._beats[host] = Heartbeat(host, metrics, dict(observed), dict(versions),
-                                          self.clock.monotonic(), dict(errors or {}),
-                                          code_version)
+                                          self.clock.monotonic() if at is None else at,
+                                          dict(errors or {}), code_version)
         if previous is None or previous.observed != observed or previous.versions != versions \
                 or previous.code_version != code_version:
             self.wake.set()
 
-    def grant(self, host: str) -> None:
+    def grant(self, host: str, at: float | None = None) -> None:
         """Remember when this host's lease was last renewed (after deciding to renew it)."""
         with self._lock:
-            self.last_granted[host] = self.clock.monotonic()
+            self.last_granted[host] = self.clock.monotonic() if at is None else at
+
+    def heard(self, until: float) -> None:
+        """Every forwarded heartbeat answered before `until` is recorded."""
+        self.heard_until = max(self.heard_until, until)
+
+    def now(self) -> float:
+        """The time up to which this soft state is whole: a leader that took its heartbeats
+        late (forwarded, behind a busy daemon) judges as of then, and sees no host silent
+        that was not."""
+        return min(self.clock.monotonic(), self.heard_until)
 
     def mark_fenced_off(self, host: str, off: bool) -> None:
         with self._lock:

@@ -45,13 +45,20 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .config import RaftTimings
+from .config import Config, RaftTimings
 from .core import commands as c
 from .core.state import ClusterState, Result
 from .priority import critical
 from .raft import Proposing, RaftNode, Unavailable
+
+if TYPE_CHECKING:
+    from .heartbeat import Beat
+    from .memberport import MemberPort
+
+# the daemon's answer to a member call the child forwarded: reply(ok, message or (code, text))
+MemberCall = Callable[[str, Any, Any, Callable[[bool, Any], None]], None]
 
 log = logging.getLogger("hacluster.raftproc")  # not __main__ in the child
 
@@ -101,6 +108,10 @@ class RaftProcess(Proposing):
         self.process_lost: str | None = None
         self._stop = threading.Event()
         self._on_applied = on_applied or (lambda cmd, res, state: None)
+        # set by serve_members: the member port's calls and heartbeats, from the child
+        self._member_call: MemberCall | None = None
+        self._on_beat: Callable[[Beat, float, bool], None] = lambda beat, at, granted: None
+        self._on_heard: Callable[[float], None] = lambda until: None
         self._state = ClusterState()  # applied here, in the child's order
         self._frozen: ClusterState | None = None  # shown while the child's replica replays
         self._leader: str | None = None
@@ -185,6 +196,14 @@ class RaftProcess(Proposing):
             self.storage_error = msg[2]
             self.halted = msg[1]
             self.leadership_changed.set()
+        elif kind == "beat":
+            self._on_beat(msg[1], msg[2], msg[3])
+        elif kind == "heard":
+            self._on_heard(msg[1])
+        elif kind == "member" and self._member_call is not None:
+            ident = msg[1]
+            self._member_call(msg[2], msg[3], msg[4], lambda ok, payload: self._send(
+                ("member_answer", ident, ok, payload)))
         elif kind == "answer":
             waiter = self._waiting.pop(msg[1], None)
             if waiter is not None:
@@ -270,6 +289,26 @@ class RaftProcess(Proposing):
         status: dict[str, Any] = self._call("status")
         return status
 
+    def serve_members(self, config: Config, call: MemberCall,
+                      on_beat: Callable[[Beat, float, bool], None],
+                      on_heard: Callable[[float], None]) -> None:
+        """Have the child serve this member's port (memberport.py): heartbeats answered and
+        leases granted there, each beat handed to on_beat(beat, at, granted) and each
+        ("heard", t) mark to on_heard(t), in order with the commands applied; every other
+        member call handed to `call`. OSError if the port cannot be served.
+
+        A leading child then waits on a silent daemon for one lease (ha.lease), not
+        daemon_silence: its hosts keep their leases meanwhile, and a daemon starved that
+        long under load must not cost the cluster its leader; a hung one is still replaced
+        (a host lost meanwhile is recovered up to one lease later)."""
+        self._member_call, self._on_beat, self._on_heard = call, on_beat, on_heard
+        answer = self._ask("serve_members", config,
+                           max(self.timings.daemon_silence, config.ha.lease), timeout=20.0)
+        if answer is None:
+            raise OSError("the Raft process did not start the member port")
+        if not answer[0]:
+            raise OSError(str(answer[1]))
+
     def become_voter(self, peers: list[str]) -> None:
         self._restart("become_voter", peers, voter=True)
 
@@ -314,14 +353,21 @@ class _Child:
         self.timings = RaftTimings(**params["timings"])
         self.leader: str | None = None
         self.frozen_since: float | None = None
+        self.silence = self.timings.daemon_silence  # a leader's wait on a silent daemon
+        self.order = threading.Lock()  # held while an applied command is queued (memberport)
+        self.port: MemberPort | None = None
         threading.Thread(target=self._send_all, name="raft-send", daemon=True).start()
         self.node = RaftNode(
             params["self_addr"], params["peers"], params["data_dir"], params["secret"],
-            self.timings, on_applied=lambda cmd, res, state: self.outbox.put(("applied", cmd)),
+            self.timings, on_applied=self._applied,
             previous_secrets=tuple(params["previous_secrets"]),
             code_version=params["code_version"], voter=params["voter"],
             on_restored=lambda state: self.outbox.put(("restored", state)),
             on_tick=self._on_tick)
+
+    def _applied(self, cmd: c.Command, result: Result, state: ClusterState) -> None:
+        with self.order:
+            self.outbox.put(("applied", cmd))
 
     def _send_all(self) -> None:
         """One thread sends (a Connection is not safe for two): the tick thread only queues."""
@@ -349,7 +395,7 @@ class _Child:
             self._wait_for_daemon()
 
     def _wait_for_daemon(self) -> None:
-        silence = self.timings.daemon_silence
+        silence = self.silence
         while time.monotonic() - self.page[STAMP] > silence:
             if self.frozen_since is None:
                 self.frozen_since = time.monotonic()
@@ -376,8 +422,25 @@ class _Child:
                 self.node.submit(msg[2], self._answer(ident))
             elif kind == "call":
                 threading.Thread(target=self._call, args=msg[1:], daemon=True).start()
+            elif kind == "member_answer" and self.port is not None:
+                self.port.resolve(*msg[1:])
+            elif kind == "serve_members":
+                self._serve_members(*msg[1:])
+        if self.port is not None:
+            self.port.stop()
         self.node.close()
         self.outbox.put(None)
+
+    def _serve_members(self, ident: int, config: Config, silence: float) -> None:
+        from .memberport import MemberPort  # the child's alone (it imports the API server)
+        port = MemberPort(config, self.node, self.order, self.outbox.put)
+        try:
+            port.start()
+        except OSError as exc:
+            self.outbox.put(("answer", ident, False, exc))
+            return
+        self.port, self.silence = port, silence
+        self.outbox.put(("answer", ident, True, None))
 
     def _answer(self, ident: int) -> Callable[[Any, int], None]:
         return lambda res, err: self.outbox.put(("answer", ident, res, err))

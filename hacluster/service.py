@@ -27,7 +27,6 @@ from .core import commands as c
 from .core import networks, storage
 from .core.balance import plan_balance
 from .core.model import (
-    OBSERVED_VALUES,
     Host,
     HostStatus,
     Role,
@@ -42,7 +41,6 @@ from .core.placement import HostMetrics, HostTable, Placer
 from .core.state import STALE_ADMISSION, ClusterState, Result
 from .core.validate import (
     MAX_RULE_MEMBERS,
-    heartbeat_errors,
     name_error,
     shown,
     vm_spec_errors,
@@ -50,7 +48,7 @@ from .core.validate import (
 from .core.whatif import what_if
 from .directory import DirectoryLogin
 from .errors import ApiError, fail
-from .heartbeat import from_request
+from .heartbeat import checked
 from .history import RANGES, History
 from .hypervisor import HypervisorError
 from .leader import LeaderLoop
@@ -801,20 +799,8 @@ class MemberService:
             _fail("conflict", "this member is not the leader")
 
     def Heartbeat(self, request: pb.HeartbeatRequest, caller: Caller) -> pb.HeartbeatResponse:
-        if request.host != caller.name:
-            _fail("denied", f"permission denied: {caller.name}'s certificate cannot send "
-                  f"heartbeats for {shown(request.host)}")
-        self._require_leader()
-        if self.membership.by_name(request.host) is None:
-            _fail("invalid", f"{shown(request.host)} is not a cluster member")
-        errors = heartbeat_errors(request.cpu_load, request.memory_available_mib,
-                                  request.disk_free_gib, len(request.observed))
-        bad = sorted(v for v in request.observed.values() if v not in OBSERVED_VALUES)
-        if bad:
-            errors.append(f"unknown VM states: {bad[:5]}")
-        if errors:
-            _fail("invalid", "; ".join(errors))
-        answer = self.leader.answer(from_request(request))
+        answer = self.leader.answer(checked(request, caller.name, self.leader.active,
+                                            self.membership))
         return pb.HeartbeatResponse(leader_term=answer.term, lease_seconds=answer.lease_seconds,
                                     message=answer.message)
 

@@ -157,6 +157,30 @@ def test_hung_daemon_is_powered_off_by_its_watchdog_before_recovery(
     assert float(fired[0].split()[0]) < fenced_at  # powered off before anything restarted
 
 
+def test_a_leader_daemon_stalled_with_raft_in_a_process_of_its_own_costs_nothing(
+        make_lab: Callable[..., LabRun]) -> None:
+    """raft.process: the Raft process answers heartbeats and grants leases (memberport.py).
+    The leader's daemon stopped for longer than host_down_after (1 s) and shorter than a
+    lease keeps its leadership, every host its lease, and, once it runs again, judges no host
+    silent that was not (it judges as of the last heartbeat it took: LiveState.heard_until)."""
+    lab = make_lab(3, extra=("--set", "raft.process=true"))
+    start_vms(lab, 6)
+    first = leader(lab)
+    before = {h: lab.domains(h) for h in uris(lab)}  # libvirt's ids: a restart changes one
+    with watched(lab) as oracle:
+        for _ in range(2):
+            lab.lab("pause", first)
+            time.sleep(1.6)
+            lab.lab("resume", first)
+            time.sleep(3.0)  # a host wrongly marked down would have lost its lease by now
+    assert leader(lab) == first
+    assert {h: lab.domains(h) for h in uris(lab)} == before
+    events = lab.hactl("events", "--backlog", "200", endpoints=lab.endpoints).stdout
+    assert "is down" not in events and "fenced" not in events, events
+    stalled = (lab.dir / first / "haclusterd.log").read_text()
+    assert "this leader stops until it does" not in stalled
+
+
 def test_vm_killed_under_its_host_is_restarted_in_place(make_lab: Callable[..., LabRun]) -> None:
     lab = make_lab(3)
     start_vms(lab, 3)
