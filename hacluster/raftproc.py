@@ -16,13 +16,19 @@ both ways (the child is this daemon's own code: nothing else can write to a sock
 shared page carries what is read on hot paths without a message: the leader's majority
 proof (lease grants), term, leadership, readiness; and this daemon's liveness stamp.
 
-A daemon that stops answering (hung, SIGSTOP) must not keep its Raft member leading while
-nobody grants its hosts' leases: a leading child stops ticking once the stamp is older than
-`RaftTimings.daemon_silence` (the voters elect another leader), and goes on when it is fresh
-again. A follower's or a learner's child goes on: Raft needs nothing of its daemon, and a
-busy machine left 48 lab daemons silent for a second at times, which froze voters for
-nothing (elected, such a member stops on its first tick as leader). A daemon killed outright
-takes its child with it (PR_SET_PDEATHSIG).
+The child also serves the member port once the daemon asks it to (serve_members,
+memberport.py): heartbeats are answered and leases granted here, beside Raft, and forwarded
+to the daemon's leader loop in order with the commands applied.
+
+A daemon that stops answering (hung, SIGSTOP) must not keep its Raft member leading: its
+leader loop recovers nobody. A leading child stops ticking once the stamp is older than
+`RaftTimings.daemon_silence`, or one lease once the child grants the leases itself (a
+daemon starved that long under load must not cost the cluster its leader); the voters then
+elect another leader, and the child goes on when the stamp is fresh again. A follower's or a
+learner's child goes on: Raft needs nothing of its daemon, and a busy machine left 48 lab
+daemons silent for a second at times, which froze voters for nothing (elected, such a member
+stops on its first tick as leader). A daemon killed outright takes its child with it
+(PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -400,7 +406,7 @@ class _Child:
             if self.frozen_since is None:
                 self.frozen_since = time.monotonic()
                 log.warning("the daemon has not run for %.1fs: this leader stops until it "
-                            "does (a hung daemon grants no leases)", silence)
+                            "does (a hung daemon recovers no host)", silence)
             time.sleep(0.02)
         if self.frozen_since is not None:
             log.warning("the daemon runs again: Raft goes on after %.1fs",

@@ -164,7 +164,7 @@ def test_a_leader_daemon_stalled_with_raft_in_a_process_of_its_own_costs_nothing
     lease keeps its leadership, every host its lease, and, once it runs again, judges no host
     silent that was not (it judges as of the last heartbeat it took: LiveState.heard_until)."""
     lab = make_lab(3, extra=("--set", "raft.process=true"))
-    start_vms(lab, 6)
+    names = start_vms(lab, 6)
     first = leader(lab)
     before = {h: lab.domains(h) for h in uris(lab)}  # libvirt's ids: a restart changes one
     with watched(lab) as oracle:
@@ -173,6 +173,7 @@ def test_a_leader_daemon_stalled_with_raft_in_a_process_of_its_own_costs_nothing
             time.sleep(1.6)
             lab.lab("resume", first)
             time.sleep(3.0)  # a host wrongly marked down would have lost its lease by now
+            assert set(oracle.running_now()) == names
     assert leader(lab) == first
     assert {h: lab.domains(h) for h in uris(lab)} == before
     events = lab.hactl("events", "--backlog", "200", endpoints=lab.endpoints).stdout
