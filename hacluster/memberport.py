@@ -38,7 +38,7 @@ from .auth import Authenticator
 from .config import Config
 from .core import lease
 from .errors import ApiError, fail
-from .heartbeat import checked
+from .heartbeat import NOT_LEADER, checked
 from .loopthread import LoopThread
 from .membership import Membership
 from .raft import RaftNode
@@ -88,9 +88,12 @@ class MemberPort:
         self._loop.create_task(self._mark_heard())
 
     async def _mark_heard(self) -> None:
-        """On this loop, after the answers it made: each mark follows them in the queue."""
+        """On this loop, after the answers it made: each mark follows them in the queue.
+        Only while this member leads: a follower's marks would wake its daemon 20 times a
+        second for nothing."""
         while True:
-            self.put(("heard", time.monotonic()))
+            if self.node.is_leader():
+                self.put(("heard", time.monotonic()))
             await asyncio.sleep(HEARD_EVERY)
 
     # ---- heartbeats ---------------------------------------------------------------------------
@@ -107,14 +110,18 @@ class MemberPort:
         """The leader's answer (LeaderLoop.answer's, from this replica), and the beat queued
         for the daemon: decided and queued under `order` (module docstring)."""
         node = self.node
+        beat = checked(request, caller, self.membership)
         with self.order:
             state = node.state
             term = node.term()
+            leading = node.is_leader()
             # acting leader: our claim of this very term committed (LeaderLoop.begin)
-            active = node.is_leader() and (state.leader_term, state.leader) == (
-                term, self.config.name)
-            beat = checked(request, caller, active, self.membership)
+            active = leading and (state.leader_term, state.leader) == (term, self.config.name)
             now = time.monotonic()
+            if not active:
+                if leading:  # its claim pending: a sign of life all the same (checked)
+                    self.put(("beat", beat, now, False))
+                fail("conflict", NOT_LEADER)
             fresh = lease.leader_fresh(active, term, term, node.majority_confirmed_at(), now,
                                        self.config.ha.grant_window)
             seconds, why = lease.grant(state, beat.host, fresh)

@@ -48,7 +48,7 @@ from .core.validate import (
 from .core.whatif import what_if
 from .directory import DirectoryLogin
 from .errors import ApiError, fail
-from .heartbeat import checked
+from .heartbeat import NOT_LEADER, checked
 from .history import RANGES, History
 from .hypervisor import HypervisorError
 from .leader import LeaderLoop
@@ -796,11 +796,15 @@ class MemberService:
 
     def _require_leader(self) -> None:
         if not self.leader.active:
-            _fail("conflict", "this member is not the leader")
+            _fail("conflict", NOT_LEADER)
 
     def Heartbeat(self, request: pb.HeartbeatRequest, caller: Caller) -> pb.HeartbeatResponse:
-        answer = self.leader.answer(checked(request, caller.name, self.leader.active,
-                                            self.membership))
+        beat = checked(request, caller.name, self.membership)
+        if not self.leader.active:
+            if self.raft.is_leader():  # its claim pending: a sign of life all the same
+                self.leader.heard(beat, self.leader.clock.monotonic(), granted=False)
+            _fail("conflict", NOT_LEADER)
+        answer = self.leader.answer(beat)
         return pb.HeartbeatResponse(leader_term=answer.term, lease_seconds=answer.lease_seconds,
                                     message=answer.message)
 

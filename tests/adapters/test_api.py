@@ -129,6 +129,22 @@ def test_stale_expected_version_is_a_failed_precondition(member: tuple[Daemon, C
     assert client.get_vm("a")["state"] == "started"
 
 
+def test_a_leader_whose_claim_is_pending_takes_heartbeats_as_signs_of_life(
+        member: tuple[Daemon, Client]) -> None:
+    """heartbeat.checked: between winning the election and its claim committing, a leader
+    refuses heartbeats (no lease yet) but records them, so that it judges no host it heard
+    silent once it acts (its grace period is only host_down_after from its start)."""
+    daemon, _ = member
+    daemon.leader.active = False  # as if its claim had not committed yet
+    try:
+        refusing_since = time.monotonic()
+        wait(lambda: not daemon.agent.heartbeat_ok)  # its own agent's beat, refused
+        assert daemon.leader.live.heartbeats()["solo"].at >= refusing_since
+    finally:
+        daemon.leader.active = True
+    wait(lambda: daemon.agent.heartbeat_ok)
+
+
 def test_status_health_and_reflection(member: tuple[Daemon, Client], pki: Path) -> None:
     daemon, client = member
     status = client.status()

@@ -141,9 +141,12 @@ def member_channel(lab: LabRun, as_host: str, target: str) -> grpc.Channel:
     return grpc.secure_channel(f"{ip}:{int(port) + 2}", credentials)
 
 
+@pytest.mark.parametrize("raft_process", ["false", "true"])
 def test_a_members_certificate_cannot_heartbeat_for_another(
-        make_lab: Callable[..., LabRun]) -> None:
-    lab = make_lab(3)
+        make_lab: Callable[..., LabRun], raft_process: str) -> None:
+    """raft_process: the member port served by the daemon, or by its Raft process
+    (memberport.py: heartbeats answered there, live metrics forwarded to the daemon)."""
+    lab = make_lab(3, extra=("--set", f"raft.process={raft_process}"))
     leader_name = client(lab).status()["leader"]
     leader_api = next(h["api"] for h in lab.status() if h["name"] == leader_name)
     forger = next(h for h in ("host1", "host2", "host3") if h != leader_name)

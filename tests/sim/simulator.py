@@ -309,6 +309,8 @@ class Sim:
             return None
         t = self.hosts[target]
         if not (t.running and t.leading and t.leader is not None and t.leader.active):
+            if t.running and t.leader is not None and self.leadership_of(target) is not None:
+                t.leader.heard(beat, self.now, granted=False)  # claim pending: refused, heard
             return None
         answer = t.leader.answer(beat)
         if answer.lease_seconds > 0:
