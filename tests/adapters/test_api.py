@@ -135,11 +135,17 @@ def test_a_leader_whose_claim_is_pending_takes_heartbeats_as_signs_of_life(
     refuses heartbeats (no lease yet) but records them, so that it judges no host it heard
     silent once it acts (its grace period is only host_down_after from its start)."""
     daemon, _ = member
+    wait(lambda: daemon.agent.heartbeat_ok)  # its agent's beats are answered
     daemon.leader.active = False  # as if its claim had not committed yet
     try:
+        time.sleep(0.2)  # a beat answered as the flag changed is behind us
         refusing_since = time.monotonic()
-        wait(lambda: not daemon.agent.heartbeat_ok)  # its own agent's beat, refused
-        assert daemon.leader.live.heartbeats()["solo"].at >= refusing_since
+
+        def refused_and_heard() -> bool:
+            beat = daemon.leader.live.heartbeats().get("solo")
+            return (not daemon.agent.heartbeat_ok and beat is not None
+                    and beat.at >= refusing_since)
+        wait(refused_and_heard)
     finally:
         daemon.leader.active = True
     wait(lambda: daemon.agent.heartbeat_ok)
