@@ -75,6 +75,19 @@ def caller_of(auth: Authenticator, membership: Membership, method: str, request:
     return auth.check(operation(method, request), token, member, context.peer())
 
 
+def on_loop(who: Callable[[str, Any, aio.ServicerContext], Caller], method: str,
+            fn: Callable[[Any, Caller], Any]
+            ) -> Callable[[Any, aio.ServicerContext], Awaitable[Any]]:
+    """A member call: short and non-blocking, answered right on the event loop, once
+    `who` (caller_of) has said who calls."""
+    async def handler(request: Any, context: aio.ServicerContext) -> Any:
+        try:
+            return fn(request, who(method, request, context))
+        except ApiError as exc:
+            await context.abort(STATUS[exc.code], exc.message)
+    return handler
+
+
 def member_credentials(config: Config) -> grpc.ServerCredentials:
     """The member port's: mutual TLS, the caller's certificate signed by the cluster CA."""
     tls = config.tls
@@ -214,13 +227,7 @@ class ApiServer:
 
     def _on_loop(self, method: str, fn: Callable[[Any, Caller], Any]
                  ) -> Callable[[Any, aio.ServicerContext], Awaitable[Any]]:
-        """A member call: short and non-blocking, answered right on the event loop."""
-        async def handler(request: Any, context: aio.ServicerContext) -> Any:
-            try:
-                return fn(request, self._caller(method, request, context))
-            except ApiError as exc:
-                await context.abort(STATUS[exc.code], exc.message)
-        return handler
+        return on_loop(self._caller, method, fn)
 
     def _off_loop(self, method: str, fn: Callable[[Any, Caller], Any]
                   ) -> Callable[[Any, aio.ServicerContext], Awaitable[Any]]:

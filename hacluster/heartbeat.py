@@ -60,17 +60,18 @@ def to_request(beat: Beat) -> pb.HeartbeatRequest:
         code_version=beat.code_version)
 
 
+# Both heartbeat answerers (MemberService.Heartbeat, memberport.MemberPort.answer) refuse a
+# checked beat with this until they act as leader; a Raft leader whose claim has not
+# committed yet still records it as a sign of life: a new leader judges hosts silent
+# host_down_after (1 s) from its start, its claim can take most of that on a loaded machine,
+# and a host it wrongly marks down gets no lease (a 48-host lab lost HA VMs to this after
+# every leader change).
 NOT_LEADER = "this member is not the leader"
 
 
 def checked(request: pb.HeartbeatRequest, caller: str, membership: Membership) -> Beat:
     """A heartbeat as a leader takes it from member `caller`, or ApiError saying why not
-    (whichever process answers it: the daemon's API loop or the Raft process, memberport).
-
-    A Raft leader whose claim has not committed yet refuses it (NOT_LEADER) but takes it as
-    a sign of life: a new leader judges hosts silent host_down_after (1 s) from its start,
-    its claim can take most of that on a loaded machine, and a host it wrongly marks down
-    gets no lease (a 48-host lab lost HA VMs to this after every leader change)."""
+    (whichever process answers it: the daemon's API loop or the Raft process, memberport)."""
     if request.host != caller:
         fail("denied", f"permission denied: {caller}'s certificate cannot send heartbeats for "
              f"{shown(request.host)}")

@@ -33,8 +33,8 @@ from typing import Any
 
 from grpc import aio
 
-from .api import AGENT, STATUS, caller_of, member_credentials
-from .auth import Authenticator
+from .api import AGENT, STATUS, caller_of, member_credentials, on_loop
+from .auth import Authenticator, Caller
 from .config import Config
 from .core import lease
 from .errors import ApiError, fail
@@ -64,9 +64,13 @@ class MemberPort:
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[tuple[bool, Any]]] = {}
         self._server: aio.Server | None = None
+        self._marks: asyncio.Task[None] | None = None
         self._thread = LoopThread("member-port", self._serve, nice=config.raft.critical_nice
                                   if config.me.voter else 0)
         self._loop = self._thread.loop
+
+    def _caller(self, method: str, request: Any, context: aio.ServicerContext) -> Caller:
+        return caller_of(self.auth, self.membership, method, request, context)
 
     def start(self) -> None:
         self._thread.start(f"cannot serve the member port on {self.config.me.peer}")
@@ -78,14 +82,14 @@ class MemberPort:
         server = aio.server(options=[("grpc.so_reuseport", 0)])
         servicer = rpc.AgentServicer()
         for method in AGENT.methods:
-            setattr(servicer, method.name, self._heartbeat if method.name == "Heartbeat"
-                    else self._forwarding(method.name))
+            setattr(servicer, method.name, on_loop(self._caller, method.name, self.answer)
+                    if method.name == "Heartbeat" else self._forwarding(method.name))
         rpc.add_AgentServicer_to_server(servicer, server)
         if server.add_secure_port(self.config.me.peer, member_credentials(self.config)) == 0:
             raise OSError(f"cannot listen on {self.config.me.peer}")
         await server.start()
         self._server = server
-        self._loop.create_task(self._mark_heard())
+        self._marks = self._loop.create_task(self._mark_heard())  # held (the loop does not)
 
     async def _mark_heard(self) -> None:
         """On this loop, after the answers it made: each mark follows them in the queue.
@@ -98,19 +102,11 @@ class MemberPort:
 
     # ---- heartbeats ---------------------------------------------------------------------------
 
-    async def _heartbeat(self, request: pb.HeartbeatRequest,
-                         context: aio.ServicerContext) -> Any:
-        try:
-            caller = caller_of(self.auth, self.membership, "Heartbeat", request, context)
-            return self.answer(request, caller.name)
-        except ApiError as exc:
-            await context.abort(STATUS[exc.code], exc.message)
-
-    def answer(self, request: pb.HeartbeatRequest, caller: str) -> pb.HeartbeatResponse:
+    def answer(self, request: pb.HeartbeatRequest, caller: Caller) -> pb.HeartbeatResponse:
         """The leader's answer (LeaderLoop.answer's, from this replica), and the beat queued
         for the daemon: decided and queued under `order` (module docstring)."""
         node = self.node
-        beat = checked(request, caller, self.membership)
+        beat = checked(request, caller.name, self.membership)
         with self.order:
             state = node.state
             term = node.term()
@@ -134,7 +130,7 @@ class MemberPort:
                     ) -> Callable[[Any, aio.ServicerContext], Awaitable[Any]]:
         async def handler(request: Any, context: aio.ServicerContext) -> Any:
             try:
-                caller = caller_of(self.auth, self.membership, method, request, context)
+                caller = self._caller(method, request, context)
                 return await self._forward(method, request, caller, context.time_remaining())
             except ApiError as exc:
                 await context.abort(STATUS[exc.code], exc.message)
