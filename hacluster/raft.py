@@ -360,7 +360,9 @@ class RaftNode(Proposing):
 
     def is_ready(self) -> bool:
         """This replica has caught up with the commit index it learnt from a leader."""
-        ready = bool(self._obj.isReady()) and self.halted is None
+        # not while the replica is being replaced: the old one's word would unfreeze readers
+        # onto the new one, which replays from scratch
+        ready = self._running is not None and bool(self._obj.isReady()) and self.halted is None
         if ready:
             self._frozen = None
         if ready and self._marker.exists():

@@ -14,7 +14,9 @@ replica by applying the same commands in the same order (core.state is determini
 every reader here still holds one immutable ClusterState. One socket carries pickled tuples
 both ways (the child is this daemon's own code: nothing else can write to a socketpair); a
 shared page carries what is read on hot paths without a message: the leader's majority
-proof (lease grants), term, leadership, readiness; and this daemon's liveness stamp.
+proof (lease grants), term, leadership; and this daemon's liveness stamp. Whether the replica
+has caught up travels in the stream, after the commands it covers: a flag beside the stream
+said so while this daemon was still replaying, and its agent acted on an old state.
 
 The child also serves the member port once the daemon asks it to (serve_members,
 memberport.py): heartbeats are answered and leases granted here, beside Raft, and forwarded
@@ -69,13 +71,13 @@ MemberCall = Callable[[str, Any, Any, Callable[[bool, Any], None]], None]
 log = logging.getLogger("hacluster.raftproc")  # not __main__ in the child
 
 # The shared page: doubles, written by one side only.
-STAMP, CONFIRMED, TERM, LEADER, QUORUM, DISK_FULL_AT, READY, SIZE = range(8)
+STAMP, CONFIRMED, TERM, LEADER, QUORUM, DISK_FULL_AT, SIZE = range(7)
 _PAGE = 8 * SIZE
 PR_SET_PDEATHSIG = 1
 
 
 class Page:
-    """Eight doubles in a memfd both processes map: one writer per slot, aligned 8-byte
+    """Seven doubles in a memfd both processes map: one writer per slot, aligned 8-byte
     stores (atomic on the machines this runs on), so no lock."""
 
     def __init__(self, fd: int) -> None:
@@ -120,6 +122,9 @@ class RaftProcess(Proposing):
         self._on_heard: Callable[[float], None] = lambda until: None
         self._state = ClusterState()  # applied here, in the child's order
         self._frozen: ClusterState | None = None  # shown while the child's replica replays
+        # The child's word, in order with the commands it applied: when it says caught up,
+        # this replica has applied all it had (a flag beside the stream said so early).
+        self._ready = False
         self._leader: str | None = None
         self._waiting: dict[int, tuple[threading.Event, list[Any]]] = {}
         self._ids = itertools.count(1)
@@ -194,7 +199,9 @@ class RaftProcess(Proposing):
             self._state = msg[1]
         elif kind == "reset":  # the child's replica is replaced: it replays from scratch
             self._frozen = self._frozen or self.state
-            self._state = ClusterState()
+            self._state, self._ready = ClusterState(), False
+        elif kind == "ready":
+            self._ready = msg[1]
         elif kind == "leader":
             self._leader = msg[1]
             self.leadership_changed.set()
@@ -279,7 +286,7 @@ class RaftProcess(Proposing):
         return None if math.isnan(at) else at
 
     def is_ready(self) -> bool:
-        ready = self.page[READY] == 1.0 and self.halted is None
+        ready = self._ready and self.halted is None
         if ready:
             self._frozen = None
         return ready
@@ -325,7 +332,6 @@ class RaftProcess(Proposing):
         if self.voter == voter:
             return
         self._frozen = self.state
-        self.page[READY] = 0.0
         self._call(method, peers)
         self.voter = voter
 
@@ -361,6 +367,8 @@ class _Child:
         self.frozen_since: float | None = None
         self.silence = self.timings.daemon_silence  # a leader's wait on a silent daemon
         self.order = threading.Lock()  # held while an applied command is queued (memberport)
+        self.ready_sent = False  # what the daemon was last told: caught up or not
+        self.resetting = False  # the replica is being replaced: its readiness says nothing
         self.port: MemberPort | None = None
         threading.Thread(target=self._send_all, name="raft-send", daemon=True).start()
         self.node = RaftNode(
@@ -393,7 +401,10 @@ class _Child:
         page[QUORUM] = float(node.has_quorum())
         at = node.disk_full_at()
         page[DISK_FULL_AT] = math.nan if at is None else at
-        page[READY] = float(node.is_ready())
+        with self.order:  # after every command applied so far, before any applied later
+            if not self.resetting and (ready := node.is_ready()) != self.ready_sent:
+                self.outbox.put(("ready", ready))
+                self.ready_sent = ready
         if (leader := node.leader_addr()) != self.leader:
             self.leader = leader
             self.outbox.put(("leader", leader))
@@ -452,12 +463,18 @@ class _Child:
         return lambda res, err: self.outbox.put(("answer", ident, res, err))
 
     def _call(self, ident: int, method: str, args: tuple[Any, ...]) -> None:
-        if method in ("become_voter", "become_learner"):
-            self.outbox.put(("reset",))  # the new replica replays snapshot and journal
+        resets = method in ("become_voter", "become_learner")
+        if resets:
+            with self.order:  # the old replica says nothing more: it is being replaced
+                self.resetting = True
+                self.outbox.put(("reset",))  # the new replica replays snapshot and journal
         try:
             answer: tuple[Any, ...] = ("answer", ident, True, getattr(self.node, method)(*args))
         except Exception as exc:  # raised again in the daemon
             answer = ("answer", ident, False, exc)
+        if resets:
+            with self.order:  # the new one says caught up once it has replayed and caught up
+                self.resetting = self.ready_sent = False
         self.outbox.put(answer)
 
     def watch_halt(self) -> None:
