@@ -90,8 +90,8 @@ def steady(lab: lab_mod.Lab, client: Client, trials: int, oracle: Oracle) -> Non
     print(ms(f"{at}: write (CreateVm via the leader)", writes), flush=True)
     rtts: list[float] = []
     for _ in range(10):
-        rtts += [h["heartbeat_rtt_ms"] / 1000 for h in client.list_hosts()
-                 if h["heartbeat_rtt_ms"] >= 0]
+        rtts += [rtt / 1000 for h in client.list_hosts()  # null: none measured yet
+                 if (rtt := h["heartbeat_rtt_ms"]) is not None and rtt >= 0]
         time.sleep(1.0)
     print(ms(f"{at}: heartbeat round trip", rtts), flush=True)
     leader = next(h for h in lab.hosts if h.name == client.status()["leader"])

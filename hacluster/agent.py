@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 FACTS_REFRESH = 10.0  # seconds between checks of this host's pools (free space), bridges
 CHORE_TIMEOUT = 1.0  # seconds a storage report may hold up a cycle
 HEARTBEAT_RETRY = 0.1  # seconds before an unanswered heartbeat is first sent again
+BEHIND_RETRY = 0.01  # seconds before a cycle whose replica lagged its lease runs again
 
 
 def retry_in(failures: int, interval: float) -> float:
@@ -87,6 +88,11 @@ class Agent:
         self.watchdog = watchdog or NoWatchdog()
         self.watchdog_error = watchdog_error  # why the configured watchdog is not counted
         self.lease_until: float | None = None  # monotonic; None: no lease in this process yet
+        # The leader's replica revision of the newest lease: no action on an older replica.
+        # A lagging one (a learner starved of CPU) could still show a VM assigned here that
+        # the cluster has since restarted elsewhere, while the fresh lease says act.
+        self.granted_revision = 0
+        self.behind = False  # the last cycle's replica was older than that
         self._started = clock.monotonic()
         self._armed = False
         self.stood_down = False  # set when the member halted: see stand_down
@@ -156,10 +162,14 @@ class Agent:
         except HypervisorError as exc:
             return f"hypervisor unreachable: {exc}"
         state = self.raft.state  # one immutable snapshot for the whole cycle
+        # a lease answer can overtake the commits it was granted on by a few milliseconds:
+        # the next cycle comes soon (next_cycle_in)
+        self.behind = state.revision < self.granted_revision
+        caught_up = self.raft.is_ready() and not self.behind
         vms = self._mine(state, domains)
         self._judge_starts(vms, domains)
         actions = decide_host(self.config.name, vms, domains, self.lease, self.clock.monotonic(),
-                              self.raft.is_ready(), self._failed_starts.keys())
+                              caught_up, self._failed_starts.keys())
         done = [d for d in (self._execute(a, state) for a in actions) if d]
         if actions:
             try:
@@ -177,7 +187,7 @@ class Agent:
         parts = [f"{running} running", *done]
         if self.lease_expired():
             parts.append("no lease: HA VMs fenced" if not actions else "lease expired")
-        if not self.raft.is_ready():
+        if not caught_up:
             parts.append("replica not caught up: no actions")
         if not self.heartbeat_ok:
             parts.append("no leader to heartbeat")
@@ -435,6 +445,8 @@ class Agent:
         self.last_rtt_ms = (self.clock.monotonic() - asked) * 1000
         self.lease_until = renewed_until(self.lease_until, asked, answer.lease_seconds,
                                          answer.term, self.raft.state.leader_term)
+        if answer.lease_seconds > 0:
+            self.granted_revision = max(self.granted_revision, answer.revision)
         return True
 
     def beat(self) -> None:
@@ -491,6 +503,8 @@ class Agent:
         """Seconds until the next cycle is due: a heartbeat interval, or sooner to self-fence
         right when the lease runs out (a committed change wakes it earlier)."""
         wait = self.config.heartbeat_interval
+        if self.behind:
+            wait = min(wait, BEHIND_RETRY)
         if self.lease_until is not None and self.lease_valid():
             wait = min(wait, max(self.lease_until - self.clock.monotonic(), 0.0) + 0.001)
         return wait

@@ -44,6 +44,9 @@ class Answer:
     term: int  # the answering leader's
     lease_seconds: float  # 0: no lease (message says why)
     message: str = ""
+    # the leader's replica revision it was granted on: the host acts on no older replica
+    # (one that lags could still show a VM here that has since been restarted elsewhere)
+    revision: int = 0
 
 
 class Link(Protocol):
@@ -123,4 +126,4 @@ class GrpcLink:
         except (grpc.RpcError, grpc.FutureCancelledError) as exc:
             log.debug("heartbeat to %s failed: %s", leader.name, exc)
             return None
-        return Answer(reply.leader_term, reply.lease_seconds, reply.message)
+        return Answer(reply.leader_term, reply.lease_seconds, reply.message, reply.revision)

@@ -112,10 +112,11 @@ class LeaderLoop:
         and renew its lease if this leader may."""
         self.live.record(beat.host, beat.metrics, beat.observed, beat.versions, beat.errors,
                          beat.code_version)
-        seconds, why = lease.grant(self.raft.state, beat.host, self.fresh())
+        state = self.raft.state
+        seconds, why = lease.grant(state, beat.host, self.fresh())
         if seconds > 0:
             self.live.grant(beat.host)
-        return Answer(self.term, seconds, why)
+        return Answer(self.term, seconds, why, state.revision)
 
     def heard(self, beat: Beat, at: float, granted: bool) -> None:
         """A heartbeat the Raft process answered at `at` (memberport.py), in order."""

@@ -122,7 +122,8 @@ class MemberPort:
                                        self.config.ha.grant_window)
             seconds, why = lease.grant(state, beat.host, fresh)
             self.put(("beat", beat, now, seconds > 0))
-        return pb.HeartbeatResponse(leader_term=term, lease_seconds=seconds, message=why)
+        return pb.HeartbeatResponse(leader_term=term, lease_seconds=seconds, message=why,
+                                    revision=state.revision)
 
     # ---- every other member call: the daemon answers -----------------------------------------
 

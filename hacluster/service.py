@@ -806,7 +806,7 @@ class MemberService:
             _fail("conflict", NOT_LEADER)
         answer = self.leader.answer(beat)
         return pb.HeartbeatResponse(leader_term=answer.term, lease_seconds=answer.lease_seconds,
-                                    message=answer.message)
+                                    message=answer.message, revision=answer.revision)
 
     def ListMembers(self, request: pb.ListMembersRequest, caller: Caller
                     ) -> pb.ListMembersReply:

@@ -787,14 +787,16 @@ class HeartbeatRequest(_message.Message):
     def __init__(self, host: _Optional[str] = ..., cpu_load: _Optional[float] = ..., memory_available_mib: _Optional[float] = ..., disk_free_gib: _Optional[float] = ..., observed: _Optional[_Mapping[str, str]] = ..., observed_versions: _Optional[_Mapping[str, int]] = ..., errors: _Optional[_Mapping[str, str]] = ..., rtt_ms: _Optional[float] = ..., code_version: _Optional[int] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
-    __slots__ = ("leader_term", "lease_seconds", "message")
+    __slots__ = ("leader_term", "lease_seconds", "message", "revision")
     LEADER_TERM_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
     leader_term: int
     lease_seconds: float
     message: str
-    def __init__(self, leader_term: _Optional[int] = ..., lease_seconds: _Optional[float] = ..., message: _Optional[str] = ...) -> None: ...
+    revision: int
+    def __init__(self, leader_term: _Optional[int] = ..., lease_seconds: _Optional[float] = ..., message: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class LiveMetricsRequest(_message.Message):
     __slots__ = ()

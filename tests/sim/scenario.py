@@ -43,7 +43,9 @@ class Scenario:
         self.name = path.stem
         self.setup = Setup(data["profile"], int(data["hosts"]),
                            frozenset(data.get("fence_agents", ())),
-                           tuple(dict(vm) for vm in data["vms"]))
+                           tuple(dict(vm) for vm in data["vms"]),
+                           cpu_load=tuple(float(x) for x in data.get("cpu_load", ())),
+                           lags=tuple((str(h), float(s)) for h, s in data.get("lags", {}).items()))
         self.events = [(float(t), str(kind), str(target)) for t, kind, target in data["events"]]
         self.until = float(data["until"])
         self.expect: dict[str, Any] = data.get("expect", {})

@@ -29,6 +29,7 @@ member's replica equals the committed state.
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import heapq
 import itertools
@@ -61,6 +62,7 @@ from .fakes import FixedProbe, SimClock, SimHypervisor, SimLink, SimRaft, SimWat
 
 DT = 0.05  # the simulator's step; loops run when their own schedule says they are due
 LEADER_INTERVAL = 0.1
+REPLICA_LAG = 0.3  # seconds: the most a follower's or learner's replica applies late
 FENCE_DELAY = (0.2, 1.5)  # how long a fence agent takes; how long a fenced host is off
 FAULT_KINDS = ["power_off", "power_on", "pause", "resume", "isolate", "heal", "daemon_crash",
                "daemon_start", "vm_crash", "leader_off", "leader_isolate", "maintenance",
@@ -95,6 +97,7 @@ class Host:
     domains: dict[str, Domain] = field(default_factory=dict)  # the hypervisor: uuid -> domain
     replica: ClusterState = field(default_factory=ClusterState)  # on disk: outlives crashes
     applied: int = 0  # log entries applied to the replica
+    lag: float = 0.0  # its replica applies an entry this long after it commits (starved)
     ready: bool = False  # caught up since the daemon started
     known_term: int = 0
     agent: Agent | None = None
@@ -139,7 +142,14 @@ class Sim:
         self.members = tuple(Member(name, raft=f"{name}:1", api=f"{name}:2", fence=(
             ("sim-fence", name) if name in setup.fence_agents else ()), peer=f"{name}:4",
             web=f"{name}:3") for name in names)
-        self.hosts = {name: Host(name) for name in names}
+        # Replicas lag (a learner starved of CPU applies late), drawn apart from the schedule's
+        # own randomness so that a seed's faults stay what they were: the leader's own never
+        # (it applies at commit), every other's up to REPLICA_LAG.
+        lags = random.Random(seed * 7919 + 1)
+        self.hosts = {name: Host(name, lag=dict(setup.lags).get(name, 0.0) if setup.lags else
+                                 lags.choice((0.0, lags.uniform(0, REPLICA_LAG))))
+                      for name in names}
+        self.log_at: list[float] = []  # when each entry committed
         self.ids = (f"c{i}" for i in itertools.count())
         self.current: Claim | None = None  # the leader a majority follows
         self.stale: list[Claim] = []  # deposed leaders that have not noticed yet
@@ -198,6 +208,7 @@ class Sim:
 
     def commit(self, cmd: c.Command) -> Result:
         self.log.append(cmd)
+        self.log_at.append(self.now)
         result = self.state.apply(cmd)
         for sub, res in zip(getattr(cmd, "commands", None) or (cmd,), result.parts or (result,),
                             strict=False):
@@ -223,15 +234,17 @@ class Sim:
     def reachable(self, a: str, b: str) -> bool:
         return a == b or not (self.hosts[a].isolated or self.hosts[b].isolated)
 
-    def catch_up(self, h: Host) -> None:
+    def catch_up(self, h: Host, lagging: bool = False) -> None:
         """Apply what it lacks to a fork and publish that, as raft.RaftNode does: a state a
-        loop holds never changes under it (DESIGN rule 8)."""
-        if h.applied == len(self.log):
+        loop holds never changes under it (DESIGN rule 8). Lagging: only what committed at
+        least its lag ago."""
+        upto = bisect.bisect_right(self.log_at, self.now - h.lag) if lagging else len(self.log)
+        if h.applied >= upto:
             return
         replica = h.replica.fork()
-        for cmd in self.log[h.applied:]:
+        for cmd in self.log[h.applied:upto]:
             replica.apply(cmd)
-        h.replica, h.applied = replica, len(self.log)
+        h.replica, h.applied = replica, upto
 
     def spawn(self, name: str, job: Callable[[], None]) -> None:
         heapq.heappush(self.jobs, (self.now + self.rng.uniform(*FENCE_DELAY),
@@ -298,7 +311,7 @@ class Sim:
         if self.current is not None:
             for name in group:
                 h = self.hosts[name]
-                self.catch_up(h)
+                self.catch_up(h, lagging=name != self.current.host)
                 h.ready, h.known_term = True, self.term
 
     # ---- the heartbeat network (what SimLink reads) -------------------------------------------
@@ -531,6 +544,9 @@ class Sim:
                 elif self.now >= faults_until and not healed:
                     self.heal_all()
                     healed = True
+                if self.now >= faults_until + settle - scale:  # the last second: no more
+                    for h in self.hosts.values():  # lag, so that what is judged has arrived
+                        h.lag = 0.0
                 self.step()
             self.raft_step()  # what the last step committed reaches every member
             self.check_live()
@@ -592,6 +608,7 @@ class Setup:
     no_watchdog: frozenset[str] = frozenset()  # fenced only by a fence agent or an operator
     cpu_load: tuple[float, ...] = ()  # each host's, as its probe reports (default 0.1)
     policy: tuple[tuple[str, float], ...] = ()  # SetPolicy changes made before anything runs
+    lags: tuple[tuple[str, float], ...] = ()  # replicas' lags (Host.lag); none given: drawn
 
 
 def random_setup(rng: random.Random, seed: int) -> Setup:

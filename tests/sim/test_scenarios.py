@@ -3,11 +3,13 @@ loops in the simulator; and proof that a scenario fails when the rule it guards 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from hacluster.core import reconcile
+from hacluster.leader import LeaderLoop
 
 from .scenario import SCENARIOS, Scenario
 from .simulator import InvariantBroken
@@ -36,3 +38,13 @@ def test_the_two_of_three_scenario_fails_if_leases_outlive_the_majority(
     monkeypatch.setattr("hacluster.core.lease.leader_fresh", lambda active, *rest: active)
     with pytest.raises(InvariantBroken):
         Scenario(SCENARIOS / "two_of_three_lost.toml").run()
+
+
+def test_the_lagging_replica_scenario_fails_if_leases_carry_no_revision(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """As an older leader answers (no revision): the host acts on its lagging replica."""
+    answer = LeaderLoop.answer
+    monkeypatch.setattr(LeaderLoop, "answer", lambda self, beat: dataclasses.replace(
+        answer(self, beat), revision=0))
+    with pytest.raises(InvariantBroken, match="I1: web runs on"):
+        Scenario(SCENARIOS / "lagging_replica.toml").run()
