@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Any
 from .config import Config, RaftTimings
 from .core import commands as c
 from .core.state import ClusterState, Result
-from .priority import critical
+from .priority import critical, whole_process
 from .raft import Proposing, RaftNode, Unavailable
 
 if TYPE_CHECKING:
@@ -472,6 +472,8 @@ class _Child:
             answer: tuple[Any, ...] = ("answer", ident, True, getattr(self.node, method)(*args))
         except Exception as exc:  # raised again in the daemon
             answer = ("answer", ident, False, exc)
+        if method == "become_voter":
+            whole_process(self.timings.critical_nice)
         if resets:
             with self.order:  # the new one says caught up once it has replayed and caught up
                 self.resetting = self.ready_sent = False
@@ -498,6 +500,8 @@ def main(argv: list[str]) -> int:
         logging.basicConfig(level=params["log_level"], format=params["log_format"])
     logging.getLogger("pysyncobj").setLevel(logging.WARNING)
     sys.setswitchinterval(0.001)
+    if params["voter"]:  # before any thread starts: all inherit it
+        whole_process(params["timings"]["critical_nice"])
     try:
         child = _Child(conn, page, params)
     except Exception as exc:  # raised again by RaftProcess() in the daemon, as RaftNode's
