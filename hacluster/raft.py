@@ -117,7 +117,7 @@ class _Replica(SyncObj):
                  on_applied: Callable[[c.Command, Result, ClusterState], None],
                  code_version: int,
                  on_restored: Callable[[ClusterState], None] = lambda state: None) -> None:
-        self._cluster = ClusterState()
+        self._cluster = ClusterState().indexed()
         self._on_applied = on_applied
         self._on_restored = on_restored
         self._code_version = code_version
@@ -148,7 +148,7 @@ class _Replica(SyncObj):
                 f"version {self._code_version}")
         if state.cluster_version > recorded_version(self.data_dir):
             record_version(self.data_dir, state.cluster_version)
-        self._cluster = state
+        self._cluster = state.indexed()  # carried from here on: applies never scan
         self._on_restored(state)
 
     @replicated  # type: ignore[untyped-decorator]

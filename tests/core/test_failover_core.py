@@ -40,8 +40,10 @@ def down(s: ClusterState, host: str) -> None:
 # ---- fencing ------------------------------------------------------------------------------
 
 
-def test_fencing_frees_recoverable_vms_and_records_the_incident() -> None:
-    s = cluster()
+@pytest.mark.parametrize("indexed", [False, True])
+def test_fencing_frees_recoverable_vms_and_records_the_incident(indexed: bool) -> None:
+    """With the VM index (a replica's, raft.py) the fence looks at the host's VMs only."""
+    s = cluster().indexed() if indexed else cluster()
     create(s, "ha1")
     create(s, "plain", ha=False)
     create(s, "off", state="stopped")

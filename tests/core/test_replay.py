@@ -108,6 +108,19 @@ def test_the_index_carried_from_state_to_state_is_the_one_built_afresh(
     assert not read_at & set(range(len(log))) or state._index is not None
 
 
+@settings(max_examples=300, deadline=None)
+@given(log=st.lists(_cmds(), max_size=40))
+def test_an_indexed_replica_applies_as_one_that_scans(log: list[c.Command]) -> None:
+    """Fences and capacity checks look only at the VMs the index lists on a host when
+    there is an index (ClusterState._candidates): the same answers and states as a scan."""
+    scanning, indexed = ClusterState(), ClusterState().indexed()
+    for cmd in log:
+        scanning, answer = scanning.after(cmd)
+        indexed, same = indexed.after(cmd)
+        assert same == answer, cmd
+        assert indexed == scanning, cmd
+
+
 # ---- logs recorded by older versions ----------------------------------------------------------
 
 RECORDED = Path(__file__).parent / "recorded"
