@@ -120,7 +120,9 @@ class RaftProcess(Proposing):
         self._member_call: MemberCall | None = None
         self._on_beat: Callable[[Beat, float, bool], None] = lambda beat, at, granted: None
         self._on_heard: Callable[[float], None] = lambda until: None
-        self._state = ClusterState()  # applied here, in the child's order
+        # applied here, in the child's order; with its VM index, as every replica (raft.py),
+        # which a restored state brings along from the child
+        self._state = ClusterState().indexed()
         self._frozen: ClusterState | None = None  # shown while the child's replica replays
         # The child's word, in order with the commands it applied: when it says caught up,
         # this replica has applied all it had (a flag beside the stream said so early).
@@ -199,7 +201,7 @@ class RaftProcess(Proposing):
             self._state = msg[1]
         elif kind == "reset":  # the child's replica is replaced: it replays from scratch
             self._frozen = self._frozen or self.state
-            self._state, self._ready = ClusterState(), False
+            self._state, self._ready = ClusterState().indexed(), False
         elif kind == "ready":
             self._ready = msg[1]
         elif kind == "leader":
