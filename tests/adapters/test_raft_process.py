@@ -19,7 +19,7 @@ import pytest
 
 from hacluster.core import commands as c
 from hacluster.raft import RaftNode, Unavailable
-from hacluster.raftproc import RaftProcess
+from hacluster.raftproc import RaftProcess, cpu_time_if_running, daemon_heard
 from hacluster.raftstore import StorageError
 
 from .test_raft import SECRET, Members, create, free_ports, wait
@@ -230,6 +230,29 @@ def test_a_hung_leader_s_raft_stops_a_follower_s_does_not_a_killed_daemon_s_ends
     daemons.procs[third].wait()
     wait(lambda: not alive(victim), timeout=5)
     assert daemons.ask(second, "propose hung") == "ok hung True"  # first's Raft acknowledged
+
+
+def test_a_late_stamp_from_a_daemon_that_runs_is_waited_for_twice_as_long() -> None:
+    """A leader's daemon resumed on a loaded machine ran 0.9 s before its stamp thread got
+    the GIL, and its leader stopped for nothing (a suite run). The child now reads the
+    daemon's CPU time from /proc once the stamp is late: a process that runs is given twice
+    the silence; one stopped (SIGSTOP) is not, and neither is one that runs without
+    stamping for longer than that."""
+    assert daemon_heard(0.9, 0.9, ran=False) and not daemon_heard(0.91, 0.9, ran=False)
+    assert daemon_heard(1.8, 0.9, ran=True) and not daemon_heard(1.81, 0.9, ran=True)
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        first = cpu_time_if_running(busy.pid)
+        assert first is not None
+        wait(lambda: (cpu_time_if_running(busy.pid) or 0) > first, timeout=5)
+        os.kill(busy.pid, signal.SIGSTOP)
+        wait(lambda: cpu_time_if_running(busy.pid) is None, timeout=5)
+        os.kill(busy.pid, signal.SIGCONT)
+        assert cpu_time_if_running(busy.pid) is not None
+    finally:
+        busy.kill()
+        busy.wait()
+    assert cpu_time_if_running(busy.pid) is None  # gone
 
 
 def test_a_damaged_journal_is_refused_as_in_process(tmp_path: Path) -> None:
