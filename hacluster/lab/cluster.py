@@ -21,9 +21,7 @@ import secrets
 import shutil
 import signal
 import socket
-import subprocess
 import sys
-import threading
 import time
 import tomllib
 from collections.abc import Callable, Sequence
@@ -32,7 +30,7 @@ from pathlib import Path
 
 from .. import certs
 from ..client import Client, ClientError  # the lab drives the cluster as hactl does
-from . import netfault
+from . import netfault, procs
 from . import qemu as lab_qemu
 
 LAB_FILE = "lab.json"
@@ -136,7 +134,17 @@ class Lab:
 
     def alive(self, host: LabHost, proc: str) -> bool:
         pid = host.pids.get(proc)
-        return pid is not None and _alive(pid, _marker(proc))
+        return pid is not None and procs.alive(pid, proc)
+
+    def check_daemon(self, host: LabHost) -> None:
+        """Raise if the host's haclusterd has exited, saying how and what it logged last."""
+        if self.alive(host, "haclusterd"):
+            return
+        log = self.host_dir(host) / "haclusterd.log"
+        tail = log.read_text().strip().splitlines()[-1:] if log.exists() else []
+        how = procs.exit_reason(host.pids.get("haclusterd", 0))
+        raise LabError(f"{host.name}: haclusterd exited{f' ({how})' if how else ''}: "
+                       f"{' '.join(tail) or '(nothing logged)'}")
 
     def start_host(self, host: LabHost) -> None:
         """Power a host on: start whichever of its processes is not running."""
@@ -147,19 +155,19 @@ class Lab:
             host.pids.pop("keeper", None)  # a new libvirtd needs a new keeper
         if not self.alive(host, "keeper"):
             (hdir / "keeper.log").write_text("")
-            host.pids["keeper"] = _spawn(
+            host.pids["keeper"] = procs.spawn(
                 [sys.executable, "-m", "hacluster.lab.keeper", host.libvirt_uri],
                 hdir / "keeper.log")
             wait_for(lambda: (hdir / "keeper.log").read_text().startswith("connected"),
                       10, f"{host.name}: keeper could not connect to its libvirtd")
         if not self.alive(host, "watchdog"):
-            host.pids["watchdog"] = _spawn(
+            host.pids["watchdog"] = procs.spawn(
                 [sys.executable, "-m", "hacluster.lab.watchdog", host.watchdog_socket,
                  self.dir, host.name], hdir / "watchdog.log")
             wait_for(lambda: Path(host.watchdog_socket).exists(), 10,
                       f"{host.name}: the watchdog did not start")
         if not self.alive(host, "haclusterd"):
-            host.pids["haclusterd"] = _spawn(
+            host.pids["haclusterd"] = procs.spawn(
                 [sys.executable, "-m", "hacluster.daemon", "--config",
                  str(hdir / "haclusterd.toml")], hdir / "haclusterd.log")
             netfault.enter_cgroup(self.tag, host.name, host.pids["haclusterd"])
@@ -365,10 +373,7 @@ def wait_until_up(lab: Lab, timeout: float = 120.0) -> None:
 
     def ready() -> bool:
         for h in lab.hosts:
-            if not lab.alive(h, "haclusterd"):
-                log = lab.host_dir(h) / "haclusterd.log"
-                tail = log.read_text().strip().splitlines()[-1:] if log.exists() else []
-                raise LabError(f"{h.name}: haclusterd exited: {' '.join(tail)}")
+            lab.check_daemon(h)
         try:
             status = client.status()
             hosts = client.list_hosts()
@@ -403,39 +408,12 @@ def provision(lab: Lab) -> None:
 # ---- process helpers ---------------------------------------------------------------------------
 
 
-def _marker(proc: str) -> str:
-    return {"libvirtd": "libvirtd", "keeper": "hacluster.lab.keeper",
-            "watchdog": "hacluster.lab.watchdog", "haclusterd": "hacluster.daemon"}[proc]
-
-
-def _alive(pid: int, marker: str) -> bool:
-    """pid runs and is still ours (pids get reused): its command line holds the marker."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    state = stat.rsplit(")", 1)[1].split()[0]
-    return marker.encode() in cmdline and state != "Z"
-
-
-def _spawn(argv: list[str], log_path: Path, **kwargs: object) -> int:
-    with open(log_path, "ab") as log_file:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file,
-                                stderr=subprocess.STDOUT, start_new_session=True,
-                                **kwargs)  # type: ignore[call-overload]
-    pid: int = proc.pid
-    # Reap it when it exits so that a killed process does not linger as a zombie of ours.
-    threading.Thread(target=proc.wait, daemon=True).start()
-    return pid
-
-
 def _start_qemu_libvirtd(lab: Lab, host: LabHost) -> int:
     """The host's own system libvirtd (qemu driver), in its network namespace."""
     runtime = Path(host.runtime_dir)
     shutil.rmtree(runtime / "run", ignore_errors=True)
     argv = lab_qemu.libvirtd_argv(lab.tag, host.index, lab_qemu.subnet(host.ip), runtime)
-    pid = _spawn(argv, lab.host_dir(host) / "libvirtd.log")
+    pid = procs.spawn(argv, lab.host_dir(host) / "libvirtd.log")
     sock = runtime / "run" / "libvirt-sock"
     wait_for(sock.exists, 20, f"{host.name}: libvirtd did not open {sock}")
     return pid
@@ -462,7 +440,7 @@ def _start_libvirtd(host: LabHost, hdir: Path) -> int:
     extra: dict[str, object] = {"env": env}
     if as_root:
         extra.update(user=NOBODY, group=NOBODY, extra_groups=[])
-    pid = _spawn([binary, "--config", str(conf), "--pid-file", str(runtime / "libvirtd.pid")],
+    pid = procs.spawn([binary, "--config", str(conf), "--pid-file", str(runtime / "libvirtd.pid")],
                  hdir / "libvirtd.log", **extra)
     sock = runtime / "run" / "libvirt-sock"
     wait_for(sock.exists, 10, f"{host.name}: libvirtd did not open {sock}")

@@ -65,9 +65,7 @@ def add_host(lab: Lab) -> LabHost:
     lab.start_host(host)  # saves the lab
 
     def up() -> bool:
-        if not lab.alive(host, "haclusterd"):
-            log = (hdir / "haclusterd.log").read_text().strip().splitlines()[-1:]
-            raise LabError(f"{name}: haclusterd exited: {' '.join(log)}")
+        lab.check_daemon(host)
         try:
             return any(h["name"] == name and h["status"] == "up"
                        for h in lab.client(timeout=2.0).list_hosts())

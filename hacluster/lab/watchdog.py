@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from .procs import alive
+
 
 def power_off(lab_dir: str, host: str) -> list[str]:
     data = json.loads((Path(lab_dir) / "lab.json").read_text())
@@ -25,7 +27,7 @@ def power_off(lab_dir: str, host: str) -> list[str]:
     killed = []
     for proc in ("haclusterd", "keeper", "libvirtd"):
         pid = pids.get(proc)
-        if pid:
+        if pid and alive(pid, proc):  # still that host's process: pids get reused
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
                 killed.append(f"{proc}({pid})")

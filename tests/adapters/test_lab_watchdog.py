@@ -18,8 +18,10 @@ from .procfs import wakeups
 
 
 class Dog:
-    def __init__(self, tmp: Path) -> None:
-        self.victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    def __init__(self, tmp: Path, victim_marker: str = "hacluster.daemon") -> None:
+        # the lab tells its processes from whatever reuses their pids by their command line
+        self.victim = subprocess.Popen(
+            [sys.executable, "-c", "import time; time.sleep(60)", victim_marker])
         (tmp / "lab.json").write_text(json.dumps(
             {"hosts": [{"name": "h1", "pids": {"haclusterd": self.victim.pid}}]}))
         self.path = str(tmp / "h1.watchdog")
@@ -62,6 +64,19 @@ def test_an_armed_watchdog_not_rearmed_powers_the_host_off_at_its_deadline(dog: 
     assert 0.45 < took < 1.5, took
     assert dog.proc.wait(timeout=5) == 0
     assert "FIRED" in dog.log.read_text()
+
+
+def test_a_pid_of_the_lab_now_held_by_another_process_is_left_alone(tmp_path: Path) -> None:
+    """lab.json may name a pid that has since been reused (a host whose daemon exited, a lab
+    gone and its watchdog not yet): firing kills only what is still that host's."""
+    dog = Dog(tmp_path, victim_marker="someone.else")
+    try:
+        dog.arm(0.2)
+        assert dog.proc.wait(timeout=5) == 0
+        assert "FIRED" in dog.log.read_text()
+        assert dog.victim.poll() is None
+    finally:
+        dog.close()
 
 
 def test_rearmed_in_time_or_disarmed_it_leaves_the_host_running(dog: Dog) -> None:
