@@ -38,7 +38,9 @@ class RaftTimings:
     snapshot_interval: float = 300.0  # ...or this many seconds
     fsync: bool = True  # off only for benchmarks that show what it costs
     critical_nice: int = -10  # a voter's Raft thread and the heartbeat loop: priority.py
-    process: bool = False  # the Raft member in a process of its own (raftproc.py)
+    # the Raft member (and the member port) in a process of its own (raftproc.py): on since
+    # two 48-host runs with 10,000 VMs held with it (README, Scale)
+    process: bool = True
 
     @property
     def daemon_silence(self) -> float:
@@ -351,13 +353,13 @@ def parse(data: dict[str, Any], base: Path = Path(".")) -> Config:
                                          if k not in ("snapshot_entries", "fsync",
                                                       "critical_nice", "process")}
         raw = data.get("raft", {})
-        if not isinstance(raw.get("process", False), bool):
+        if not isinstance(raw.get("process", True), bool):
             raise ConfigError(f"raft.process must be true or false, got {raw['process']!r}")
         raft = RaftTimings(**{**RAFT_FOR_PROFILE[profile], **raft_section},
                            snapshot_entries=int(raw.get("snapshot_entries", 10_000)),
                            fsync=raw.get("fsync", True) is not False,
                            critical_nice=int(raw.get("critical_nice", -10)),
-                           process=raw.get("process", False))
+                           process=raw.get("process", True))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"ha or raft: {exc}") from exc
     granularity = 1.0 if watchdog.startswith("/") else 0.0
