@@ -42,8 +42,11 @@ def secure(daemon: Daemon, pki: Path, token: str | None = None) -> grpc.Channel:
 @contextmanager
 def one_member(tmp_path: Path, host_uri: str, pki: Path, **extra: Any
                ) -> Iterator[tuple[Daemon, Client]]:
-    """A one-member cluster in this process, over real TLS; the client is its admin."""
+    """A one-member cluster in this process, over real TLS; the client is its admin. Its
+    Raft member is in this process too (raft.process off, not the default): these tests
+    look into its replica and its log; the cluster tests run the default."""
     raft_port, api_port, web_port, peer_port = free_ports(4)
+    extra.setdefault("raft", {"process": False})
     config = cfg.parse({
         "name": "solo", "data_dir": str(tmp_path / "data"), "libvirt_uri": host_uri,
         "storage_dir": str(tmp_path), "tls": tls_section(pki, "solo"),
