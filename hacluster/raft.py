@@ -278,8 +278,8 @@ class RaftNode(Proposing):
             log.info("demoted while away: a Raft learner from now on")
 
     def _restart_replica(self, voter: bool, peers: list[str]) -> None:
-        self._frozen = self.state
         old, self._running = self._obj, None  # the old tick loop ends at its next turn
+        self._frozen = old.cluster  # after the line above: is_ready() cannot unfreeze it now
         self._thread.join(timeout=2)
         old.destroy()
         self.voter = voter
@@ -325,8 +325,13 @@ class RaftNode(Proposing):
 
     @property
     def state(self) -> ClusterState:
-        """The replica as of the last applied entry: immutable, consistent."""
-        state: ClusterState = self._frozen or self._obj.cluster
+        """The replica as of the last applied entry: immutable, consistent. While a new
+        replica replays, the last state of the old one, until the new one has caught up:
+        asked here too, since a reader may never ask is_ready() (an agent behind its lease
+        reads the state alone, and waited on a frozen one for good)."""
+        if self._frozen is not None and not self.is_ready():  # is_ready() unfreezes
+            return self._frozen
+        state: ClusterState = self._obj.cluster
         return state
 
     def is_leader(self) -> bool:

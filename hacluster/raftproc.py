@@ -263,7 +263,10 @@ class RaftProcess(Proposing):
 
     @property
     def state(self) -> ClusterState:
-        return self._frozen or self._state
+        """As RaftNode's: frozen while the child's replica replays, until it has caught up."""
+        if self._frozen is not None and not self.is_ready():  # is_ready() unfreezes
+            return self._frozen
+        return self._state
 
     @property
     def pid(self) -> int:
@@ -335,7 +338,8 @@ class RaftProcess(Proposing):
     def _restart(self, method: str, peers: list[str], voter: bool) -> None:
         if self.voter == voter:
             return
-        self._frozen = self.state
+        state, self._ready = self.state, False  # the child says when it has replayed
+        self._frozen = state
         self._call(method, peers)
         self.voter = voter
 
@@ -383,8 +387,9 @@ def cpu_time_if_running(pid: int) -> int | None:
 class _Child:
     """Runs the RaftNode; sends what it applies and answers the daemon's requests."""
 
-    def __init__(self, conn: Connection, page: Page, params: dict[str, Any]) -> None:
-        self.conn, self.page = conn, page
+    def __init__(self, conn: Connection, page: Page, params: dict[str, Any],
+                 base_nice: int) -> None:
+        self.conn, self.page, self.base_nice = conn, page, base_nice
         self.outbox: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self.timings = RaftTimings(**params["timings"])
         self.leader: str | None = None
@@ -512,6 +517,8 @@ class _Child:
             answer = ("answer", ident, False, exc)
         if method == "become_voter":
             whole_process(self.timings.critical_nice)
+        elif method == "become_learner":  # demoted: back to the daemon's priority
+            whole_process(self.base_nice, back=True)
         if resets:
             with self.order:  # the new one says caught up once it has replayed and caught up
                 self.resetting = self.ready_sent = False
@@ -538,10 +545,11 @@ def main(argv: list[str]) -> int:
         logging.basicConfig(level=params["log_level"], format=params["log_format"])
     logging.getLogger("pysyncobj").setLevel(logging.WARNING)
     sys.setswitchinterval(0.001)
+    base_nice = os.getpriority(os.PRIO_PROCESS, 0)  # the daemon's: a demoted voter's again
     if params["voter"]:  # before any thread starts: all inherit it
         whole_process(params["timings"]["critical_nice"])
     try:
-        child = _Child(conn, page, params)
+        child = _Child(conn, page, params, base_nice)
     except Exception as exc:  # raised again by RaftProcess() in the daemon, as RaftNode's
         conn.send(("failed", exc))
         return 1

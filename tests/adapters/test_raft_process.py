@@ -138,6 +138,43 @@ def check_promotion(members: Members[Any], kind: type[RaftNode | RaftProcess],
         learner.close()
 
 
+@pytest.mark.parametrize("kind", [RaftNode, RaftProcess])
+def test_a_promoted_replica_reaches_readers_of_the_state_alone(
+        kind: type[RaftNode | RaftProcess], tmp_path: Path) -> None:
+    """An agent whose lease is newer than its replica reads only the state until it has
+    caught up (agent.py: `behind`), never is_ready(). The daemon showed the state from before
+    a promotion until someone asked is_ready(): with raft.process a promoted learner's agent
+    waited on it for good, and a VM placed there never started (a 4-host lab). A demoted
+    voter's Raft process kept every thread at raft.critical_nice."""
+    members: Members[Any] = Members(tmp_path, kind)
+    for i in range(3):
+        members.start(i)
+    addr = f"127.0.0.1:{free_ports(1)[0]}"
+    learner = kind(addr, list(members.addrs), str(tmp_path / "learner"), SECRET, voter=False)
+    try:
+        leader = members.leader()
+        assert leader.propose(create("before")).ok
+        wait(lambda: "before" in learner.state.vms and learner.is_ready(), timeout=30)
+        leader.change_membership(True, addr)
+        learner.become_voter(list(members.addrs))
+        assert leader.propose(create("after")).ok
+        wait(lambda: "after" in learner.state.vms, timeout=10)  # no is_ready() on the way
+        if isinstance(learner, RaftProcess) and os.geteuid() == 0:
+            assert nices(learner.pid) == {-10}
+        # demoted again (as a voter demoted while away learns at start): the same, and a
+        # learner's Raft process back at the daemon's priority
+        leader.change_membership(False, addr)
+        learner.become_learner(list(members.addrs))
+        assert leader.propose(create("demoted")).ok
+        wait(lambda: "demoted" in learner.state.vms, timeout=10)
+        if isinstance(learner, RaftProcess) and os.geteuid() == 0:
+            assert nices(learner.pid) == {0}
+    finally:
+        learner.close()
+        for i in range(3):
+            members.stop(i)
+
+
 def nices(pid: int) -> frozenset[int]:
     """The nice values of a process's threads (/proc)."""
     return frozenset(os.getpriority(os.PRIO_PROCESS, int(tid))

@@ -29,20 +29,31 @@ VOTER = dict.fromkeys(CRITICAL, -10)
 LEARNER = {**VOTER, "raft-tick": 0}
 
 
+def threads(pid: int) -> dict[str, int]:
+    """A process's threads by name -> nice value, read from /proc (threads carry their
+    names there: priority.name_this_thread)."""
+    named = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that just ended
+            named[(task / "comm").read_text().strip()] = os.getpriority(
+                os.PRIO_PROCESS, int(task.name))
+    return named
+
+
 def ahead(lab: LabRun) -> dict[str, dict[str, int | None]]:
-    """Running host -> the nice value of its haclusterd's critical threads, read from /proc
-    (threads carry their names there: priority.name_this_thread); checked on the way: the
+    """Running host -> the nice value of its critical threads: in its haclusterd, and in its
+    Raft process (raft.process: the Raft tick is there). Checked on the way: the daemon's
     threads that run client calls keep the daemon's."""
     out = {}
     for h in lab.status():
-        if h["pids"]["haclusterd"] is None:
+        if (pid := h["pids"]["haclusterd"]) is None:
             continue
-        named = {}
-        for task in Path(f"/proc/{h['pids']['haclusterd']}/task").iterdir():
-            with contextlib.suppress(OSError):  # a thread that just ended
-                named[(task / "comm").read_text().strip()] = os.getpriority(
-                    os.PRIO_PROCESS, int(task.name))
+        named = threads(pid)
         assert all(n == 0 for t, n in named.items() if t.startswith("api_")), named
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                for child in (task / "children").read_text().split():
+                    named.update(threads(int(child)))
         out[h["name"]] = {t: named.get(t) for t in CRITICAL}
     return out
 
