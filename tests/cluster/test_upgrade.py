@@ -8,14 +8,27 @@ libvirt is watched throughout: no VM stops, none runs twice."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from .conftest import LabRun, wait_for
-from .test_failover import client, start_vms, watched
+from .test_failover import (
+    HOST_LOSS,
+    LEADER_LOSS,
+    busiest_follower,
+    client,
+    leader,
+    placed_on,
+    recovered_within,
+    start_vms,
+    watched,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -76,3 +89,47 @@ def test_a_rolling_upgrade_keeps_every_vm_running_once_and_refuses_a_downgrade(
         "cluster version is refused" in proc.stderr
     assert lab.running() == running
     assert versions(lab) == (2, {"host1": 2, "host2": 2, "host3": 2})
+
+
+def raft_processes(lab: LabRun) -> dict[str, int]:
+    """Running host -> how many Raft processes its haclusterd has (raft.process: one)."""
+    out = {}
+    for h in lab.status():
+        if (pid := h["pids"]["haclusterd"]) is None:
+            continue
+        children = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                children += (task / "children").read_text().split()
+        out[h["name"]] = sum(b"hacluster.raftproc" in Path(f"/proc/{c}/cmdline").read_bytes()
+                             for c in children)
+    return out
+
+
+def test_members_with_raft_in_process_and_in_a_process_of_its_own_run_together(
+        make_lab: Callable[..., LabRun]) -> None:
+    """raft.process, on by default since 2026-12-05, is each member's own layout: an
+    upgraded member runs its Raft in a process of its own beside members that keep it in
+    the daemon (raft.process = false), and either kind leads and recovers the other's HA
+    VMs (libvirt's word)."""
+    lab = make_lab(3)
+    toml = lab.dir / "host3" / "haclusterd.toml"
+    toml.write_text(toml.read_text() + "\n[raft]\nprocess = false\n")
+    lab.lab("kill", "host3", "--daemon-only")
+    lab.lab("start", "host3")
+    wait_for(lambda: client(lab).get_host("host3")["status"] == "up", timeout=60)
+    assert raft_processes(lab) == {"host1": 1, "host2": 1, "host3": 0}
+    names = start_vms(lab, 6)
+    with watched(lab) as oracle:
+        first = leader(lab)
+        lost = placed_on(lab, first)
+        t0 = time.monotonic()
+        lab.lab("kill", first)  # the leader's power loss: the other two elect one of theirs
+        recovered_within(oracle, lost, LEADER_LOSS, t0, away_from=first)
+        lab.lab("start", first)
+        wait_for(lambda: client(lab).get_host(first)["status"] == "up", timeout=60)
+        victim, lost = busiest_follower(lab)  # and a follower's, under the new leader
+        t1 = time.monotonic()
+        lab.lab("kill", victim)
+        recovered_within(oracle, lost, HOST_LOSS, t1, away_from=victim)
+        assert set(oracle.running_now()) == names
