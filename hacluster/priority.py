@@ -59,18 +59,15 @@ def like_the_daemon() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), mine)
 
 
-def whole_process(nice: int) -> bool:
+def whole_process(nice: int, back: bool = False) -> bool:
     """Every thread of this process at `nice`, and those it starts from now on (a thread
     inherits its creator's): for a process whose every thread the member depends on, the
     Raft process of a voter (raftproc.py). Niced one by one, its critical threads waited for
-    the GIL behind a thread of nice 0 that the kernel had put aside on a busy machine. 0 or
-    more leaves every thread as it is."""
-    return nice < 0 and all_threads(nice)
-
-
-def all_threads(nice: int) -> bool:
-    """Every thread of this process at `nice`, whatever it is: also the way back to the
-    process's own (a voter's Raft process demoted to learner)."""
+    the GIL behind a thread of nice 0 that the kernel had put aside on a busy machine.
+    `back`: return to `nice`, the process's own (a voter's Raft process demoted to learner);
+    otherwise 0 or more leaves every thread as it is."""
+    if nice >= 0 and not back:
+        return False
     ok = True
     for tid in os.listdir("/proc/self/task"):
         try:

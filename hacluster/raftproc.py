@@ -54,13 +54,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import Config, RaftTimings
 from .core import commands as c
 from .core.state import ClusterState, Result
-from .priority import all_threads, critical, whole_process
-from .procstat import cpu_time_if_running
+from .priority import critical, whole_process
 from .raft import Proposing, RaftNode, Unavailable
 
 if TYPE_CHECKING:
@@ -369,6 +369,18 @@ def daemon_heard(late: float, silence: float, ran: bool) -> bool:
     return late <= silence or (ran and late <= 2 * silence)
 
 
+def cpu_time_if_running(pid: int) -> int | None:
+    """The process's CPU time in clock ticks, or None if it is stopped, a zombie or gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # the name may hold spaces and brackets
+    if fields[0] in "TtZX":
+        return None
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
 # ---- the child ----------------------------------------------------------------------------
 
 
@@ -506,7 +518,7 @@ class _Child:
         if method == "become_voter":
             whole_process(self.timings.critical_nice)
         elif method == "become_learner":  # demoted: back to the daemon's priority
-            all_threads(self.base_nice)
+            whole_process(self.base_nice, back=True)
         if resets:
             with self.order:  # the new one says caught up once it has replayed and caught up
                 self.resetting = self.ready_sent = False

@@ -11,8 +11,6 @@ import subprocess
 import threading
 from pathlib import Path
 
-from ..procstat import stat_fields
-
 MARKERS = {"libvirtd": "libvirtd", "keeper": "hacluster.lab.keeper",
            "watchdog": "hacluster.lab.watchdog", "haclusterd": "hacluster.daemon"}
 
@@ -23,10 +21,11 @@ def alive(pid: int, proc: str) -> bool:
     """pid runs and is still the lab's `proc` (pids get reused): its command line says so."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    fields = stat_fields(pid)
-    return MARKERS[proc].encode() in cmdline and fields is not None and fields[0] != "Z"
+    state = stat.rsplit(")", 1)[1].split()[0]
+    return MARKERS[proc].encode() in cmdline and state != "Z"
 
 
 def spawn(argv: list[str], log_path: Path, **kwargs: object) -> int:

@@ -18,9 +18,8 @@ from typing import Any
 import pytest
 
 from hacluster.core import commands as c
-from hacluster.procstat import cpu_time_if_running
 from hacluster.raft import RaftNode, Unavailable
-from hacluster.raftproc import RaftProcess, daemon_heard
+from hacluster.raftproc import RaftProcess, cpu_time_if_running, daemon_heard
 from hacluster.raftstore import StorageError
 
 from .test_raft import SECRET, Members, create, free_ports, wait
